@@ -1,0 +1,154 @@
+"""The model step: rebuild the transcript from the artifact store, call litellm, store the reply.
+
+litellm's own retries are off (`num_retries=0`): Temporal owns retries. Rate limits, server
+errors and timeouts are retryable; other 4xx (bad request, auth, context length) are not.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import litellm
+from litellm.exceptions import (
+    APIConnectionError,
+    ContextWindowExceededError,
+    InternalServerError,
+    RateLimitError,
+    ServiceUnavailableError,
+    Timeout,
+)
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
+from activities.heartbeat import heartbeating
+from activities.names import LLM_STEP
+from agents import scripted_provider
+from agents.tools import get_tool
+from runtime.artifacts import ArtifactStore
+from runtime.settings import ScriptedModelSettings
+from workflows.fsm import State
+from workflows.models import (
+    ContentNode,
+    LlmStepInput,
+    LlmStepResult,
+    ToolCallRequest,
+    Usage,
+    preview,
+)
+
+litellm.suppress_debug_info = True
+
+_RETRYABLE_TYPES: tuple[type[Exception], ...] = (
+    RateLimitError,
+    InternalServerError,
+    ServiceUnavailableError,
+    APIConnectionError,
+    Timeout,
+)
+
+
+def classify_llm_error(exc: Exception) -> ApplicationError:
+    """Map a litellm exception onto Temporal's retry decision, keeping its type name."""
+    status = getattr(exc, "status_code", None)
+    retryable = isinstance(exc, _RETRYABLE_TYPES) or (
+        isinstance(status, int) and (status == 429 or status >= 500)
+    )
+    if isinstance(exc, ContextWindowExceededError):
+        retryable = False
+    message = " ".join(str(exc).split())[:500]
+    return ApplicationError(
+        f"{type(exc).__name__}: {message}",
+        type=type(exc).__name__,
+        non_retryable=not retryable,
+    )
+
+
+def node_to_message(node: ContentNode, store: ArtifactStore) -> dict[str, Any]:
+    if node.kind is State.USER_MESSAGE:
+        return {"role": "user", "content": node.text or ""}
+    if node.kind is State.TOOL_RESULT:
+        content = store.get_text(node.result_ref) if node.result_ref else (node.text or "")
+        return {"role": "tool", "tool_call_id": node.tool_call_id, "content": content}
+    message: dict[str, Any] = {"role": "assistant", "content": node.text}
+    if node.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in node.tool_calls
+        ]
+    return message
+
+
+def _cost(response: Any) -> float:
+    hidden = getattr(response, "_hidden_params", {}) or {}
+    if hidden.get("response_cost") is not None:
+        return float(hidden["response_cost"])
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:  # models without a price (local endpoints, scripted) cost nothing known
+        return 0.0
+
+
+class LlmActivities:
+    def __init__(self, store: ArtifactStore, scripted: ScriptedModelSettings) -> None:
+        self.store = store
+        scripted_provider.register(scripted)
+
+    @activity.defn(name=LLM_STEP)
+    async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
+        for node in inp.pending:
+            self.store.put_node(node)
+        messages = [node_to_message(n, self.store) for n in self.store.chain(inp.head)]
+        if inp.system_prompt:
+            messages.insert(0, {"role": "system", "content": inp.system_prompt})
+        options: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "temperature": inp.temperature,
+                "top_p": inp.top_p,
+                "max_tokens": inp.max_tokens,
+            }.items()
+            if v is not None
+        }
+        if inp.tools:
+            options["tools"] = [get_tool(name).schema() for name in inp.tools]
+        info = activity.info()
+        if info.start_to_close_timeout:
+            options["timeout"] = max(1.0, info.start_to_close_timeout.total_seconds() - 1)
+        started = time.perf_counter()
+        try:
+            async with heartbeating():
+                response = await litellm.acompletion(
+                    model=inp.model, messages=messages, num_retries=0, **options
+                )
+        except Exception as exc:
+            raise classify_llm_error(exc) from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        message = response.choices[0].message
+        calls = [
+            ToolCallRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
+            for c in message.tool_calls or []
+        ]
+        node = ContentNode(
+            kind=State.TOOL_CALL if calls else State.ASSISTANT_MESSAGE,
+            parent=inp.head,
+            conversation_id=inp.conversation_id,
+            step=inp.step,
+            agent_id=inp.agent_id,
+            text=message.content,
+            tool_calls=calls,
+        )
+        usage = response.usage
+        return LlmStepResult(
+            ref=self.store.put_node(node),
+            text_preview=preview(message.content),
+            tool_calls=calls,
+            usage=Usage(
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                cost_usd=_cost(response),
+                latency_ms=latency_ms,
+            ),
+            model=inp.model,
+        )

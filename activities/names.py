@@ -1,0 +1,4 @@
+"""Activity names shared by workers and workflows, so workflow code never imports litellm."""
+
+LLM_STEP = "llm_step"
+RUN_TOOL = "run_tool"

@@ -1,0 +1,58 @@
+"""Loads config/agents.yml. An unknown agent is an error: agents are never made up on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agents.spec import AgentSpec
+from runtime.errors import ConfigError, UnknownAgent
+
+
+class _AgentsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agents: list[AgentSpec]
+
+
+class AgentRegistry:
+    def __init__(self, agents: list[AgentSpec], source: Path) -> None:
+        self.source = source
+        self._agents: dict[str, AgentSpec] = {}
+        for agent in agents:
+            if agent.id in self._agents:
+                raise ConfigError(f"{source}: agent '{agent.id}' is defined twice")
+            self._agents[agent.id] = agent
+
+    @classmethod
+    def load(cls, path: Path) -> AgentRegistry:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"agents file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+        try:
+            parsed = _AgentsFile.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{path}: '{where}': {first['msg']}") from exc
+        return cls(parsed.agents, path)
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(self._agents)
+
+    def all(self) -> list[AgentSpec]:
+        return [self._agents[i] for i in self.ids]
+
+    def get(self, agent_id: str) -> AgentSpec:
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise UnknownAgent(
+                f"unknown agent '{agent_id}'; known agents: {', '.join(self.ids)}"
+            ) from None

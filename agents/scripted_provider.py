@@ -1,0 +1,86 @@
+"""The scripted model as a litellm custom provider, so it runs through `litellm.acompletion`
+exactly like a hosted model (usage, cost and errors included).
+
+Imported by activities only (the `activities` package sets LITELLM_LOCAL_MODEL_COST_MAP)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import litellm
+from litellm.llms.custom_llm import CustomLLM, CustomLLMError
+from litellm.utils import custom_llm_setup
+
+from agents.scripted import ScriptedFailure, estimate_tokens, respond
+from runtime.settings import ScriptedModelSettings
+
+PROVIDER = "scripted"
+
+
+class ScriptedLLM(CustomLLM):
+    def __init__(self, settings: ScriptedModelSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def _reply(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+        tools = {t["function"]["name"] for t in params.get("tools") or [] if "function" in t}
+        try:
+            reply = respond(messages, tools)
+        except ScriptedFailure as exc:
+            error = CustomLLMError(status_code=exc.status_code, message=str(exc))  # type: ignore[no-untyped-call]
+            raise error from exc
+        prompt_text = " ".join(str(m.get("content") or "") for m in messages)
+        completion_text = (reply.text or "") + "".join(c.arguments for c in reply.tool_calls)
+        s = self.settings
+        usage = {
+            "prompt_tokens": s.prompt_tokens
+            if s.prompt_tokens is not None
+            else estimate_tokens(prompt_text),
+            "completion_tokens": s.completion_tokens
+            if s.completion_tokens is not None
+            else estimate_tokens(completion_text),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in reply.tool_calls
+            ]
+        return litellm.ModelResponse(
+            model=f"{PROVIDER}/{model}",
+            created=int(time.time()),
+            choices=[
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                }
+            ],
+            usage=usage,
+        )
+
+    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if self.settings.latency_ms:
+            time.sleep(self.settings.latency_ms / 1000)
+        return self._reply(model, messages, kwargs.get("optional_params") or {})
+
+    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if self.settings.latency_ms:
+            await asyncio.sleep(self.settings.latency_ms / 1000)
+        return self._reply(model, messages, kwargs.get("optional_params") or {})
+
+
+def register(settings: ScriptedModelSettings) -> None:
+    """Make `scripted/<anything>` a litellm model; registering again updates the settings."""
+    handler = ScriptedLLM(settings)
+    litellm.custom_provider_map = [
+        entry for entry in litellm.custom_provider_map if entry["provider"] != PROVIDER
+    ] + [{"provider": PROVIDER, "custom_handler": handler}]
+    custom_llm_setup()  # type: ignore[no-untyped-call]

@@ -1,0 +1,1 @@
+"""The `p2e` command line: one module per command group."""

@@ -1,0 +1,168 @@
+"""`p2e conversation`: list conversations and show one's interaction stack."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cli.common import (
+    AddressOption,
+    JsonOption,
+    NamespaceOption,
+    console,
+    print_json,
+    run_async,
+    settings_for,
+)
+from runtime.errors import P2eError
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from workflows.models import StackEntry
+
+app = typer.Typer(help="Conversations and their interaction stacks.", no_args_is_help=True)
+
+QUERY_TIMEOUT_S = 5.0
+
+
+@app.command("list")
+def list_conversations(
+    limit: Annotated[int, typer.Option(help="Newest N conversations.", min=1)] = 50,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """List conversations, newest first."""
+    settings = settings_for(address, namespace)
+    rows = run_async(_list(settings, limit))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"Conversations ({len(rows)})")
+    for column in ("id", "agent", "status", "state", "step", "started"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["agent"] or "-",
+            row["status"],
+            row["state"] or "-",
+            str(row["step"] if row["step"] is not None else "-"),
+            row["started"][:19].replace("T", " "),
+        )
+    console.print(table)
+
+
+async def _list(settings: Any, limit: int) -> list[dict[str, Any]]:
+    from runtime.client import connect
+    from runtime.conversations import WORKFLOW_TYPE
+    from workflows import search
+
+    client = await connect(settings)
+    rows = []
+    async for execution in client.list_workflows(f"WorkflowType = '{WORKFLOW_TYPE}'", limit=limit):
+        attributes = execution.typed_search_attributes
+        rows.append(
+            {
+                "id": execution.id,
+                "agent": attributes.get(search.AGENT),
+                "status": execution.status.name.lower() if execution.status else "unknown",
+                "state": attributes.get(search.STATE),
+                "step": attributes.get(search.STEP),
+                "started": execution.start_time.isoformat(),
+                "closed": execution.close_time.isoformat() if execution.close_time else None,
+            }
+        )
+    return rows
+
+
+@app.command()
+def show(
+    conversation: Annotated[str, typer.Argument(help="Conversation id (conv-NAME) or NAME.")],
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show a conversation's interaction stack, one row per FSM state."""
+    settings = settings_for(address, namespace)
+    data = run_async(_show(settings, conversation))
+    if as_json:
+        print_json(data)
+        return
+    usage = data["usage"]
+    table = Table(
+        title=f"{data['conversation_id']} · {data['agent']} · {data['status']}"
+        + (f" ({data['reason']})" if data["reason"] else "")
+    )
+    for column in ("step", "state", "detail", "ref"):
+        table.add_column(column)
+    for entry in data["stack"]:
+        detail = entry["preview"]
+        if entry.get("status"):
+            detail = f"[{entry['status']}] {detail}"
+        if entry.get("reason"):
+            detail = f"{entry['reason']}: {detail}" if detail else entry["reason"]
+        ref = (entry.get("ref") or "")[:12]
+        table.add_row(str(entry["step"]), entry["kind"], escape(detail), ref)
+    console.print(table)
+    console.print(
+        f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens, "
+        f"${usage['cost_usd']:.4f}",
+        highlight=False,
+    )
+
+
+async def _show(settings: Any, conversation: str) -> dict[str, Any]:
+    from runtime.client import connect
+    from runtime.conversations import describe, is_running
+
+    client = await connect(settings)
+    handle, description = await describe(client, conversation)
+    status = description.status.name.lower() if description.status else "unknown"
+    if description.status and description.status.name == "COMPLETED":
+        result = await handle.result()
+        stack, usage, reason = result.stack, result.usage.model_dump(), result.reason
+    else:
+        stack = await _query_stack(client, handle.id, running=is_running(description))
+        usage, reason = _usage_of(stack), None
+    return {
+        "conversation_id": handle.id,
+        "agent": stack[0].agent_id if stack else None,
+        "status": status,
+        "reason": reason,
+        "usage": usage,
+        "stack": [entry.model_dump(mode="json") for entry in stack],
+    }
+
+
+async def _query_stack(client: Client, workflow_id: str, *, running: bool) -> list[StackEntry]:
+    import asyncio
+
+    from temporalio.service import RPCError
+
+    from workflows.models import StackEntry
+
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return await asyncio.wait_for(
+            handle.query("stack", result_type=list[StackEntry]), timeout=QUERY_TIMEOUT_S
+        )
+    except (TimeoutError, RPCError) as exc:
+        state = "running" if running else "closed"
+        raise P2eError(
+            f"{workflow_id} is {state} and no worker answered its query; start `p2e worker`"
+        ) from exc
+
+
+def _usage_of(stack: list[StackEntry]) -> dict[str, Any]:
+    from workflows.models import Usage
+
+    total = Usage()
+    for entry in stack:
+        if entry.usage:
+            total += entry.usage
+    return total.model_dump()

@@ -1,0 +1,51 @@
+"""Entry point of `p2e`: assembles the command groups and turns errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cli import agent, conversation, run, server, worker
+from runtime.errors import P2eError
+
+app = typer.Typer(
+    name="p2e",
+    help="P2Engine: durable multi-agent LLM conversations on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run")(run.run)
+app.command("worker")(worker.worker)
+app.add_typer(server.app, name="server")
+app.add_typer(agent.app, name="agent")
+app.add_typer(conversation.app, name="conversation")
+
+
+def _one_line(exc: BaseException) -> str | None:
+    """The message for an error a user can act on; None for a bug (keep its traceback)."""
+    if isinstance(exc, P2eError):
+        return str(exc)
+    rpc = sys.modules.get("temporalio.service")
+    if rpc is not None and isinstance(exc, rpc.RPCError):
+        return f"Temporal refused the request: {exc.message}"
+    return None
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        message = _one_line(exc)
+        if message is None:
+            raise
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(getattr(exc, "exit_code", 2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""`p2e run`: start a one-shot conversation and print the agent's reply."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.common import (
+    AddressOption,
+    NamespaceOption,
+    console,
+    note,
+    run_async,
+    settings_for,
+    ui_url,
+)
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHandle
+
+    from agents.spec import AgentSpec
+    from runtime.settings import Settings
+    from workflows.models import ConversationResult
+
+
+def run(
+    message: Annotated[str, typer.Argument(help="The user message that opens the conversation.")],
+    agent: Annotated[str, typer.Option("--agent", "-a", help="Agent id from agents.yml.")] = (
+        "agent_alpha"
+    ),
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="Conversation name (workflow id conv-NAME); an existing one is attached to.",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="litellm model string for this run.")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Print the conversation id and return.")
+    ] = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Run a conversation with an agent and print its reply."""
+    from agents.registry import AgentRegistry
+
+    settings = settings_for(address, namespace)
+    spec = AgentRegistry.load(settings.agents_file).get(agent)
+    if spec.model is None:
+        spec = spec.model_copy(update={"model": settings.default_model})
+    raise typer.Exit(run_async(_run(settings, spec, message, name, model, detach)))
+
+
+async def _run(
+    settings: Settings,
+    spec: AgentSpec,
+    message: str,
+    name: str | None,
+    model: str | None,
+    detach: bool,
+) -> int:
+    from runtime.client import connect
+    from runtime.conversations import is_running, start_conversation
+    from runtime.worker import build_worker, standing_worker_present
+
+    client = await connect(settings)
+    handle, started = await start_conversation(
+        client, settings, spec, message, name=name, model=model
+    )
+    if not started:
+        note(f"{handle.id} already exists; attaching to it")
+    if detach:
+        console.print(handle.id, highlight=False)
+        return 0
+    if not started and not is_running(await handle.describe()):
+        return _print_result(settings, await handle.result())
+    follower = asyncio.create_task(_follow(handle))
+    try:
+        if await standing_worker_present(client, settings):
+            result = await handle.result()
+        else:
+            note("no worker is running; running one in this process")
+            async with build_worker(client, settings, ephemeral=True):
+                result = await handle.result()
+    finally:
+        follower.cancel()
+    return _print_result(settings, result)
+
+
+async def _follow(handle: WorkflowHandle[object, ConversationResult]) -> None:
+    """Print stack entries as they appear, so a long conversation shows its progress."""
+    from temporalio.service import RPCError
+
+    from workflows.models import StackEntry
+
+    printed = 0
+    while True:
+        with contextlib.suppress(RPCError):
+            stack = await handle.query("stack", result_type=list[StackEntry])
+            for entry in stack[printed:]:
+                note(f"  [{entry.step}] {entry.kind}: {entry.preview}")
+            printed = len(stack)
+        await asyncio.sleep(0.25)
+
+
+def _print_result(settings: Settings, result: ConversationResult) -> int:
+    from runtime.artifacts import ArtifactNotFound, ArtifactStore
+    from workflows.fsm import FinishReason
+
+    reply = result.reply_preview
+    if result.reply_ref:
+        with contextlib.suppress(ArtifactNotFound):
+            reply = ArtifactStore(settings.artifacts_dir).get_node(result.reply_ref).text or reply
+    console.print(reply, highlight=False)
+    usage = result.usage
+    note(
+        f"finished: {result.reason} after {result.steps} steps, {usage.total_tokens} tokens, "
+        f"${usage.cost_usd:.4f}"
+    )
+    console.print(f"conversation: {result.conversation_id}", highlight=False)
+    if link := ui_url(settings, result.conversation_id):
+        console.print(f"web ui: {link}", highlight=False)
+    return 0 if result.reason is FinishReason.DONE else 1

@@ -1,0 +1,34 @@
+"""`p2e worker`: a standing worker for the conversation task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from cli.common import AddressOption, NamespaceOption, console, note, run_async, settings_for
+
+
+def worker(address: AddressOption = None, namespace: NamespaceOption = None) -> None:
+    """Run a worker until Ctrl-C; running activities finish before it exits."""
+    settings = settings_for(address, namespace)
+
+    async def serve() -> None:
+        from runtime.client import connect
+        from runtime.worker import build_worker
+
+        client = await connect(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with build_worker(client, settings):
+            console.print(
+                f"worker ready: task queue '{settings.temporal.task_queue}' at "
+                f"{client.service_client.config.target_host} (Ctrl-C to stop)",
+                highlight=False,
+            )
+            await stop.wait()
+            note("draining: waiting for running activities to finish ...")
+        note("worker stopped")
+
+    run_async(serve())

@@ -1,0 +1,1 @@
+"""Settings, Temporal client and worker assembly, dev-server provisioning, artifact store."""

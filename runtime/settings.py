@@ -1,0 +1,121 @@
+"""Settings: defaults < config/p2e.yaml < P2E_* environment < command-line flags.
+
+The settings file is `$P2E_CONFIG` if set, else `config/p2e.yaml` in the working directory,
+else the one shipped in the project. Relative paths in it resolve against the working
+directory, so every project checkout keeps its own state dir.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runtime.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TemporalSettings(_Section):
+    address: str | None = Field(
+        default=None, description="host:port of an existing service; None runs the dev server"
+    )
+    namespace: str = "default"
+    task_queue: str = "p2e"
+    ui_url: str | None = Field(
+        default=None, description="Web UI of an existing service, for the links p2e prints"
+    )
+    connect_timeout_s: float = 5.0
+
+
+class ScriptedModelSettings(_Section):
+    latency_ms: int = Field(default=0, ge=0)
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+
+
+class Settings(_Section):
+    state_dir: Path = Path(".p2e")
+    agents_file: Path = PROJECT_ROOT / "config" / "agents.yml"
+    dev_server_file: Path = PROJECT_ROOT / "deploy" / "temporal-dev.yaml"
+    default_model: str = "scripted/default"
+    temporal: TemporalSettings = TemporalSettings()
+    scripted: ScriptedModelSettings = ScriptedModelSettings()
+
+    @property
+    def embedded(self) -> bool:
+        return self.temporal.address is None
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_dir / "artifacts"
+
+
+# Environment variable -> dotted settings key. TEMPORAL_* are the names Temporal's own tools use.
+ENV_VARS: dict[str, str] = {
+    "P2E_STATE_DIR": "state_dir",
+    "P2E_AGENTS_FILE": "agents_file",
+    "P2E_DEV_SERVER_FILE": "dev_server_file",
+    "P2E_MODEL": "default_model",
+    "TEMPORAL_ADDRESS": "temporal.address",
+    "P2E_TEMPORAL_ADDRESS": "temporal.address",
+    "TEMPORAL_NAMESPACE": "temporal.namespace",
+    "P2E_NAMESPACE": "temporal.namespace",
+    "P2E_TASK_QUEUE": "temporal.task_queue",
+    "P2E_TEMPORAL_UI_URL": "temporal.ui_url",
+    "P2E_SCRIPTED_LATENCY_MS": "scripted.latency_ms",
+    "P2E_SCRIPTED_PROMPT_TOKENS": "scripted.prompt_tokens",
+    "P2E_SCRIPTED_COMPLETION_TOKENS": "scripted.completion_tokens",
+}
+
+
+def settings_file() -> Path:
+    explicit = os.environ.get("P2E_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("config") / "p2e.yaml"
+    return local if local.is_file() else PROJECT_ROOT / "config" / "p2e.yaml"
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Merge the layers; `overrides` holds command-line flags as dotted keys (None = unset)."""
+    path = settings_file()
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = loaded
+    elif "P2E_CONFIG" in os.environ:
+        raise ConfigError(f"P2E_CONFIG points to {path}, which does not exist")
+    # Later layers win; an empty environment variable counts as unset.
+    for env_name, dotted in ENV_VARS.items():
+        value = os.environ.get(env_name)
+        if value:
+            _set_dotted(data, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: setting '{where}': {first['msg']}") from exc

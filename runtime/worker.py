@@ -1,0 +1,75 @@
+"""Worker assembly: the workflows and activities one task queue serves."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from runtime.artifacts import ArtifactStore
+from runtime.settings import Settings
+from workflows.conversation import ConversationWorkflow
+
+# Workers that `p2e run` starts for one conversation carry this suffix, so that a later run
+# does not mistake a finished one for a standing worker.
+EPHEMERAL_SUFFIX = "/run"
+# An idle worker re-polls at least once a minute; older pollers are gone.
+POLLER_FRESH_S = 70
+
+
+def worker_identity(ephemeral: bool) -> str:
+    base = f"{os.getpid()}@{socket.gethostname()}"
+    return base + EPHEMERAL_SUFFIX if ephemeral else base
+
+
+def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False) -> Worker:
+    from activities.llm import LlmActivities
+    from activities.tools import ToolActivities
+
+    store = ArtifactStore(settings.artifacts_dir)
+    llm = LlmActivities(store, settings.scripted)
+    tools = ToolActivities(store)
+    return Worker(
+        client,
+        task_queue=settings.temporal.task_queue,
+        workflows=[ConversationWorkflow],
+        activities=[llm.llm_step, tools.run_tool],
+        identity=worker_identity(ephemeral),
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+
+
+def _poller_alive(identity: str, last_seen_s: float) -> bool:
+    if identity.endswith(EPHEMERAL_SUFFIX) or last_seen_s > POLLER_FRESH_S:
+        return False
+    pid, _, host = identity.partition("@")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
+
+
+async def standing_worker_present(client: Client, settings: Settings) -> bool:
+    """Whether a long-running worker (`p2e worker`) polls the task queue right now."""
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=settings.temporal.namespace,
+            task_queue=TaskQueue(name=settings.temporal.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    now = time.time()
+    return any(
+        _poller_alive(p.identity, now - p.last_access_time.ToSeconds()) for p in response.pollers
+    )

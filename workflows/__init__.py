@@ -1,0 +1,1 @@
+"""Deterministic workflow code: the conversation FSM and the workflows that run it."""
