@@ -59,7 +59,7 @@ def classify_llm_error(exc: Exception) -> ApplicationError:
         retryable = False
     message = " ".join(str(exc).split())[:500]
     return ApplicationError(
-        f"{type(exc).__name__}: {message}",
+        message,
         type=type(exc).__name__,
         non_retryable=not retryable,
     )

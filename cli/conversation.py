@@ -43,7 +43,8 @@ def list_conversations(
         print_json(rows)
         return
     table = Table(title=f"Conversations ({len(rows)})")
-    for column in ("id", "agent", "status", "state", "step", "started"):
+    table.add_column("id", overflow="fold")
+    for column in ("agent", "status", "state", "step", "started"):
         table.add_column(column)
     for row in rows:
         table.add_row(

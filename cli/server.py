@@ -41,8 +41,8 @@ def status() -> None:
     server = _dev_server()
     record = server.record()
     table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     table.add_row("running", f"yes (pid {record.pid})" if record else "no")
     cfg = server.config
     table.add_row("address", record.address if record else cfg.address)

@@ -1,0 +1,66 @@
+"""Shared fixtures: one real Temporal dev server per test session, started by the project's
+own launcher from the provisioned binary, on free ports and a throwaway state dir."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio.client import Client
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from runtime.client import connect  # noqa: E402
+from runtime.settings import Settings, TemporalSettings  # noqa: E402
+from runtime.temporal_server import DevServer  # noqa: E402
+from runtime.worker import build_worker  # noqa: E402
+from tests.support import private_dev_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    with private_dev_server(tmp_path_factory.mktemp("p2e-state")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def settings(dev_server: DevServer) -> Settings:
+    """Settings that point at the session's server, as TEMPORAL_ADDRESS would."""
+    return Settings(
+        state_dir=dev_server.state_dir,
+        temporal=TemporalSettings(address=dev_server.config.address, task_queue="p2e-test"),
+    )
+
+
+def queue_settings(settings: Settings) -> Settings:
+    """A copy of the settings with a task queue of its own, for tests that run workers."""
+    temporal = settings.temporal.model_copy(update={"task_queue": f"p2e-{uuid.uuid4().hex[:8]}"})
+    return settings.model_copy(update={"temporal": temporal})
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings) -> Client:
+    return await connect(settings)
+
+
+@pytest.fixture(scope="session")
+async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    async with build_worker(client, settings):
+        yield
+
+
+@pytest.fixture()
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running `p2e` as a subprocess against the session's server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("P2E_", "TEMPORAL_"))}
+    env.update(
+        {
+            "TEMPORAL_ADDRESS": settings.temporal.address or "",
+            "P2E_TASK_QUEUE": f"p2e-cli-{uuid.uuid4().hex[:8]}",
+            "P2E_STATE_DIR": str(settings.state_dir),
+            "COLUMNS": "250",  # wide enough that tables print paths on one line
+        }
+    )
+    return env

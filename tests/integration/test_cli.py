@@ -1,0 +1,123 @@
+"""The `p2e` command line as a user runs it: a subprocess against the session's server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+P2E = str(Path(sys.executable).parent / "p2e")
+
+
+def p2e(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [P2E, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_run_prints_reply_conversation_id_and_ui_link(cli_env: dict[str, str]) -> None:
+    done = p2e("run", "--agent", "agent_alpha", "--id", "cli-paris", "weather in Paris?",
+               env=cli_env)  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert "In Paris it is 15°C" in done.stdout
+    assert "conversation: conv-cli-paris" in done.stdout
+    assert "running one in this process" in done.stderr
+
+    shown = p2e("conversation", "show", "conv-cli-paris", "--json", env=cli_env)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert [entry["kind"] for entry in data["stack"]] == [
+        "UserMessage", "ToolCall", "ToolResult", "AssistantMessage", "Finished",
+    ]  # fmt: skip
+    assert data["reason"] == "done"
+
+    listed = json.loads(p2e("conversation", "list", "--json", env=cli_env).stdout)
+    assert any(row["id"] == "conv-cli-paris" and row["agent"] == "agent_alpha" for row in listed)
+
+
+def test_detach_prints_the_id_and_running_again_attaches(cli_env: dict[str, str]) -> None:
+    detached = p2e("run", "--id", "cli-detach", "--detach", "hello", env=cli_env)
+    assert detached.returncode == 0, detached.stderr
+    assert detached.stdout.strip() == "conv-cli-detach"
+
+    attached = p2e("run", "--id", "cli-detach", "hello", env=cli_env)
+    assert attached.returncode == 0, attached.stderr
+    assert "already exists; attaching" in attached.stderr
+    assert "Hello!" in attached.stdout
+
+
+def test_unknown_agent_is_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
+    done = p2e("run", "--agent", "nosuch_agent", "hi", env=cli_env)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: unknown agent 'nosuch_agent'; known agents: agent_alpha, agent_beta"
+    ]
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "hi"],
+        ["worker"],
+        ["conversation", "list"],
+        ["conversation", "show", "conv-x"],
+    ],
+)
+def test_unreachable_temporal_is_one_line_and_exit_2(
+    cli_env: dict[str, str], command: list[str]
+) -> None:
+    env = {**cli_env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    done = p2e(*command, env=env, timeout=10)
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: cannot reach Temporal at 127.0.0.1:1 (namespace default)"
+    assert "Traceback" not in done.stderr
+
+
+def test_show_unknown_conversation_is_one_line(cli_env: dict[str, str]) -> None:
+    done = p2e("conversation", "show", "conv-does-not-exist", env=cli_env)
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: no conversation 'conv-does-not-exist'"
+
+
+def test_help_does_not_load_litellm_rerun_or_the_worker(cli_env: dict[str, str]) -> None:
+    probe = (
+        "import sys\n"
+        "sys.argv = ['p2e', '--help']\n"
+        "from cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('litellm', 'rerun', 'temporalio.worker', 'temporalio.client')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, check=True
+    )
+    assert "HEAVY []" in done.stdout
+
+
+def test_agent_list_names_the_configured_agents(cli_env: dict[str, str]) -> None:
+    done = p2e("agent", "list", "--json", env=cli_env)
+
+    assert done.returncode == 0
+    agents = {a["id"]: a for a in json.loads(done.stdout)}
+    assert agents["agent_alpha"]["tools"] == ["get_weather"]
+
+
+def test_server_status_without_a_server_says_so(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
+    env.pop("TEMPORAL_ADDRESS")
+    done = p2e("server", "status", env=env)
+
+    assert done.returncode == 1
+    assert "running    no" in done.stdout
+    assert str(tmp_path / "temporal.db") in done.stdout

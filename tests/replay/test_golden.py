@@ -1,0 +1,56 @@
+"""Golden histories, one per FSM path, replayed against the current workflow code, so a
+change that would break running conversations fails here first (`make golden` re-records
+them after an intended change)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
+
+from activities.names import RUN_TOOL
+from tests.golden.record import CASES
+from workflows.conversation import ConversationWorkflow
+from workflows.models import ConversationInput, ConversationResult
+
+GOLDEN_DIR = Path(__file__).parent.parent / "golden"
+
+
+def load(name: str) -> WorkflowHistory:
+    path = GOLDEN_DIR / f"{name}.json"
+    return WorkflowHistory.from_json(f"conv-golden-{name}", path.read_text())
+
+
+def test_every_recorded_path_has_a_golden_history() -> None:
+    assert {p.stem for p in GOLDEN_DIR.glob("*.json")} == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_golden_history_replays_without_nondeterminism(name: str) -> None:
+    replayer = Replayer(workflows=[ConversationWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(name), raise_on_replay_failure=False)
+    assert result.replay_failure is None
+
+
+@workflow.defn(name="ConversationWorkflow", sandboxed=False)
+class CallsTheToolFirst:
+    """A changed workflow: runs the tool before the model, unlike the recorded runs."""
+
+    @workflow.run
+    async def run(self, inp: ConversationInput) -> ConversationResult:
+        await workflow.execute_activity(
+            RUN_TOOL, "{}", start_to_close_timeout=timedelta(seconds=5)
+        )
+        raise ApplicationError("unreachable in replay")
+
+
+async def test_replay_rejects_a_workflow_that_changed_its_commands() -> None:
+    replayer = Replayer(workflows=[CallsTheToolFirst], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load("tool_call"), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, workflow.NondeterminismError)

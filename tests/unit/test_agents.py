@@ -1,0 +1,95 @@
+"""The agents file loader (agents/registry.py) and the agent spec (agents/spec.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.registry import AgentRegistry
+from agents.spec import AgentSpec
+from runtime.errors import ConfigError, UnknownAgent
+from runtime.settings import PROJECT_ROOT
+
+PROJECT_AGENTS = PROJECT_ROOT / "config" / "agents.yml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agents.yml"
+    path.write_text(text)
+    return path
+
+
+def test_project_agents_file_loads_agent_alpha() -> None:
+    registry = AgentRegistry.load(PROJECT_AGENTS)
+    alpha = registry.get("agent_alpha")
+    assert isinstance(alpha, AgentSpec)
+    assert alpha.id == "agent_alpha"
+    assert alpha.tools == ["get_weather"]
+    assert "agent_alpha" in registry.ids
+    assert [a.id for a in registry.all()] == registry.ids
+
+
+def test_unknown_agent_lists_the_known_ones() -> None:
+    registry = AgentRegistry.load(PROJECT_AGENTS)
+    with pytest.raises(UnknownAgent) as info:
+        registry.get("nosuch")
+    message = str(info.value)
+    assert "nosuch" in message
+    for agent_id in registry.ids:
+        assert agent_id in message
+    assert isinstance(info.value, ConfigError)
+
+
+def test_unknown_key_on_an_agent_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "agents:\n  - id: a1\n    colour: red\n")
+    with pytest.raises(ConfigError) as info:
+        AgentRegistry.load(path)
+    assert str(path) in str(info.value)
+    assert "colour" in str(info.value)
+
+
+def test_unknown_top_level_key_names_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "agents: []\nextra: 1\n")
+    with pytest.raises(ConfigError, match="extra"):
+        AgentRegistry.load(path)
+
+
+def test_unknown_key_in_limits_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "agents:\n  - id: a1\n    limits:\n      max_stepz: 3\n")
+    with pytest.raises(ConfigError, match="max_stepz"):
+        AgentRegistry.load(path)
+
+
+def test_duplicate_id_raises(tmp_path: Path) -> None:
+    path = write(tmp_path, "agents:\n  - id: twin\n  - id: twin\n")
+    with pytest.raises(ConfigError, match="twin") as info:
+        AgentRegistry.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_raises(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yml"
+    with pytest.raises(ConfigError) as info:
+        AgentRegistry.load(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_malformed_yaml_raises(tmp_path: Path) -> None:
+    path = write(tmp_path, "agents: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        AgentRegistry.load(path)
+
+
+def test_invalid_agent_id_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "agents:\n  - id: 'has space'\n")
+    with pytest.raises(ConfigError, match="id"):
+        AgentRegistry.load(path)
+
+
+def test_spec_defaults() -> None:
+    spec = AgentSpec(id="a1")
+    assert spec.type == "llm"
+    assert spec.model is None
+    assert spec.tools == []
+    assert spec.limits.max_steps == 20

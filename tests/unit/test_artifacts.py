@@ -1,0 +1,140 @@
+"""The content-addressed artifact store (runtime/artifacts.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.artifacts import ArtifactNotFound, ArtifactStore
+from workflows.fsm import State
+from workflows.models import ContentNode, ToolCallRequest
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def node(kind: State, parent: str | None, step: int, **extra: Any) -> ContentNode:
+    return ContentNode(
+        kind=kind,
+        parent=parent,
+        conversation_id="conv-1",
+        step=step,
+        agent_id="agent_alpha",
+        **extra,
+    )
+
+
+def test_put_bytes_returns_sha256_hex(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    data = b"hello artifacts"
+    ref = store.put_bytes(data)
+    assert ref == hashlib.sha256(data).hexdigest()
+    assert store.get_bytes(ref) == data
+    assert (tmp_path / ref[:2] / ref[2:]).read_bytes() == data
+
+
+def test_put_bytes_is_idempotent_and_writes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ArtifactStore(tmp_path)
+    real_mkstemp = tempfile.mkstemp
+    calls: list[object] = []
+
+    def counting_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        calls.append(args)
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", counting_mkstemp)
+    first = store.put_bytes(b"same content")
+    second = store.put_bytes(b"same content")
+    assert first == second
+    assert len(calls) == 1
+    assert files_under(tmp_path) == [tmp_path / first[:2] / first[2:]]
+
+
+def test_text_round_trip(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    ref = store.put_text("héllo °C")
+    assert store.get_text(ref) == "héllo °C"
+
+
+def test_get_unknown_ref_raises(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    with pytest.raises(ArtifactNotFound):
+        store.get_bytes("0" * 64)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "../etc",
+        "abc",
+        "",
+        "../" + "a" * 61,
+        "/" + "a" * 63,
+        "A" * 64,
+        "g" * 64,
+        "a" * 65,
+    ],
+)
+def test_invalid_ref_raises_without_touching_outside_root(tmp_path: Path, ref: str) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    (tmp_path / "outside").write_text("secret")
+    before = sorted(tmp_path.rglob("*"))
+    store = ArtifactStore(root)
+    with pytest.raises(ArtifactNotFound):
+        store.get_bytes(ref)
+    with pytest.raises(ArtifactNotFound):
+        store.get_text(ref)
+    with pytest.raises(ArtifactNotFound):
+        store.get_node(ref)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_put_node_returns_node_ref(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    n = node(State.USER_MESSAGE, None, 0, text="What's the weather in Paris?")
+    ref = store.put_node(n)
+    assert ref == n.ref()
+    assert store.get_node(ref) == n
+
+
+def test_chain_returns_nodes_oldest_first(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    first = node(State.USER_MESSAGE, None, 0, text="What's the weather in Paris?")
+    first_ref = store.put_node(first)
+    second = node(
+        State.TOOL_CALL,
+        first_ref,
+        1,
+        tool_calls=[ToolCallRequest(id="call_1", name="get_weather", arguments="{}")],
+    )
+    second_ref = store.put_node(second)
+    third = node(State.TOOL_RESULT, second_ref, 2, tool_call_id="call_1", text="{}")
+    third_ref = store.put_node(third)
+    assert store.chain(third_ref) == [first, second, third]
+    assert store.chain(first_ref) == [first]
+
+
+def test_chain_with_missing_parent_raises(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    orphan = node(State.ASSISTANT_MESSAGE, "f" * 64, 1, text="hi")
+    with pytest.raises(ArtifactNotFound):
+        store.chain(store.put_node(orphan))
+
+
+def test_no_temp_files_left_after_writes(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    for i in range(5):
+        store.put_text(f"content {i}")
+        store.put_text(f"content {i}")
+    store.put_node(node(State.USER_MESSAGE, None, 0, text="x"))
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp-")]
+    assert leftovers == []
+    assert len(files_under(tmp_path)) == 6

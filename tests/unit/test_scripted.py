@@ -1,0 +1,169 @@
+"""The offline scripted model's rules (agents/scripted.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from agents.scripted import (
+    ScriptedFailure,
+    ScriptedReply,
+    ScriptedToolCall,
+    estimate_tokens,
+    respond,
+)
+
+WEATHER = {"get_weather"}
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def assistant_call(call: ScriptedToolCall) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+        ],
+    }
+
+
+def tool_result(call_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": json.dumps(payload)}
+
+
+def weather(city: str, temperature: float, condition: str, humidity: int) -> dict[str, Any]:
+    return {
+        "city": city,
+        "temperature": temperature,
+        "unit": "celsius",
+        "condition": condition,
+        "humidity": humidity,
+    }
+
+
+def only_call(reply: ScriptedReply) -> ScriptedToolCall:
+    assert reply.text is None
+    assert len(reply.tool_calls) == 1
+    return reply.tool_calls[0]
+
+
+def test_weather_question_calls_get_weather_for_the_city() -> None:
+    reply = respond([user("What's the weather in Paris?")], WEATHER)
+    call = only_call(reply)
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": "Paris"}
+
+
+def test_weather_question_without_the_tool_says_so_and_calls_nothing() -> None:
+    reply = respond([user("What's the weather in Paris?")], set())
+    assert reply.tool_calls == []
+    assert reply.text is not None
+    assert "no 'get_weather' tool" in reply.text
+
+
+def test_multi_city_weather_calls_one_city_per_step_then_answers() -> None:
+    messages = [user("What's the weather in Tokyo and Oslo?")]
+    first = only_call(respond(messages, WEATHER))
+    assert first.name == "get_weather"
+    assert json.loads(first.arguments) == {"city": "Tokyo"}
+
+    messages += [
+        assistant_call(first),
+        tool_result(first.id, weather("Tokyo", 18, "light rain", 72)),
+    ]
+    second = only_call(respond(messages, WEATHER))
+    assert second.name == "get_weather"
+    assert json.loads(second.arguments) == {"city": "Oslo"}
+
+    messages += [
+        assistant_call(second),
+        tool_result(second.id, weather("Oslo", 4, "cloudy", 74)),
+    ]
+    answer = respond(messages, WEATHER)
+    assert answer.tool_calls == []
+    assert answer.text is not None
+    assert "Tokyo" in answer.text
+    assert "18°C" in answer.text
+    assert "Oslo" in answer.text
+    assert "4°C" in answer.text
+
+
+def test_tool_error_result_is_reported_in_text() -> None:
+    messages = [user("What's the weather in Atlantis?")]
+    call = only_call(respond(messages, WEATHER))
+    messages += [
+        assistant_call(call),
+        tool_result(call.id, {"error": "no weather data for 'Atlantis'"}),
+    ]
+    reply = respond(messages, WEATHER)
+    assert reply.tool_calls == []
+    assert reply.text is not None
+    assert "could not use get_weather" in reply.text
+    assert "no weather data for 'Atlantis'" in reply.text
+
+
+def test_delegation_calls_the_delegate_tool() -> None:
+    reply = respond([user("delegate to agent_helper: what's up")], {"delegate"})
+    call = only_call(reply)
+    assert call.name == "delegate"
+    assert json.loads(call.arguments) == {"agent_id": "agent_helper", "message": "what's up"}
+
+
+def test_explicit_call_passes_raw_arguments_unchanged() -> None:
+    reply = respond([user('call get_weather with {"town": 1}')], WEATHER)
+    call = only_call(reply)
+    assert call.name == "get_weather"
+    assert call.arguments == '{"town": 1}'
+
+
+def test_simulated_error_raises_scripted_failure_with_status() -> None:
+    with pytest.raises(ScriptedFailure) as info:
+        respond([user("simulate error 429")], WEATHER)
+    assert info.value.status_code == 429
+
+
+def test_arithmetic_is_answered() -> None:
+    reply = respond([user("what is 6 * 7")], set())
+    assert reply.tool_calls == []
+    assert reply.text is not None
+    assert "42" in reply.text
+
+
+def test_greeting_gets_a_greeting() -> None:
+    reply = respond([user("hello")], set())
+    assert reply.tool_calls == []
+    assert reply.text is not None
+    assert reply.text.startswith("Hello")
+
+
+def test_same_input_gives_same_output() -> None:
+    for text in ("What's the weather in Paris?", "hello", "what is 6 * 7", "anything else"):
+        assert respond([user(text)], WEATHER) == respond([user(text)], WEATHER)
+
+
+def test_tool_call_ids_differ_between_positions() -> None:
+    messages = [user("What's the weather in Tokyo and Oslo?")]
+    first = only_call(respond(messages, WEATHER))
+    messages += [
+        assistant_call(first),
+        tool_result(first.id, weather("Tokyo", 18, "light rain", 72)),
+    ]
+    second = only_call(respond(messages, WEATHER))
+    assert first.id != second.id
+
+
+def test_estimate_tokens_is_at_least_one() -> None:
+    assert estimate_tokens("") >= 1
+
+
+def test_estimate_tokens_grows_with_length() -> None:
+    assert estimate_tokens("a" * 400) > estimate_tokens("a" * 40) > estimate_tokens("")

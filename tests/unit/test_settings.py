@@ -1,0 +1,163 @@
+"""Settings layering: defaults < yaml file < environment < overrides (runtime/settings.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import ConfigError
+from runtime.settings import ENV_VARS, PROJECT_ROOT, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*ENV_VARS, "P2E_CONFIG", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Path:
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("P2E_CONFIG", str(path))
+    return path
+
+
+def test_empty_file_gives_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(tmp_path, monkeypatch, "")
+    settings = load_settings()
+    assert settings == Settings()
+    assert settings.temporal.address is None
+    assert settings.embedded
+    assert settings.temporal.task_queue == "p2e"
+    assert settings.temporal.namespace == "default"
+    assert settings.artifacts_dir == Path(".p2e") / "artifacts"
+
+
+def test_shipped_config_is_used_without_a_local_one() -> None:
+    settings = load_settings()
+    assert settings.default_model == "scripted/default"
+    assert settings.agents_file == PROJECT_ROOT / "config" / "agents.yml"
+
+
+def test_local_config_in_working_directory_is_used(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "p2e.yaml").write_text("temporal:\n  task_queue: local-queue\n")
+    assert load_settings().temporal.task_queue == "local-queue"
+
+
+def test_yaml_overrides_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(
+        tmp_path,
+        monkeypatch,
+        "default_model: openai/gpt-4o-mini\ntemporal:\n  task_queue: from-yaml\n",
+    )
+    settings = load_settings()
+    assert settings.default_model == "openai/gpt-4o-mini"
+    assert settings.temporal.task_queue == "from-yaml"
+    assert settings.temporal.namespace == "default"
+
+
+def test_env_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(
+        tmp_path,
+        monkeypatch,
+        "temporal:\n  task_queue: from-yaml\n  address: yaml:7233\n",
+    )
+    monkeypatch.setenv("P2E_TASK_QUEUE", "from-env")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "env:7233")
+    settings = load_settings()
+    assert settings.temporal.task_queue == "from-env"
+    assert settings.temporal.address == "env:7233"
+    assert not settings.embedded
+
+
+def test_overrides_beat_env_and_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(tmp_path, monkeypatch, "temporal:\n  address: yaml:7233\n")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "env:7233")
+    settings = load_settings({"temporal.address": "x:1"})
+    assert settings.temporal.address == "x:1"
+
+
+def test_none_override_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(tmp_path, monkeypatch, "temporal:\n  task_queue: from-yaml\n")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "env:7233")
+    settings = load_settings({"temporal.address": None, "temporal.task_queue": None})
+    assert settings.temporal.address == "env:7233"
+    assert settings.temporal.task_queue == "from-yaml"
+
+
+def test_empty_env_var_counts_as_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(tmp_path, monkeypatch, "temporal:\n  task_queue: from-yaml\n")
+    monkeypatch.setenv("P2E_TASK_QUEUE", "")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "")
+    settings = load_settings()
+    assert settings.temporal.task_queue == "from-yaml"
+    assert settings.temporal.address is None
+
+
+def test_env_values_are_validated_into_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("P2E_SCRIPTED_LATENCY_MS", "25")
+    monkeypatch.setenv("P2E_STATE_DIR", "/tmp/p2e-state")
+    settings = load_settings()
+    assert settings.scripted.latency_ms == 25
+    assert settings.state_dir == Path("/tmp/p2e-state")
+
+
+def test_unknown_top_level_key_raises_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, monkeypatch, "colour: red\n")
+    with pytest.raises(ConfigError, match="colour"):
+        load_settings()
+
+
+def test_unknown_nested_key_raises_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, monkeypatch, "temporal:\n  adress: x:1\n")
+    with pytest.raises(ConfigError, match=r"temporal\.adress"):
+        load_settings()
+
+
+def test_malformed_yaml_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path, monkeypatch, "temporal: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as info:
+        load_settings()
+    assert str(path) in str(info.value)
+
+
+def test_non_mapping_yaml_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(tmp_path, monkeypatch, "- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings()
+
+
+def test_missing_p2e_config_file_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "missing.yaml"
+    monkeypatch.setenv("P2E_CONFIG", str(missing))
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        load_settings()
+    assert str(missing) in str(info.value)
+
+
+def test_invalid_env_value_raises_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("P2E_SCRIPTED_LATENCY_MS", "-5")
+    with pytest.raises(ConfigError, match=r"scripted\.latency_ms"):
+        load_settings()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="bug: _set_dotted assumes the yaml section is a mapping; TypeError escapes",
+)
+def test_env_on_top_of_an_empty_yaml_section_raises_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A section whose keys are all commented out parses as None, not as a mapping.
+    write_config(tmp_path, monkeypatch, "temporal:\n  # address: x:1\n")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "env:7233")
+    with pytest.raises(ConfigError, match="temporal"):
+        load_settings()

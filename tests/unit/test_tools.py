@@ -1,0 +1,151 @@
+"""The tool registry, the built-in get_weather tool and the run_tool activity."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
+from activities.tools import ToolActivities
+from agents.tools import ToolError, get_tool, registered_tools, tool
+from agents.tools.registry import _TOOLS
+from agents.tools.weather import WeatherArgs
+from runtime.artifacts import ArtifactStore
+from workflows.models import ToolCallRequest, ToolInput, ToolOutcome
+
+
+class _EchoArgs(BaseModel):
+    text: str
+
+
+@pytest.fixture
+def throwaway_name() -> Iterator[str]:
+    name = "unit_test_throwaway_tool"
+    assert name not in _TOOLS
+    yield name
+    _TOOLS.pop(name, None)
+
+
+def test_get_weather_is_registered() -> None:
+    assert "get_weather" in registered_tools()
+    assert get_tool("get_weather").name == "get_weather"
+
+
+def test_get_weather_schema_is_an_openai_function_schema() -> None:
+    schema = get_tool("get_weather").schema()
+    assert schema["type"] == "function"
+    function = schema["function"]
+    assert function["name"] == "get_weather"
+    assert isinstance(function["description"], str)
+    assert function["description"]
+    parameters = function["parameters"]
+    assert parameters["type"] == "object"
+    assert "city" in parameters["properties"]
+    assert "city" in parameters["required"]
+
+
+async def test_get_weather_is_case_insensitive() -> None:
+    result = await get_tool("get_weather").call(WeatherArgs(city="paris"))
+    assert result["city"] == "Paris"
+    assert isinstance(result["temperature"], int | float)
+    assert result["unit"] == "celsius"
+
+
+async def test_get_weather_converts_to_fahrenheit() -> None:
+    result = await get_tool("get_weather").call(WeatherArgs(city="Paris", unit="fahrenheit"))
+    assert result["temperature"] == 59.0
+    assert result["unit"] == "fahrenheit"
+
+
+async def test_get_weather_unknown_city_raises_tool_error_naming_it() -> None:
+    with pytest.raises(ToolError, match="Atlantis"):
+        await get_tool("get_weather").call(WeatherArgs(city="Atlantis"))
+
+
+def test_get_unknown_tool_raises_tool_error() -> None:
+    with pytest.raises(ToolError, match="nope"):
+        get_tool("nope")
+
+
+def test_registering_a_name_twice_raises(throwaway_name: str) -> None:
+    def echo(args: Any) -> Any:
+        return args.text
+
+    tool(throwaway_name, "echo", _EchoArgs)(echo)
+    assert throwaway_name in registered_tools()
+    with pytest.raises(ValueError, match=throwaway_name):
+        tool(throwaway_name, "echo again", _EchoArgs)(echo)
+    assert get_tool(throwaway_name).description == "echo"
+
+
+async def test_registered_sync_tool_can_be_called(throwaway_name: str) -> None:
+    def echo(args: Any) -> Any:
+        return {"echo": args.text}
+
+    tool(throwaway_name, "echo", _EchoArgs)(echo)
+    assert await get_tool(throwaway_name).call(_EchoArgs(text="hi")) == {"echo": "hi"}
+
+
+# --- the run_tool activity -------------------------------------------------------------------
+
+
+async def run(store: ArtifactStore, name: str, arguments: str) -> ToolOutcome:
+    inp = ToolInput(
+        conversation_id="conv-1",
+        agent_id="agent_alpha",
+        step=2,
+        call=ToolCallRequest(id="call_1", name=name, arguments=arguments),
+    )
+    return await ToolActivities(store).run_tool(inp)
+
+
+def stored(store: ArtifactStore, outcome: ToolOutcome) -> Any:
+    assert outcome.result_ref is not None
+    return json.loads(store.get_text(outcome.result_ref))
+
+
+async def test_run_tool_ok_stores_the_json_result(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    outcome = await run(store, "get_weather", '{"city": "Paris"}')
+    assert outcome.status == "ok"
+    result = stored(store, outcome)
+    assert result["city"] == "Paris"
+    assert result["temperature"] == 15
+    assert "Paris" in outcome.preview
+
+
+async def test_run_tool_malformed_arguments_is_an_error_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(tmp_path)
+    outcome = await run(store, "get_weather", '{"town": 1}')
+    assert outcome.status == "error"
+    error = stored(store, outcome)["error"]
+    assert "invalid arguments" in error
+    assert "city" in error
+
+
+async def test_run_tool_invalid_json_is_an_error(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    outcome = await run(store, "get_weather", "not json")
+    assert outcome.status == "error"
+    assert "invalid arguments" in stored(store, outcome)["error"]
+
+
+async def test_run_tool_unknown_tool_is_an_error(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    outcome = await run(store, "nope", "{}")
+    assert outcome.status == "error"
+    assert "nope" in stored(store, outcome)["error"]
+
+
+async def test_run_tool_unknown_city_is_an_error(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    outcome = await run(store, "get_weather", '{"city": "Atlantis"}')
+    assert outcome.status == "error"
+    assert "Atlantis" in stored(store, outcome)["error"]
