@@ -32,8 +32,12 @@ class AgentRegistry:
             data = yaml.safe_load(path.read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"agents file not found: {path}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read agents file {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+        if data is None:
+            raise ConfigError(f"{path}: no agents defined (expected an 'agents:' list)")
         try:
             parsed = _AgentsFile.model_validate(data)
         except ValidationError as exc:

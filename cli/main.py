@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -33,18 +34,35 @@ def _one_line(exc: BaseException) -> str | None:
     return None
 
 
-def main() -> None:
+def _run() -> int:
     try:
         app()
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            sys.stderr.write(done.code + "\n")
+            return 1
+        return done.code or 0
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        return 130
     except Exception as exc:
         message = _one_line(exc)
         if message is None:
             raise
         sys.stderr.write(f"error: {message}\n")
-        sys.exit(getattr(exc, "exit_code", 2))
+        return int(getattr(exc, "exit_code", 2))
+    return 0
+
+
+def main() -> None:
+    code = _run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(name.startswith("temporalio.bridge") for name in sys.modules):
+        # The Temporal client's native threads can abort the interpreter while it finalizes
+        # (temporalio/sdk-python#300); everything is flushed, so skip finalization.
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -84,10 +84,14 @@ def settings_file() -> Path:
     return local if local.is_file() else PROJECT_ROOT / "config" / "p2e.yaml"
 
 
-def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any, source: Path) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:
-        target = target.setdefault(part, {})
+        if target.get(part) is None:  # absent, or a section whose keys are all commented out
+            target[part] = {}
+        if not isinstance(target[part], dict):
+            raise ConfigError(f"{source}: setting '{part}' must be a mapping")
+        target = target[part]
     target[leaf] = value
 
 
@@ -102,17 +106,17 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
             raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        data = loaded
+        data = {key: value for key, value in loaded.items() if value is not None}
     elif "P2E_CONFIG" in os.environ:
         raise ConfigError(f"P2E_CONFIG points to {path}, which does not exist")
     # Later layers win; an empty environment variable counts as unset.
     for env_name, dotted in ENV_VARS.items():
         value = os.environ.get(env_name)
         if value:
-            _set_dotted(data, dotted, value)
+            _set_dotted(data, dotted, value, path)
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            _set_dotted(data, dotted, value)
+            _set_dotted(data, dotted, value, path)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -12,11 +12,11 @@ from temporalio.client import Client
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from runtime.client import connect  # noqa: E402
-from runtime.settings import Settings, TemporalSettings  # noqa: E402
-from runtime.temporal_server import DevServer  # noqa: E402
-from runtime.worker import build_worker  # noqa: E402
-from tests.support import private_dev_server  # noqa: E402
+from runtime.client import connect
+from runtime.settings import Settings, TemporalSettings
+from runtime.temporal_server import DevServer
+from runtime.worker import build_worker
+from tests.support import private_dev_server
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,12 @@ async def activity_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, list[
     attempts: dict[str, list[int]] = {}
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            scheduled[event.event_id] = attrs.activity_type.name
-            attempts.setdefault(attrs.activity_type.name, [])
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            scheduled[event.event_id] = name
+            attempts.setdefault(name, [])
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            attrs = event.activity_task_started_event_attributes
-            attempts[scheduled[attrs.scheduled_event_id]].append(attrs.attempt)
+            started = event.activity_task_started_event_attributes
+            attempts[scheduled[started.scheduled_event_id]].append(started.attempt)
     return attempts
 
 

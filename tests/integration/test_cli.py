@@ -111,9 +111,7 @@ def test_agent_list_names_the_configured_agents(cli_env: dict[str, str]) -> None
     assert agents["agent_alpha"]["tools"] == ["get_weather"]
 
 
-def test_server_status_without_a_server_says_so(
-    cli_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_server_status_without_a_server_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:
     env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
     env.pop("TEMPORAL_ADDRESS")
     done = p2e("server", "status", env=env)

@@ -44,9 +44,7 @@ class CallsTheToolFirst:
 
     @workflow.run
     async def run(self, inp: ConversationInput) -> ConversationResult:
-        await workflow.execute_activity(
-            RUN_TOOL, "{}", start_to_close_timeout=timedelta(seconds=5)
-        )
+        await workflow.execute_activity(RUN_TOOL, "{}", start_to_close_timeout=timedelta(seconds=5))
         raise ApplicationError("unreachable in replay")
 
 

@@ -93,3 +93,15 @@ def test_spec_defaults() -> None:
     assert spec.model is None
     assert spec.tools == []
     assert spec.limits.max_steps == 20
+
+
+def test_empty_agents_file_says_no_agents_are_defined(tmp_path: Path) -> None:
+    path = tmp_path / "agents.yml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match="no agents defined"):
+        AgentRegistry.load(path)
+
+
+def test_agents_path_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read agents file"):
+        AgentRegistry.load(tmp_path)

@@ -148,16 +148,20 @@ def test_invalid_env_value_raises_naming_the_setting(monkeypatch: pytest.MonkeyP
         load_settings()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: _set_dotted assumes the yaml section is a mapping; TypeError escapes",
-)
-def test_env_on_top_of_an_empty_yaml_section_raises_config_error(
+def test_a_section_with_every_key_commented_out_means_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A section whose keys are all commented out parses as None, not as a mapping.
     write_config(tmp_path, monkeypatch, "temporal:\n  # address: x:1\n")
+    assert load_settings().temporal.task_queue == "p2e"
     monkeypatch.setenv("TEMPORAL_ADDRESS", "env:7233")
-    with pytest.raises(ConfigError, match="temporal"):
+    assert load_settings().temporal.address == "env:7233"
+
+
+def test_env_on_top_of_a_scalar_section_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, monkeypatch, "temporal: 5\n")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "env:7233")
+    with pytest.raises(ConfigError, match="'temporal' must be a mapping"):
         load_settings()
