@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -247,9 +249,15 @@ def _pid_alive(pid: int) -> bool:
 class DevServer:
     """Start, stop and describe the dev server that belongs to one state dir."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, port: int | None = None, ui_port: int | None = None
+    ) -> None:
         self.settings = settings
         self.config = load_dev_server_config(settings)
+        if port is not None:
+            self.config.port = port
+        if ui_port is not None:
+            self.config.ui_port = ui_port
         self.state_dir = settings.state_dir.resolve()
         self.record_file = self.state_dir / "temporal.json"
         self.log_file = self.state_dir / "logs" / "temporal.log"
@@ -340,3 +348,20 @@ class DevServer:
             os.killpg(record.pid, signal.SIGKILL)
         self.record_file.unlink(missing_ok=True)
         return record
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_dev_server(state_dir: Path) -> Iterator[DevServer]:
+    """A throwaway dev server on free ports, for tests and benchmarks; stopped on exit."""
+    server = DevServer(Settings(state_dir=state_dir), port=free_port(), ui_port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

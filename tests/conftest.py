@@ -14,9 +14,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from runtime.client import connect
 from runtime.settings import Settings, TemporalSettings
-from runtime.temporal_server import DevServer
+from runtime.temporal_server import DevServer, private_dev_server
 from runtime.worker import build_worker
-from tests.support import private_dev_server
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ from agents.registry import AgentRegistry
 from runtime.client import connect
 from runtime.conversations import start_conversation
 from runtime.settings import Settings, TemporalSettings
+from runtime.temporal_server import private_dev_server
 from runtime.worker import build_worker
-from tests.support import private_dev_server
 
 GOLDEN_DIR = Path(__file__).parent
 PROJECT_ROOT = GOLDEN_DIR.parent.parent

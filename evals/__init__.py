@@ -1,0 +1,1 @@
+"""Evaluators, the LLM judge, rubrics and the statistics that compare variants."""

@@ -1,0 +1,1 @@
+"""Agent wallets and transfers: one async interface, an embedded SQLite backend and a Canton backend."""
