@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import sys
@@ -20,20 +21,19 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from temporalio.api.enums.v1 import EventType  # noqa: E402
-from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 
-from agents.registry import AgentRegistry  # noqa: E402
-from agents.spec import AgentSpec  # noqa: E402
-from agents.tools.weather import WEATHER  # noqa: E402
-from runtime.client import connect  # noqa: E402
-from runtime.conversations import start_conversation  # noqa: E402
-from runtime.settings import Settings, TemporalSettings  # noqa: E402
-from runtime.temporal_server import private_dev_server  # noqa: E402
-from runtime.worker import build_worker  # noqa: E402
-from workflows.models import ConversationResult  # noqa: E402
+from agents.registry import AgentRegistry
+from agents.spec import AgentSpec
+from agents.tools.weather import WEATHER
+from runtime.client import connect
+from runtime.conversations import start_conversation
+from runtime.settings import Settings, TemporalSettings
+from runtime.temporal_server import private_dev_server
+from runtime.worker import build_worker
+from workflows.models import ConversationResult
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,7 +52,7 @@ async def step_times_ms(handle: WorkflowHandle[object, ConversationResult]) -> l
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
         )
     ]
-    return [later - earlier for earlier, later in zip(marks, marks[1:], strict=False)]
+    return [later - earlier for earlier, later in itertools.pairwise(marks)]
 
 
 async def one(

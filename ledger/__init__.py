@@ -1,1 +1,1 @@
-"""Agent wallets and transfers: one async interface, an embedded SQLite backend and a Canton backend."""
+"""Agent wallets and transfers: one async interface, embedded SQLite and Canton backends."""
