@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.spec import AgentSpec
-from runtime.errors import ConfigError, UnknownAgent
+from runtime.errors import ConfigError, UnknownAgent, first_problem
 
 
 class _AgentsFile(BaseModel):
@@ -41,9 +41,7 @@ class AgentRegistry:
         try:
             parsed = _AgentsFile.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: '{where}': {first['msg']}") from exc
+            raise ConfigError(f"{path}: {first_problem(exc)}") from exc
         return cls(parsed.agents, path)
 
     @property

@@ -20,7 +20,7 @@ from cli.common import (
 from runtime.errors import P2eError
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
+    from temporalio.client import WorkflowHandle
 
     from workflows.models import StackEntry
 
@@ -128,7 +128,7 @@ async def _show(settings: Any, conversation: str) -> dict[str, Any]:
         result = await handle.result()
         stack, usage, reason = result.stack, result.usage.model_dump(), result.reason
     else:
-        stack = await _query_stack(client, handle.id, running=is_running(description))
+        stack = await _query_stack(handle, running=is_running(description))
         usage, reason = _usage_of(stack), None
     return {
         "conversation_id": handle.id,
@@ -140,14 +140,13 @@ async def _show(settings: Any, conversation: str) -> dict[str, Any]:
     }
 
 
-async def _query_stack(client: Client, workflow_id: str, *, running: bool) -> list[StackEntry]:
+async def _query_stack(handle: WorkflowHandle[Any, Any], *, running: bool) -> list[StackEntry]:
     import asyncio
 
     from temporalio.service import RPCError
 
     from workflows.models import StackEntry
 
-    handle = client.get_workflow_handle(workflow_id)
     try:
         return await asyncio.wait_for(
             handle.query("stack", result_type=list[StackEntry]), timeout=QUERY_TIMEOUT_S
@@ -155,7 +154,7 @@ async def _query_stack(client: Client, workflow_id: str, *, running: bool) -> li
     except (TimeoutError, RPCError) as exc:
         state = "running" if running else "closed"
         raise P2eError(
-            f"{workflow_id} is {state} and no worker answered its query; start `p2e worker`"
+            f"{handle.id} is {state} and no worker answered its query; start `p2e worker`"
         ) from exc
 
 

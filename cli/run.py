@@ -52,8 +52,6 @@ def run(
 
     settings = settings_for(address, namespace)
     spec = AgentRegistry.load(settings.agents_file).get(agent)
-    if spec.model is None:
-        spec = spec.model_copy(update={"model": settings.default_model})
     raise typer.Exit(run_async(_run(settings, spec, message, name, model, detach)))
 
 

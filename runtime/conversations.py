@@ -66,6 +66,8 @@ async def start_conversation(
     Returns the handle and whether a new run was started. A finished conversation is not
     started again: its id names that run for good.
     """
+    if agent.model is None:
+        agent = agent.model_copy(update={"model": settings.default_model})
     workflow_id = conversation_id(name or generated_name(agent.id))
     if name is not None:
         try:

@@ -1,5 +1,13 @@
 """The errors a user can cause or fix; the CLI prints each as one line and exits 2."""
 
+from pydantic import ValidationError
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first validation error as `'dotted.key': message`, for one-line config errors."""
+    first = exc.errors()[0]
+    return f"'{'.'.join(str(p) for p in first['loc'])}': {first['msg']}"
+
 
 class P2eError(Exception):
     """Base for every error that should reach the user as a one-line message."""

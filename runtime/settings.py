@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, first_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,6 +120,4 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: setting '{where}': {first['msg']}") from exc
+        raise ConfigError(f"{path}: setting {first_problem(exc)}") from exc
