@@ -24,19 +24,11 @@ from temporalio.exceptions import ApplicationError
 import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
 from activities.heartbeat import heartbeating
 from activities.names import LLM_STEP
+from activities.transcript import Transcript
 from agents import scripted_provider
 from agents.tools import get_tool
-from runtime.artifacts import ArtifactStore
 from runtime.settings import ScriptedModelSettings
-from workflows.fsm import State
-from workflows.models import (
-    ContentNode,
-    LlmStepInput,
-    LlmStepResult,
-    ToolCallRequest,
-    Usage,
-    preview,
-)
+from workflows.models import StepInput, StepResult, ToolCallRequest, Usage
 
 litellm.suppress_debug_info = True
 
@@ -65,21 +57,6 @@ def classify_llm_error(exc: Exception) -> ApplicationError:
     )
 
 
-def node_to_message(node: ContentNode, store: ArtifactStore) -> dict[str, Any]:
-    if node.kind is State.USER_MESSAGE:
-        return {"role": "user", "content": node.text or ""}
-    if node.kind is State.TOOL_RESULT:
-        content = store.get_text(node.result_ref) if node.result_ref else (node.text or "")
-        return {"role": "tool", "tool_call_id": node.tool_call_id, "content": content}
-    message: dict[str, Any] = {"role": "assistant", "content": node.text}
-    if node.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in node.tool_calls
-        ]
-    return message
-
-
 def _cost(response: Any) -> float:
     hidden = getattr(response, "_hidden_params", {}) or {}
     if hidden.get("response_cost") is not None:
@@ -91,17 +68,13 @@ def _cost(response: Any) -> float:
 
 
 class LlmActivities:
-    def __init__(self, store: ArtifactStore, scripted: ScriptedModelSettings) -> None:
-        self.store = store
+    def __init__(self, transcript: Transcript, scripted: ScriptedModelSettings) -> None:
+        self.transcript = transcript
         scripted_provider.register(scripted)
 
     @activity.defn(name=LLM_STEP)
-    async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
-        for node in inp.pending:
-            self.store.put_node(node)
-        messages = [node_to_message(n, self.store) for n in self.store.chain(inp.head)]
-        if inp.system_prompt:
-            messages.insert(0, {"role": "system", "content": inp.system_prompt})
+    async def llm_step(self, inp: StepInput) -> StepResult:
+        messages = self.transcript.messages(inp)
         options: dict[str, Any] = {
             k: v
             for k, v in {
@@ -130,25 +103,16 @@ class LlmActivities:
             ToolCallRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
             for c in message.tool_calls or []
         ]
-        node = ContentNode(
-            kind=State.TOOL_CALL if calls else State.ASSISTANT_MESSAGE,
-            parent=inp.head,
-            conversation_id=inp.conversation_id,
-            step=inp.step,
-            agent_id=inp.agent_id,
-            text=message.content,
-            tool_calls=calls,
-        )
         usage = response.usage
-        return LlmStepResult(
-            ref=self.store.put_node(node),
-            text_preview=preview(message.content),
-            tool_calls=calls,
-            usage=Usage(
+        return self.transcript.reply(
+            inp,
+            message.content,
+            calls,
+            Usage(
                 prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
                 completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
                 cost_usd=_cost(response),
                 latency_ms=latency_ms,
             ),
-            model=inp.model,
+            inp.model,
         )

@@ -1,5 +1,8 @@
 """Runs one tool call. Failures the model can act on (bad arguments, unknown city) come back
-as an `error` outcome for the model to read; only unexpected exceptions are retried."""
+as an `error` outcome for the model to read; only unexpected exceptions are retried.
+
+Side-effect-free tools with a `cache_ttl` are answered from the tool cache when the same
+arguments were used within the TTL."""
 
 from __future__ import annotations
 
@@ -10,33 +13,42 @@ from temporalio import activity
 
 from activities.names import RUN_TOOL
 from agents.tools import ToolError, get_tool
+from agents.tools.registry import invalid_arguments
 from runtime.artifacts import ArtifactStore
-from workflows.models import ToolInput, ToolOutcome, preview
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "arguments"
-        parts.append(f"{where}: {error['msg']}")
-    return "invalid arguments: " + "; ".join(parts)
+from runtime.tool_cache import ToolCache, cache_key
+from workflows.models import ToolInput, ToolOutcome, ToolStatus, preview
 
 
 class ToolActivities:
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, cache: ToolCache) -> None:
         self.store = store
+        self.cache = cache
 
     @activity.defn(name=RUN_TOOL)
     async def run_tool(self, inp: ToolInput) -> ToolOutcome:
+        status: ToolStatus = "ok"
         try:
             tool = get_tool(inp.call.name)
             arguments = tool.input_model.model_validate_json(inp.call.arguments or "{}")
-            content = json.dumps(await tool.call(arguments), sort_keys=True)
-            status = "ok"
         except ToolError as exc:
-            content, status = json.dumps({"error": str(exc)}), "error"
+            return self._outcome("error", json.dumps({"error": str(exc)}))
         except ValidationError as exc:
-            content, status = json.dumps({"error": _validation_message(exc)}), "error"
+            return self._outcome("error", json.dumps({"error": invalid_arguments(exc)}))
+        key = cache_key(tool.name, arguments.model_dump_json())
+        if tool.cache_ttl_s is not None and (ref := self.cache.get(key)) is not None:
+            return ToolOutcome(
+                status="ok", result_ref=ref, preview=preview(self.store.get_text(ref)), cached=True
+            )
+        try:
+            content = json.dumps(await tool.call(arguments), sort_keys=True)
+        except ToolError as exc:
+            return self._outcome("error", json.dumps({"error": str(exc)}))
+        outcome = self._outcome(status, content)
+        if tool.cache_ttl_s is not None and outcome.result_ref is not None:
+            self.cache.put(key, outcome.result_ref, tool.cache_ttl_s)
+        return outcome
+
+    def _outcome(self, status: ToolStatus, content: str) -> ToolOutcome:
         return ToolOutcome(
             status=status, result_ref=self.store.put_text(content), preview=preview(content)
         )

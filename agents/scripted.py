@@ -1,12 +1,16 @@
 """The offline `scripted` model: deterministic replies from a few plain-language rules.
 
+- "delegate to AGENT: message" calls the delegate tool;
+- "call TOOL with {json}" (or "call TOOL 3 times with {json}") calls that tool with exactly
+  those arguments, malformed ones too, and whether or not the agent has it: a model that
+  invents a tool call is what the workflow's allowlist is for;
 - "weather in Paris" (or "in Paris, Tokyo and Oslo") calls get_weather once per city, one
   city per step, then answers from the results;
-- "delegate to AGENT: message" calls the delegate tool;
-- "call TOOL with {json}" calls any tool with exactly those arguments (malformed ones too);
 - "simulate error 429" fails the call with that HTTP status, to exercise retries;
 - anything else gets a fixed, deterministic answer.
-A tool the agent does not have is never called; the model says so instead.
+Weather and delegation use only tools the agent has; otherwise the model says so. When a tool
+rejects its arguments, the model retries once with unknown keys moved onto the missing
+required ones, as a model reading the validation message would.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.turn import Turn, latest_turn
+
 WEATHER_RE = re.compile(r"weather (?:in|for|at) ([^?!.]+)", re.IGNORECASE)
 DELEGATE_RE = re.compile(r"delegate to ([\w\-]+)\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
-CALL_RE = re.compile(r"call ([\w\-]+) with (\{.*\})", re.IGNORECASE | re.DOTALL)
+CALL_RE = re.compile(r"call ([\w\-]+)(?: (\d+) times)? with (\{.*\})", re.IGNORECASE | re.DOTALL)
 ERROR_RE = re.compile(r"simulate error (\d{3})", re.IGNORECASE)
 ARITHMETIC_RE = re.compile(r"what is ([\d\s+\-*/().]+)\??$", re.IGNORECASE)
 GREETING_RE = re.compile(r"^\s*(hi|hello|hey)\b", re.IGNORECASE)
+INVALID_ARGUMENTS = "invalid arguments"
 
 
 @dataclass(frozen=True)
@@ -45,13 +52,6 @@ class ScriptedFailure(Exception):
     def __init__(self, status_code: int) -> None:
         super().__init__(f"scripted model: simulated HTTP {status_code}")
         self.status_code = status_code
-
-
-def _text(message: dict[str, Any]) -> str:
-    content = message.get("content") or ""
-    if isinstance(content, list):  # content parts
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return str(content)
 
 
 def _cities(phrase: str) -> list[str]:
@@ -112,46 +112,75 @@ def _plain_answer(question: str) -> str:
     return f'I am an offline scripted model, so I can only acknowledge: "{question.strip()}".'
 
 
-def respond(messages: list[dict[str, Any]], tool_names: set[str]) -> ScriptedReply:
-    """Decide the next reply from the transcript and the tools the agent may call."""
-    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-    if last_user < 0:
+def _corrected(arguments: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+    """Fix arguments the tool rejected by moving unknown keys onto missing required ones."""
+    try:
+        given = json.loads(arguments)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(given, dict):
+        return None
+    parameters = schema.get("parameters") or {}
+    properties = parameters.get("properties") or {}
+    missing = [name for name in parameters.get("required") or [] if name not in given]
+    strays = [key for key in given if key not in properties]
+    if not missing or not strays:
+        return None
+    fixed = {key: value for key, value in given.items() if key in properties}
+    fixed.update({name: given[stray] for name, stray in zip(missing, strays, strict=False)})
+    return fixed
+
+
+def _answer_lines(turn: Turn) -> list[str]:
+    """One line per tool result, leaving out rejected calls that were later retried."""
+    lines = []
+    for n, result in enumerate(turn.results):
+        retried = any(later.tool_name == result.tool_name for later in turn.results[n + 1 :])
+        if retried and INVALID_ARGUMENTS in result.content:
+            continue
+        lines.append(_describe_result(result.tool_name, result.content))
+    return lines
+
+
+def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> ScriptedReply:
+    """Decide the next reply from the transcript and the tools offered (name -> function
+    schema). Weather and delegation use only offered tools; an explicit "call TOOL with
+    {json}" is obeyed literally, as a model that invents a tool would."""
+    turn = latest_turn(messages)
+    if turn.question is None:
         return ScriptedReply(text="I have no question to answer.")
-    question = _text(messages[last_user])
-    turn = messages[last_user + 1 :]
-    results = [m for m in turn if m.get("role") == "tool"]
-    names_by_call = {
-        call["id"]: call["function"]["name"]
-        for m in turn
-        if m.get("role") == "assistant"
-        for call in m.get("tool_calls") or []
-    }
+    question, results = turn.question, turn.results
 
     if not results and (error := ERROR_RE.search(question)):
         raise ScriptedFailure(int(error.group(1)))
 
-    def call(name: str, arguments: dict[str, Any] | str) -> ScriptedReply:
-        if name not in tool_names:
+    def call(name: str, arguments: dict[str, Any] | str, *, offered_only: bool) -> ScriptedReply:
+        if offered_only and name not in tools:
             return ScriptedReply(text=f"I cannot do that: I have no '{name}' tool.")
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
         call_id = f"call_{len(messages)}_{name}"
         return ScriptedReply(tool_calls=[ScriptedToolCall(call_id, name, raw)])
 
-    if weather := WEATHER_RE.search(question):
+    if results and INVALID_ARGUMENTS in results[-1].content and len(turn.calls_made) < 3:
+        last = turn.calls_made[-1]["function"]
+        fixed = _corrected(last["arguments"], tools.get(last["name"], {}))
+        if fixed is not None:
+            return call(last["name"], fixed, offered_only=False)
+    if delegation := DELEGATE_RE.search(question):
+        if not results:
+            target, message = delegation.group(1), delegation.group(2).strip()
+            return call("delegate", {"agent_id": target, "message": message}, offered_only=True)
+    elif explicit := CALL_RE.search(question):
+        times = int(explicit.group(2) or 1)
+        if len(results) < times:
+            return call(explicit.group(1), explicit.group(3), offered_only=False)
+    elif weather := WEATHER_RE.search(question):
         cities = _cities(weather.group(1))
         if len(results) < len(cities):
-            return call("get_weather", {"city": cities[len(results)]})
-    elif not results and (delegation := DELEGATE_RE.search(question)):
-        return call("delegate", {"agent_id": delegation.group(1), "message": delegation.group(2)})
-    elif not results and (explicit := CALL_RE.search(question)):
-        return call(explicit.group(1), explicit.group(2))
+            return call("get_weather", {"city": cities[len(results)]}, offered_only=True)
 
     if results:
-        lines = [
-            _describe_result(names_by_call.get(str(m.get("tool_call_id")), "tool"), _text(m))
-            for m in results
-        ]
-        return ScriptedReply(text=" ".join(lines))
+        return ScriptedReply(text=" ".join(_answer_lines(turn)))
     return ScriptedReply(text=_plain_answer(question))
 
 

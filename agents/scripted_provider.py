@@ -25,7 +25,11 @@ class ScriptedLLM(CustomLLM):
         self.settings = settings
 
     def _reply(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
-        tools = {t["function"]["name"] for t in params.get("tools") or [] if "function" in t}
+        tools = {
+            t["function"]["name"]: t["function"]
+            for t in params.get("tools") or []
+            if "function" in t
+        }
         try:
             reply = respond(messages, tools)
         except ScriptedFailure as exc:
@@ -53,7 +57,7 @@ class ScriptedLLM(CustomLLM):
                 }
                 for c in reply.tool_calls
             ]
-        return litellm.ModelResponse(
+        response = litellm.ModelResponse(
             model=f"{PROVIDER}/{model}",
             created=int(time.time()),
             choices=[
@@ -65,6 +69,9 @@ class ScriptedLLM(CustomLLM):
             ],
             usage=usage,
         )
+        cost = usage["total_tokens"] * s.cost_per_1k_tokens / 1000
+        response._hidden_params["response_cost"] = cost
+        return response
 
     def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
         if self.settings.latency_ms:

@@ -20,10 +20,11 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from agents.spec import AgentSpec
+from runtime.catalog import check_agent, load_catalog, resolve_agent
 from runtime.errors import ConversationNotFound
 from runtime.settings import Settings
 from workflows import search
-from workflows.models import ConversationInput, ConversationResult, preview
+from workflows.models import Catalog, ConversationInput, ConversationResult, preview
 
 WORKFLOW_TYPE = "ConversationWorkflow"
 PREFIX = "conv-"
@@ -56,18 +57,22 @@ async def start_conversation(
     client: Client,
     settings: Settings,
     agent: AgentSpec,
-    message: str,
+    message: str | None,
     *,
     name: str | None = None,
     model: str | None = None,
+    interactive: bool = False,
+    catalog: Catalog | None = None,
 ) -> tuple[WorkflowHandle[object, ConversationResult], bool]:
     """Start a conversation, or attach to the one that already has this id.
 
     Returns the handle and whether a new run was started. A finished conversation is not
-    started again: its id names that run for good.
+    started again: its id names that run for good. An interactive conversation may start
+    without a message; it then waits for `send_message`.
     """
-    if agent.model is None:
-        agent = agent.model_copy(update={"model": settings.default_model})
+    catalog = catalog or load_catalog(settings)
+    agent = resolve_agent(agent, settings)
+    check_agent(agent, catalog, settings.agents_file)
     workflow_id = conversation_id(name or generated_name(agent.id))
     if name is not None:
         try:
@@ -77,14 +82,21 @@ async def start_conversation(
             pass
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        ConversationInput(agent=agent, message=message, model=model),
+        ConversationInput(
+            agent=agent,
+            message=message,
+            model=model,
+            catalog=catalog,
+            interactive=interactive,
+            continue_as_new_events=settings.conversation.continue_as_new_events,
+        ),
         id=workflow_id,
         task_queue=settings.temporal.task_queue,
         result_type=ConversationResult,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=TypedSearchAttributes([SearchAttributePair(search.AGENT, agent.id)]),
-        static_summary=preview(f"{agent.id}: {message}", 200),
+        static_summary=preview(f"{agent.id}: {message or '(interactive)'}", 200),
     )
     return handle, True
 

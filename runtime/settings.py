@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.spec import DedupPolicy
 from runtime.errors import ConfigError, first_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,15 +40,33 @@ class ScriptedModelSettings(_Section):
     latency_ms: int = Field(default=0, ge=0)
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
+    cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="USD, to exercise budgets")
+
+
+class ToolSettings(_Section):
+    dedup: DedupPolicy = Field(
+        default="penalty", description="repeated side-effecting calls: none | penalty | strict"
+    )
+
+
+class ConversationSettings(_Section):
+    continue_as_new_events: int | None = Field(
+        default=None,
+        ge=50,
+        description="continue-as-new after this many history events; None: when Temporal says",
+    )
 
 
 class Settings(_Section):
     state_dir: Path = Path(".p2e")
     agents_file: Path = PROJECT_ROOT / "config" / "agents.yml"
     dev_server_file: Path = PROJECT_ROOT / "deploy" / "temporal-dev.yaml"
+    personas_dir: Path = PROJECT_ROOT / "config" / "personas"
     default_model: str = "scripted/default"
     temporal: TemporalSettings = TemporalSettings()
     scripted: ScriptedModelSettings = ScriptedModelSettings()
+    tools: ToolSettings = ToolSettings()
+    conversation: ConversationSettings = ConversationSettings()
 
     @property
     def embedded(self) -> bool:
@@ -57,12 +76,19 @@ class Settings(_Section):
     def artifacts_dir(self) -> Path:
         return self.state_dir / "artifacts"
 
+    @property
+    def tool_cache_file(self) -> Path:
+        return self.state_dir / "tool-cache.db"
+
 
 # Environment variable -> dotted settings key. TEMPORAL_* are the names Temporal's own tools use.
 ENV_VARS: dict[str, str] = {
     "P2E_STATE_DIR": "state_dir",
     "P2E_AGENTS_FILE": "agents_file",
     "P2E_DEV_SERVER_FILE": "dev_server_file",
+    "P2E_PERSONAS_DIR": "personas_dir",
+    "P2E_DEDUP": "tools.dedup",
+    "P2E_CONTINUE_AS_NEW_EVENTS": "conversation.continue_as_new_events",
     "P2E_MODEL": "default_model",
     "TEMPORAL_ADDRESS": "temporal.address",
     "P2E_TEMPORAL_ADDRESS": "temporal.address",
@@ -73,6 +99,7 @@ ENV_VARS: dict[str, str] = {
     "P2E_SCRIPTED_LATENCY_MS": "scripted.latency_ms",
     "P2E_SCRIPTED_PROMPT_TOKENS": "scripted.prompt_tokens",
     "P2E_SCRIPTED_COMPLETION_TOKENS": "scripted.completion_tokens",
+    "P2E_SCRIPTED_COST_PER_1K": "scripted.cost_per_1k_tokens",
 }
 
 

@@ -31,16 +31,25 @@ def worker_identity(ephemeral: bool) -> str:
 
 def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False) -> Worker:
     from activities.llm import LlmActivities
+    from activities.rules import RuleActivities
     from activities.tools import ToolActivities
+    from activities.transcript import ContentActivities, Transcript
+    from agents.personas import PersonaLibrary
+    from agents.tools import load_plugins
+    from runtime.tool_cache import ToolCache
 
+    load_plugins()
     store = ArtifactStore(settings.artifacts_dir)
-    llm = LlmActivities(store, settings.scripted)
-    tools = ToolActivities(store)
+    transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
+    llm = LlmActivities(transcript, settings.scripted)
+    rules = RuleActivities(transcript)
+    tools = ToolActivities(store, ToolCache(settings.tool_cache_file))
+    content = ContentActivities(store)
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=[ConversationWorkflow],
-        activities=[llm.llm_step, tools.run_tool],
+        activities=[llm.llm_step, rules.rule_step, tools.run_tool, content.store_nodes],
         identity=worker_identity(ephemeral),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )

@@ -3,6 +3,11 @@
 The loop looks up a handler for the current state; every handler ends by asking
 `fsm.transition()` for the next state, so a move the table lacks fails loudly. Content goes
 to the artifact store through activities; the workflow keeps small stack entries.
+
+Agent types share the loop: `llm` and `rule_based` agents take their turn in an activity
+(`llm_step`, `rule_step`); a `human` agent's turn waits for the `answer` update. A call to
+`delegate` runs the other agent as a child conversation. Interactive conversations wait for
+the `send_message` update after each reply.
 """
 
 from __future__ import annotations
@@ -10,193 +15,416 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.names import LLM_STEP, RUN_TOOL
+    from pydantic import ValidationError
+
+    from activities.names import LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
+    from agents.personas import NO_PERSONA
+    from agents.spec import AgentSpec
+    from agents.tools.delegate import DELEGATE, DelegateArgs
+    from agents.tools.registry import invalid_arguments
     from workflows import search
-    from workflows.fsm import TERMINAL, Event, FinishReason, IllegalTransition, State, transition
+    from workflows.calls import call_key, child_workflow_id, delegation_refusal
+    from workflows.fsm import (
+        MODEL_INPUT_STATES,
+        TERMINAL,
+        Event,
+        FinishReason,
+        IllegalTransition,
+        State,
+    )
+    from workflows.fsm import transition as fsm_transition
     from workflows.models import (
         ContentNode,
         ConversationInput,
         ConversationResult,
+        ConversationState,
         ConversationStatus,
-        LlmStepInput,
-        LlmStepResult,
+        Overrides,
         StackEntry,
+        StepInput,
+        StepResult,
+        StoreNodesInput,
         ToolCallRequest,
         ToolInput,
         ToolOutcome,
+        ToolStatus,
+        TurnResult,
         Usage,
+        WaitingFor,
         preview,
     )
+    from workflows.options import LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
 
-# Model calls heartbeat, so a dead worker is noticed after 10 s, not after the 2 min timeout.
-LLM_ACTIVITY: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(minutes=2),
-    "schedule_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-    ),
-}
-TOOL_ACTIVITY: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "schedule_to_close_timeout": timedelta(minutes=2),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=10),
-        maximum_attempts=3,
-    ),
-}
+DEFAULT_MODEL = "scripted/default"
+
+
+@dataclass
+class _CallResult:
+    """How one call of a model step ended, before it becomes a stack entry."""
+
+    outcome: ToolOutcome
+    delegated: bool = False
+    penalty: bool = False
+    child_id: str | None = None
+    child_reply_ref: str | None = None
+    child_usage: Usage | None = None
+
+
+@dataclass
+class _StepCalls:
+    """What the calls of one step share: argument keys seen and child ids given out."""
+
+    keys: set[str] = field(default_factory=set)
+    child_ids: set[str] = field(default_factory=set)
 
 
 @workflow.defn(name="ConversationWorkflow", failure_exception_types=[IllegalTransition])
 class ConversationWorkflow:
-    def __init__(self) -> None:
-        self._stack: list[StackEntry] = []
-        self._state = State.USER_MESSAGE
-        self._step = 0
-        self._usage = Usage()
-        self._head: str | None = None
-        self._pending: list[ContentNode] = []
-        self._calls: list[ToolCallRequest] = []
-        self._reason: FinishReason | None = None
-        self._agent_id = ""
-        self._handlers: dict[State, Callable[[ConversationInput], Awaitable[None]]] = {
-            State.USER_MESSAGE: self._model_step,
-            State.TOOL_RESULT: self._model_step,
-            State.TOOL_CALL: self._run_tools,
+    @workflow.init
+    def __init__(self, inp: ConversationInput) -> None:
+        self.inp = inp
+        self.s = inp.resume or ConversationState()
+        self._answer: str | None = None
+        self._end_requested = False
+        self._turn_head: str | None = None  # the transcript the current model step read
+        self._handlers: dict[State, Callable[[], Awaitable[None]]] = {
+            **{s: self._agent_turn for s in MODEL_INPUT_STATES},
+            State.TOOL_CALL: self._run_calls,
+            State.AGENT_CALL: self._run_calls,
             State.ASSISTANT_MESSAGE: self._reply,
+            State.WAITING: self._wait,
         }
+
+    @property
+    def agent(self) -> AgentSpec:
+        return self.inp.agent
 
     @workflow.run
     async def run(self, inp: ConversationInput) -> ConversationResult:
-        self._agent_id = inp.agent.id
         workflow.upsert_search_attributes([search.AGENT.value_set(inp.agent.id)])
-        user = self._node(State.USER_MESSAGE, text=inp.message)
-        self._push(State.USER_MESSAGE, ref=user.ref(), preview=preview(inp.message))
-        self._stage(user)
+        if inp.resume is None:
+            self._open()
         self._publish()
-        while self._state not in TERMINAL:
-            await self._handlers[self._state](inp)
+        while self.s.state not in TERMINAL:
+            if self.s.state in MODEL_INPUT_STATES and self._continue_as_new_due():
+                self._continue_as_new()
+            await self._handlers[self.s.state]()
+        # A send_message or answer update waiting for this last turn returns before we do.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result()
+
+    def _open(self) -> None:
+        self.s.head = self.inp.context_head
+        if self.inp.message is not None:
+            user = self._node(State.USER_MESSAGE, text=self.inp.message)
+            self._push(State.USER_MESSAGE, ref=user.ref(), preview=preview(self.inp.message))
+            self._stage(user)
+        elif self.inp.interactive:
+            self.s.state = State.WAITING  # the start state: nothing has been said yet
+            self._wait_for("user")
+        else:
+            raise ApplicationError("a one-shot conversation needs a message", non_retryable=True)
 
     # --- queries --------------------------------------------------------------------------
 
     @workflow.query
     def stack(self) -> list[StackEntry]:
-        return self._stack
+        return self.s.stack
 
     @workflow.query
     def state(self) -> ConversationStatus:
         return ConversationStatus(
             conversation_id=workflow.info().workflow_id,
-            agent_id=self._agent_id,
-            state=self._state,
-            step=self._step,
-            usage=self._usage,
-            reason=self._reason,
+            agent_id=self.agent.id,
+            state=self.s.state,
+            step=self.s.step,
+            usage=self.s.usage,
+            reason=self.s.reason,
+            waiting_for=self.s.waiting_for,
+            penalties=self.s.penalties,
+        )
+
+    @workflow.query
+    def overrides(self) -> Overrides:
+        return self.s.overrides
+
+    # --- updates: messages, answers and runtime overrides ---------------------------------
+
+    @workflow.update
+    async def send_message(self, text: str) -> TurnResult:
+        start = len(self.s.stack)
+        self.s.inbox.append(text)
+        await workflow.wait_condition(
+            lambda: (
+                self.s.state in TERMINAL
+                or (self._waiting("user") and not self.s.inbox and len(self.s.stack) > start)
+            )
+        )
+        return self._turn_result(start)
+
+    @send_message.validator
+    def _check_send_message(self, text: str) -> None:
+        if not text.strip():
+            raise ValueError("the message is empty")
+        if not self.inp.interactive:
+            raise ValueError("this conversation is one-shot; start an interactive one (p2e chat)")
+        self._check_waiting("user", "the agent is still answering the previous message")
+        if self.s.inbox:
+            raise ValueError("the agent is still answering the previous message")
+
+    @workflow.update
+    async def answer(self, text: str) -> TurnResult:
+        """A person answers for the human agent whose turn it is."""
+        start = len(self.s.stack)
+        self._answer = text
+        await workflow.wait_condition(
+            lambda: self._answer is None and (self.s.state in TERMINAL or self._waiting("user"))
+        )
+        return self._turn_result(start)
+
+    @answer.validator
+    def _check_answer(self, text: str) -> None:
+        if not text.strip():
+            raise ValueError("the answer is empty")
+        self._check_waiting("human", f"it is not {self.agent.id}'s turn to answer")
+        if self._answer is not None:
+            raise ValueError("an answer is already being delivered")
+
+    @workflow.update
+    async def end(self) -> None:
+        """Close an interactive conversation that waits for its user."""
+        self._end_requested = True
+        await workflow.wait_condition(lambda: self.s.state in TERMINAL)
+
+    @end.validator
+    def _check_end(self) -> None:
+        self._check_waiting("user", "only a conversation waiting for its user can be ended")
+
+    @workflow.update
+    async def set_behavior(self, persona: str | None) -> Overrides:
+        """Apply a persona (or 'none') from the next step; None returns to agents.yml."""
+        return self._override(persona=persona)
+
+    @set_behavior.validator
+    def _check_behavior(self, persona: str | None) -> None:
+        self._check_open()
+        known = self.inp.catalog.personas
+        if persona is not None and persona != NO_PERSONA and persona not in known:
+            raise ValueError(f"unknown persona '{persona}'; known: {', '.join(known) or 'none'}")
+
+    @workflow.update
+    async def set_tools(self, tools: list[str] | None) -> Overrides:
+        """Replace the agent's allowed tools from the next step; None returns to agents.yml."""
+        return self._override(tools=tools)
+
+    @set_tools.validator
+    def _check_tools(self, tools: list[str] | None) -> None:
+        self._check_open()
+        known = [t.name for t in self.inp.catalog.tools]
+        unknown = [name for name in tools or [] if name not in known]
+        if unknown:
+            raise ValueError(f"unknown tool '{unknown[0]}'; registered tools: {', '.join(known)}")
+
+    @workflow.update
+    async def set_model(self, model: str | None) -> Overrides:
+        """Use another model from the next step; None returns to the configured one."""
+        return self._override(model=model)
+
+    @set_model.validator
+    def _check_model(self, model: str | None) -> None:
+        self._check_open()
+        if model is not None and not model.strip():
+            raise ValueError("the model name is empty")
+        if model is not None and self.agent.type != "llm":
+            raise ValueError(f"{self.agent.id} is a {self.agent.type} agent and uses no model")
+
+    def _override(self, **changes: object) -> Overrides:
+        self.s.overrides = self.s.overrides.model_copy(update=changes)
+        self._publish()
+        return self.s.overrides
+
+    def _check_open(self) -> None:
+        if self.s.state in TERMINAL:
+            raise ValueError("the conversation has finished")
+
+    def _check_waiting(self, who: WaitingFor, message: str) -> None:
+        self._check_open()
+        if not self._waiting(who):
+            raise ValueError(message)
+
+    def _waiting(self, who: WaitingFor) -> bool:
+        return self.s.state is State.WAITING and self.s.waiting_for == who
+
+    def _turn_result(self, start: int) -> TurnResult:
+        entries = self.s.stack[start:]
+        reply = next((e for e in reversed(entries) if e.kind is State.ASSISTANT_MESSAGE), None)
+        return TurnResult(
+            entries=entries,
+            reply_ref=reply.ref if reply else None,
+            reply_preview=reply.preview if reply else "",
+            state=self.s.state,
+            reason=self.s.reason,
         )
 
     # --- state handlers -------------------------------------------------------------------
 
-    async def _model_step(self, inp: ConversationInput) -> None:
-        agent = inp.agent
-        if self._step >= agent.limits.max_steps:
-            self._finish(FinishReason.MAX_STEPS, f"step limit {agent.limits.max_steps} reached")
+    async def _agent_turn(self) -> None:
+        agent = self.agent
+        limits = agent.limits
+        if self.s.step >= limits.max_steps:
+            self._finish(FinishReason.MAX_STEPS, f"step limit {limits.max_steps} reached")
             return
-        self._step += 1
-        model = inp.model or agent.model or "scripted/default"
-        assert self._head is not None
-        request = LlmStepInput(
-            conversation_id=workflow.info().workflow_id,
-            agent_id=agent.id,
-            step=self._step,
-            model=model,
-            head=self._head,
-            pending=self._pending,
-            system_prompt=agent.system_prompt,
-            tools=agent.tools,
-            temperature=agent.temperature,
-            top_p=agent.top_p,
-            max_tokens=agent.max_tokens,
-        )
-        try:
-            result: LlmStepResult = await workflow.execute_activity(
-                LLM_STEP,
-                request,
-                result_type=LlmStepResult,
-                summary=f"{agent.id} · {model} · step {self._step}",
-                **LLM_ACTIVITY,
+        if limits.max_cost is not None and self.s.usage.cost_usd >= limits.max_cost:
+            self._finish(
+                FinishReason.BUDGET,
+                f"cost ${self.s.usage.cost_usd:.4f} reached the budget ${limits.max_cost:.4f}",
             )
-        except ActivityError as err:
-            self._finish(FinishReason.ERROR, f"model step failed: {_cause(err)}")
             return
-        self._pending = []
-        self._head = result.ref
-        self._usage += result.usage
-        if result.tool_calls:
-            self._move(Event.MODEL_TOOL_CALLS)
-            self._calls = result.tool_calls
-            for n, call in enumerate(result.tool_calls):
-                self._push(
-                    State.TOOL_CALL,
-                    ref=result.ref,
-                    preview=preview(f"{call.name}({call.arguments})"),
-                    tool_name=call.name,
-                    tool_call_id=call.id,
-                    usage=result.usage if n == 0 else None,  # one model step, counted once
-                )
-        else:
+        self.s.step += 1
+        if agent.type == "human":
+            self._move(Event.HUMAN_TURN)
+            self._wait_for("human")
+            return
+        result = await self._step()
+        if result is None:
+            return
+        self.s.pending = []
+        self.s.head = result.ref
+        self.s.usage += result.usage
+        overrides = self.s.overrides if self.s.overrides.active() else None
+        if not result.tool_calls:
             self._move(Event.MODEL_TEXT)
             self._push(
                 State.ASSISTANT_MESSAGE,
                 ref=result.ref,
                 preview=result.text_preview,
                 usage=result.usage,
+                overrides=overrides,
+            )
+            self._publish()
+            return
+        delegating = any(call.name == DELEGATE for call in result.tool_calls)
+        self._move(Event.MODEL_DELEGATE if delegating else Event.MODEL_TOOL_CALLS)
+        self.s.calls = result.tool_calls
+        for n, call in enumerate(result.tool_calls):
+            self._push(
+                State.AGENT_CALL if call.name == DELEGATE else State.TOOL_CALL,
+                ref=result.ref,
+                preview=_call_preview(call),
+                tool_name=call.name,
+                tool_call_id=call.id,
+                usage=result.usage if n == 0 else None,  # one model step, counted once
+                overrides=overrides,
             )
         self._publish()
 
-    async def _run_tools(self, inp: ConversationInput) -> None:
-        self._step += 1
-        calls, self._calls = self._calls, []
+    async def _step(self) -> StepResult | None:
+        """Run the agent's model or rules on the transcript; None if the step failed."""
+        agent, overrides = self.agent, self.s.overrides
+        self._turn_head = self.s.head
+        assert self.s.head is not None
+        model = overrides.model or self.inp.model or agent.model or DEFAULT_MODEL
+        persona = overrides.persona or agent.persona
+        request = StepInput(
+            conversation_id=workflow.info().workflow_id,
+            agent_id=agent.id,
+            step=self.s.step,
+            model=model,
+            head=self.s.head,
+            pending=self.s.pending,
+            system_prompt=agent.system_prompt,
+            persona=None if persona == NO_PERSONA else persona,
+            description=agent.description,
+            tools=self._allowed_tools(),
+            temperature=agent.temperature,
+            top_p=agent.top_p,
+            max_tokens=agent.max_tokens,
+            rules=agent.rules,
+            fallback_reply=agent.fallback_reply,
+        )
+        rules = agent.type == "rule_based"
+        try:
+            result: StepResult = await workflow.execute_activity(
+                RULE_STEP if rules else LLM_STEP,
+                request,
+                result_type=StepResult,
+                summary=f"{agent.id} · {'rules' if rules else model} · step {self.s.step}",
+                **(LOCAL_ACTIVITY if rules else LLM_ACTIVITY),
+            )
+        except ActivityError as err:
+            self._finish(FinishReason.ERROR, f"agent step failed: {_cause(err)}")
+            return None
+        return result
+
+    async def _run_calls(self) -> None:
+        self.s.step += 1
+        calls, self.s.calls = self.s.calls, []
+        step = _StepCalls()
         # Calls of one model step run concurrently; results keep the order of the calls.
-        outcomes = await asyncio.gather(*(self._run_tool(inp, call) for call in calls))
-        self._move(Event.TOOLS_DONE)
-        for call, outcome in zip(calls, outcomes, strict=True):
+        results = await asyncio.gather(*(self._call(call, step) for call in calls))
+        self._move(Event.CHILD_DONE if self.s.state is State.AGENT_CALL else Event.TOOLS_DONE)
+        for call, result in zip(calls, results, strict=True):
+            kind = State.AGENT_RESULT if result.delegated else State.TOOL_RESULT
+            outcome = result.outcome
             node = self._node(
-                State.TOOL_RESULT,
+                kind,
                 tool_call_id=call.id,
                 tool_name=call.name,
-                result_ref=outcome.result_ref,
+                result_ref=result.child_reply_ref if result.delegated else outcome.result_ref,
                 text=outcome.text,
+                child_id=result.child_id,
             )
             self._stage(node)
+            if result.child_usage is not None:
+                self.s.usage += result.child_usage
+            self.s.penalties += result.penalty
             self._push(
-                State.TOOL_RESULT,
+                kind,
                 ref=node.ref(),
                 preview=outcome.preview,
                 tool_name=call.name,
                 tool_call_id=call.id,
                 status=outcome.status,
+                cached=outcome.cached,
+                penalty=result.penalty,
+                child_id=result.child_id,
+                usage=result.child_usage,
             )
         self._publish()
 
-    async def _run_tool(self, inp: ConversationInput, call: ToolCallRequest) -> ToolOutcome:
+    async def _call(self, call: ToolCallRequest, step: _StepCalls) -> _CallResult:
+        delegated = call.name == DELEGATE
+        if call.name not in self._allowed_tools():
+            message = f"tool '{call.name}' is not allowed for {self.agent.id}"
+            return _CallResult(_inline("error", {"error": message}), delegated=delegated)
+        if delegated:
+            return await self._delegate(call, step.child_ids)
+        penalty = False
+        info = self.inp.catalog.tool(call.name)
+        if not info.side_effect_free:
+            # Runs before the first await, so calls of one step are checked in call order.
+            key = call_key(call.name, call.arguments)
+            first = self.s.seen_calls.setdefault(key, self.s.step)
+            if first != self.s.step or key in step.keys:
+                policy = self.agent.dedup or self.inp.catalog.dedup
+                if policy == "strict":
+                    skipped = f"identical {call.name} call already made at step {first}"
+                    return _CallResult(_inline("skipped", {"skipped": skipped}))
+                penalty = policy == "penalty"
+            step.keys.add(key)
         request = ToolInput(
             conversation_id=workflow.info().workflow_id,
-            agent_id=inp.agent.id,
-            step=self._step,
+            agent_id=self.agent.id,
+            step=self.s.step,
             call=call,
         )
         try:
@@ -204,84 +432,247 @@ class ConversationWorkflow:
                 RUN_TOOL,
                 request,
                 result_type=ToolOutcome,
-                summary=preview(f"{call.name}({call.arguments})", 100),
-                **TOOL_ACTIVITY,
+                summary=_call_preview(call, 100),
+                **tool_activity(info),
             )
-            return outcome
         except ActivityError as err:
             # The model reads the failure and decides; the conversation goes on.
             cause = _cause(err)
-            status = "timeout" if "timeout" in cause.lower() else "error"
-            message = json.dumps({"error": f"tool {call.name} failed: {cause}"})
-            return ToolOutcome(status=status, text=message, preview=preview(message))
+            status: ToolStatus = "timeout" if "timeout" in cause.lower() else "error"
+            outcome = _inline(status, {"error": f"tool {call.name} failed: {cause}"})
+        return _CallResult(outcome, penalty=penalty)
 
-    async def _reply(self, inp: ConversationInput) -> None:
+    async def _delegate(self, call: ToolCallRequest, taken: set[str]) -> _CallResult:
+        def refused(message: str) -> _CallResult:
+            return _CallResult(_inline("error", {"error": message}), delegated=True)
+
+        try:
+            args = DelegateArgs.model_validate_json(call.arguments or "{}")
+        except ValidationError as exc:
+            return refused(invalid_arguments(exc))
+        catalog = self.inp.catalog
+        target = catalog.agent(args.agent_id)
+        if target is None:
+            known = ", ".join(a.id for a in catalog.agents)
+            return refused(f"unknown agent '{args.agent_id}'; known agents: {known}")
+        if refusal := delegation_refusal(self.agent, self.inp.lineage, target.id):
+            return refused(refusal)
+        child_id = child_workflow_id(workflow.info().workflow_id, self.s.step, target.id, taken)
+        child = ConversationInput(
+            agent=target,
+            message=args.message,
+            catalog=catalog,
+            lineage=[*self.inp.lineage, self.agent.id],
+            context_head=self._turn_head if self.agent.delegation_context == "history" else None,
+            continue_as_new_events=self.inp.continue_as_new_events,
+        )
+        try:
+            result: ConversationResult = await workflow.execute_child_workflow(
+                ConversationWorkflow.run,
+                child,
+                id=child_id,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(search.AGENT, target.id)]
+                ),
+                static_summary=preview(f"{target.id}: {args.message}", 200),
+            )
+        except ChildWorkflowError as err:
+            return refused(f"delegation to {target.id} failed: {_cause(err)}")
+        summary = {"agent_id": target.id, "status": result.reason.value}
+        status: ToolStatus = "ok" if result.reason is FinishReason.DONE else "error"
+        return _CallResult(
+            ToolOutcome(
+                status=status,
+                text=json.dumps(summary),
+                preview=preview(f"{target.id}: {result.reply_preview}"),
+            ),
+            delegated=True,
+            child_id=child_id,
+            child_reply_ref=result.reply_ref,
+            child_usage=result.usage,
+        )
+
+    async def _reply(self) -> None:
+        if self.inp.interactive:
+            self._move(Event.REPLY_INTERACTIVE)
+            self._wait_for("user")
+            return
         self._move(Event.REPLY_ONE_SHOT)
-        self._reason = FinishReason.DONE
+        self.s.reason = FinishReason.DONE
         self._push(State.FINISHED, reason=FinishReason.DONE)
         self._publish()
 
+    async def _wait(self) -> None:
+        if self.s.waiting_for == "human":
+            await self._wait_for_human()
+        else:
+            await self._wait_for_user()
+
+    async def _wait_for_user(self) -> None:
+        # Let the update that delivered the last turn return, then restart if history is long.
+        await workflow.wait_condition(
+            lambda: bool(self.s.inbox) or self._end_requested or workflow.all_handlers_finished()
+        )
+        if not self.s.inbox and not self._end_requested and self._continue_as_new_due():
+            self._continue_as_new()
+        await workflow.wait_condition(lambda: bool(self.s.inbox) or self._end_requested)
+        self.s.waiting_for = None
+        if not self.s.inbox:
+            self._move(Event.USER_ENDS)
+            self.s.reason = FinishReason.DONE
+            self._push(State.FINISHED, reason=FinishReason.DONE, preview="ended by the user")
+            self._publish()
+            return
+        text = self.s.inbox.pop(0)
+        self._move(Event.USER_SENDS)
+        user = self._node(State.USER_MESSAGE, text=text)
+        self._push(State.USER_MESSAGE, ref=user.ref(), preview=preview(text))
+        self._stage(user)
+        self._publish()
+
+    async def _wait_for_human(self) -> None:
+        timeout = self.agent.human_timeout_s
+        try:
+            await workflow.wait_condition(
+                lambda: self._answer is not None,
+                timeout=timedelta(seconds=timeout),
+                timeout_summary=f"{self.agent.id} answers",
+            )
+        except TimeoutError:
+            self.s.waiting_for = None
+            self._finish(FinishReason.TIMEOUT, f"no answer from {self.agent.id} in {timeout:g} s")
+            return
+        assert self._answer is not None
+        node = self._node(State.ASSISTANT_MESSAGE, text=self._answer)
+        # Stored now: the conversation may end before a model step would store it.
+        await workflow.execute_activity(
+            STORE_NODES,
+            StoreNodesInput(nodes=[*self.s.pending, node]),
+            summary=f"{self.agent.id} answered",
+            **LOCAL_ACTIVITY,
+        )
+        self.s.pending = []
+        self.s.head = node.ref()
+        self.s.waiting_for = None
+        self._move(Event.HUMAN_ANSWERS)
+        self._push(State.ASSISTANT_MESSAGE, ref=node.ref(), preview=preview(self._answer))
+        self._answer = None
+        self._publish()
+
+    # --- continue-as-new ------------------------------------------------------------------
+
+    def _continue_as_new_due(self) -> bool:
+        if not workflow.all_handlers_finished():
+            return False
+        info = workflow.info()
+        limit = self.inp.continue_as_new_events
+        return info.is_continue_as_new_suggested() or (
+            limit is not None and info.get_current_history_length() >= limit
+        )
+
+    def _continue_as_new(self) -> NoReturn:
+        state = self.s.model_copy(update={"runs": self.s.runs + 1})
+        workflow.continue_as_new(self.inp.model_copy(update={"resume": state}))
+
     # --- bookkeeping ----------------------------------------------------------------------
+
+    def _allowed_tools(self) -> list[str]:
+        override = self.s.overrides.tools
+        return self.agent.tools if override is None else override
+
+    def _wait_for(self, who: WaitingFor) -> None:
+        self.s.waiting_for = who
+        self._push(
+            State.WAITING,
+            waiting_for=who,
+            preview=f"waiting for {'the user' if who == 'user' else self.agent.id}",
+        )
+        self._publish()
 
     def _node(self, kind: State, **fields: object) -> ContentNode:
         return ContentNode.model_validate(
             {
                 "kind": kind,
-                "parent": self._head,
+                "parent": self.s.head,
                 "conversation_id": workflow.info().workflow_id,
-                "step": self._step,
-                "agent_id": self._agent_id,
+                "step": self.s.step,
+                "agent_id": self.agent.id,
                 **fields,
             }
         )
 
     def _stage(self, node: ContentNode) -> None:
-        """Queue a node for the next model step to store, and make it the transcript head."""
-        self._pending.append(node)
-        self._head = node.ref()
+        """Queue a node for the next agent step to store, and make it the transcript head."""
+        self.s.pending.append(node)
+        self.s.head = node.ref()
 
     def _move(self, event: Event) -> None:
-        self._state = transition(self._state, event)
+        self.s.state = fsm_transition(self.s.state, event)
 
     def _push(self, kind: State, **fields: object) -> None:
         entry = StackEntry.model_validate(
-            {"step": self._step, "kind": kind, "agent_id": self._agent_id, **fields}
+            {"step": self.s.step, "kind": kind, "agent_id": self.agent.id, **fields}
         )
-        self._stack.append(entry)
+        self.s.stack.append(entry)
 
     def _finish(self, reason: FinishReason, detail: str) -> None:
         self._move(Event.LIMIT)
-        self._reason = reason
+        self.s.reason = reason
         self._push(State.FINISHED, reason=reason, preview=preview(detail))
         self._publish()
 
     def _publish(self) -> None:
         """Keep the Web UI's view of the conversation current."""
-        last = self._stack[-1]
+        s = self.s
+        last = s.stack[-1] if s.stack else None
         workflow.upsert_search_attributes(
-            [search.STATE.value_set(self._state.value), search.STEP.value_set(self._step)]
+            [search.STATE.value_set(s.state.value), search.STEP.value_set(s.step)]
         )
-        reason = f" ({self._reason})" if self._reason else ""
+        reason = f" ({s.reason})" if s.reason else ""
+        run = f" · run {s.runs}" if s.runs > 1 else ""
+        overrides = (
+            f"\n\noverrides: {s.overrides.model_dump_json(exclude_none=True)}"
+            if s.overrides.active()
+            else ""
+        )
         workflow.set_current_details(
-            f"**{self._agent_id}** · state **{self._state}**{reason} · step {self._step} · "
-            f"{self._usage.total_tokens} tokens\n\n"
-            f"last: {last.kind} {last.preview}"
+            f"**{self.agent.id}** · state **{s.state}**{reason} · step {s.step} · "
+            f"{s.usage.total_tokens} tokens · ${s.usage.cost_usd:.4f}{run}\n\n"
+            f"last: {last.kind if last else '-'} {last.preview if last else ''}{overrides}"
         )
 
     def _result(self) -> ConversationResult:
-        reply = next((e for e in reversed(self._stack) if e.kind is State.ASSISTANT_MESSAGE), None)
-        if self._reason is None:
+        stack = self.s.stack
+        reply = next((e for e in reversed(stack) if e.kind is State.ASSISTANT_MESSAGE), None)
+        if self.s.reason is None:
             raise ApplicationError("conversation ended without a finish reason", non_retryable=True)
         return ConversationResult(
             conversation_id=workflow.info().workflow_id,
-            agent_id=self._agent_id,
-            reason=self._reason,
+            agent_id=self.agent.id,
+            reason=self.s.reason,
             reply_ref=reply.ref if reply else None,
-            reply_preview=reply.preview if reply else (self._stack[-1].preview or ""),
-            steps=self._step,
-            usage=self._usage,
-            stack=self._stack,
+            reply_preview=reply.preview if reply else (stack[-1].preview if stack else ""),
+            steps=self.s.step,
+            usage=self.s.usage,
+            stack=stack,
+            penalties=self.s.penalties,
         )
+
+
+def _inline(status: ToolStatus, content: dict[str, str]) -> ToolOutcome:
+    """An outcome decided in the workflow: kept inline, no activity, nothing stored."""
+    text = json.dumps(content)
+    return ToolOutcome(status=status, text=text, preview=preview(text))
+
+
+def _call_preview(call: ToolCallRequest, limit: int = 160) -> str:
+    if call.name == DELEGATE:
+        try:
+            args = json.loads(call.arguments)
+            return preview(f"-> {args['agent_id']}: {args['message']}", limit)
+        except (ValueError, KeyError, TypeError):
+            pass
+    return preview(f"{call.name}({call.arguments})", limit)
 
 
 def _cause(err: BaseException) -> str:

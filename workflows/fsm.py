@@ -27,10 +27,13 @@ class Event(StrEnum):
     MODEL_TOOL_CALLS = "model_tool_calls"  # a model step asked for one or more tools
     MODEL_DELEGATE = "model_delegate"  # a model step delegated to another agent
     TOOLS_DONE = "tools_done"  # every tool call of the step ended (ok, error, skipped, timeout)
-    CHILD_DONE = "child_done"  # a delegated child conversation finished
+    CHILD_DONE = "child_done"  # every call of a step that delegated ended
+    HUMAN_TURN = "human_turn"  # a human agent's turn: wait for a person to answer
+    HUMAN_ANSWERS = "human_answers"  # the person answered through an update
     REPLY_INTERACTIVE = "reply_interactive"  # an interactive conversation waits for its user
     REPLY_ONE_SHOT = "reply_one_shot"  # a one-shot conversation is done after its reply
     USER_SENDS = "user_sends"  # a user message arrives while waiting
+    USER_ENDS = "user_ends"  # the user closes an interactive conversation
     LIMIT = "limit"  # a step, budget or time limit ended the conversation
 
 
@@ -59,11 +62,14 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     **{(s, Event.MODEL_TEXT): State.ASSISTANT_MESSAGE for s in MODEL_INPUT_STATES},
     **{(s, Event.MODEL_TOOL_CALLS): State.TOOL_CALL for s in MODEL_INPUT_STATES},
     **{(s, Event.MODEL_DELEGATE): State.AGENT_CALL for s in MODEL_INPUT_STATES},
+    **{(s, Event.HUMAN_TURN): State.WAITING for s in MODEL_INPUT_STATES},
     (State.TOOL_CALL, Event.TOOLS_DONE): State.TOOL_RESULT,
     (State.AGENT_CALL, Event.CHILD_DONE): State.AGENT_RESULT,
     (State.ASSISTANT_MESSAGE, Event.REPLY_INTERACTIVE): State.WAITING,
     (State.ASSISTANT_MESSAGE, Event.REPLY_ONE_SHOT): State.FINISHED,
     (State.WAITING, Event.USER_SENDS): State.USER_MESSAGE,
+    (State.WAITING, Event.HUMAN_ANSWERS): State.ASSISTANT_MESSAGE,
+    (State.WAITING, Event.USER_ENDS): State.FINISHED,
     **{(s, Event.LIMIT): State.FINISHED for s in State if s is not State.FINISHED},
 }
 

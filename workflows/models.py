@@ -7,10 +7,11 @@ always optional with defaults.
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agents.spec import AgentSpec
+from agents.spec import AgentSpec, DedupPolicy, Rule
 from workflows.fsm import FinishReason, State
 
 PREVIEW_CHARS = 160
@@ -66,10 +67,26 @@ class ContentNode(BaseModel):
     tool_call_id: str | None = None
     tool_name: str | None = None
     result_ref: str | None = None
+    child_id: str | None = Field(default=None, description="AgentResult: the child conversation")
 
     def ref(self) -> str:
         canonical = self.model_dump_json(exclude_defaults=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+WaitingFor = Literal["user", "human"]
+ToolStatus = Literal["ok", "error", "timeout", "skipped"]
+
+
+class Overrides(BaseModel):
+    """Runtime changes to the agent, applied from the next step on (`p2e config set-*`)."""
+
+    persona: str | None = Field(default=None, description="a persona name, or 'none'")
+    tools: list[str] | None = None
+    model: str | None = None
+
+    def active(self) -> bool:
+        return self != Overrides()
 
 
 class StackEntry(BaseModel):
@@ -82,15 +99,69 @@ class StackEntry(BaseModel):
     preview: str = ""
     tool_name: str | None = None
     tool_call_id: str | None = None
-    status: str | None = None
+    status: ToolStatus | None = None
     reason: FinishReason | None = None
     usage: Usage | None = None
+    child_id: str | None = None
+    waiting_for: WaitingFor | None = None
+    cached: bool = False
+    penalty: bool = Field(default=False, description="a repeated call run under 'penalty'")
+    overrides: Overrides | None = Field(default=None, description="in force for this step")
+
+
+class ToolInfo(BaseModel):
+    """What the workflow needs to know about a tool to schedule it."""
+
+    name: str
+    side_effect_free: bool = False
+    timeout_s: float = 30.0
+    max_attempts: int = 3
+
+
+class Catalog(BaseModel):
+    """The team and tools a conversation may use, fixed when it starts and given to children."""
+
+    agents: list[AgentSpec] = []
+    tools: list[ToolInfo] = []
+    personas: list[str] = []
+    dedup: DedupPolicy = "penalty"
+
+    def agent(self, agent_id: str) -> AgentSpec | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def tool(self, name: str) -> ToolInfo:
+        return next((t for t in self.tools if t.name == name), ToolInfo(name=name))
+
+
+class ConversationState(BaseModel):
+    """Everything the workflow keeps; carried whole across continue-as-new."""
+
+    state: State = State.USER_MESSAGE
+    waiting_for: WaitingFor | None = None
+    step: int = 0
+    usage: Usage = Usage()
+    head: str | None = None
+    pending: list[ContentNode] = []
+    calls: list[ToolCallRequest] = []
+    reason: FinishReason | None = None
+    stack: list[StackEntry] = []
+    seen_calls: dict[str, int] = Field(default={}, description="dedup key -> first step")
+    penalties: int = 0
+    overrides: Overrides = Overrides()
+    inbox: list[str] = Field(default=[], description="user messages not yet taken")
+    runs: int = Field(default=1, description="runs of this conversation (continue-as-new)")
 
 
 class ConversationInput(BaseModel):
     agent: AgentSpec
-    message: str
+    message: str | None = Field(default=None, description="None: wait for the first message")
     model: str | None = Field(default=None, description="overrides the agent's model")
+    catalog: Catalog = Catalog()
+    interactive: bool = Field(default=False, description="wait for the user after each reply")
+    lineage: list[str] = Field(default=[], description="delegating agents, root first")
+    context_head: str | None = Field(default=None, description="parent transcript to continue")
+    continue_as_new_events: int | None = None
+    resume: ConversationState | None = Field(default=None, description="set by continue-as-new")
 
 
 class ConversationStatus(BaseModel):
@@ -100,6 +171,8 @@ class ConversationStatus(BaseModel):
     step: int
     usage: Usage
     reason: FinishReason | None = None
+    waiting_for: WaitingFor | None = None
+    penalties: int = 0
 
 
 class ConversationResult(BaseModel):
@@ -111,9 +184,22 @@ class ConversationResult(BaseModel):
     steps: int
     usage: Usage
     stack: list[StackEntry]
+    penalties: int = 0
 
 
-class LlmStepInput(BaseModel):
+class TurnResult(BaseModel):
+    """What one user message (or human answer) produced, for `p2e chat`."""
+
+    entries: list[StackEntry]
+    reply_ref: str | None = None
+    reply_preview: str = ""
+    state: State
+    reason: FinishReason | None = None
+
+
+class StepInput(BaseModel):
+    """One agent step (model or rules): the transcript head and what to store first."""
+
     conversation_id: str
     agent_id: str
     step: int
@@ -123,18 +209,26 @@ class LlmStepInput(BaseModel):
         default=[], description="nodes made in the workflow, stored before the call"
     )
     system_prompt: str | None = None
+    persona: str | None = None
+    description: str = ""
     tools: list[str] = []
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    rules: list[Rule] = []
+    fallback_reply: str = ""
 
 
-class LlmStepResult(BaseModel):
+class StepResult(BaseModel):
     ref: str
     text_preview: str = ""
     tool_calls: list[ToolCallRequest] = []
     usage: Usage
     model: str
+
+
+class StoreNodesInput(BaseModel):
+    nodes: list[ContentNode]
 
 
 class ToolInput(BaseModel):
@@ -145,7 +239,8 @@ class ToolInput(BaseModel):
 
 
 class ToolOutcome(BaseModel):
-    status: str  # ok | error | timeout
+    status: ToolStatus
     result_ref: str | None = None
     text: str | None = Field(default=None, description="content kept inline, not stored")
     preview: str = ""
+    cached: bool = False

@@ -1,17 +1,35 @@
-"""Tools are registered by decorator; the registry yields the JSON schema a model sees."""
+"""Tools are registered by decorator; the registry yields the JSON schema a model sees.
+
+Third-party packages add tools through the `p2engine.tools` entry-point group: each entry
+point names a module (importing it runs its `@tool` decorators) or a registered function.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+from runtime.errors import ConfigError
+
+ENTRY_POINT_GROUP = "p2engine.tools"
 
 
 class ToolError(Exception):
     """A failure the model should read and react to (bad city, bad arguments, ...)."""
+
+
+def invalid_arguments(exc: ValidationError) -> str:
+    """One line the model can act on: which argument is wrong and why."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "arguments"
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid arguments: " + "; ".join(parts)
 
 
 ToolFn = Callable[[Any], Any | Awaitable[Any]]
@@ -23,6 +41,10 @@ class Tool:
     description: str
     input_model: type[BaseModel]
     fn: ToolFn
+    cache_ttl_s: float | None = None
+    side_effect_free: bool = False
+    timeout_s: float = 30.0
+    max_attempts: int = 3
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-calling schema, which litellm passes to every provider."""
@@ -45,11 +67,33 @@ class Tool:
 _TOOLS: dict[str, Tool] = {}
 
 
-def tool(name: str, description: str, input_model: type[BaseModel]) -> Callable[[ToolFn], ToolFn]:
+def tool(
+    name: str,
+    description: str,
+    input_model: type[BaseModel],
+    *,
+    cache_ttl: float | None = None,
+    side_effect_free: bool = False,
+    timeout: float = 30.0,
+    retry: int = 3,
+) -> Callable[[ToolFn], ToolFn]:
+    """Register a tool.
+
+    `cache_ttl` (seconds) serves repeated calls from the tool cache and needs
+    `side_effect_free`, which also exempts the tool from duplicate-call policies. `timeout`
+    bounds one attempt; `retry` is the number of attempts for unexpected failures.
+    """
+    if cache_ttl is not None and not side_effect_free:
+        raise ValueError(f"tool '{name}': cache_ttl needs side_effect_free=True")
+    if timeout <= 0 or retry < 1:
+        raise ValueError(f"tool '{name}': timeout must be > 0 and retry >= 1")
+
     def register(fn: ToolFn) -> ToolFn:
         if name in _TOOLS:
             raise ValueError(f"tool '{name}' is registered twice")
-        _TOOLS[name] = Tool(name, description, input_model, fn)
+        _TOOLS[name] = Tool(
+            name, description, input_model, fn, cache_ttl, side_effect_free, timeout, retry
+        )
         return fn
 
     return register
@@ -64,3 +108,21 @@ def get_tool(name: str) -> Tool:
 
 def registered_tools() -> list[str]:
     return sorted(_TOOLS)
+
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every `p2engine.tools` entry point once; a broken plugin is a config error."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # any import-time failure of someone else's package
+            raise ConfigError(
+                f"tool plugin '{entry.name}' ({entry.value}) failed to load: {exc}"
+            ) from exc
+    _plugins_loaded = True

@@ -58,7 +58,13 @@ class WeatherArgs(BaseModel):
     unit: Literal["celsius", "fahrenheit"] = "celsius"
 
 
-@tool("get_weather", "Current weather for a city.", WeatherArgs)
+@tool(
+    "get_weather",
+    "Current weather for a city.",
+    WeatherArgs,
+    side_effect_free=True,
+    cache_ttl=300,
+)
 def get_weather(args: WeatherArgs) -> dict[str, object]:
     city = _BY_KEY.get(args.city.strip().casefold())
     if city is None:

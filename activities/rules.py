@@ -1,0 +1,27 @@
+"""The rule step of rule_based agents: deterministic, no model, same transcript as a model."""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities.names import RULE_STEP
+from activities.transcript import Transcript
+from agents.rules import respond
+from workflows.models import StepInput, StepResult, ToolCallRequest, Usage
+
+
+class RuleActivities:
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+
+    @activity.defn(name=RULE_STEP)
+    async def rule_step(self, inp: StepInput) -> StepResult:
+        started = time.perf_counter()
+        reply = respond(inp.rules, inp.fallback_reply, self.transcript.messages(inp))
+        calls = [
+            ToolCallRequest(id=c.id, name=c.name, arguments=c.arguments) for c in reply.tool_calls
+        ]
+        usage = Usage(latency_ms=(time.perf_counter() - started) * 1000)
+        return self.transcript.reply(inp, reply.text, calls, usage, model="rules")

@@ -1,0 +1,68 @@
+"""The catalog a conversation starts with: the team from agents.yml, the registered tools
+and the personas, checked against each other once so a workflow never meets a dangling name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agents.personas import PersonaLibrary
+from agents.registry import AgentRegistry
+from agents.spec import AgentSpec
+from agents.tools import get_tool, load_plugins, registered_tools
+from runtime.errors import ConfigError
+from runtime.settings import Settings
+from workflows.models import Catalog, ToolInfo
+
+
+def resolve_agent(agent: AgentSpec, settings: Settings) -> AgentSpec:
+    """Fill what agents.yml leaves to the settings (the default model)."""
+    if agent.model is None and agent.type == "llm":
+        return agent.model_copy(update={"model": settings.default_model})
+    return agent
+
+
+def check_agent(agent: AgentSpec, catalog: Catalog, source: Path) -> None:
+    known_tools = {t.name for t in catalog.tools}
+    where = f"{source}: agent '{agent.id}'"
+    for name in agent.tools:
+        if name not in known_tools:
+            raise ConfigError(
+                f"{where} lists unknown tool '{name}'; registered: {', '.join(sorted(known_tools))}"
+            )
+    for name in sorted(agent.rule_tools() - set(agent.tools)):
+        raise ConfigError(f"{where} has a rule calling '{name}', which is not in its tools")
+    if agent.persona is not None and agent.persona not in catalog.personas:
+        known = ", ".join(catalog.personas) or "none"
+        raise ConfigError(f"{where} names unknown persona '{agent.persona}'; known: {known}")
+
+
+def tool_infos() -> list[ToolInfo]:
+    load_plugins()
+    infos = []
+    for name in registered_tools():
+        tool = get_tool(name)
+        infos.append(
+            ToolInfo(
+                name=name,
+                side_effect_free=tool.side_effect_free,
+                timeout_s=tool.timeout_s,
+                max_attempts=tool.max_attempts,
+            )
+        )
+    return infos
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    registry = AgentRegistry.load(settings.agents_file)
+    personas = PersonaLibrary(settings.personas_dir)
+    personas.check()
+    catalog = Catalog(
+        agents=[resolve_agent(a, settings) for a in registry.all()],
+        tools=tool_infos(),
+        personas=personas.names(),
+        dedup=settings.tools.dedup,
+    )
+    for agent in catalog.agents:
+        check_agent(agent, catalog, settings.agents_file)
+    return catalog
