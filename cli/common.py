@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from runtime.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
 T = TypeVar("T")
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Printed text is agent and user content, never Rich markup: "[ok]" must stay as it is.
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
 
 AddressOption = Annotated[
     str | None,
@@ -62,3 +67,17 @@ def ui_url(settings: Settings, workflow_id: str | None = None) -> str | None:
         return None
     base = base.rstrip("/") + f"/namespaces/{settings.temporal.namespace}/workflows"
     return f"{base}/{workflow_id}" if workflow_id else base
+
+
+@asynccontextmanager
+async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """Make sure a worker serves the task queue while the block runs: a standing `p2e worker`
+    if one polls, otherwise one in this process."""
+    from runtime.worker import build_worker, standing_worker_present
+
+    if await standing_worker_present(client, settings):
+        yield
+        return
+    note("no worker is running; running one in this process")
+    async with build_worker(client, settings, ephemeral=True):
+        yield

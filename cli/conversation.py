@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from cli.common import (
@@ -17,6 +16,7 @@ from cli.common import (
     run_async,
     settings_for,
 )
+from cli.display import stack_table
 from runtime.errors import P2eError
 
 if TYPE_CHECKING:
@@ -95,21 +95,12 @@ def show(
         print_json(data)
         return
     usage = data["usage"]
-    table = Table(
-        title=f"{data['conversation_id']} · {data['agent']} · {data['status']}"
-        + (f" ({data['reason']})" if data["reason"] else "")
-    )
-    for column in ("step", "state", "detail", "ref"):
-        table.add_column(column)
-    for entry in data["stack"]:
-        detail = entry["preview"]
-        if entry.get("status"):
-            detail = f"[{entry['status']}] {detail}"
-        if entry.get("reason"):
-            detail = f"{entry['reason']}: {detail}" if detail else entry["reason"]
-        ref = (entry.get("ref") or "")[:12]
-        table.add_row(str(entry["step"]), entry["kind"], escape(detail), ref)
-    console.print(table)
+    from workflows.models import StackEntry
+
+    reason = f" ({data['reason']})" if data["reason"] else ""
+    title = f"{data['conversation_id']} · {data['agent']} · {data['status']}{reason}"
+    stack = [StackEntry.model_validate(entry) for entry in data["stack"]]
+    console.print(stack_table(title, stack))
     console.print(
         f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens, "
         f"${usage['cost_usd']:.4f}",

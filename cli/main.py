@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import agent, conversation, run, server, worker
+from cli import agent, chat, config, conversation, run, server, worker
 from runtime.errors import P2eError
 
 app = typer.Typer(
@@ -18,16 +18,22 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("run")(run.run)
+app.command("chat")(chat.chat)
 app.command("worker")(worker.worker)
 app.add_typer(server.app, name="server")
 app.add_typer(agent.app, name="agent")
 app.add_typer(conversation.app, name="conversation")
+app.add_typer(config.app, name="config")
 
 
 def _one_line(exc: BaseException) -> str | None:
     """The message for an error a user can act on; None for a bug (keep its traceback)."""
     if isinstance(exc, P2eError):
         return str(exc)
+    client = sys.modules.get("temporalio.client")
+    if client is not None and isinstance(exc, client.WorkflowUpdateFailedError):
+        cause = exc.cause
+        return f"refused: {getattr(cause, 'message', None) or cause}"
     rpc = sys.modules.get("temporalio.service")
     if rpc is not None and isinstance(exc, rpc.RPCError):
         return f"Temporal refused the request: {exc.message}"

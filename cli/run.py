@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,13 +13,13 @@ from cli.common import (
     console,
     note,
     run_async,
+    serving,
     settings_for,
     ui_url,
 )
+from cli.display import follow, reply_text
 
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowHandle
-
     from agents.spec import AgentSpec
     from runtime.settings import Settings
     from workflows.models import ConversationResult
@@ -65,7 +64,6 @@ async def _run(
 ) -> int:
     from runtime.client import connect
     from runtime.conversations import is_running, start_conversation
-    from runtime.worker import build_worker, standing_worker_present
 
     client = await connect(settings)
     handle, started = await start_conversation(
@@ -78,44 +76,19 @@ async def _run(
         return 0
     if not started and not is_running(await handle.describe()):
         return _print_result(settings, await handle.result())
-    follower = asyncio.create_task(_follow(handle))
+    follower = asyncio.create_task(follow(handle))
     try:
-        if await standing_worker_present(client, settings):
+        async with serving(client, settings):
             result = await handle.result()
-        else:
-            note("no worker is running; running one in this process")
-            async with build_worker(client, settings, ephemeral=True):
-                result = await handle.result()
     finally:
         follower.cancel()
     return _print_result(settings, result)
 
 
-async def _follow(handle: WorkflowHandle[object, ConversationResult]) -> None:
-    """Print stack entries as they appear, so a long conversation shows its progress."""
-    from temporalio.service import RPCError
-
-    from workflows.models import StackEntry
-
-    printed = 0
-    while True:
-        with contextlib.suppress(RPCError):
-            stack = await handle.query("stack", result_type=list[StackEntry])
-            for entry in stack[printed:]:
-                note(f"  [{entry.step}] {entry.kind}: {entry.preview}")
-            printed = len(stack)
-        await asyncio.sleep(0.25)
-
-
 def _print_result(settings: Settings, result: ConversationResult) -> int:
-    from runtime.artifacts import ArtifactNotFound, ArtifactStore
     from workflows.fsm import FinishReason
 
-    reply = result.reply_preview
-    if result.reply_ref:
-        with contextlib.suppress(ArtifactNotFound):
-            reply = ArtifactStore(settings.artifacts_dir).get_node(result.reply_ref).text or reply
-    console.print(reply, highlight=False)
+    console.print(reply_text(settings, result.reply_ref, result.reply_preview), highlight=False)
     usage = result.usage
     note(
         f"finished: {result.reason} after {result.steps} steps, {usage.total_tokens} tokens, "

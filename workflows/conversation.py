@@ -291,6 +291,7 @@ class ConversationWorkflow:
             return
         self.s.step += 1
         if agent.type == "human":
+            await self._store_pending(f"{agent.id}'s turn")  # the person reads it in full
             self._move(Event.HUMAN_TURN)
             self._wait_for("human")
             return
@@ -543,19 +544,12 @@ class ConversationWorkflow:
             self._finish(FinishReason.TIMEOUT, f"no answer from {self.agent.id} in {timeout:g} s")
             return
         assert self._answer is not None
-        node = self._node(State.ASSISTANT_MESSAGE, text=self._answer)
         # Stored now: the conversation may end before a model step would store it.
-        await workflow.execute_activity(
-            STORE_NODES,
-            StoreNodesInput(nodes=[*self.s.pending, node]),
-            summary=f"{self.agent.id} answered",
-            **LOCAL_ACTIVITY,
-        )
-        self.s.pending = []
-        self.s.head = node.ref()
+        self._stage(self._node(State.ASSISTANT_MESSAGE, text=self._answer))
+        await self._store_pending(f"{self.agent.id} answered")
         self.s.waiting_for = None
         self._move(Event.HUMAN_ANSWERS)
-        self._push(State.ASSISTANT_MESSAGE, ref=node.ref(), preview=preview(self._answer))
+        self._push(State.ASSISTANT_MESSAGE, ref=self.s.head, preview=preview(self._answer))
         self._answer = None
         self._publish()
 
@@ -600,6 +594,16 @@ class ConversationWorkflow:
                 **fields,
             }
         )
+
+    async def _store_pending(self, summary: str) -> None:
+        """Store staged nodes now, for turns that no agent step follows."""
+        await workflow.execute_activity(
+            STORE_NODES,
+            StoreNodesInput(nodes=self.s.pending),
+            summary=summary,
+            **LOCAL_ACTIVITY,
+        )
+        self.s.pending = []
 
     def _stage(self, node: ContentNode) -> None:
         """Queue a node for the next agent step to store, and make it the transcript head."""

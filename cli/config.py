@@ -1,0 +1,140 @@
+"""`p2e config`: change a running conversation's agent from its next step on.
+
+Each change is a Workflow Update, checked by the workflow's validator before it is accepted,
+and is recorded on the stack entries of the steps it applies to.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.common import (
+    AddressOption,
+    JsonOption,
+    NamespaceOption,
+    console,
+    print_json,
+    run_async,
+    serving,
+    settings_for,
+)
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
+    from workflows.models import Overrides
+
+app = typer.Typer(
+    help="Change a running conversation's persona, tools or model.", no_args_is_help=True
+)
+
+DEFAULT = "default"  # drop the override and use agents.yml again
+ConversationArg = Annotated[str, typer.Argument(help="Conversation id (conv-NAME) or NAME.")]
+
+
+@app.command("set-behavior")
+def set_behavior(
+    conversation: ConversationArg,
+    persona: Annotated[
+        str, typer.Argument(help="Persona name, 'none' for no persona, or 'default'.")
+    ],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Apply a persona from config/personas/ from the next step."""
+    value = None if persona == DEFAULT else persona
+    _apply(settings_for(address, namespace), conversation, "set_behavior", value)
+
+
+@app.command("set-tools")
+def set_tools(
+    conversation: ConversationArg,
+    tools: Annotated[
+        str, typer.Argument(help="Comma-separated tool names, 'none' for no tools, or 'default'.")
+    ],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Replace the tools the agent may call, from the next step."""
+    value: list[str] | None
+    if tools == DEFAULT:
+        value = None
+    elif tools == "none":
+        value = []
+    else:
+        value = [name.strip() for name in tools.split(",") if name.strip()]
+    _apply(settings_for(address, namespace), conversation, "set_tools", value)
+
+
+@app.command("set-model")
+def set_model(
+    conversation: ConversationArg,
+    model: Annotated[str, typer.Argument(help="litellm model string, or 'default'.")],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Use another model from the next step."""
+    value = None if model == DEFAULT else model
+    _apply(settings_for(address, namespace), conversation, "set_model", value)
+
+
+@app.command("show-overrides")
+def show_overrides(
+    conversation: ConversationArg,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show the overrides in force and what agents.yml says."""
+    settings = settings_for(address, namespace)
+    conversation_id, overrides = run_async(_overrides(settings, conversation))
+    _print(conversation_id, overrides, as_json)
+
+
+def _apply(settings: Settings, conversation: str, update: str, value: Any) -> None:
+    conversation_id, overrides = run_async(_update(settings, conversation, update, value))
+    _print(conversation_id, overrides, as_json=False)
+
+
+async def _update(
+    settings: Settings, conversation: str, update: str, value: Any
+) -> tuple[str, Overrides]:
+    from runtime.client import connect
+    from runtime.conversations import describe, is_running
+    from runtime.errors import P2eError
+    from workflows.models import Overrides
+
+    client = await connect(settings)
+    handle, description = await describe(client, conversation)
+    if not is_running(description):
+        raise P2eError(f"{handle.id} is not running; overrides apply to running conversations")
+    async with serving(client, settings):
+        overrides = await handle.execute_update(update, value, result_type=Overrides)
+    return handle.id, overrides
+
+
+async def _overrides(settings: Settings, conversation: str) -> tuple[str, Overrides]:
+    from runtime.client import connect
+    from runtime.conversations import describe
+    from workflows.models import Overrides
+
+    client = await connect(settings)
+    handle, _ = await describe(client, conversation)
+    async with serving(client, settings):
+        overrides = await handle.query("overrides", result_type=Overrides)
+    return handle.id, overrides
+
+
+def _print(conversation_id: str, overrides: Overrides, as_json: bool) -> None:
+    if as_json:
+        print_json({"conversation_id": conversation_id, **overrides.model_dump(mode="json")})
+        return
+    shown = {
+        "persona": overrides.persona,
+        "tools": None if overrides.tools is None else ", ".join(overrides.tools) or "none",
+        "model": overrides.model,
+    }
+    console.print(f"{conversation_id} overrides (from the next step):", highlight=False)
+    for key, value in shown.items():
+        console.print(f"  {key}: {value if value is not None else '(agents.yml)'}", highlight=False)

@@ -1,0 +1,73 @@
+"""How conversations look in the terminal: one line per stack entry, the stack as a table,
+full replies from the artifact store, and live progress while a conversation runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from cli.common import note
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHandle
+
+    from runtime.settings import Settings
+    from workflows.models import StackEntry
+
+
+def entry_detail(entry: StackEntry) -> str:
+    flags = [entry.status, "cached" if entry.cached else None, "penalty" if entry.penalty else None]
+    shown = "".join(f"[{flag}] " for flag in flags if flag)
+    detail = shown + entry.preview
+    if entry.reason:
+        detail = f"{entry.reason}: {detail}" if detail else entry.reason
+    if entry.child_id:
+        detail += f" (child {entry.child_id})"
+    return detail
+
+
+def describe_entry(entry: StackEntry) -> str:
+    return f"[{entry.step}] {entry.kind}: {entry_detail(entry)}"
+
+
+def stack_table(title: str, stack: list[StackEntry]) -> Table:
+    table = Table(title=title)
+    for column in ("step", "state", "agent", "detail", "ref"):
+        table.add_column(column)
+    for entry in stack:
+        table.add_row(
+            str(entry.step),
+            entry.kind,
+            entry.agent_id,
+            entry_detail(entry),
+            (entry.ref or "")[:12],
+        )
+    return table
+
+
+def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
+    """The full reply from the artifact store; the preview if this machine lacks it."""
+    from runtime.artifacts import ArtifactNotFound, ArtifactStore
+
+    if ref:
+        with contextlib.suppress(ArtifactNotFound):
+            return ArtifactStore(settings.artifacts_dir).get_node(ref).text or fallback
+    return fallback
+
+
+async def follow(handle: WorkflowHandle[Any, Any], printed: int = 0) -> None:
+    """Print stack entries as they appear, so a long conversation shows its progress."""
+    from temporalio.service import RPCError
+
+    from workflows.models import StackEntry
+
+    while True:
+        with contextlib.suppress(RPCError):
+            stack = await handle.query("stack", result_type=list[StackEntry])
+            for entry in stack[printed:]:
+                note(f"  {describe_entry(entry)}")
+            printed = len(stack)
+        await asyncio.sleep(0.25)
