@@ -22,7 +22,10 @@ class AgentLimits(_Strict):
         default=None, ge=0, description="USD, children included; None: no budget"
     )
     max_delegation_depth: int = Field(
-        default=3, ge=0, description="how deep delegations may nest below this agent"
+        default=3,
+        ge=0,
+        description="the longest delegation chain, counted from the root conversation, "
+        "that this agent may extend by delegating",
     )
 
 

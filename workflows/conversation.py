@@ -93,6 +93,10 @@ class ConversationWorkflow:
     def __init__(self, inp: ConversationInput) -> None:
         self.inp = inp
         self.s = inp.resume or ConversationState()
+        if inp.resume is None and inp.message is None and inp.interactive:
+            # Set here, not in run(): an update that arrives with the start is validated
+            # before run() begins, and must see a conversation waiting for its user.
+            self.s.state, self.s.waiting_for = State.WAITING, "user"
         self._answer: str | None = None
         self._end_requested = False
         self._turn_head: str | None = None  # the transcript the current model step read
@@ -129,7 +133,6 @@ class ConversationWorkflow:
             self._push(State.USER_MESSAGE, ref=user.ref(), preview=preview(self.inp.message))
             self._stage(user)
         elif self.inp.interactive:
-            self.s.state = State.WAITING  # the start state: nothing has been said yet
             self._wait_for("user")
         else:
             raise ApplicationError("a one-shot conversation needs a message", non_retryable=True)

@@ -10,25 +10,75 @@ import asyncio
 import socket
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
 
 from agents.registry import AgentRegistry
 from runtime.client import connect
 from runtime.conversations import start_conversation
-from runtime.settings import Settings, TemporalSettings
+from runtime.settings import ConversationSettings, Settings, TemporalSettings
 from runtime.temporal_server import private_dev_server
 from runtime.worker import build_worker
+from workflows.conversation import ConversationWorkflow
 
 GOLDEN_DIR = Path(__file__).parent
 PROJECT_ROOT = GOLDEN_DIR.parent.parent
 
-# name -> (agent id, agent changes, user message)
-CASES: dict[str, tuple[str, dict[str, object], str]] = {
-    "text_reply": ("agent_beta", {}, "hello"),
-    "tool_call": ("agent_alpha", {}, "What's the weather in Paris?"),
-    "tool_error": ("agent_alpha", {}, "What's the weather in Atlantis?"),
-    "max_steps": ("agent_alpha", {"limits": {"max_steps": 2}}, "weather in Paris, Rome and Oslo"),
-    "model_error": ("agent_alpha", {}, "simulate error 401"),
+Drive = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Case:
+    agent_id: str
+    message: str | None
+    changes: dict[str, Any] = field(default_factory=dict)
+    interactive: bool = False
+    continue_as_new_events: int | None = None
+    drive: Drive | None = None  # what a person does while it runs (updates)
+
+
+async def _answer_when_asked(handle: WorkflowHandle[Any, Any]) -> None:
+    while (await handle.query(ConversationWorkflow.state)).waiting_for != "human":
+        await asyncio.sleep(0.1)
+    await handle.execute_update(ConversationWorkflow.answer, "Approved, ship it.")
+
+
+async def _chat_with_overrides(handle: WorkflowHandle[Any, Any]) -> None:
+    await handle.execute_update(ConversationWorkflow.send_message, "weather in Paris")
+    await handle.execute_update(ConversationWorkflow.set_model, "scripted/other")
+    await handle.execute_update(ConversationWorkflow.set_behavior, "critic")
+    await handle.execute_update(ConversationWorkflow.set_tools, [])
+    await handle.execute_update(ConversationWorkflow.send_message, "weather in Rome")
+    await handle.execute_update(ConversationWorkflow.end)
+
+
+CASES: dict[str, Case] = {
+    "text_reply": Case("agent_beta", "hello"),
+    "tool_call": Case("agent_alpha", "What's the weather in Paris?"),
+    "tool_error": Case("agent_alpha", "What's the weather in Atlantis?"),
+    "tool_refused": Case("agent_beta", 'call get_weather with {"city": "Paris"}'),
+    "tool_corrected": Case("agent_alpha", 'call get_weather with {"town": "Paris"}'),
+    "max_steps": Case(
+        "agent_alpha", "weather in Paris, Rome and Oslo", {"limits": {"max_steps": 2}}
+    ),
+    "model_error": Case("agent_alpha", "simulate error 401"),
+    "delegation": Case("agent_alpha", "Delegate to agent_helper: what's the weather in Tokyo?"),
+    "delegation_cycle": Case("agent_beta", "delegate to agent_beta: hi"),
+    "rule_based": Case("treasurer", "what's the weather for the job?"),
+    "human": Case("reviewer", "May we ship the release?", drive=_answer_when_asked),
+    "human_timeout": Case("reviewer", "Anyone there?", {"human_timeout_s": 1}),
+    "interactive_overrides": Case(
+        "agent_alpha", None, interactive=True, drive=_chat_with_overrides
+    ),
+    "continue_as_new": Case(
+        "agent_alpha",
+        "weather in Paris, Rome, Oslo, Lima, Cairo, Dubai, Seoul and Vienna",
+        continue_as_new_events=60,
+    ),
 }
 
 
@@ -49,12 +99,28 @@ async def record(state_dir: Path) -> None:
         registry = AgentRegistry.load(settings.agents_file)
         client = await connect(settings)
         async with build_worker(client, settings):
-            for name, (agent_id, changes, message) in CASES.items():
-                spec = registry.get(agent_id).model_copy(update=changes)
-                handle, _ = await start_conversation(
-                    client, settings, spec, message, name=f"golden-{name}"
+            for name, case in CASES.items():
+                spec = registry.get(case.agent_id).model_copy(update=case.changes)
+                case_settings = settings.model_copy(
+                    update={
+                        "conversation": ConversationSettings(
+                            continue_as_new_events=case.continue_as_new_events
+                        )
+                    }
                 )
+                handle, _ = await start_conversation(
+                    client,
+                    case_settings,
+                    spec,
+                    case.message,
+                    name=f"golden-{name}",
+                    interactive=case.interactive,
+                )
+                if case.drive is not None:
+                    await case.drive(handle)
                 await handle.result()
+                # The handle names the first run, so a continued conversation records the
+                # run that ended in continue-as-new.
                 history = (await handle.fetch_history()).to_json()
                 (GOLDEN_DIR / f"{name}.json").write_text(scrub(history))
                 print(f"recorded {name}.json")

@@ -25,7 +25,7 @@ def test_project_agents_file_loads_agent_alpha() -> None:
     alpha = registry.get("agent_alpha")
     assert isinstance(alpha, AgentSpec)
     assert alpha.id == "agent_alpha"
-    assert alpha.tools == ["get_weather"]
+    assert alpha.tools == ["get_weather", "delegate"]
     assert "agent_alpha" in registry.ids
     assert [a.id for a in registry.all()] == registry.ids
 

@@ -70,9 +70,61 @@ def test_waiting_goes_to_user_message_when_user_sends() -> None:
     assert transition(State.WAITING, Event.USER_SENDS) is State.USER_MESSAGE
 
 
+@pytest.mark.parametrize("state", MODEL_INPUTS)
+def test_human_turn_waits_after_any_model_input_state(state: State) -> None:
+    assert transition(state, Event.HUMAN_TURN) is State.WAITING
+
+
+def test_human_answer_while_waiting_is_an_assistant_message() -> None:
+    assert transition(State.WAITING, Event.HUMAN_ANSWERS) is State.ASSISTANT_MESSAGE
+
+
+def test_user_ending_while_waiting_finishes() -> None:
+    assert transition(State.WAITING, Event.USER_ENDS) is State.FINISHED
+
+
+def test_allowed_events_of_waiting() -> None:
+    assert allowed_events(State.WAITING) == {
+        Event.USER_SENDS,
+        Event.HUMAN_ANSWERS,
+        Event.USER_ENDS,
+        Event.LIMIT,
+    }
+
+
+@pytest.mark.parametrize(
+    "state", [s for s in State if s is not State.WAITING and s is not State.FINISHED]
+)
+@pytest.mark.parametrize("event", [Event.HUMAN_ANSWERS, Event.USER_ENDS])
+def test_human_answers_and_user_ends_only_apply_while_waiting(state: State, event: Event) -> None:
+    with pytest.raises(IllegalTransition):
+        transition(state, event)
+
+
+@pytest.mark.parametrize(
+    "state", [State.TOOL_CALL, State.AGENT_CALL, State.ASSISTANT_MESSAGE, State.WAITING]
+)
+def test_human_turn_is_illegal_outside_model_input_states(state: State) -> None:
+    with pytest.raises(IllegalTransition):
+        transition(state, Event.HUMAN_TURN)
+
+
+def test_human_agent_turn_path() -> None:
+    path = [State.USER_MESSAGE]
+    for event in (Event.HUMAN_TURN, Event.HUMAN_ANSWERS, Event.REPLY_ONE_SHOT):
+        path.append(transition(path[-1], event))
+    assert path == [
+        State.USER_MESSAGE,
+        State.WAITING,
+        State.ASSISTANT_MESSAGE,
+        State.FINISHED,
+    ]
+
+
 @pytest.mark.parametrize(
     ("state", "event"),
     [
+        (State.USER_MESSAGE, Event.HUMAN_ANSWERS),
         (State.TOOL_CALL, Event.MODEL_TEXT),
         (State.FINISHED, Event.LIMIT),
         (State.WAITING, Event.MODEL_TEXT),

@@ -14,8 +14,17 @@ from agents.scripted import (
     estimate_tokens,
     respond,
 )
+from agents.tools import get_tool
 
-WEATHER = {"get_weather"}
+
+def offered(*names: str) -> dict[str, dict[str, Any]]:
+    """The tools argument of respond(): name -> OpenAI function schema."""
+    return {name: get_tool(name).schema()["function"] for name in names}
+
+
+WEATHER = offered("get_weather")
+WEATHER_AND_DELEGATE = offered("get_weather", "delegate")
+NO_TOOLS: dict[str, dict[str, Any]] = {}
 
 
 def user(text: str) -> dict[str, Any]:
@@ -64,7 +73,7 @@ def test_weather_question_calls_get_weather_for_the_city() -> None:
 
 
 def test_weather_question_without_the_tool_says_so_and_calls_nothing() -> None:
-    reply = respond([user("What's the weather in Paris?")], set())
+    reply = respond([user("What's the weather in Paris?")], NO_TOOLS)
     assert reply.tool_calls == []
     assert reply.text is not None
     assert "no 'get_weather' tool" in reply.text
@@ -112,7 +121,7 @@ def test_tool_error_result_is_reported_in_text() -> None:
 
 
 def test_delegation_calls_the_delegate_tool() -> None:
-    reply = respond([user("delegate to agent_helper: what's up")], {"delegate"})
+    reply = respond([user("delegate to agent_helper: what's up")], offered("delegate"))
     call = only_call(reply)
     assert call.name == "delegate"
     assert json.loads(call.arguments) == {"agent_id": "agent_helper", "message": "what's up"}
@@ -132,14 +141,14 @@ def test_simulated_error_raises_scripted_failure_with_status() -> None:
 
 
 def test_arithmetic_is_answered() -> None:
-    reply = respond([user("what is 6 * 7")], set())
+    reply = respond([user("what is 6 * 7")], NO_TOOLS)
     assert reply.tool_calls == []
     assert reply.text is not None
     assert "42" in reply.text
 
 
 def test_greeting_gets_a_greeting() -> None:
-    reply = respond([user("hello")], set())
+    reply = respond([user("hello")], NO_TOOLS)
     assert reply.tool_calls == []
     assert reply.text is not None
     assert reply.text.startswith("Hello")
@@ -167,3 +176,96 @@ def test_estimate_tokens_is_at_least_one() -> None:
 
 def test_estimate_tokens_grows_with_length() -> None:
     assert estimate_tokens("a" * 400) > estimate_tokens("a" * 40) > estimate_tokens("")
+
+
+# --- tools offered, delegation first, explicit calls, argument correction -------------------
+
+
+def test_delegation_is_checked_before_weather() -> None:
+    question = "Delegate to agent_helper: what's the weather in Tokyo?"
+    call = only_call(respond([user(question)], WEATHER_AND_DELEGATE))
+    assert call.name == "delegate"
+    assert json.loads(call.arguments) == {
+        "agent_id": "agent_helper",
+        "message": "what's the weather in Tokyo?",
+    }
+
+
+def test_delegation_without_the_delegate_tool_says_so_and_calls_nothing() -> None:
+    reply = respond([user("delegate to agent_helper: what's up")], WEATHER)
+    assert reply.tool_calls == []
+    assert reply.text is not None
+    assert "no 'delegate' tool" in reply.text
+
+
+def test_delegate_result_is_reported_as_what_the_agent_says() -> None:
+    messages = [user("Delegate to agent_helper: what's the weather in Tokyo?")]
+    call = only_call(respond(messages, WEATHER_AND_DELEGATE))
+    answer = "In Tokyo it is 18°C and light rain."
+    messages += [
+        assistant_call(call),
+        tool_result(call.id, {"agent_id": "agent_helper", "status": "done", "answer": answer}),
+    ]
+    reply = respond(messages, WEATHER_AND_DELEGATE)
+    assert reply.tool_calls == []
+    assert reply.text == f"agent_helper says: {answer}"
+
+
+def test_explicit_call_is_made_even_when_the_tool_is_not_offered() -> None:
+    reply = respond([user('call get_weather with {"city": "Paris"}')], NO_TOOLS)
+    call = only_call(reply)
+    assert call.name == "get_weather"
+    assert call.arguments == '{"city": "Paris"}'
+
+
+def test_explicit_call_n_times_makes_one_call_per_step_then_answers() -> None:
+    messages = [user('call get_weather 3 times with {"city": "Paris"}')]
+    calls: list[ScriptedToolCall] = []
+    for _ in range(3):
+        call = only_call(respond(messages, WEATHER))
+        assert call.name == "get_weather"
+        assert call.arguments == '{"city": "Paris"}'
+        calls.append(call)
+        messages += [
+            assistant_call(call),
+            tool_result(call.id, weather("Paris", 15, "partly cloudy", 68)),
+        ]
+    assert len({c.id for c in calls}) == 3
+    final = respond(messages, WEATHER)
+    assert final.tool_calls == []
+    assert final.text is not None
+    assert "Paris" in final.text
+
+
+MALFORMED = '{"town": "Paris"}'
+
+
+def rejected_call_transcript() -> tuple[list[dict[str, Any]], ScriptedToolCall]:
+    messages = [user(f"call get_weather with {MALFORMED}")]
+    call = only_call(respond(messages, WEATHER))
+    assert call.arguments == MALFORMED
+    messages += [
+        assistant_call(call),
+        tool_result(call.id, {"error": "invalid arguments: city: Field required"}),
+    ]
+    return messages, call
+
+
+def test_rejected_arguments_are_retried_with_unknown_keys_moved_to_required_ones() -> None:
+    messages, first = rejected_call_transcript()
+    retry = only_call(respond(messages, WEATHER))
+    assert retry.name == "get_weather"
+    assert json.loads(retry.arguments) == {"city": "Paris"}
+    assert retry.id != first.id
+
+
+def test_after_a_corrected_call_the_answer_describes_only_the_successful_result() -> None:
+    messages, _ = rejected_call_transcript()
+    retry = only_call(respond(messages, WEATHER))
+    messages += [
+        assistant_call(retry),
+        tool_result(retry.id, weather("Paris", 15, "partly cloudy", 68)),
+    ]
+    final = respond(messages, WEATHER)
+    assert final.tool_calls == []
+    assert final.text == "In Paris it is 15°C and partly cloudy (humidity 68%)."

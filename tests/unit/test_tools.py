@@ -15,7 +15,9 @@ from activities.tools import ToolActivities
 from agents.tools import ToolError, get_tool, registered_tools, tool
 from agents.tools.registry import _TOOLS
 from agents.tools.weather import WeatherArgs
+from runtime import tool_cache
 from runtime.artifacts import ArtifactStore
+from runtime.tool_cache import ToolCache
 from workflows.models import ToolCallRequest, ToolInput, ToolOutcome
 
 
@@ -94,14 +96,18 @@ async def test_registered_sync_tool_can_be_called(throwaway_name: str) -> None:
 # --- the run_tool activity -------------------------------------------------------------------
 
 
-async def run(store: ArtifactStore, name: str, arguments: str) -> ToolOutcome:
-    inp = ToolInput(
+def tool_input(name: str, arguments: str) -> ToolInput:
+    return ToolInput(
         conversation_id="conv-1",
         agent_id="agent_alpha",
         step=2,
         call=ToolCallRequest(id="call_1", name=name, arguments=arguments),
     )
-    return await ToolActivities(store).run_tool(inp)
+
+
+async def run(store: ArtifactStore, name: str, arguments: str) -> ToolOutcome:
+    cache = ToolCache(store.root / "cache.db")
+    return await ToolActivities(store, cache).run_tool(tool_input(name, arguments))
 
 
 def stored(store: ArtifactStore, outcome: ToolOutcome) -> Any:
@@ -149,3 +155,98 @@ async def test_run_tool_unknown_city_is_an_error(tmp_path: Path) -> None:
     outcome = await run(store, "get_weather", '{"city": "Atlantis"}')
     assert outcome.status == "error"
     assert "Atlantis" in stored(store, outcome)["error"]
+
+
+# --- the tool cache --------------------------------------------------------------------------
+
+
+class _Clock:
+    """Stands in for the `time` module of runtime.tool_cache."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    fake = _Clock()
+    monkeypatch.setattr(tool_cache, "time", fake)
+    return fake
+
+
+def counting_tool(name: str, **options: Any) -> list[str]:
+    """Register `name` with the given options; returns the list of texts it was called with."""
+    calls: list[str] = []
+
+    def echo(args: Any) -> Any:
+        calls.append(args.text)
+        return {"echo": args.text, "call": len(calls)}
+
+    tool(name, "echo", _EchoArgs, **options)(echo)
+    return calls
+
+
+def activities_for(tmp_path: Path) -> ToolActivities:
+    return ToolActivities(ArtifactStore(tmp_path / "artifacts"), ToolCache(tmp_path / "cache.db"))
+
+
+async def test_cached_tool_answers_a_repeated_call_from_the_cache(
+    tmp_path: Path, throwaway_name: str, clock: _Clock
+) -> None:
+    calls = counting_tool(throwaway_name, side_effect_free=True, cache_ttl=60)
+    acts = activities_for(tmp_path)
+    first = await acts.run_tool(tool_input(throwaway_name, '{"text": "hi"}'))
+    clock.now += 30
+    second = await acts.run_tool(tool_input(throwaway_name, '{ "text" :   "hi" }'))
+    assert first.status == second.status == "ok"
+    assert first.cached is False
+    assert second.cached is True
+    assert calls == ["hi"]
+    assert second.result_ref == first.result_ref
+    assert second.preview == first.preview
+
+
+async def test_cached_tool_is_called_again_for_different_arguments(
+    tmp_path: Path, throwaway_name: str, clock: _Clock
+) -> None:
+    calls = counting_tool(throwaway_name, side_effect_free=True, cache_ttl=60)
+    acts = activities_for(tmp_path)
+    first = await acts.run_tool(tool_input(throwaway_name, '{"text": "hi"}'))
+    second = await acts.run_tool(tool_input(throwaway_name, '{"text": "ho"}'))
+    assert second.cached is False
+    assert calls == ["hi", "ho"]
+    assert second.result_ref != first.result_ref
+
+
+async def test_cached_tool_is_called_again_once_the_ttl_expired(
+    tmp_path: Path, throwaway_name: str, clock: _Clock
+) -> None:
+    calls = counting_tool(throwaway_name, side_effect_free=True, cache_ttl=60)
+    acts = activities_for(tmp_path)
+    await acts.run_tool(tool_input(throwaway_name, '{"text": "hi"}'))
+    clock.now += 61
+    again = await acts.run_tool(tool_input(throwaway_name, '{"text": "hi"}'))
+    assert again.status == "ok"
+    assert again.cached is False
+    assert calls == ["hi", "hi"]
+
+
+async def test_tool_without_cache_ttl_is_never_cached(
+    tmp_path: Path, throwaway_name: str, clock: _Clock
+) -> None:
+    calls = counting_tool(throwaway_name, side_effect_free=True)
+    acts = activities_for(tmp_path)
+    outcomes = [await acts.run_tool(tool_input(throwaway_name, '{"text": "hi"}')) for _ in range(2)]
+    assert [o.cached for o in outcomes] == [False, False]
+    assert calls == ["hi", "hi"]
+
+
+async def test_tool_errors_are_not_cached(tmp_path: Path, clock: _Clock) -> None:
+    acts = activities_for(tmp_path)
+    first = await acts.run_tool(tool_input("get_weather", '{"city": "Atlantis"}'))
+    second = await acts.run_tool(tool_input("get_weather", '{"city": "Atlantis"}'))
+    assert first.status == second.status == "error"
+    assert second.cached is False

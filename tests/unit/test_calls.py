@@ -1,0 +1,120 @@
+"""Pure decisions about tool calls: duplicate keys and delegation checks (workflows/calls.py)."""
+
+from __future__ import annotations
+
+from agents.spec import AgentLimits, AgentSpec
+from workflows.calls import call_key, child_workflow_id, delegation_refusal
+
+# --- call_key --------------------------------------------------------------------------------
+
+
+def test_call_key_ignores_key_order_and_spacing() -> None:
+    a = call_key("pay", '{"to": "bob", "amount": 5}')
+    b = call_key("pay", '{ "amount":5,\n  "to":"bob" }')
+    assert a == b
+
+
+def test_call_key_differs_for_different_arguments() -> None:
+    assert call_key("pay", '{"to": "bob", "amount": 5}') != call_key(
+        "pay", '{"to": "bob", "amount": 6}'
+    )
+
+
+def test_call_key_differs_for_a_different_tool() -> None:
+    assert call_key("pay", '{"amount": 5}') != call_key("refund", '{"amount": 5}')
+
+
+def test_call_key_names_the_tool() -> None:
+    assert call_key("pay", "{}").startswith("pay:")
+
+
+def test_empty_arguments_count_as_an_empty_object() -> None:
+    assert call_key("pay", "") == call_key("pay", "{}") == call_key("pay", " { } ")
+
+
+def test_malformed_json_is_still_keyed_by_its_text() -> None:
+    first = call_key("pay", "{not json")
+    assert first.startswith("pay:")
+    assert call_key("pay", "{not json") == first
+    assert call_key("pay", "{not json!") != first
+    assert call_key("pay", "{}") != first
+
+
+# --- delegation_refusal ----------------------------------------------------------------------
+
+
+def agent(agent_id: str, max_depth: int = 3) -> AgentSpec:
+    return AgentSpec(id=agent_id, limits=AgentLimits(max_delegation_depth=max_depth))
+
+
+def test_delegating_to_oneself_is_a_cycle() -> None:
+    refusal = delegation_refusal(agent("A"), [], "A")
+    assert refusal == "delegation cycle refused: A -> A"
+
+
+def test_delegating_back_to_an_ancestor_is_a_cycle_showing_the_chain() -> None:
+    refusal = delegation_refusal(agent("B"), ["A"], "A")
+    assert refusal is not None
+    assert "cycle" in refusal
+    assert "A -> B -> A" in refusal
+
+
+def test_cycle_through_a_longer_chain_is_refused() -> None:
+    refusal = delegation_refusal(agent("C"), ["A", "B"], "B")
+    assert refusal is not None
+    assert "A -> B -> C -> B" in refusal
+
+
+def test_delegating_to_a_new_agent_is_allowed() -> None:
+    assert delegation_refusal(agent("A"), [], "B") is None
+    assert delegation_refusal(agent("B"), ["A"], "C") is None
+
+
+def test_delegation_at_the_maximum_depth_is_allowed() -> None:
+    assert delegation_refusal(agent("C", max_depth=3), ["A", "B"], "D") is None
+
+
+def test_delegation_over_the_maximum_depth_is_refused() -> None:
+    refusal = delegation_refusal(agent("D", max_depth=3), ["A", "B", "C"], "E")
+    assert refusal is not None
+    assert "depth 4" in refusal
+    assert "max_delegation_depth 3" in refusal
+    assert "of D" in refusal
+
+
+def test_max_delegation_depth_zero_refuses_any_delegation() -> None:
+    refusal = delegation_refusal(agent("A", max_depth=0), [], "B")
+    assert refusal is not None
+    assert "max_delegation_depth 0" in refusal
+
+
+def test_the_delegating_agents_own_limit_applies() -> None:
+    assert delegation_refusal(agent("B", max_depth=1), ["A"], "C") is not None
+    assert delegation_refusal(agent("B", max_depth=2), ["A"], "C") is None
+
+
+# --- child_workflow_id -----------------------------------------------------------------------
+
+
+def test_child_workflow_id_format() -> None:
+    taken: set[str] = set()
+    assert child_workflow_id("conv-1", 4, "agent_helper", taken) == "conv-1/d4-agent_helper"
+    assert taken == {"conv-1/d4-agent_helper"}
+
+
+def test_second_delegation_to_the_same_agent_in_a_step_gets_a_suffix() -> None:
+    taken: set[str] = set()
+    first = child_workflow_id("conv-1", 4, "agent_helper", taken)
+    second = child_workflow_id("conv-1", 4, "agent_helper", taken)
+    third = child_workflow_id("conv-1", 4, "agent_helper", taken)
+    assert first == "conv-1/d4-agent_helper"
+    assert second == "conv-1/d4-agent_helper-2"
+    assert third == "conv-1/d4-agent_helper-3"
+    assert taken == {first, second, third}
+
+
+def test_other_agents_or_steps_get_no_suffix() -> None:
+    taken: set[str] = set()
+    child_workflow_id("conv-1", 4, "agent_helper", taken)
+    assert child_workflow_id("conv-1", 4, "child", taken) == "conv-1/d4-child"
+    assert child_workflow_id("conv-1", 5, "agent_helper", taken) == "conv-1/d5-agent_helper"
