@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: setup
 	$(PY) bench/step_overhead.py
+	$(PY) bench/history_size.py
 
 # Re-record the golden histories after an intended change to workflow code.
 golden: setup
