@@ -3,7 +3,8 @@
 - "delegate to AGENT: message" calls the delegate tool;
 - "call TOOL with {json}" (or "call TOOL 3 times with {json}") calls that tool with exactly
   those arguments, malformed ones too, and whether or not the agent has it: a model that
-  invents a tool call is what the workflow's allowlist is for;
+  invents a tool call is what the workflow's allowlist is for; "call TOOL with [{json},
+  {json}]" makes one call per item, all in the same step;
 - "weather in Paris" (or "in Paris, Tokyo and Oslo") calls get_weather once per city, one
   city per step, then answers from the results;
 - "simulate error 429" fails the call with that HTTP status, to exercise retries;
@@ -26,7 +27,9 @@ from agents.turn import Turn, latest_turn
 
 WEATHER_RE = re.compile(r"weather (?:in|for|at) ([^?!.]+)", re.IGNORECASE)
 DELEGATE_RE = re.compile(r"delegate to ([\w\-]+)\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
-CALL_RE = re.compile(r"call ([\w\-]+)(?: (\d+) times)? with (\{.*\})", re.IGNORECASE | re.DOTALL)
+CALL_RE = re.compile(
+    r"call ([\w\-]+)(?: (\d+) times)? with (\{.*\}|\[.*\])", re.IGNORECASE | re.DOTALL
+)
 ERROR_RE = re.compile(r"simulate error (\d{3})", re.IGNORECASE)
 ARITHMETIC_RE = re.compile(r"what is ([\d\s+\-*/().]+)\??$", re.IGNORECASE)
 GREETING_RE = re.compile(r"^\s*(hi|hello|hey)\b", re.IGNORECASE)
@@ -142,6 +145,21 @@ def _answer_lines(turn: Turn) -> list[str]:
     return lines
 
 
+def _parallel_calls(name: str, arguments: str, position: int) -> ScriptedReply:
+    """ "call TOOL with [{...}, {...}]": one call per list item, all in one step."""
+    try:
+        items = json.loads(arguments)
+    except json.JSONDecodeError:
+        items = [arguments]
+    calls = [
+        ScriptedToolCall(
+            f"call_{position}_{name}_{n}", name, item if isinstance(item, str) else json.dumps(item)
+        )
+        for n, item in enumerate(items)
+    ]
+    return ScriptedReply(tool_calls=calls)
+
+
 def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> ScriptedReply:
     """Decide the next reply from the transcript and the tools offered (name -> function
     schema). Weather and delegation use only offered tools; an explicit "call TOOL with
@@ -171,9 +189,11 @@ def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) ->
             target, message = delegation.group(1), delegation.group(2).strip()
             return call("delegate", {"agent_id": target, "message": message}, offered_only=True)
     elif explicit := CALL_RE.search(question):
-        times = int(explicit.group(2) or 1)
-        if len(results) < times:
-            return call(explicit.group(1), explicit.group(3), offered_only=False)
+        name, arguments = explicit.group(1), explicit.group(3)
+        if arguments.startswith("[") and not results:
+            return _parallel_calls(name, arguments, len(messages))
+        if len(results) < int(explicit.group(2) or 1):
+            return call(name, arguments, offered_only=False)
     elif weather := WEATHER_RE.search(question):
         cities = _cities(weather.group(1))
         if len(results) < len(cities):

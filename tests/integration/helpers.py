@@ -1,15 +1,22 @@
-"""Helpers for integration tests: agents, history reading."""
+"""Helpers for integration tests: agents, history reading, waiting on conversations."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from agents.registry import AgentRegistry
 from agents.spec import AgentSpec
 from runtime.settings import Settings
+from workflows.conversation import ConversationWorkflow
+from workflows.fsm import State
+from workflows.models import ConversationResult, ConversationStatus, StackEntry, WaitingFor
 
 
 def agent(settings: Settings, agent_id: str = "agent_alpha", **changes: Any) -> AgentSpec:
@@ -44,3 +51,63 @@ async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:
             [text] = await pydantic_data_converter.decode([payload], [str])
             summaries.append(text)
     return summaries
+
+
+def unique(prefix: str) -> str:
+    """A conversation name no other test (or earlier session run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def kinds(stack: list[StackEntry]) -> list[State]:
+    return [entry.kind for entry in stack]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 30, interval: float = 0.1
+) -> None:
+    """Wait until `check()` is true, or fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def conversation(
+    client: Client, workflow_id: str
+) -> WorkflowHandle[ConversationWorkflow, ConversationResult]:
+    """A typed handle (latest run), for `execute_update(ConversationWorkflow.answer, ...)`."""
+    return client.get_workflow_handle_for(ConversationWorkflow.run, workflow_id)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> ConversationStatus:
+    current: ConversationStatus = await handle.query("state", result_type=ConversationStatus)
+    return current
+
+
+async def wait_until_waiting(
+    handle: WorkflowHandle[Any, Any], who: WaitingFor, *, timeout: float = 30
+) -> ConversationStatus:
+    """Wait until the conversation waits for `who` ("user" or "human"); return its status."""
+
+    async def waiting() -> bool:
+        try:
+            current = await status(handle)
+        except RPCError as exc:  # not started yet (a child about to be created)
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return current.state is State.WAITING and current.waiting_for == who
+
+    await eventually(waiting, timeout=timeout)
+    return await status(handle)
+
+
+async def workflow_exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

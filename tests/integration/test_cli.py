@@ -55,7 +55,8 @@ def test_unknown_agent_is_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
 
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: unknown agent 'nosuch_agent'; known agents: agent_alpha, agent_beta"
+        "error: unknown agent 'nosuch_agent'; known agents: "
+        "agent_alpha, agent_beta, agent_helper, child, reviewer, treasurer"
     ]
     assert done.stdout == ""
 
@@ -108,7 +109,9 @@ def test_agent_list_names_the_configured_agents(cli_env: dict[str, str]) -> None
 
     assert done.returncode == 0
     agents = {a["id"]: a for a in json.loads(done.stdout)}
-    assert agents["agent_alpha"]["tools"] == ["get_weather"]
+    assert agents["agent_alpha"]["tools"] == ["get_weather", "delegate"]
+    assert set(agents) == {"agent_alpha", "agent_beta", "agent_helper", "treasurer", "child",
+                           "reviewer"}  # fmt: skip
 
 
 def test_server_status_without_a_server_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -269,3 +269,37 @@ def test_after_a_corrected_call_the_answer_describes_only_the_successful_result(
     final = respond(messages, WEATHER)
     assert final.tool_calls == []
     assert final.text == "In Paris it is 15°C and partly cloudy (humidity 68%)."
+
+
+def test_a_list_of_arguments_makes_all_calls_in_one_step() -> None:
+    reply = respond([user('call get_weather with [{"city": "Paris"}, {"city": "Oslo"}]')], WEATHER)
+
+    assert reply.text is None
+    assert [json.loads(c.arguments) for c in reply.tool_calls] == [
+        {"city": "Paris"},
+        {"city": "Oslo"},
+    ]
+    assert len({c.id for c in reply.tool_calls}) == 2
+    answer = respond(
+        [
+            user('call get_weather with [{"city": "Paris"}, {"city": "Oslo"}]'),
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in reply.tool_calls
+                ],
+            },
+            tool_result(reply.tool_calls[0].id, weather("Paris", 15, "partly cloudy", 68)),
+            tool_result(reply.tool_calls[1].id, weather("Oslo", 4, "cloudy", 74)),
+        ],
+        WEATHER,
+    )
+    assert answer.tool_calls == []
+    assert answer.text is not None
+    assert answer.text.index("Paris") < answer.text.index("Oslo")
