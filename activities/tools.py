@@ -13,16 +13,19 @@ from temporalio import activity
 
 from activities.names import RUN_TOOL
 from agents.tools import ToolError, get_tool
-from agents.tools.registry import invalid_arguments
+from agents.tools.registry import ToolContext, ToolServices, invalid_arguments
 from runtime.artifacts import ArtifactStore
 from runtime.tool_cache import ToolCache, cache_key
 from workflows.models import ToolInput, ToolOutcome, ToolStatus, preview
 
 
 class ToolActivities:
-    def __init__(self, store: ArtifactStore, cache: ToolCache) -> None:
+    def __init__(
+        self, store: ArtifactStore, cache: ToolCache, services: ToolServices | None = None
+    ) -> None:
         self.store = store
         self.cache = cache
+        self.services = services or ToolServices()
 
     @activity.defn(name=RUN_TOOL)
     async def run_tool(self, inp: ToolInput) -> ToolOutcome:
@@ -39,8 +42,15 @@ class ToolActivities:
             return ToolOutcome(
                 status="ok", result_ref=ref, preview=preview(self.store.get_text(ref)), cached=True
             )
+        context = ToolContext(
+            agent_id=inp.agent_id,
+            conversation_id=inp.conversation_id,
+            step=inp.step,
+            call_key=inp.call_key or f"{inp.conversation_id}/{inp.step}/{inp.call.id}",
+            services=self.services,
+        )
         try:
-            content = json.dumps(await tool.call(arguments), sort_keys=True)
+            content = json.dumps(await tool.call(arguments, context), sort_keys=True)
         except ToolError as exc:
             return self._outcome("error", json.dumps({"error": str(exc)}))
         outcome = self._outcome(status, content)

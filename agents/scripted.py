@@ -5,6 +5,9 @@
   those arguments, malformed ones too, and whether or not the agent has it: a model that
   invents a tool call is what the workflow's allowlist is for; "call TOOL with [{json},
   {json}]" makes one call per item, all in the same step;
+- "transfer 25 to agent_beta for helping" calls transfer_funds, "reward agent_beta 5 for
+  the report" calls reward_agent (amounts passed as written, so bad ones reach the tool),
+  "my balance" calls check_balance and "transaction history" calls transaction_history;
 - "weather in Paris" (or "in Paris, Tokyo and Oslo") calls get_weather once per city, one
   city per step, then answers from the results;
 - "simulate error 429" fails the call with that HTTP status, to exercise retries;
@@ -30,6 +33,13 @@ DELEGATE_RE = re.compile(r"delegate to ([\w\-]+)\s*:\s*(.+)", re.IGNORECASE | re
 CALL_RE = re.compile(
     r"call ([\w\-]+)(?: (\d+) times)? with (\{.*\}|\[.*\])", re.IGNORECASE | re.DOTALL
 )
+TRANSFER_RE = re.compile(
+    r"\b(?:transfer|pay|send) (\S+) to ([\w\-]+)(?: for (.+?))?[.!?]?$", re.IGNORECASE
+)
+REWARD_RE = re.compile(r"\breward ([\w\-]+) (?:with )?(\S+)(?: for (.+?))?[.!?]?$", re.IGNORECASE)
+BALANCE_RE = re.compile(r"\b(?:my|check (?:my |the )?)\s*balance\b", re.IGNORECASE)
+HISTORY_RE = re.compile(r"\b(?:transaction history|my transactions)\b", re.IGNORECASE)
+NUMBER_RE = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
 ERROR_RE = re.compile(r"simulate error (\d{3})", re.IGNORECASE)
 ARITHMETIC_RE = re.compile(r"what is ([\d\s+\-*/().]+)\??$", re.IGNORECASE)
 GREETING_RE = re.compile(r"^\s*(hi|hello|hey)\b", re.IGNORECASE)
@@ -99,6 +109,20 @@ def _describe_result(tool_name: str, content: str) -> str:
             f"In {data['city']} it is {data['temperature']}{symbol} and {data['condition']} "
             f"(humidity {data['humidity']}%)."
         )
+    if tool_name in ("transfer_funds", "reward_agent") and isinstance(data, dict):
+        paid = "Rewarded" if tool_name == "reward_agent" else "Paid"
+        return (
+            f"{paid} {data.get('to')} {data.get('amount')} (transfer {data.get('transfer_id')});"
+            f" my balance is now {data.get('balance')}."
+        )
+    if tool_name == "check_balance" and isinstance(data, dict):
+        return f"My balance is {data.get('balance')}."
+    if tool_name == "transaction_history" and isinstance(data, dict):
+        lines = [
+            f"{t['kind']} {t['amount']} from {t['from']} to {t['to']}"
+            for t in data.get("transfers", [])
+        ]
+        return f"{len(lines)} recent transfers" + (": " + "; ".join(lines) if lines else ".")
     if tool_name == "delegate" and isinstance(data, dict) and "answer" in data:
         return f"{data.get('agent_id', 'The other agent')} says: {data['answer']}"
     return f"{tool_name} returned: {content}"
@@ -113,6 +137,16 @@ def _plain_answer(question: str) -> str:
             shown = int(value) if value.is_integer() else round(value, 6)
             return f"{match.group(1).strip()} = {shown}."
     return f'I am an offline scripted model, so I can only acknowledge: "{question.strip()}".'
+
+
+def _payment(target_key: str, target: str, amount: str, reason: str | None) -> str:
+    """Arguments as the user wrote them: a number stays a JSON number (even 1e309), anything
+    else is passed as a string for the tool to refuse."""
+    shown = amount if NUMBER_RE.match(amount) else json.dumps(amount)
+    fields = [f'"{target_key}": {json.dumps(target)}', f'"amount": {shown}']
+    if reason:
+        fields.append(f'"reason": {json.dumps(reason.strip())}')
+    return "{" + ", ".join(fields) + "}"
 
 
 def _corrected(arguments: str, schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -194,6 +228,17 @@ def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) ->
             return _parallel_calls(name, arguments, len(messages))
         if len(results) < int(explicit.group(2) or 1):
             return call(name, arguments, offered_only=False)
+    elif not results and (transfer := TRANSFER_RE.search(question)):
+        amount, payee, reason = transfer.groups()
+        arguments = _payment("to_agent", payee, amount, reason)
+        return call("transfer_funds", arguments, offered_only=True)
+    elif not results and (reward := REWARD_RE.search(question)):
+        payee, amount, reason = reward.groups()
+        return call("reward_agent", _payment("agent_id", payee, amount, reason), offered_only=True)
+    elif not results and BALANCE_RE.search(question):
+        return call("check_balance", {}, offered_only=True)
+    elif not results and HISTORY_RE.search(question):
+        return call("transaction_history", {}, offered_only=True)
     elif weather := WEATHER_RE.search(question):
         cities = _cities(weather.group(1))
         if len(results) < len(cities):

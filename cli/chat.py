@@ -21,14 +21,14 @@ from cli.common import (
     serving,
     settings_for,
 )
-from cli.display import describe_entry, reply_text, stack_table
+from cli.display import Progress, reply_text, stack_table
 from runtime.errors import P2eError
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
     from runtime.settings import Settings
-    from workflows.models import ConversationStatus, StackEntry, TurnResult
+    from workflows.models import ConversationStatus, TurnResult
 
 HELP = "/stack shows the conversation, /end closes it, /exit leaves it open for later"
 POLL_S = 0.5
@@ -150,22 +150,13 @@ async def _send(handle: WorkflowHandle[Any, Any], update: str, text: str) -> Tur
         note(f"refused: {getattr(exc.cause, 'message', exc.cause)}")
         return None
     result = asyncio.ensure_future(pending.result())
-    printed = before
+    progress = Progress(printed=before, kinds=PROGRESS_KINDS)
     while not result.done():
-        stack = await handle.query("stack", result_type=list[StackEntry])
-        _print_progress(stack[printed:])
-        printed = max(printed, len(stack))
+        progress.show(await handle.query("stack", result_type=list[StackEntry]))
         await asyncio.wait({result}, timeout=PROGRESS_S)
+    progress.show(await handle.query("stack", result_type=list[StackEntry]))
     turn: TurnResult = result.result()
-    _print_progress(turn.entries[printed - before :])
     return turn
-
-
-def _print_progress(entries: list[StackEntry]) -> None:
-    """Calls and results; the message and the reply show elsewhere."""
-    for entry in entries:
-        if entry.kind in PROGRESS_KINDS:
-            note(f"  {describe_entry(entry)}")
 
 
 async def _print_stack(handle: WorkflowHandle[Any, Any]) -> None:

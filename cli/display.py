@@ -58,16 +58,26 @@ def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
     return fallback
 
 
-async def follow(handle: WorkflowHandle[Any, Any], printed: int = 0) -> None:
-    """Print stack entries as they appear, so a long conversation shows its progress."""
-    from temporalio.service import RPCError
+class Progress:
+    """Prints stack entries as they appear, each once, so a long conversation shows its
+    progress and a fast one still shows every entry at the end."""
 
-    from workflows.models import StackEntry
+    def __init__(self, printed: int = 0, kinds: set[str] | None = None) -> None:
+        self.printed = printed
+        self.kinds = kinds  # None: every kind
 
-    while True:
-        with contextlib.suppress(RPCError):
-            stack = await handle.query("stack", result_type=list[StackEntry])
-            for entry in stack[printed:]:
+    def show(self, stack: list[StackEntry]) -> None:
+        for entry in stack[self.printed :]:
+            if self.kinds is None or entry.kind in self.kinds:
                 note(f"  {describe_entry(entry)}")
-            printed = len(stack)
-        await asyncio.sleep(0.25)
+        self.printed = max(self.printed, len(stack))
+
+    async def follow(self, handle: WorkflowHandle[Any, Any]) -> None:
+        from temporalio.service import RPCError
+
+        from workflows.models import StackEntry
+
+        while True:
+            with contextlib.suppress(RPCError):
+                self.show(await handle.query("stack", result_type=list[StackEntry]))
+            await asyncio.sleep(0.25)

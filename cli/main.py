@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import traceback
 
 import typer
 
-from cli import agent, chat, config, conversation, run, server, worker
+from cli import agent, chat, config, conversation, ledger, run, server, worker
 from runtime.errors import P2eError
 
 app = typer.Typer(
@@ -24,6 +26,7 @@ app.add_typer(server.app, name="server")
 app.add_typer(agent.app, name="agent")
 app.add_typer(conversation.app, name="conversation")
 app.add_typer(config.app, name="config")
+app.add_typer(ledger.app, name="ledger")
 
 
 def _one_line(exc: BaseException) -> str | None:
@@ -51,10 +54,13 @@ def _run() -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`p2e ... | head`): stop quietly
+        return 141
     except Exception as exc:
         message = _one_line(exc)
         if message is None:
-            raise
+            traceback.print_exc()  # a bug, not a user error: keep the whole story
+            return 1
         sys.stderr.write(f"error: {message}\n")
         return int(getattr(exc, "exit_code", 2))
     return 0
@@ -62,8 +68,10 @@ def _run() -> int:
 
 def main() -> None:
     code = _run()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    with contextlib.suppress(BrokenPipeError):
+        sys.stderr.flush()
     if any(name.startswith("temporalio.bridge") for name in sys.modules):
         # The Temporal client's native threads can abort the interpreter while it finalizes
         # (temporalio/sdk-python#300); everything is flushed, so skip finalization.

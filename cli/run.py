@@ -17,7 +17,7 @@ from cli.common import (
     settings_for,
     ui_url,
 )
-from cli.display import follow, reply_text
+from cli.display import Progress, reply_text
 
 if TYPE_CHECKING:
     from agents.spec import AgentSpec
@@ -76,12 +76,14 @@ async def _run(
         return 0
     if not started and not is_running(await handle.describe()):
         return _print_result(settings, await handle.result())
-    follower = asyncio.create_task(follow(handle))
+    progress = Progress()
+    follower = asyncio.create_task(progress.follow(handle))
     try:
         async with serving(client, settings):
             result = await handle.result()
     finally:
         follower.cancel()
+    progress.show(result.stack)
     return _print_result(settings, result)
 
 

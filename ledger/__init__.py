@@ -1,1 +1,19 @@
 """Agent wallets and transfers: one async interface, embedded SQLite and Canton backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ledger.base import Ledger
+from ledger.config import LedgerSettings
+
+
+def open_ledger(settings: LedgerSettings, state_dir: Path) -> Ledger:
+    """The backend the settings choose; Canton loads only when it is configured."""
+    if settings.backend == "canton":
+        from ledger.canton import CantonLedger
+
+        return CantonLedger(settings.canton, settings.max_transfer)
+    from ledger.embedded import EmbeddedLedger
+
+    return EmbeddedLedger(state_dir / "ledger.db", settings.max_transfer)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.spec import DedupPolicy
+from ledger.config import LedgerSettings
 from runtime.errors import ConfigError, first_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ class Settings(_Section):
     scripted: ScriptedModelSettings = ScriptedModelSettings()
     tools: ToolSettings = ToolSettings()
     conversation: ConversationSettings = ConversationSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
     @property
     def embedded(self) -> bool:
@@ -100,6 +102,11 @@ ENV_VARS: dict[str, str] = {
     "P2E_SCRIPTED_PROMPT_TOKENS": "scripted.prompt_tokens",
     "P2E_SCRIPTED_COMPLETION_TOKENS": "scripted.completion_tokens",
     "P2E_SCRIPTED_COST_PER_1K": "scripted.cost_per_1k_tokens",
+    "P2E_LEDGER": "ledger.backend",
+    "P2E_LEDGER_MAX_TRANSFER": "ledger.max_transfer",
+    "P2E_CANTON_URL": "ledger.canton.url",
+    "P2E_CANTON_TOKEN": "ledger.canton.token",
+    "P2E_CANTON_SECRET": "ledger.canton.hmac_secret",
 }
 
 

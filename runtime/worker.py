@@ -30,12 +30,15 @@ def worker_identity(ephemeral: bool) -> str:
 
 
 def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False) -> Worker:
+    from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
     from activities.rules import RuleActivities
     from activities.tools import ToolActivities
     from activities.transcript import ContentActivities, Transcript
     from agents.personas import PersonaLibrary
     from agents.tools import load_plugins
+    from agents.tools.registry import ToolServices
+    from ledger import open_ledger
     from runtime.tool_cache import ToolCache
 
     load_plugins()
@@ -43,13 +46,24 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
     transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
     llm = LlmActivities(transcript, settings.scripted)
     rules = RuleActivities(transcript)
-    tools = ToolActivities(store, ToolCache(settings.tool_cache_file))
+    ledger = open_ledger(settings.ledger, settings.state_dir)
+    tools = ToolActivities(store, ToolCache(settings.tool_cache_file), ToolServices(ledger))
     content = ContentActivities(store)
+    money = LedgerActivities(ledger, settings.ledger.treasury)
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=[ConversationWorkflow],
-        activities=[llm.llm_step, rules.rule_step, tools.run_tool, content.store_nodes],
+        activities=[
+            llm.llm_step,
+            rules.rule_step,
+            tools.run_tool,
+            content.store_nodes,
+            money.transfer,
+            money.reward,
+            money.balance,
+            money.snapshot,
+        ],
         identity=worker_identity(ephemeral),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )

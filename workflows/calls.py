@@ -11,6 +11,12 @@ import json
 from agents.spec import AgentSpec
 
 
+def business_key(workflow_id: str, step: int, n: int) -> str:
+    """`<workflow id>/<step>/<n>`: what a side effect (a transfer) is unique on. Made in the
+    workflow, so every retry of the activity names the same effect."""
+    return f"{workflow_id}/{step}/{n}"
+
+
 def call_key(name: str, arguments: str) -> str:
     """Same tool and same arguments give the same key, whatever the JSON spacing or order."""
     try:

@@ -32,7 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from agents.tools.delegate import DELEGATE, DelegateArgs
     from agents.tools.registry import invalid_arguments
     from workflows import search
-    from workflows.calls import call_key, child_workflow_id, delegation_refusal
+    from workflows.calls import (
+        business_key,
+        call_key,
+        child_workflow_id,
+        delegation_refusal,
+    )
     from workflows.fsm import (
         MODEL_INPUT_STATES,
         TERMINAL,
@@ -374,7 +379,7 @@ class ConversationWorkflow:
         calls, self.s.calls = self.s.calls, []
         step = _StepCalls()
         # Calls of one model step run concurrently; results keep the order of the calls.
-        results = await asyncio.gather(*(self._call(call, step) for call in calls))
+        results = await asyncio.gather(*(self._call(n, call, step) for n, call in enumerate(calls)))
         self._move(Event.CHILD_DONE if self.s.state is State.AGENT_CALL else Event.TOOLS_DONE)
         for call, result in zip(calls, results, strict=True):
             kind = State.AGENT_RESULT if result.delegated else State.TOOL_RESULT
@@ -405,7 +410,7 @@ class ConversationWorkflow:
             )
         self._publish()
 
-    async def _call(self, call: ToolCallRequest, step: _StepCalls) -> _CallResult:
+    async def _call(self, n: int, call: ToolCallRequest, step: _StepCalls) -> _CallResult:
         delegated = call.name == DELEGATE
         if call.name not in self._allowed_tools():
             message = f"tool '{call.name}' is not allowed for {self.agent.id}"
@@ -425,11 +430,13 @@ class ConversationWorkflow:
                     return _CallResult(_inline("skipped", {"skipped": skipped}))
                 penalty = policy == "penalty"
             step.keys.add(key)
+        conversation_id = workflow.info().workflow_id
         request = ToolInput(
-            conversation_id=workflow.info().workflow_id,
+            conversation_id=conversation_id,
             agent_id=self.agent.id,
             step=self.s.step,
             call=call,
+            call_key=business_key(conversation_id, self.s.step, n),
         )
         try:
             outcome: ToolOutcome = await workflow.execute_activity(

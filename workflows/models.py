@@ -236,6 +236,7 @@ class ToolInput(BaseModel):
     agent_id: str
     step: int
     call: ToolCallRequest
+    call_key: str = Field(default="", description="<workflow id>/<step>/<n>, made in the workflow")
 
 
 class ToolOutcome(BaseModel):

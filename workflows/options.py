@@ -48,3 +48,17 @@ def tool_activity(info: ToolInfo) -> dict[str, Any]:
             maximum_attempts=info.max_attempts,
         ),
     }
+
+
+# Ledger commands are idempotent on the transfer id, so an unknown outcome (a timeout) is
+# retried with the same id; business errors are non-retryable at the source.
+LEDGER_ACTIVITY: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=15),
+    "schedule_to_close_timeout": timedelta(minutes=5),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=10,
+    ),
+}

@@ -10,17 +10,43 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ledger.base import Ledger
 
 ENTRY_POINT_GROUP = "p2engine.tools"
 
 
 class ToolError(Exception):
     """A failure the model should read and react to (bad city, bad arguments, ...)."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What the workflow says about a call, for tools that take a second argument.
+
+    `agent_id` is the acting agent as the workflow knows it, never a model argument;
+    `call_key` (`<workflow id>/<step>/<n>`) is computed in the workflow, so a side effect
+    keyed on it happens once however often the activity is retried.
+    """
+
+    agent_id: str
+    conversation_id: str
+    step: int
+    call_key: str
+    services: ToolServices
+
+
+@dataclass(frozen=True)
+class ToolServices:
+    """Shared resources the worker gives to tools."""
+
+    ledger: Ledger | None = None
 
 
 def invalid_arguments(exc: ValidationError) -> str:
@@ -32,7 +58,7 @@ def invalid_arguments(exc: ValidationError) -> str:
     return "invalid arguments: " + "; ".join(parts)
 
 
-ToolFn = Callable[[Any], Any | Awaitable[Any]]
+ToolFn = Callable[..., Any | Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,7 @@ class Tool:
     side_effect_free: bool = False
     timeout_s: float = 30.0
     max_attempts: int = 3
+    takes_context: bool = False
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-calling schema, which litellm passes to every provider."""
@@ -59,8 +86,10 @@ class Tool:
             },
         }
 
-    async def call(self, arguments: BaseModel) -> Any:
-        result = self.fn(arguments)
+    async def call(self, arguments: BaseModel, context: ToolContext | None = None) -> Any:
+        if self.takes_context and context is None:
+            raise ToolError(f"tool '{self.name}' runs only inside a conversation")
+        result = self.fn(arguments, context) if self.takes_context else self.fn(arguments)
         return await result if inspect.isawaitable(result) else result
 
 
@@ -81,7 +110,8 @@ def tool(
 
     `cache_ttl` (seconds) serves repeated calls from the tool cache and needs
     `side_effect_free`, which also exempts the tool from duplicate-call policies. `timeout`
-    bounds one attempt; `retry` is the number of attempts for unexpected failures.
+    bounds one attempt; `retry` is the number of attempts for unexpected failures. A function
+    with a second parameter receives the call's `ToolContext`.
     """
     if cache_ttl is not None and not side_effect_free:
         raise ValueError(f"tool '{name}': cache_ttl needs side_effect_free=True")
@@ -91,8 +121,17 @@ def tool(
     def register(fn: ToolFn) -> ToolFn:
         if name in _TOOLS:
             raise ValueError(f"tool '{name}' is registered twice")
+        takes_context = len(inspect.signature(fn).parameters) >= 2
         _TOOLS[name] = Tool(
-            name, description, input_model, fn, cache_ttl, side_effect_free, timeout, retry
+            name,
+            description,
+            input_model,
+            fn,
+            cache_ttl,
+            side_effect_free,
+            timeout,
+            retry,
+            takes_context,
         )
         return fn
 

@@ -109,7 +109,9 @@ def test_agent_list_names_the_configured_agents(cli_env: dict[str, str]) -> None
 
     assert done.returncode == 0
     agents = {a["id"]: a for a in json.loads(done.stdout)}
-    assert agents["agent_alpha"]["tools"] == ["get_weather", "delegate"]
+    assert agents["agent_alpha"]["tools"] == [
+        "get_weather", "delegate", "check_balance", "transfer_funds", "reward_agent",
+    ]  # fmt: skip
     assert set(agents) == {"agent_alpha", "agent_beta", "agent_helper", "treasurer", "child",
                            "reviewer"}  # fmt: skip
 

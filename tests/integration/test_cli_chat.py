@@ -115,7 +115,8 @@ def test_config_overrides_apply_from_the_next_step(cli_env: dict[str, str]) -> N
     refused = p2e("config", "set-tools", "cli-config", "get_weather,nope", env=cli_env)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == (
-        "error: refused: unknown tool 'nope'; registered tools: delegate, get_weather"
+        "error: refused: unknown tool 'nope'; registered tools: check_balance, delegate, "
+        "get_weather, reward_agent, transaction_history, transfer_funds"
     )
     persona = p2e("config", "set-behavior", "cli-config", "critic", env=cli_env)
     assert persona.returncode == 0, persona.stderr

@@ -25,7 +25,9 @@ def test_project_agents_file_loads_agent_alpha() -> None:
     alpha = registry.get("agent_alpha")
     assert isinstance(alpha, AgentSpec)
     assert alpha.id == "agent_alpha"
-    assert alpha.tools == ["get_weather", "delegate"]
+    assert alpha.tools == [
+        "get_weather", "delegate", "check_balance", "transfer_funds", "reward_agent",
+    ]  # fmt: skip
     assert "agent_alpha" in registry.ids
     assert [a.id for a in registry.all()] == registry.ids
 

@@ -126,7 +126,10 @@ def test_no_user_message_gives_the_fallback() -> None:
 def test_project_treasurer_rules() -> None:
     treasurer = AgentRegistry.load(PROJECT_ROOT / "config" / "agents.yml").get("treasurer")
     rules, fallback = treasurer.rules, treasurer.fallback_reply
-    assert "ledger" in (respond(rules, fallback, [user("What's my balance?")]).text or "")
+    assert only_call(respond(rules, fallback, [user("What's my balance?")])).name == "check_balance"
+    assert only_call(respond(rules, fallback, [user("show the history")])).name == (
+        "transaction_history"
+    )
     assert "Payments" in (respond(rules, fallback, [user("Please PAY Bob")]).text or "")
     assert respond(rules, fallback, [user("Tell me a joke")]).text == fallback
     call = only_call(respond(rules, fallback, [user("Check the weather")]))

@@ -1,0 +1,124 @@
+"""Ledger tools: the acting agent's balance, payments, rewards and history.
+
+The payer is always the acting agent from the workflow (`ToolContext.agent_id`), never a
+model argument, and the transfer id is the call's key from the workflow, so a retried call
+pays once. A broken ledger rule (bad amount, unknown wallet, overdraft) comes back to the
+model as a tool error; an unreachable ledger raises, and Temporal retries the call.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agents.tools.registry import ToolContext, ToolError, tool
+from ledger.base import Ledger
+from ledger.errors import BusinessError
+from ledger.models import Receipt, TransferKind, money
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+class TransferArgs(BaseModel):
+    to_agent: str = Field(min_length=1, description="the agent to pay")
+    amount: Decimal = Field(description="more than 0, at most 2 decimal places")
+    reason: str = Field(default="", max_length=500, description="why, for the audit trail")
+
+
+class RewardArgs(BaseModel):
+    agent_id: str = Field(min_length=1, description="the agent to reward")
+    amount: Decimal = Field(description="more than 0, at most 2 decimal places")
+    reason: str = Field(default="Good work!", max_length=500)
+
+
+class HistoryArgs(BaseModel):
+    limit: int = Field(default=10, ge=1, le=100)
+
+
+def _ledger(context: ToolContext) -> Ledger:
+    if context.services.ledger is None:
+        raise ToolError("no ledger is configured for this worker")
+    return context.services.ledger
+
+
+def _receipt(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "transfer_id": receipt.transfer_id,
+        "kind": receipt.kind,
+        "from": receipt.payer,
+        "to": receipt.payee,
+        "amount": money(receipt.amount),
+        "reason": receipt.reason,
+        "at": receipt.at.isoformat(),
+    }
+
+
+async def _pay(
+    context: ToolContext, payee: str, amount: Decimal, reason: str, kind: TransferKind
+) -> dict[str, Any]:
+    try:
+        receipt = await _ledger(context).transfer(
+            context.call_key,
+            context.agent_id,
+            payee,
+            amount,
+            reason=reason,
+            reference=context.conversation_id,
+            kind=kind,
+        )
+    except BusinessError as exc:
+        raise ToolError(str(exc)) from exc
+    result = _receipt(receipt)
+    if receipt.payer_balance is not None:
+        result["balance"] = money(receipt.payer_balance)
+    return result
+
+
+@tool("check_balance", "Your own wallet's balance.", NoArgs, side_effect_free=True, timeout=15)
+async def check_balance(args: NoArgs, context: ToolContext) -> dict[str, str]:
+    try:
+        balance = await _ledger(context).balance(context.agent_id)
+    except BusinessError as exc:
+        raise ToolError(str(exc)) from exc
+    return {"agent": context.agent_id, "balance": money(balance)}
+
+
+@tool(
+    "transfer_funds",
+    "Pay another agent from your own wallet.",
+    TransferArgs,
+    timeout=15,
+    retry=5,
+)
+async def transfer_funds(args: TransferArgs, context: ToolContext) -> dict[str, Any]:
+    return await _pay(context, args.to_agent, args.amount, args.reason, "transfer")
+
+
+@tool(
+    "reward_agent",
+    "Reward another agent for good work, paid from your own wallet.",
+    RewardArgs,
+    timeout=15,
+    retry=5,
+)
+async def reward_agent(args: RewardArgs, context: ToolContext) -> dict[str, Any]:
+    return await _pay(context, args.agent_id, args.amount, f"Reward: {args.reason}", "reward")
+
+
+@tool(
+    "transaction_history",
+    "Your latest transfers and rewards, newest first.",
+    HistoryArgs,
+    side_effect_free=True,
+    timeout=15,
+)
+async def transaction_history(args: HistoryArgs, context: ToolContext) -> dict[str, Any]:
+    try:
+        receipts = await _ledger(context).history(context.agent_id, args.limit)
+    except BusinessError as exc:
+        raise ToolError(str(exc)) from exc
+    return {"agent": context.agent_id, "transfers": [_receipt(r) for r in receipts]}

@@ -1,0 +1,261 @@
+"""`p2e ledger`: agent wallets and transfers on the configured ledger (embedded or Canton)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from cli.common import JsonOption, console, print_json, run_async
+from runtime.errors import P2eError
+
+if TYPE_CHECKING:
+    from ledger.base import Ledger
+    from ledger.models import Receipt
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Agent wallets and transfers on the ledger (backend: ledger.backend in p2e.yaml).",
+    no_args_is_help=True,
+)
+AgentArg = Annotated[str, typer.Argument(help="Agent id (its wallet).", show_default=False)]
+LimitOption = Annotated[int, typer.Option("--limit", "-n", help="At most N rows.", min=1)]
+
+
+class EntryKindChoice(StrEnum):
+    open = "open"
+    transfer = "transfer"
+    reward = "reward"
+
+
+def _with_ledger(action: Callable[[Ledger], Awaitable[T]]) -> T:
+    from ledger import open_ledger
+    from runtime.settings import load_settings
+
+    settings = load_settings()
+
+    async def run() -> T:
+        ledger = open_ledger(settings.ledger, settings.state_dir)
+        try:
+            return await action(ledger)
+        finally:
+            await ledger.close()
+
+    return run_async(run())
+
+
+@app.command()
+def init(
+    balance: Annotated[
+        str | None,
+        typer.Option("--balance", help="Units for each new wallet [default: initial_balance]."),
+    ] = None,
+) -> None:
+    """Open a wallet for every agent in agents.yml; existing wallets are left as they are."""
+    from agents.registry import AgentRegistry
+    from ledger.errors import InvalidAmount
+    from ledger.models import CENT
+    from runtime.settings import load_settings
+
+    settings = load_settings()
+    initial = settings.ledger.initial_balance if balance is None else _decimal(balance)
+    if not initial.is_finite() or initial < 0 or initial != initial.quantize(CENT):
+        raise InvalidAmount(f"--balance must be >= 0 with at most 2 decimal places: {balance}")
+    agents = AgentRegistry.load(settings.agents_file).ids
+
+    async def action(ledger: Ledger) -> list[tuple[str, Decimal, bool]]:
+        opened = []
+        for agent in agents:
+            wallet, created = await ledger.open_wallet(agent, initial)
+            opened.append((agent, wallet.balance, created))
+        return opened
+
+    table = Table(title=f"Wallets ({settings.ledger.backend} ledger)")
+    for column in ("agent", "balance", ""):
+        table.add_column(column)
+    for agent, amount, created in _with_ledger(action):
+        table.add_row(agent, f"{amount:.2f}", "opened" if created else "already open")
+    console.print(table)
+
+
+@app.command()
+def balance(agent: AgentArg, as_json: JsonOption = False) -> None:
+    """An agent's balance."""
+    amount = _with_ledger(lambda ledger: ledger.balance(agent))
+    if as_json:
+        print_json({"agent": agent, "balance": f"{amount:.2f}"})
+    else:
+        console.print(f"{agent}: {amount:.2f}", highlight=False)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def transfer(
+    payer: Annotated[str, typer.Argument(help="Paying agent.", show_default=False)],
+    payee: Annotated[str, typer.Argument(help="Receiving agent.", show_default=False)],
+    amount: Annotated[str, typer.Argument(help="Amount, at most 2 decimals.", show_default=False)],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")] = "",
+    transfer_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Transfer id; repeating it never pays twice [default: new]."),
+    ] = None,
+) -> None:
+    """Move AMOUNT from PAYER's wallet to PAYEE's."""
+    from ledger.models import parse_amount
+    from runtime.settings import load_settings
+
+    value = parse_amount(amount, load_settings().ledger.max_transfer)  # names the text as typed
+    identifier = transfer_id or f"cli/{datetime.now(UTC):%Y%m%dT%H%M%S}/{secrets.token_hex(4)}"
+    receipt = _with_ledger(
+        lambda ledger: ledger.transfer(
+            identifier, payer, payee, value, reason=reason, reference="cli"
+        )
+    )
+    console.print(
+        f"{receipt.transfer_id}: {receipt.payer} -> {receipt.payee} {receipt.amount:.2f}"
+        f" ({receipt.payer} now {receipt.payer_balance:.2f})",
+        highlight=False,
+    )
+
+
+@app.command()
+def history(agent: AgentArg, limit: LimitOption = 20, as_json: JsonOption = False) -> None:
+    """An agent's transfers, newest first, with the conversation that made each."""
+    receipts = _with_ledger(lambda ledger: ledger.history(agent, limit))
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in receipts])
+        return
+    console.print(_receipts_table(f"{agent}: {len(receipts)} transfers", receipts))
+
+
+@app.command()
+def overview(as_json: JsonOption = False) -> None:
+    """Every wallet and the ledger's totals."""
+
+    async def action(ledger: Ledger) -> tuple[list[Any], Any]:
+        return await ledger.overview(), await ledger.metrics()
+
+    wallets, metrics = _with_ledger(action)
+    if as_json:
+        print_json(
+            {
+                "wallets": [w.model_dump(mode="json") for w in wallets],
+                "metrics": metrics.model_dump(mode="json"),
+            }
+        )
+        return
+    table = Table(title=f"Wallets ({len(wallets)})")
+    for column in ("agent", "balance", "opened"):
+        table.add_column(column, justify="right" if column == "balance" else "left")
+    for wallet in wallets:
+        table.add_row(wallet.agent, f"{wallet.balance:.2f}", f"{wallet.opened_at:%Y-%m-%d %H:%M}")
+    table.caption = (
+        f"supply {metrics.supply:.2f} · volume {metrics.volume:.2f} · "
+        f"{metrics.transfers} transfers · {metrics.rewards} rewards"
+    )
+    console.print(table)
+
+
+@app.command()
+def audit(
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO date or time, e.g. 2026-11-22.")
+    ] = None,
+    kind: Annotated[EntryKindChoice | None, typer.Option("--kind", help="Only this kind.")] = None,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """The ledger's journal in order: openings, transfers and rewards."""
+    start = _since(since)
+    entries = _with_ledger(lambda ledger: ledger.audit(start, kind.value if kind else None, limit))
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in entries])
+        return
+    table = Table(title=f"Journal ({len(entries)} rows)")
+    for column in ("seq", "at", "kind", "from", "to", "amount", "reason", "reference", "hash"):
+        table.add_column(column, justify="right" if column == "amount" else "left")
+    for e in entries:
+        table.add_row(
+            str(e.seq),
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            e.kind,
+            e.payer or "-",
+            e.payee,
+            f"{e.amount:.2f}",
+            e.reason,
+            e.reference,
+            e.hash[:12],
+        )
+    console.print(table)
+
+
+@app.command()
+def metrics(as_json: JsonOption = False) -> None:
+    """Supply, volume and counts."""
+    figures = _with_ledger(lambda ledger: ledger.metrics())
+    if as_json:
+        print_json(figures.model_dump(mode="json"))
+        return
+    console.print(
+        f"wallets {figures.wallets} · supply {figures.supply:.2f} · volume {figures.volume:.2f}"
+        f" · transfers {figures.transfers} · rewards {figures.rewards}",
+        highlight=False,
+    )
+
+
+@app.command()
+def verify() -> None:
+    """Recompute the journal's hash chain and every balance; exit 1 at the first problem."""
+    report = _with_ledger(lambda ledger: ledger.verify())
+    if report.ok:
+        console.print(
+            f"ledger ok: {report.rows} journal rows, {report.wallets} wallets", highlight=False
+        )
+        return
+    console.print(f"ledger BROKEN: {report.problem}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _decimal(text: str) -> Decimal:
+    from decimal import InvalidOperation
+
+    from ledger.errors import InvalidAmount
+
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:
+        raise InvalidAmount(f"amount must be a number, not {text!r}") from None
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise P2eError(f"--since must be an ISO date or time, not {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _receipts_table(title: str, receipts: list[Receipt]) -> Table:
+    table = Table(title=title)
+    for column in ("at", "kind", "from", "to", "amount", "reason", "reference", "transfer id"):
+        table.add_column(column, justify="right" if column == "amount" else "left")
+    for r in receipts:
+        table.add_row(
+            f"{r.at:%Y-%m-%d %H:%M:%S}",
+            r.kind,
+            r.payer,
+            r.payee,
+            f"{r.amount:.2f}",
+            r.reason,
+            r.reference,
+            r.transfer_id,
+        )
+    return table

@@ -1,0 +1,403 @@
+"""The Canton backend: agent wallets as Daml contracts (daml/P2Engine/Ledger.daml) on a
+Canton 3.4+ participant, over the JSON Ledger API v2.
+
+One operator party signs every Wallet; a transfer exercises `Wallet.Transfer`, which
+archives and recreates both wallets and creates a `TransferReceipt`. Idempotency has two
+layers: the command id is the transfer id, so the participant's command deduplication
+answers a repeat with 409 DUPLICATE_COMMAND (resolved here by reading the receipt), and the
+model refuses a transfer id its payer already used. The usual business errors are checked
+against a fresh read before submitting; the Daml assertions catch what a stale read misses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from ledger.canton_api import (
+    LEDGER_EFFECTS,
+    RECEIPT,
+    WALLET,
+    ApiError,
+    CantonApi,
+    Contract,
+    StaleContract,
+    decode_decimal,
+    encode_decimal,
+    encode_time,
+    event_format,
+    is_template,
+    js_commands,
+    receipt_of,
+    replay,
+    template_id,
+    wallet_of,
+)
+from ledger.config import CantonSettings
+from ledger.errors import (
+    BusinessError,
+    DuplicateTransfer,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidTransfer,
+    LedgerError,
+    UnknownWallet,
+)
+from ledger.models import (
+    CENT,
+    EntryKind,
+    JournalEntry,
+    LedgerMetrics,
+    Receipt,
+    TransferKind,
+    VerifyReport,
+    Wallet,
+    parse_amount,
+)
+
+STALE_RETRIES = 3
+# The assertion messages of daml/P2Engine/Ledger.daml, as they appear in a rejection's cause.
+_DUPLICATE_MARK = "p2e: duplicate transfer"
+_BUSINESS_ERRORS: tuple[tuple[str, type[BusinessError]], ...] = (
+    ("p2e: insufficient funds", InsufficientFunds),
+    ("p2e: invalid amount", InvalidAmount),
+    ("p2e: invalid transfer", InvalidTransfer),
+)
+
+
+def _resolve(existing: Receipt, payer: str, payee: str, amount: Decimal, reason: str) -> Receipt:
+    """A repeated transfer id: the original receipt when the details match."""
+    if existing.same_command(payer, payee, amount, reason):
+        return existing
+    raise DuplicateTransfer(
+        f"transfer id {existing.transfer_id} was already used for {existing.amount:.2f} "
+        f"from {existing.payer} to {existing.payee}"
+    )
+
+
+class CantonLedger:
+    name = "canton"
+
+    def __init__(
+        self,
+        settings: CantonSettings,
+        max_transfer: Decimal | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.max_transfer = max_transfer
+        self.api = CantonApi(settings, transport)
+        self._party: str | None = None
+        self._setup_lock = asyncio.Lock()
+
+    def _tid(self, entity: str) -> str:
+        return template_id(self.settings.package_name, entity)
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    async def party(self) -> str:
+        """The operator party, allocated on first use, with the user allowed to act as it."""
+        async with self._setup_lock:
+            if self._party is None:
+                party = await self._find_party() or await self._allocate_party()
+                await self._ensure_user(party)
+                self._party = party
+            return self._party
+
+    async def _find_party(self) -> str | None:
+        prefix = f"{self.settings.party_hint}::"
+        params: dict[str, str] = {}
+        for _ in range(100):  # pages
+            answer = await self.api.get("/v2/parties", params=params or None)
+            for details in answer.get("partyDetails") or []:
+                if str(details.get("party", "")).startswith(prefix) and details.get(
+                    "isLocal", True
+                ):
+                    return str(details["party"])
+            token = answer.get("nextPageToken")
+            if not token:
+                return None
+            params = {"pageToken": str(token)}
+        return None
+
+    async def _allocate_party(self) -> str:
+        body = {"partyIdHint": self.settings.party_hint, "identityProviderId": ""}
+        try:
+            answer = await self.api.post("/v2/parties", body)
+        except ApiError as exc:
+            # Allocated meanwhile by another process.
+            if exc.status == 409 and (found := await self._find_party()):
+                return found
+            raise
+        return str(answer["partyDetails"]["party"])
+
+    async def _ensure_user(self, party: str) -> None:
+        user_id = self.settings.user_id
+        act_as = {"kind": {"CanActAs": {"value": {"party": party}}}}
+        try:
+            await self.api.get(f"/v2/users/{user_id}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            user = {
+                "id": user_id,
+                "primaryParty": party,
+                "isDeactivated": False,
+                "identityProviderId": "",
+            }
+            try:
+                await self.api.post("/v2/users", {"user": user, "rights": [act_as]})
+                return
+            except ApiError as exists:
+                if exists.status != 409:
+                    raise
+        rights = await self.api.get(f"/v2/users/{user_id}/rights")
+        if act_as not in (rights.get("rights") or []):
+            body = {"userId": user_id, "rights": [act_as], "identityProviderId": ""}
+            await self.api.post(f"/v2/users/{user_id}/rights", body)
+
+    async def upload_dar(self, dar: bytes) -> None:
+        """Upload and vet a DAR: /v2/dars on Canton 3.5+, /v2/packages on 3.4."""
+        try:
+            await self.api.post_bytes("/v2/dars", dar, {"vetAllPackages": "true"})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            await self.api.post_bytes("/v2/packages", dar, {})
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def _active(self, *entities: str) -> list[Contract]:
+        """The active contracts of these templates at the ledger end, oldest first."""
+        party = await self.party()
+        end = await self.api.get("/v2/state/ledger-end")
+        body = {
+            "eventFormat": event_format(party, [self._tid(e) for e in entities]),
+            "activeAtOffset": int(end.get("offset", 0)),
+        }
+        found = []
+        for entry in await self.api.post("/v2/state/active-contracts", body):
+            active = (entry.get("contractEntry") or {}).get("JsActiveContract")
+            if active:
+                found.append(Contract.from_event(active["createdEvent"]))
+        return sorted(found, key=lambda c: c.offset)
+
+    async def _state(self) -> tuple[list[Contract], list[Receipt]]:
+        contracts = await self._active(WALLET, RECEIPT)
+        wallets = [c for c in contracts if is_template(c.template_id, WALLET)]
+        receipts = [receipt_of(c) for c in contracts if is_template(c.template_id, RECEIPT)]
+        return wallets, receipts
+
+    async def _wallets(self) -> dict[str, Contract]:
+        """Each agent's wallet contract (the oldest, should the app ever have made two)."""
+        by_owner: dict[str, Contract] = {}
+        for contract in await self._active(WALLET):
+            by_owner.setdefault(str(contract.args["owner"]), contract)
+        return by_owner
+
+    async def balance(self, agent: str) -> Decimal:
+        wallet = (await self._wallets()).get(agent)
+        if wallet is None:
+            raise UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+        return decode_decimal(wallet.args["balance"])
+
+    async def get_transfer(self, transfer_id: str) -> Receipt | None:
+        receipts = [receipt_of(c) for c in await self._active(RECEIPT)]
+        return next((r for r in receipts if r.transfer_id == transfer_id), None)
+
+    async def history(self, agent: str, limit: int = 20) -> list[Receipt]:
+        wallets, receipts = await self._state()
+        if not any(w.args["owner"] == agent for w in wallets):
+            raise UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+        mine = [r for r in receipts if agent in (r.payer, r.payee)]
+        return sorted(mine, key=lambda r: r.seq, reverse=True)[:limit]
+
+    async def overview(self) -> list[Wallet]:
+        return sorted(
+            (wallet_of(c) for c in (await self._wallets()).values()), key=lambda w: w.agent
+        )
+
+    async def metrics(self) -> LedgerMetrics:
+        wallets, receipts = await self._state()
+        return LedgerMetrics(
+            wallets=len(wallets),
+            supply=sum((decode_decimal(w.args["balance"]) for w in wallets), Decimal("0.00")),
+            volume=sum((r.amount for r in receipts), Decimal("0.00")),
+            transfers=sum(1 for r in receipts if r.kind == "transfer"),
+            rewards=sum(1 for r in receipts if r.kind == "reward"),
+        )
+
+    async def audit(
+        self, since: datetime | None = None, kind: EntryKind | None = None, limit: int = 100
+    ) -> list[JournalEntry]:
+        """Openings (from each wallet's `initial` and `openedAt`; seq 0, since Canton keeps no
+        offset for a wallet's first contract once it is replaced) and transfers (seq = the
+        receipt's offset), oldest first."""
+        wallets, receipts = await self._state()
+        entries: list[JournalEntry] = []
+        for contract in wallets:
+            wallet = wallet_of(contract)
+            initial = decode_decimal(contract.args.get("initial", "0"))
+            entries.append(
+                JournalEntry(
+                    seq=0, at=wallet.opened_at, kind="open", transfer_id=None, payer=None,
+                    payee=wallet.agent, amount=initial,
+                )
+            )  # fmt: skip
+        for r in receipts:
+            entries.append(
+                JournalEntry(
+                    seq=r.seq, at=r.at, kind=r.kind, transfer_id=r.transfer_id, payer=r.payer,
+                    payee=r.payee, amount=r.amount, reason=r.reason, reference=r.reference,
+                )
+            )  # fmt: skip
+        since = since.astimezone(UTC) if since is not None else None  # naive: local time
+        entries = [
+            e
+            for e in entries
+            if (since is None or e.at >= since) and (kind is None or e.kind == kind)
+        ]
+        return sorted(entries, key=lambda e: (e.at, e.seq))[:limit]
+
+    async def verify(self) -> VerifyReport:
+        """Replay every receipt, in offset order, from the wallets' `initial` balances: each
+        receipt's recorded balances and every wallet's current balance must match."""
+        return replay(*await self._state())
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _commands(self, party: str, command: dict[str, Any], key: str) -> dict[str, Any]:
+        return js_commands(party, self.settings.user_id, command, key)
+
+    async def open_wallet(self, agent: str, initial: Decimal) -> tuple[Wallet, bool]:
+        if initial < 0 or initial != initial.quantize(CENT):
+            raise InvalidAmount(f"initial balance must be >= 0 with 2 decimals, not {initial}")
+        party = await self.party()
+        existing = (await self._wallets()).get(agent)
+        if existing is not None:
+            return wallet_of(existing), False
+        opened_at = datetime.now(UTC)
+        args = {
+            "operator": party,
+            "owner": agent,
+            "balance": encode_decimal(initial),
+            "initial": encode_decimal(initial),
+            "openedAt": encode_time(opened_at),
+            "paidTransferIds": {"map": []},
+        }
+        create = {"CreateCommand": {"templateId": self._tid(WALLET), "createArguments": args}}
+        try:
+            await self.api.post(
+                "/v2/commands/submit-and-wait", self._commands(party, create, f"open/{agent}")
+            )
+        except ApiError as exc:
+            if exc.code != "DUPLICATE_COMMAND":
+                raise
+            existing = (await self._wallets()).get(agent)
+            if existing is None:
+                raise LedgerError(f"wallet {agent} was opened before but is gone") from exc
+            return wallet_of(existing), False
+        return Wallet(agent=agent, balance=initial.quantize(CENT), opened_at=opened_at), True
+
+    async def transfer(
+        self,
+        transfer_id: str,
+        payer: str,
+        payee: str,
+        amount: Decimal,
+        reason: str = "",
+        reference: str = "",
+        kind: TransferKind = "transfer",
+    ) -> Receipt:
+        amount = parse_amount(amount, self.max_transfer)
+        if not transfer_id:
+            raise InvalidTransfer("a transfer needs a transfer id")
+        if payer == payee:
+            raise InvalidTransfer(f"{payer} cannot pay itself")
+        party = await self.party()
+        for attempt in range(STALE_RETRIES):
+            wallets = await self._wallets()
+            refusal = _refusal(wallets, payer, payee, amount)
+            if refusal is not None:
+                # A repeat of a transfer that already happened is answered, not refused.
+                if (existing := await self.get_transfer(transfer_id)) is not None:
+                    return _resolve(existing, payer, payee, amount, reason)
+                raise refusal
+            choice = {
+                "payeeCid": wallets[payee].contract_id,
+                "transferId": transfer_id,
+                "amount": encode_decimal(amount),
+                "reason": reason,
+                "reference": reference,
+                "kind": kind,
+            }
+            exercise = {
+                "ExerciseCommand": {
+                    "templateId": self._tid(WALLET),
+                    "contractId": wallets[payer].contract_id,
+                    "choice": "Transfer",
+                    "choiceArgument": choice,
+                }
+            }
+            try:
+                return await self._submit_transfer(party, exercise, transfer_id)
+            except StaleContract:
+                if attempt == STALE_RETRIES - 1:
+                    raise
+            except ApiError as exc:
+                if exc.code != "DUPLICATE_COMMAND" and _DUPLICATE_MARK not in exc.cause:
+                    raise _business_error(exc) from exc
+                existing = await self.get_transfer(transfer_id)
+                if existing is None:
+                    raise DuplicateTransfer(
+                        f"transfer id {transfer_id} was already used by another command"
+                    ) from exc
+                return _resolve(existing, payer, payee, amount, reason)
+        raise AssertionError("unreachable")
+
+    async def _submit_transfer(
+        self, party: str, exercise: dict[str, Any], transfer_id: str
+    ) -> Receipt:
+        body = {
+            "commands": self._commands(party, exercise, transfer_id),
+            "transactionFormat": {
+                "eventFormat": event_format(party, None),
+                "transactionShape": LEDGER_EFFECTS,
+            },
+        }
+        answer = await self.api.post("/v2/commands/submit-and-wait-for-transaction", body)
+        transaction = answer.get("transaction") or {}
+        for event in transaction.get("events") or []:
+            created = event.get("CreatedEvent")
+            if created and is_template(str(created.get("templateId", "")), RECEIPT):
+                offset = int(transaction.get("offset", 0))
+                return receipt_of(Contract.from_event(created, offset))
+        raise LedgerError(f"transfer {transfer_id}: the transaction holds no TransferReceipt")
+
+    async def close(self) -> None:
+        await self.api.close()
+
+
+def _refusal(
+    wallets: dict[str, Contract], payer: str, payee: str, amount: Decimal
+) -> BusinessError | None:
+    """The business error a fresh read already shows, if any."""
+    for agent in (payer, payee):
+        if agent not in wallets:
+            return UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+    balance = decode_decimal(wallets[payer].args["balance"])
+    if balance < amount:
+        return InsufficientFunds(f"{payer} has {balance:.2f}, less than {amount:.2f}")
+    return None
+
+
+def _business_error(exc: ApiError) -> LedgerError:
+    """A Daml rejection (assert or ensure) as the business error it stands for."""
+    for mark, error in _BUSINESS_ERRORS:
+        if mark in exc.cause:
+            return error(f"Canton refused the transfer: {mark.removeprefix('p2e: ')}")
+    return exc

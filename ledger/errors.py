@@ -1,0 +1,49 @@
+"""What can go wrong with a ledger command.
+
+Business errors (the command is wrong and retrying cannot help) are non-retryable in
+Temporal; `LedgerUnavailable` (the ledger could not be reached or answered) is retryable.
+"""
+
+from __future__ import annotations
+
+from runtime.errors import P2eError
+
+
+class LedgerError(P2eError):
+    """Base of every ledger error; `retryable` tells activities how to fail."""
+
+    retryable = False
+
+
+class BusinessError(LedgerError):
+    """The command broke a ledger rule; it writes nothing and retrying gives the same."""
+
+
+class InvalidAmount(BusinessError):
+    """Not a positive amount with at most 2 decimal places within the per-transfer cap."""
+
+
+class InvalidTransfer(BusinessError):
+    """A transfer that no amount could make valid (a wallet paying itself)."""
+
+
+class InsufficientFunds(BusinessError):
+    """The payer's balance is below the amount."""
+
+
+class UnknownWallet(BusinessError):
+    """No wallet for this agent; only `p2e ledger init` opens wallets."""
+
+
+class Unauthorized(BusinessError):
+    """The caller may not act for this wallet (or the ledger refused its credentials)."""
+
+
+class DuplicateTransfer(BusinessError):
+    """The transfer id was already used with different details."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger could not be reached or did not answer in time; retry with the same id."""
+
+    retryable = True
