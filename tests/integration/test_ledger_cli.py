@@ -1,0 +1,136 @@
+"""`p2e ledger` and payments from conversations, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+P2E = str(Path(sys.executable).parent / "p2e")
+
+
+def p2e(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [P2E, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def as_json(*args: str, env: dict[str, str]) -> Any:
+    done = p2e(*args, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture()
+def own_ledger(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A state dir of its own, so the ledger starts empty; Temporal stays the session's."""
+    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
+    done = p2e("ledger", "init", env=env)
+    assert done.returncode == 0, done.stderr
+    return env
+
+
+def test_a_conversation_pays_once_and_history_names_it(own_ledger: dict[str, str]) -> None:
+    paid = p2e("run", "--agent", "agent_alpha", "--id", "cli-pay",
+               "Transfer 25 to agent_beta for helping", env=own_ledger)  # fmt: skip
+    assert paid.returncode == 0, paid.stderr
+    assert "Paid agent_beta 25.00" in paid.stdout
+    again = p2e("run", "--id", "cli-pay", "Transfer 25 to agent_beta for helping",
+                env=own_ledger)  # fmt: skip
+    assert "already exists; attaching" in again.stderr
+
+    history = as_json("ledger", "history", "agent_alpha", env=own_ledger)
+    assert [(r["transfer_id"], r["amount"], r["reference"], r["reason"]) for r in history] == [
+        ("conv-cli-pay/2/0", "25.00", "conv-cli-pay", "helping")
+    ]
+    assert as_json("ledger", "balance", "agent_alpha", env=own_ledger)["balance"] == "75.00"
+    assert as_json("ledger", "balance", "agent_beta", env=own_ledger)["balance"] == "125.00"
+    table = p2e("ledger", "history", "agent_alpha", env=own_ledger)
+    assert "conv-cli-pay" in table.stdout
+
+
+def test_init_again_leaves_existing_wallets(own_ledger: dict[str, str]) -> None:
+    p2e("ledger", "transfer", "agent_alpha", "agent_beta", "10", env=own_ledger)
+
+    again = p2e("ledger", "init", "--balance", "5", env=own_ledger)
+
+    assert again.returncode == 0, again.stderr
+    assert "already open" in again.stdout
+    wallets = {w["agent"]: w["balance"] for w in as_json("ledger", "overview", env=own_ledger)
+               ["wallets"]}  # fmt: skip
+    assert wallets["agent_alpha"] == "90.00"
+    assert wallets["agent_beta"] == "110.00"
+    assert len(wallets) == 6
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["agent_alpha", "agent_beta", "0"], "amount must be greater than 0, not 0"),
+        (["agent_alpha", "agent_beta", "-5"], "amount must be greater than 0, not -5"),
+        (["agent_alpha", "agent_beta", "nan"], "amount must be a finite number, not nan"),
+        (["agent_alpha", "agent_beta", "1e309"], "amount 1e309 is over the per-transfer cap"),
+        (["agent_alpha", "agent_beta", "0.001"], "amount 0.001 has more than 2 decimal places"),
+        (["agent_alpha", "agent_beta", "1000.01"], "amount 1000.01 is over the per-transfer cap"),
+        (["agent_alpha", "nobody", "1"], "no wallet for nobody"),
+        (["agent_alpha", "agent_alpha", "1"], "agent_alpha cannot pay itself"),
+        (["agent_alpha", "agent_beta", "500"], "agent_alpha has 100.00, less than 500.00"),
+    ],
+)
+def test_a_refused_transfer_is_one_line_exit_2_and_writes_nothing(
+    own_ledger: dict[str, str], args: list[str], message: str
+) -> None:
+    before = as_json("ledger", "metrics", env=own_ledger), p2e("ledger", "audit", "--json",
+                                                                 env=own_ledger).stdout  # fmt: skip
+
+    done = p2e("ledger", "transfer", *args, env=own_ledger)
+
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+    assert done.stdout == ""
+    after = as_json("ledger", "metrics", env=own_ledger), p2e("ledger", "audit", "--json",
+                                                                env=own_ledger).stdout  # fmt: skip
+    assert after == before
+
+
+def test_verify_names_a_journal_row_changed_behind_the_api(own_ledger: dict[str, str]) -> None:
+    p2e("ledger", "transfer", "agent_alpha", "agent_beta", "25", env=own_ledger)
+    assert p2e("ledger", "verify", env=own_ledger).returncode == 0
+    rows = as_json("ledger", "audit", env=own_ledger)
+    transfer_row = next(r["seq"] for r in rows if r["kind"] == "transfer")
+
+    db = sqlite3.connect(Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE journal SET amount = 1 WHERE seq = ?", (transfer_row,))
+    db.execute("DROP TRIGGER journal_no_update")
+    db.execute("UPDATE journal SET amount = 1 WHERE seq = ?", (transfer_row,))
+    db.commit()
+    db.close()
+
+    done = p2e("ledger", "verify", env=own_ledger)
+    assert done.returncode == 1
+    assert f"journal row {transfer_row}" in done.stdout
+
+
+def test_audit_and_metrics_report_the_journal(own_ledger: dict[str, str]) -> None:
+    p2e("ledger", "transfer", "agent_alpha", "agent_beta", "7.50", "--reason", "lunch",
+        env=own_ledger)  # fmt: skip
+
+    metrics = as_json("ledger", "metrics", env=own_ledger)
+    assert metrics == {
+        "wallets": 6, "supply": "600.00", "volume": "7.50", "transfers": 1, "rewards": 0,
+    }  # fmt: skip
+    transfers = as_json("ledger", "audit", "--kind", "transfer", env=own_ledger)
+    assert [(r["payer"], r["payee"], r["amount"], r["reason"]) for r in transfers] == [
+        ("agent_alpha", "agent_beta", "7.50", "lunch")
+    ]
+    assert as_json("ledger", "audit", "--since", "2999-01-01", env=own_ledger) == []
+    bad = p2e("ledger", "audit", "--since", "yesterday", env=own_ledger)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: --since must be an ISO date or time, not 'yesterday'"

@@ -1,0 +1,72 @@
+"""Exactly once: a worker killed after the ledger committed a transfer, before its activity
+completed, leaves a retry that finds the transfer already made and pays nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from temporalio.client import Client
+
+from ledger.embedded import EmbeddedLedger
+from runtime.conversations import start_conversation
+from runtime.settings import Settings
+from runtime.worker import build_worker
+from tests.conftest import queue_settings
+from workflows.fsm import FinishReason, State
+
+from .helpers import activity_attempts, agent, unique
+
+DOOMED = str(Path(__file__).with_name("die_after_commit.py"))
+
+
+async def test_transfer_retried_after_a_crash_past_the_commit_pays_once(
+    client: Client, settings: Settings, cli_env: dict[str, str]
+) -> None:
+    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
+    for wallet in ("agent_alpha", "agent_beta"):
+        await ledger.open_wallet(wallet, Decimal("100"))
+    before = {w.agent: w.balance for w in await ledger.overview()}
+    supply = (await ledger.metrics()).supply
+    crash = queue_settings(settings)
+    doomed = subprocess.Popen(
+        [sys.executable, DOOMED, "worker"],
+        env={**cli_env, "P2E_TASK_QUEUE": crash.temporal.task_queue},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        handle, _ = await start_conversation(
+            client,
+            crash,
+            agent(settings),
+            "Transfer 25 to agent_beta for surviving a crash",
+            name=unique("ledger-crash"),
+        )
+        code = await asyncio.wait_for(asyncio.to_thread(doomed.wait), timeout=60)
+    finally:
+        doomed.kill()
+    assert code == -9, "the worker died by SIGKILL right after the commit"
+    transfer_id = f"{handle.id}/2/0"
+    assert await ledger.get_transfer(transfer_id) is not None, "committed before the crash"
+
+    async with build_worker(client, crash):
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+
+    assert result.reason is FinishReason.DONE
+    # History records the attempt that completed: one tool call, finished by its 2nd attempt.
+    assert (await activity_attempts(handle))["run_tool"] == [2], "the activity was retried"
+    [tool_result] = [e for e in result.stack if e.kind is State.TOOL_RESULT]
+    assert tool_result.status == "ok"
+    mine = [r for r in await ledger.history("agent_alpha", 100) if r.reference == handle.id]
+    assert [r.transfer_id for r in mine] == [transfer_id], "one receipt"
+    after = {w.agent: w.balance for w in await ledger.overview()}
+    assert after["agent_alpha"] == before["agent_alpha"] - 25
+    assert after["agent_beta"] == before["agent_beta"] + 25
+    assert (await ledger.metrics()).supply == supply
+    assert (await ledger.verify()).ok
+    await ledger.close()
