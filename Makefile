@@ -32,8 +32,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy .
 
 bench: setup
-	$(PY) bench/step_overhead.py
-	$(PY) bench/history_size.py
+	$(PY) -m bench.step_overhead
+	$(PY) -m bench.history_size
+	$(PY) -m bench.ledger
 
 # Re-record the golden histories after an intended change to workflow code.
 golden: setup

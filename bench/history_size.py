@@ -6,7 +6,7 @@ each tool call's arguments and each tool result. The figure is the recorded hist
 as the server reports it; the target is under 5 MB. For comparison the script also prints
 what passing the whole transcript into every model step would have added.
 
-    python bench/history_size.py [--steps N] [--message-kb K]
+    python -m bench.history_size [--steps N] [--message-kb K]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ model, ..., model). A step's time is measured in the recorded history, from the 
 of its activity to the scheduling of the next one (or to the workflow's completion): the
 Temporal round trips plus the real litellm code path, with no model latency on top.
 
-    python bench/step_overhead.py [--conversations N] [--cities K] [--concurrency C]
+    python -m bench.step_overhead [--conversations N] [--cities K] [--concurrency C]
 """
 
 from __future__ import annotations

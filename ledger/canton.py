@@ -7,6 +7,11 @@ layers: the command id is the transfer id, so the participant's command deduplic
 answers a repeat with 409 DUPLICATE_COMMAND (resolved here by reading the receipt), and the
 model refuses a transfer id its payer already used. The usual business errors are checked
 against a fresh read before submitting; the Daml assertions catch what a stale read misses.
+
+Reads query the active contract set, one template per query (receipts are never archived,
+so they pile up; wallets stay few). A list answer is capped at the participant's
+`http-list-max-elements-limit` (default 200, else HTTP 413): past it the template is read
+through the paged endpoint of Canton 3.5+; Canton 3.4 has none, and the read fails saying so.
 """
 
 from __future__ import annotations
@@ -19,19 +24,24 @@ from typing import Any
 import httpx
 
 from ledger.canton_api import (
+    ACTIVE_CONTRACTS,
+    ACTIVE_CONTRACTS_PAGE,
     LEDGER_EFFECTS,
     RECEIPT,
     WALLET,
     ApiError,
     CantonApi,
     Contract,
+    ListLimitExceeded,
     StaleContract,
+    active_contracts,
     decode_decimal,
     encode_decimal,
     encode_time,
     event_format,
     is_template,
     js_commands,
+    page_request,
     receipt_of,
     replay,
     template_id,
@@ -93,6 +103,8 @@ class CantonLedger:
         self.api = CantonApi(settings, transport)
         self._party: str | None = None
         self._setup_lock = asyncio.Lock()
+        # Templates whose active contracts were once over the list limit: read paged.
+        self._paged: set[str] = set()
 
     def _tid(self, entity: str) -> str:
         return template_id(self.settings.package_name, entity)
@@ -171,26 +183,79 @@ class CantonLedger:
 
     # --- reads ----------------------------------------------------------------------------
 
-    async def _active(self, *entities: str) -> list[Contract]:
-        """The active contracts of these templates at the ledger end, oldest first."""
+    async def _snapshot(self, *entities: str) -> list[list[Contract]]:
+        """The active contracts of each template, oldest first, all at one offset (the
+        ledger end): one TemplateFilter query per template, so that a template with many
+        contracts (receipts) never makes another (wallets) unreadable."""
         party = await self.party()
         end = await self.api.get("/v2/state/ledger-end")
-        body = {
-            "eventFormat": event_format(party, [self._tid(e) for e in entities]),
-            "activeAtOffset": int(end.get("offset", 0)),
-        }
-        found = []
-        for entry in await self.api.post("/v2/state/active-contracts", body):
-            active = (entry.get("contractEntry") or {}).get("JsActiveContract")
-            if active:
-                found.append(Contract.from_event(active["createdEvent"]))
-        return sorted(found, key=lambda c: c.offset)
+        offset = int(end.get("offset", 0))
+        return [await self._active_at(party, offset, entity) for entity in entities]
+
+    async def _active(self, entity: str) -> list[Contract]:
+        """The active contracts of this template at the ledger end, oldest first."""
+        [found] = await self._snapshot(entity)
+        return found
+
+    async def _active_at(self, party: str, offset: int, entity: str) -> list[Contract]:
+        """The list endpoint while the answer fits the participant's list limit; past it
+        (413) the paged endpoint, used straight away for this template from then on."""
+        event_fmt = event_format(party, [self._tid(entity)])
+        if entity in self._paged:
+            contracts = await self._pages(event_fmt, offset, entity)
+        else:
+            body = {"eventFormat": event_fmt, "activeAtOffset": offset}
+            try:
+                contracts = active_contracts(await self.api.post(ACTIVE_CONTRACTS, body))
+            except ListLimitExceeded as exc:
+                contracts = await self._pages(event_fmt, offset, entity, exc)
+                self._paged.add(entity)
+        return sorted(contracts, key=lambda c: c.offset)
+
+    async def _pages(
+        self,
+        event_fmt: dict[str, Any],
+        offset: int,
+        entity: str,
+        over_limit: ListLimitExceeded | None = None,
+    ) -> list[Contract]:
+        """Every page of POST /v2/state/active-contracts-page (Canton 3.5+) at `offset`.
+        The request and response shapes are from the documented API and unverified against
+        a participant here (see `page_request` in ledger/canton_api.py)."""
+        contracts: list[Contract] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            try:
+                page = await self.api.post(
+                    ACTIVE_CONTRACTS_PAGE, page_request(event_fmt, offset, token)
+                )
+            except ApiError as exc:
+                # No such route (a plain-text 404, or 405 for another method): Canton 3.4.
+                if exc.status in (404, 405) and not exc.code:
+                    raise LedgerError(
+                        f"Canton: the active {entity} contracts are over the participant's"
+                        f" list limit (413 from {ACTIVE_CONTRACTS}) and it has no paged"
+                        f" {ACTIVE_CONTRACTS_PAGE} ({exc.status}): raise"
+                        " `http-list-max-elements-limit` on the participant (Canton 3.4)"
+                        " or upgrade it to Canton 3.5 or later"
+                    ) from over_limit or exc
+                raise
+            page = page if isinstance(page, dict) else {}
+            contracts.extend(active_contracts(page.get("activeContracts")))
+            token = page.get("nextPageToken") or None
+            if token is None:
+                return contracts
+            if token in seen:
+                raise LedgerError(
+                    f"Canton: {ACTIVE_CONTRACTS_PAGE} repeated the page token {token!r}"
+                )
+            seen.add(token)
 
     async def _state(self) -> tuple[list[Contract], list[Receipt]]:
-        contracts = await self._active(WALLET, RECEIPT)
-        wallets = [c for c in contracts if is_template(c.template_id, WALLET)]
-        receipts = [receipt_of(c) for c in contracts if is_template(c.template_id, RECEIPT)]
-        return wallets, receipts
+        """Wallets and receipts at the same offset, so that `verify` compares one state."""
+        wallets, receipts = await self._snapshot(WALLET, RECEIPT)
+        return wallets, [receipt_of(c) for c in receipts]
 
     async def _wallets(self) -> dict[str, Contract]:
         """Each agent's wallet contract (the oldest, should the app ever have made two)."""

@@ -1,5 +1,5 @@
-"""`MockParticipant`: an in-memory stand-in for a Canton 3.4 participant's JSON Ledger API v2,
-for testing `ledger.canton.CantonLedger` without a ledger.
+"""`MockParticipant`: an in-memory stand-in for a Canton 3.4 (or, with `version`, 3.5+)
+participant's JSON Ledger API v2, for testing `ledger.canton.CantonLedger` without a ledger.
 
 THIS IS NOT A REAL PARTICIPANT. It was written by hand from the documented request and
 response shapes (Canton's JSON Ledger API v2 openapi.yaml as summarised in
@@ -8,9 +8,14 @@ from a running node; where Canton's exact wording is not documented (error cause
 optional fields) it makes a plausible choice. What it models:
 
 - Endpoints: GET /v2/state/ledger-end; POST /v2/state/active-contracts (eventFormat with
-  TemplateFilter/WildcardFilter per party, activeAtOffset, the 200-element list limit as
-  413); GET/POST /v2/parties; GET/POST /v2/users, GET/POST /v2/users/{id}/rights;
-  POST /v2/packages, and POST /v2/dars only when `version` is 3.5 or later (404 on 3.4);
+  TemplateFilter/WildcardFilter per party, activeAtOffset, the 200-element list limit
+  `list_limit` as 413); GET/POST /v2/parties; GET/POST /v2/users, GET/POST
+  /v2/users/{id}/rights; POST /v2/packages; and only when `version` is 3.5 or later (404
+  on 3.4) POST /v2/dars and POST /v2/state/active-contracts-page (request eventFormat,
+  activeAtOffset, maxPageSize, pageToken; answer activeContracts, activeAtOffset,
+  nextPageToken, the field names of the documented GetActiveContractsPageRequest and
+  JsGetActiveContractsPageResponse; pages hold at most `list_limit` entries, a larger
+  maxPageSize is clamped, and a page token is opaque and bound to its offset and filter);
   POST /v2/commands/submit-and-wait and /v2/commands/submit-and-wait-for-transaction
   (ACS_DELTA or LEDGER_EFFECTS shape).
 - The Daml model of daml/P2Engine/Ledger.daml, run in Python: Wallet and TransferReceipt
@@ -444,6 +449,9 @@ class MockParticipant:
             return httpx.Response(200, json={"offset": self.offset})
         if (method, path) == ("POST", "/v2/state/active-contracts"):
             return httpx.Response(200, json=self._active_contracts(body))
+        paged = ("POST", "/v2/state/active-contracts-page")
+        if (method, path) == paged and self.version >= (3, 5):
+            return httpx.Response(200, json=self._active_contracts_page(body))
         if path == "/v2/parties":
             if method == "GET":
                 details = list(self.parties.values())
@@ -539,12 +547,13 @@ class MockParticipant:
             for party, entities in wanted.items()
         )
 
-    def _active_contracts(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        at = int(body["activeAtOffset"])
+    def _acs(self, at: int, event_format: dict[str, Any]) -> list[dict[str, Any]]:
+        """The snapshot at `at` as JsGetActiveContractsResponse entries, in creation order
+        (stable: contracts are never removed from `contracts`, only marked archived)."""
         if at > self.offset:
             raise Reply(400, "OFFSET_AFTER_LEDGER_END", f"offset {at} is after the ledger end")
-        wanted = self._wanted(body["eventFormat"]["filtersByParty"])
-        found = [
+        wanted = self._wanted(event_format["filtersByParty"])
+        return [
             {
                 "workflowId": "",
                 "contractEntry": {
@@ -558,6 +567,9 @@ class MockParticipant:
             for c in self.contracts.values()
             if c.active_at(at) and self._visible(wanted, c)
         ]
+
+    def _active_contracts(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        found = self._acs(int(body["activeAtOffset"]), body["eventFormat"])
         if len(found) > self.list_limit:
             raise Reply(
                 413,
@@ -565,6 +577,43 @@ class MockParticipant:
                 f"more than {self.list_limit} elements: use the paged or websocket endpoint",
             )
         return found
+
+    def _active_contracts_page(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One page of the snapshot; the token says where the next page starts and binds it
+        to the same offset and filter."""
+        offset = body.get("activeAtOffset")
+        at = self.offset if offset is None else int(offset)  # optional: the ledger end
+        event_format = body["eventFormat"]
+        size = int(body.get("maxPageSize") or self.list_limit)
+        if size <= 0:
+            raise Reply(400, "INVALID_ARGUMENT", f"maxPageSize {size} must be positive")
+        size = min(size, self.list_limit)
+        binding = hashlib.sha256(
+            json.dumps([at, event_format], sort_keys=True).encode()
+        ).hexdigest()[:16]
+        start = 0
+        if token := body.get("pageToken"):
+            try:
+                bound, position = _b64decode(str(token)).decode().split("|")
+                start = int(position)
+            except ValueError:
+                raise Reply(400, "INVALID_ARGUMENT", f"invalid page token {token!r}") from None
+            if bound != binding:
+                raise Reply(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "the page token belongs to another activeAtOffset or eventFormat",
+                )
+        found = self._acs(at, event_format)
+        page: dict[str, Any] = {
+            "activeContracts": found[start : start + size],
+            "activeAtOffset": at,
+        }
+        if start + size < len(found):
+            page["nextPageToken"] = (
+                base64.urlsafe_b64encode(f"{binding}|{start + size}".encode()).decode().rstrip("=")
+            )
+        return page
 
     # --- commands -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +37,8 @@ from tests.canton_mock import MockParticipant, make_canton_ledger
 
 FOR_TRANSACTION = "/v2/commands/submit-and-wait-for-transaction"
 SUBMIT = "/v2/commands/submit-and-wait"
+ACS = "/v2/state/active-contracts"
+ACS_PAGE = "/v2/state/active-contracts-page"
 WALLET_TID = "#p2engine-ledger:P2Engine.Ledger:Wallet"
 RECEIPT_TID = "#p2engine-ledger:P2Engine.Ledger:TransferReceipt"
 
@@ -139,7 +142,8 @@ async def test_wallets_are_created_and_read_by_package_name_template_id(
     acs = mock.requests_to("/v2/state/active-contracts")[-1].body
     [(filter_party, spec)] = acs["eventFormat"]["filtersByParty"].items()
     assert filter_party == party
-    template = spec["cumulative"][0]["identifierFilter"]["TemplateFilter"]["value"]
+    [only] = spec["cumulative"]  # wallets alone: receipts never crowd them out
+    template = only["identifierFilter"]["TemplateFilter"]["value"]
     assert template["templateId"] == WALLET_TID
     assert acs["activeAtOffset"] == mock.offset == 2
 
@@ -412,8 +416,11 @@ async def test_a_list_over_the_limit_is_an_error_not_an_empty_answer() -> None:
     await ledger.open_wallet("alice", Decimal("1"))
     await ledger.open_wallet("bob", Decimal("1"))
     mock.list_limit = 1
-    with pytest.raises(LedgerError, match="list limit"):
+    with pytest.raises(LedgerError, match="list limit") as caught:
         await ledger.overview()
+    assert "http-list-max-elements-limit" in str(caught.value)
+    assert not caught.value.retryable
+    assert (ACS_PAGE, 404, "") in mock.responses  # 3.4: no paged endpoint
     await ledger.close()
 
 
@@ -511,3 +518,125 @@ async def test_verify_replays_receipts_and_catches_a_tampered_balance(
     assert not report.ok
     assert report.problem is not None and "bob" in report.problem
     assert report.first_bad_seq == mock.wallet("bob").created_offset
+
+
+# --- more contracts than the participant's list limit -------------------------------------
+
+MANY = 250  # receipts: past the default http-list-max-elements-limit (200)
+
+
+async def _many_receipts(version: str) -> tuple[CantonLedger, MockParticipant]:
+    """alice (1000.00) has paid bob 0.01 MANY times: MANY receipts, 2 wallets."""
+    ledger, mock = make_canton_ledger(version=version)
+    await ledger.open_wallet("alice", Decimal("1000"))
+    await ledger.open_wallet("bob", Decimal("0"))
+    for i in range(MANY):
+        await ledger.transfer(f"t-{i}", "alice", "bob", Decimal("0.01"))
+    assert len(mock.active("TransferReceipt")) == MANY > mock.list_limit
+    return ledger, mock
+
+
+def _template(body: Any) -> str:
+    """The one template an active-contracts request asks for."""
+    [spec] = body["eventFormat"]["filtersByParty"].values()
+    [only] = spec["cumulative"]
+    return str(only["identifierFilter"]["TemplateFilter"]["value"]["templateId"])
+
+
+async def test_past_the_list_limit_reads_page_through_on_3_5() -> None:
+    ledger, mock = await _many_receipts("3.5")
+    # Wallets are read on their own, so they stay on the list endpoint.
+    assert await ledger.balance("bob") == Decimal("2.50")
+    history = await ledger.history("bob", limit=MANY + 10)
+    assert len(history) == MANY
+    assert [r.transfer_id for r in history[:2]] == [f"t-{MANY - 1}", f"t-{MANY - 2}"]
+    # One 413 for the receipts, then straight to the pages.
+    assert mock.responses.count((ACS, 413, "HTTP_LIST_MAX_ELEMENTS_LIMIT_EXCEEDED")) == 1
+    pages = [r.body for r in mock.requests_to(ACS_PAGE)]
+    assert len(pages) == 3  # 100 + 100 + 50
+    assert {_template(p) for p in pages} == {RECEIPT_TID}
+    assert {p["activeAtOffset"] for p in pages} == {mock.offset}
+    assert [p["maxPageSize"] for p in pages] == [100, 100, 100]
+    assert "pageToken" not in pages[0] and pages[1]["pageToken"] != pages[2]["pageToken"]
+    # Wallets and receipts of one read come from the same snapshot.
+    wallet_reads = [r.body for r in mock.requests_to(ACS) if _template(r.body) == WALLET_TID]
+    assert wallet_reads[-1]["activeAtOffset"] == pages[-1]["activeAtOffset"]
+
+    metrics = await ledger.metrics()
+    assert (metrics.wallets, metrics.transfers, metrics.volume, metrics.supply) == (
+        2,
+        MANY,
+        Decimal("2.50"),
+        Decimal("1000.00"),
+    )
+    assert mock.responses.count((ACS, 413, "HTTP_LIST_MAX_ELEMENTS_LIMIT_EXCEEDED")) == 1
+    report = await ledger.verify()
+    assert report.ok and (report.rows, report.wallets) == (MANY + 2, 2)
+    assert len(await ledger.audit(limit=1000)) == MANY + 2
+    first = await ledger.get_transfer("t-0")
+    assert first is not None and first.payee_balance == Decimal("0.01")
+    assert await ledger.get_transfer("t-nope") is None
+
+    # A retried repeat is answered with the original receipt, whether the participant
+    # deduplicates it (alice could pay again) ...
+    assert await ledger.transfer(
+        "t-7", "alice", "bob", Decimal("0.01")
+    ) == await ledger.get_transfer("t-7")
+    assert (FOR_TRANSACTION, 409, "DUPLICATE_COMMAND") in mock.responses
+    # ... or the client sees it cannot be paid any more.
+    spent = await ledger.transfer("all", "bob", "alice", Decimal("2.50"))
+    submissions = len(mock.requests_to(FOR_TRANSACTION))
+    assert await ledger.transfer("all", "bob", "alice", Decimal("2.50")) == spent
+    with pytest.raises(DuplicateTransfer):
+        await ledger.transfer("all", "bob", "alice", Decimal("2.49"))
+    with pytest.raises(InsufficientFunds):
+        await ledger.transfer("over", "bob", "alice", Decimal("0.01"))
+    assert len(mock.requests_to(FOR_TRANSACTION)) == submissions
+    assert (await ledger.balance("alice"), await ledger.balance("bob")) == (
+        Decimal("1000.00"),
+        Decimal("0.00"),
+    )
+    assert (await ledger.verify()).ok
+    await ledger.close()
+
+
+async def test_past_the_list_limit_on_3_4_reads_say_what_to_change() -> None:
+    ledger, mock = await _many_receipts("3.4")
+    limit = "http-list-max-elements-limit"
+    for read in (
+        ledger.history("bob"),
+        ledger.metrics(),
+        ledger.verify(),
+        ledger.audit(),
+        ledger.get_transfer("t-0"),
+    ):
+        with pytest.raises(LedgerError, match=limit) as caught:
+            await read
+        assert "3.5" in str(caught.value) and not caught.value.retryable
+    assert (ACS_PAGE, 404, "") in mock.responses
+    # Without the receipts a repeat and a refusal cannot be told apart, so both fail the same.
+    with pytest.raises(LedgerError, match=limit):
+        await ledger.transfer("t-7", "alice", "bob", Decimal("0.01"))
+    with pytest.raises(LedgerError, match=limit):
+        await ledger.transfer("over", "bob", "alice", Decimal("1000"))
+    # Wallets are queried on their own: balances, the overview and new transfers still work.
+    assert await ledger.balance("alice") == Decimal("997.50")
+    assert [w.agent for w in await ledger.overview()] == ["alice", "bob"]
+    receipt = await ledger.transfer("t-new", "bob", "alice", Decimal("1"))
+    assert receipt.payer_balance == Decimal("1.50")
+    await ledger.close()
+
+
+async def test_pages_of_one_contract_each_still_read_everything() -> None:
+    """A participant whose limit is 1: every read pages, one contract per page."""
+    ledger, mock = make_canton_ledger(version="3.5")
+    await ledger.open_wallet("alice", Decimal("10"))
+    await ledger.open_wallet("bob", Decimal("10"))
+    mock.list_limit = 1
+    for i in range(3):
+        await ledger.transfer(f"t-{i}", "alice", "bob", Decimal("1"))
+    assert [w.agent for w in await ledger.overview()] == ["alice", "bob"]
+    assert [r.transfer_id for r in await ledger.history("alice")] == ["t-2", "t-1", "t-0"]
+    assert (await ledger.verify()).ok
+    assert max(len(r.body.get("pageToken") or "") for r in mock.requests_to(ACS_PAGE)) > 0
+    await ledger.close()
