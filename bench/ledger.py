@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from temporalio import workflow
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.ledger import LedgerActivities
 from activities.names import LEDGER_TRANSFER
@@ -103,6 +103,7 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> int:
             workflows=[LedgerBench],
             activities=[activities.transfer],
             max_concurrent_activities=args.concurrency,
+            activity_task_poller_behavior=PollerBehaviorAutoscaling(),  # as runtime/worker.py
         ):
             await client.execute_workflow(LedgerBench.run, args=[20, 10], id="warm-up",
                                           task_queue="bench")  # fmt: skip

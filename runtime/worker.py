@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from runtime.artifacts import ArtifactStore
 from runtime.settings import Settings
@@ -65,6 +65,9 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
             money.snapshot,
         ],
         identity=worker_identity(ephemeral),
+        # Five fixed pollers leave a burst of parallel calls waiting in the server's backlog
+        # for up to seconds; autoscaling pollers pick them up as they come.
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 
