@@ -45,6 +45,7 @@ class DevServerConfig(BaseModel):
     db_file: str = "temporal.db"
     log_level: str = "warn"
     startup_timeout_s: float = 30.0
+    sqlite_pragmas: dict[str, str] = {}
     search_attributes: dict[str, str] = {}
     dynamic_config: dict[str, object] = {}
 
@@ -282,6 +283,8 @@ class DevServer:
             "--db-filename", str(self.db_file), "--namespace", cfg.namespace,
             "--log-level", cfg.log_level,
         ]  # fmt: skip
+        for pragma, setting in cfg.sqlite_pragmas.items():
+            cmd += ["--sqlite-pragma", f"{pragma}={setting}"]
         for name, kind in cfg.search_attributes.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
         for key, value in cfg.dynamic_config.items():

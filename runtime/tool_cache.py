@@ -22,6 +22,7 @@ class ToolCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a lost entry only costs a re-run
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS tool_cache"
             " (key TEXT PRIMARY KEY, result_ref TEXT NOT NULL, expires_at REAL NOT NULL)"
