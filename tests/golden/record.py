@@ -18,6 +18,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from agents.registry import AgentRegistry
+from ledger import open_ledger
 from runtime.client import connect
 from runtime.conversations import start_conversation
 from runtime.settings import ConversationSettings, Settings, TemporalSettings
@@ -74,6 +75,7 @@ CASES: dict[str, Case] = {
     "interactive_overrides": Case(
         "agent_alpha", None, interactive=True, drive=_chat_with_overrides
     ),
+    "transfer": Case("agent_alpha", "Transfer 25 to agent_beta for helping"),
     "continue_as_new": Case(
         "agent_alpha",
         "weather in Paris, Rome, Oslo, Lima, Cairo, Dubai, Seoul and Vienna",
@@ -97,6 +99,10 @@ async def record(state_dir: Path) -> None:
             temporal=TemporalSettings(address=server.config.address, task_queue="golden"),
         )
         registry = AgentRegistry.load(settings.agents_file)
+        ledger = open_ledger(settings.ledger, state_dir)
+        for agent_id in registry.ids:
+            await ledger.open_wallet(agent_id, settings.ledger.initial_balance)
+        await ledger.close()
         client = await connect(settings)
         async with build_worker(client, settings):
             for name, case in CASES.items():
