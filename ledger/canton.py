@@ -66,7 +66,7 @@ from ledger.models import (
     TransferKind,
     VerifyReport,
     Wallet,
-    parse_amount,
+    checked_transfer,
 )
 
 STALE_RETRIES = 3
@@ -77,16 +77,6 @@ _BUSINESS_ERRORS: tuple[tuple[str, type[BusinessError]], ...] = (
     ("p2e: invalid amount", InvalidAmount),
     ("p2e: invalid transfer", InvalidTransfer),
 )
-
-
-def _resolve(existing: Receipt, payer: str, payee: str, amount: Decimal, reason: str) -> Receipt:
-    """A repeated transfer id: the original receipt when the details match."""
-    if existing.same_command(payer, payee, amount, reason):
-        return existing
-    raise DuplicateTransfer(
-        f"transfer id {existing.transfer_id} was already used for {existing.amount:.2f} "
-        f"from {existing.payer} to {existing.payee}"
-    )
 
 
 class CantonLedger:
@@ -378,11 +368,7 @@ class CantonLedger:
         reference: str = "",
         kind: TransferKind = "transfer",
     ) -> Receipt:
-        amount = parse_amount(amount, self.max_transfer)
-        if not transfer_id:
-            raise InvalidTransfer("a transfer needs a transfer id")
-        if payer == payee:
-            raise InvalidTransfer(f"{payer} cannot pay itself")
+        amount = checked_transfer(transfer_id, payer, payee, amount, self.max_transfer)
         party = await self.party()
         for attempt in range(STALE_RETRIES):
             wallets = await self._wallets()
@@ -390,7 +376,7 @@ class CantonLedger:
             if refusal is not None:
                 # A repeat of a transfer that already happened is answered, not refused.
                 if (existing := await self.get_transfer(transfer_id)) is not None:
-                    return _resolve(existing, payer, payee, amount, reason)
+                    return existing.answer_repeat(payer, payee, amount, reason)
                 raise refusal
             choice = {
                 "payeeCid": wallets[payee].contract_id,
@@ -421,7 +407,7 @@ class CantonLedger:
                     raise DuplicateTransfer(
                         f"transfer id {transfer_id} was already used by another command"
                     ) from exc
-                return _resolve(existing, payer, payee, amount, reason)
+                return existing.answer_repeat(payer, payee, amount, reason)
         raise AssertionError("unreachable")
 
     async def _submit_transfer(

@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ledger.errors import (
-    DuplicateTransfer,
     InsufficientFunds,
     InvalidAmount,
-    InvalidTransfer,
     LedgerUnavailable,
     UnknownWallet,
 )
@@ -36,7 +34,7 @@ from ledger.models import (
     TransferKind,
     VerifyReport,
     Wallet,
-    parse_amount,
+    checked_transfer,
 )
 
 T = TypeVar("T")
@@ -204,22 +202,13 @@ class EmbeddedLedger:
         reference: str = "",
         kind: TransferKind = "transfer",
     ) -> Receipt:
-        amount = parse_amount(amount, self.max_transfer)
-        if not transfer_id:
-            raise InvalidTransfer("a transfer needs a transfer id")
-        if payer == payee:
-            raise InvalidTransfer(f"{payer} cannot pay itself")
+        amount = checked_transfer(transfer_id, payer, payee, amount, self.max_transfer)
         cents = _cents(amount)
 
         def command(db: sqlite3.Connection) -> Receipt:
             existing = _receipt_row(db, transfer_id)
             if existing is not None:
-                if existing.same_command(payer, payee, amount, reason):
-                    return existing
-                raise DuplicateTransfer(
-                    f"transfer id {transfer_id} was already used for {existing.amount:.2f} "
-                    f"from {existing.payer} to {existing.payee}"
-                )
+                return existing.answer_repeat(payer, payee, amount, reason)
             balances = dict(
                 db.execute(
                     "SELECT agent, balance FROM wallets WHERE agent IN (?, ?)", (payer, payee)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.errors import InvalidAmount
+from ledger.errors import DuplicateTransfer, InvalidAmount, InvalidTransfer
 
 CENT = Decimal("0.01")
 EntryKind = Literal["open", "transfer", "reward"]
@@ -40,6 +40,18 @@ def parse_amount(value: object, cap: Decimal | None = None) -> Decimal:
     if rounded != amount:
         raise InvalidAmount(f"amount {value} has more than 2 decimal places")
     return rounded
+
+
+def checked_transfer(
+    transfer_id: str, payer: str, payee: str, amount: object, cap: Decimal | None
+) -> Decimal:
+    """The checks every backend makes before it touches storage; returns the amount."""
+    value = parse_amount(amount, cap)
+    if not transfer_id:
+        raise InvalidTransfer("a transfer needs a transfer id")
+    if payer == payee:
+        raise InvalidTransfer(f"{payer} cannot pay itself")
+    return value
 
 
 def money(value: Decimal) -> str:
@@ -73,6 +85,16 @@ class Receipt(_Frozen):
 
     def same_command(self, payer: str, payee: str, amount: Decimal, reason: str) -> bool:
         return (self.payer, self.payee, self.amount, self.reason) == (payer, payee, amount, reason)
+
+    def answer_repeat(self, payer: str, payee: str, amount: Decimal, reason: str) -> Receipt:
+        """This receipt's transfer id came again: the same command gets this receipt back,
+        another one is a DuplicateTransfer."""
+        if self.same_command(payer, payee, amount, reason):
+            return self
+        raise DuplicateTransfer(
+            f"transfer id {self.transfer_id} was already used for {self.amount:.2f} "
+            f"from {self.payer} to {self.payee}"
+        )
 
 
 class JournalEntry(_Frozen):

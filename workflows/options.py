@@ -9,56 +9,45 @@ from temporalio.common import RetryPolicy
 
 from workflows.models import ToolInfo
 
+
+def preset(
+    attempt: timedelta,
+    total: timedelta,
+    attempts: int,
+    max_backoff: timedelta,
+    heartbeat: timedelta | None = None,
+) -> dict[str, Any]:
+    """`execute_activity` options: each attempt bounded, all attempts bounded, backoff from 1 s."""
+    options: dict[str, Any] = {
+        "start_to_close_timeout": attempt,
+        "schedule_to_close_timeout": total,
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=max_backoff,
+            maximum_attempts=attempts,
+        ),
+    }
+    if heartbeat is not None:
+        options["heartbeat_timeout"] = heartbeat
+    return options
+
+
+SECONDS = timedelta(seconds=1)
+MINUTES = timedelta(minutes=1)
+
 # Model calls heartbeat, so a dead worker is noticed after 10 s, not after the 2 min timeout.
-LLM_ACTIVITY: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(minutes=2),
-    "schedule_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-    ),
-}
+LLM_ACTIVITY = preset(2 * MINUTES, 10 * MINUTES, 5, 30 * SECONDS, heartbeat=10 * SECONDS)
 
 # Rules and artifact writes are local and quick; a failure is a bug or a full disk.
-LOCAL_ACTIVITY: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=10),
-    "schedule_to_close_timeout": timedelta(minutes=1),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=10),
-        maximum_attempts=3,
-    ),
-}
+LOCAL_ACTIVITY = preset(10 * SECONDS, 1 * MINUTES, 3, 10 * SECONDS)
+
+# Ledger commands are idempotent on the transfer id, so an unknown outcome (a timeout) is
+# retried with the same id; business errors are non-retryable at the source.
+LEDGER_ACTIVITY = preset(15 * SECONDS, 5 * MINUTES, 10, 30 * SECONDS)
 
 
 def tool_activity(info: ToolInfo) -> dict[str, Any]:
     """Per-tool options from the `@tool(timeout=, retry=)` registration."""
-    timeout = timedelta(seconds=info.timeout_s)
-    return {
-        "start_to_close_timeout": timeout,
-        "schedule_to_close_timeout": timeout * info.max_attempts + timedelta(minutes=1),
-        "retry_policy": RetryPolicy(
-            initial_interval=timedelta(seconds=1),
-            backoff_coefficient=2.0,
-            maximum_interval=timedelta(seconds=10),
-            maximum_attempts=info.max_attempts,
-        ),
-    }
-
-
-# Ledger commands are idempotent on the transfer id, so an unknown outcome (a timeout) is
-# retried with the same id; business errors are non-retryable at the source.
-LEDGER_ACTIVITY: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=15),
-    "schedule_to_close_timeout": timedelta(minutes=5),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=10,
-    ),
-}
+    attempt = info.timeout_s * SECONDS
+    return preset(attempt, attempt * info.max_attempts + MINUTES, info.max_attempts, 10 * SECONDS)
