@@ -262,7 +262,7 @@ def active_contracts(entries: Any) -> list[Contract]:
 #   endpoint's array), `activeAtOffset`, and `nextPageToken`, absent or empty on the last
 #   page.
 # That openapi.yaml snapshot lists the endpoint as GET with a JSON body; this client sends
-# POST, as /work/shared/reference/canton-ledger-notes.md names it (other clients' notes say
+# POST, as the Canton documentation's endpoint table names it (other clients' notes say
 # POST is served from a later 3.5 patch on and the GET form is being withdrawn).
 PAGE_SIZE = 100
 

@@ -2,8 +2,8 @@
 participant's JSON Ledger API v2, for testing `ledger.canton.CantonLedger` without a ledger.
 
 THIS IS NOT A REAL PARTICIPANT. It was written by hand from the documented request and
-response shapes (Canton's JSON Ledger API v2 openapi.yaml as summarised in
-/work/shared/reference/canton-ledger-notes.md, and the Daml-LF JSON encoding), not recorded
+response shapes (Canton's JSON Ledger API v2 openapi.yaml and documentation, and the
+Daml-LF JSON encoding), not recorded
 from a running node; where Canton's exact wording is not documented (error causes, some
 optional fields) it makes a plausible choice. What it models:
 
