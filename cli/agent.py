@@ -27,7 +27,7 @@ def list_agents(as_json: JsonOption = False) -> None:
         table.add_row(
             spec.id,
             spec.type,
-            spec.model or settings.default_model,
+            (spec.model or settings.default_model) if spec.type == "llm" else "-",
             ", ".join(spec.tools) or "-",
             spec.description,
         )
