@@ -29,7 +29,6 @@ class ToolActivities:
 
     @activity.defn(name=RUN_TOOL)
     async def run_tool(self, inp: ToolInput) -> ToolOutcome:
-        status: ToolStatus = "ok"
         try:
             tool = get_tool(inp.call.name)
             arguments = tool.input_model.model_validate_json(inp.call.arguments or "{}")
@@ -53,7 +52,7 @@ class ToolActivities:
             content = json.dumps(await tool.call(arguments, context), sort_keys=True)
         except ToolError as exc:
             return self._outcome("error", json.dumps({"error": str(exc)}))
-        outcome = self._outcome(status, content)
+        outcome = self._outcome("ok", content)
         if tool.cache_ttl_s is not None and outcome.result_ref is not None:
             self.cache.put(key, outcome.result_ref, tool.cache_ttl_s)
         return outcome

@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from agents.registry import AgentRegistry
 from agents.spec import AgentSpec
+from runtime.conversations import start_conversation
 from runtime.settings import Settings
 from workflows.conversation import ConversationWorkflow
 from workflows.fsm import State
@@ -111,3 +112,11 @@ async def workflow_exists(client: Client, workflow_id: str) -> bool:
             return False
         raise
     return True
+
+
+async def converse(
+    client: Client, settings: Settings, spec: AgentSpec, message: str, label: str
+) -> tuple[WorkflowHandle[Any, ConversationResult], ConversationResult]:
+    """Run a one-shot conversation under a fresh name and wait for its result."""
+    handle, _ = await start_conversation(client, settings, spec, message, name=unique(label))
+    return handle, await handle.result()

@@ -32,6 +32,7 @@ from .helpers import (
     activity_attempts,
     agent,
     conversation,
+    converse,
     kinds,
     status,
     unique,
@@ -60,14 +61,13 @@ async def child_result(client: Client, child_id: str) -> ConversationResult:
 async def test_delegation_runs_the_other_agent_as_a_child_workflow(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings),
         "Delegate to agent_helper: what's the weather in Tokyo?",
-        name=unique("delegate"),
+        "delegate",
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     assert kinds(result.stack) == [
@@ -108,14 +108,13 @@ async def test_delegation_runs_the_other_agent_as_a_child_workflow(
 
 
 async def test_child_usage_rolls_up_into_the_parent(client: Client, settings: Settings) -> None:
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings),
         "Delegate to agent_helper: what's the weather in Tokyo?",
-        name=unique("rollup"),
+        "rollup",
     )
-    result = await handle.result()
 
     counted = [e.usage for e in result.stack if e.usage is not None]
     # Two model steps of the parent (delegate call, final answer) and the child's total.
@@ -143,14 +142,13 @@ async def test_child_usage_rolls_up_into_the_parent(client: Client, settings: Se
 
 
 async def test_nested_delegation_runs_a_grandchild(client: Client, settings: Settings) -> None:
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings),
         "delegate to agent_helper: delegate to child: weather in Oslo",
-        name=unique("nested"),
+        "nested",
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     assert "Oslo" in result.reply_preview
@@ -168,14 +166,13 @@ async def test_nested_delegation_runs_a_grandchild(client: Client, settings: Set
 
 
 async def test_delegation_cycle_is_refused(client: Client, settings: Settings) -> None:
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings),
         "delegate to agent_beta: delegate to agent_alpha: hi",
-        name=unique("cycle"),
+        "cycle",
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     beta_id = f"{handle.id}/d2-agent_beta"
@@ -192,14 +189,9 @@ async def test_delegation_deeper_than_the_limit_is_refused(
     client: Client, settings: Settings
 ) -> None:
     shallow = agent(settings, limits={"max_steps": 20, "max_delegation_depth": 0})
-    handle, _ = await start_conversation(
-        client,
-        settings,
-        shallow,
-        "delegate to agent_helper: weather in Tokyo",
-        name=unique("depth"),
+    handle, result = await converse(
+        client, settings, shallow, "delegate to agent_helper: weather in Tokyo", "depth"
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     refused = only(result.stack, State.AGENT_RESULT)
@@ -217,14 +209,13 @@ async def test_delegation_deeper_than_the_limit_is_refused(
 async def test_tool_the_agent_lacks_is_refused_without_running(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings, "agent_beta"),
         'call get_weather with {"city": "Paris"}',
-        name=unique("allowlist"),
+        "allowlist",
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     refused = only(result.stack, State.TOOL_RESULT)
@@ -236,14 +227,9 @@ async def test_tool_the_agent_lacks_is_refused_without_running(
 async def test_malformed_arguments_are_fed_back_and_corrected(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
-        client,
-        settings,
-        agent(settings),
-        'call get_weather with {"town": "Paris"}',
-        name=unique("malformed"),
+    _handle, result = await converse(
+        client, settings, agent(settings), 'call get_weather with {"town": "Paris"}', "malformed"
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     calls = of_kind(result.stack, State.TOOL_CALL)
@@ -305,14 +291,9 @@ async def test_repeated_side_effecting_call_follows_the_dedup_policy(
     penalised: list[bool],
 ) -> None:
     spec = agent(settings, tools=[tally.name], dedup=policy)
-    handle, _ = await start_conversation(
-        client,
-        settings,
-        spec,
-        f'call {tally.name} 2 times with {{"x": 1}}',
-        name=unique(f"dedup-{policy}"),
+    handle, result = await converse(
+        client, settings, spec, f'call {tally.name} 2 times with {{"x": 1}}', f"dedup-{policy}"
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     tool_results = of_kind(result.stack, State.TOOL_RESULT)
@@ -419,14 +400,9 @@ async def test_long_conversation_continues_as_new_and_keeps_its_stack(
 async def test_stack_entries_are_in_step_order_and_calls_in_asked_order(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
-        client,
-        settings,
-        agent(settings),
-        "weather in Paris, Rome and Oslo",
-        name=unique("order"),
+    _handle, result = await converse(
+        client, settings, agent(settings), "weather in Paris, Rome and Oslo", "order"
     )
-    result = await handle.result()
 
     steps = [e.step for e in result.stack]
     assert steps == sorted(steps)
@@ -479,14 +455,13 @@ async def test_calls_of_one_step_run_concurrently_and_return_in_call_order(
 ) -> None:
     calls = [{"label": "first", "nap_ms": 600}, {"label": "second", "nap_ms": 10},
              {"label": "third", "nap_ms": 300}]  # fmt: skip
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings, tools=[napper]),
         f"call {napper} with {json.dumps(calls)}",
-        name=unique("parallel"),
+        "parallel",
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     tool_calls = of_kind(result.stack, State.TOOL_CALL)
