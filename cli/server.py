@@ -24,7 +24,7 @@ def _dev_server() -> DevServer:
 
 @app.command()
 def start() -> None:
-    """Start the dev server in the background (a no-op if it already runs)."""
+    """Start the dev server in the background (a no-op if it already runs or is starting)."""
     server = _dev_server()
     record, started = server.start()
     note("started" if started else "already running")

@@ -7,6 +7,7 @@ The binary is looked up in this order: $P2E_TEMPORAL_BIN, the `temporal` that th
 
 from __future__ import annotations
 
+import fcntl
 import json
 import mmap
 import os
@@ -19,13 +20,13 @@ import sys
 import sysconfig
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runtime.errors import ConfigError, DevServerError, ProvisioningError
+from runtime.errors import ConfigError, DevServerError, ProvisioningError, first_problem
 from runtime.settings import Settings
 
 MIN_GO = (1, 25)
@@ -49,8 +50,8 @@ class DevServerConfig(BaseModel):
     cli_version: str
     go_fallback: GoFallback
     ip: str = "127.0.0.1"
-    port: int = 7233
-    ui_port: int = 8233
+    port: int = Field(default=7233, ge=1, le=65535)
+    ui_port: int = Field(default=8233, ge=1, le=65535)
     namespace: str = "default"
     db_file: str = "temporal.db"
     log_level: str = "warn"
@@ -84,7 +85,7 @@ class CliVersion(BaseModel):
 class ServerRecord(BaseModel):
     """What `p2e server start` leaves in the state dir so that status and stop can find it."""
 
-    pid: int
+    pid: int = Field(gt=0)  # killpg(0) would signal p2e's own process group
     address: str
     ui_url: str
     namespace: str
@@ -94,6 +95,20 @@ class ServerRecord(BaseModel):
     version: str
 
 
+def _env_port(name: str) -> int | None:
+    """A port from the environment; a bad value is a one-line error, not int()'s traceback."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be a port number 1..65535, not {value!r}")
+    return port
+
+
 def load_dev_server_config(settings: Settings) -> DevServerConfig:
     path = settings.dev_server_file
     try:
@@ -101,15 +116,15 @@ def load_dev_server_config(settings: Settings) -> DevServerConfig:
         config = DevServerConfig.model_validate(data)
     except FileNotFoundError as exc:
         raise ConfigError(f"dev-server settings not found: {path}") from exc
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(
-            f"{path}: invalid dev-server settings ({exc.__class__.__name__})"
-        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: setting {first_problem(exc)}") from exc
     # Ports can be moved without editing the file, e.g. to run two projects side by side.
-    if port := os.environ.get("P2E_TEMPORAL_PORT"):
-        config.port = int(port)
-    if ui_port := os.environ.get("P2E_TEMPORAL_UI_PORT"):
-        config.ui_port = int(ui_port)
+    if (port := _env_port("P2E_TEMPORAL_PORT")) is not None:
+        config.port = port
+    if (ui_port := _env_port("P2E_TEMPORAL_UI_PORT")) is not None:
+        config.ui_port = ui_port
     bad = {k: v for k, v in config.search_attributes.items() if v not in SEARCH_ATTRIBUTE_TYPES}
     if bad:
         raise ConfigError(f"{path}: unknown search attribute type(s) {bad}")
@@ -262,7 +277,7 @@ def port_open(ip: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -275,6 +290,25 @@ def _pid_alive(pid: int) -> bool:
         return stat.split(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _is_dev_server(pid: int) -> bool:
+    """Whether pid runs `temporal server start-dev`: a recorded pid may belong to another
+    process by now, e.g. after a reboot, and that process must be neither trusted nor killed."""
+    if not pid_alive(pid):
+        return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc (macOS): the live pid is all there is to go on
+    return b"start-dev" in args
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill a server that failed to start, with anything it spawned, and reap it."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 class DevServer:
@@ -291,19 +325,54 @@ class DevServer:
             self.config.ui_port = ui_port
         self.state_dir = settings.state_dir.resolve()
         self.record_file = self.state_dir / "temporal.json"
+        self.lock_file = self.state_dir / "temporal.lock"
         self.log_file = self.state_dir / "logs" / "temporal.log"
         self.db_file = self.state_dir / self.config.db_file
 
+    def _check_state_dir(self) -> None:
+        """A state dir (or a parent of it) that is a file is a setting to fix, not a traceback."""
+        for path in (self.state_dir, *self.state_dir.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise ConfigError(
+                        f"the state dir {self.state_dir} is not a directory; "
+                        "set P2E_STATE_DIR to a directory"
+                    )
+                return
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold this state dir's lock, so that starts and stops from several terminals take
+        turns from reading the pid record to writing or removing it."""
+        self._check_state_dir()
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            lock = self.lock_file.open("a")
+        except OSError as exc:
+            raise DevServerError(
+                f"cannot use the state dir {self.state_dir}: {exc.strerror}"
+            ) from exc
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or p2e dies
+            yield
+
     def record(self) -> ServerRecord | None:
-        """The running server's record, or None (a stale record is removed)."""
+        """The running server's record, or None if there is none or its process is gone.
+
+        A stale record is left in place: only start and stop, under the lock, change it.
+        """
+        self._check_state_dir()
         try:
             record = ServerRecord.model_validate_json(self.record_file.read_text())
         except (FileNotFoundError, ValidationError):
             return None
-        if not _pid_alive(record.pid):
-            self.record_file.unlink(missing_ok=True)
-            return None
-        return record
+        return record if _is_dev_server(record.pid) else None
+
+    def _write_record(self, record: ServerRecord) -> None:
+        """Write to a temporary file and rename it, so that no reader sees half a record."""
+        partial = self.record_file.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(record.model_dump_json(indent=2))
+        os.replace(partial, self.record_file)
 
     def command(self, binary: Path) -> list[str]:
         cfg = self.config
@@ -323,9 +392,13 @@ class DevServer:
 
     def start(self) -> tuple[ServerRecord, bool]:
         """Start the server unless it runs; returns the record and whether it was started now."""
-        existing = self.record()
-        if existing:
-            return existing, False
+        with self._locked():
+            existing = self.record()
+            if existing:
+                return existing, False
+            return self._start(), True
+
+    def _start(self) -> ServerRecord:
         cfg = self.config
         if port_open(cfg.ip, cfg.port):
             raise DevServerError(
@@ -360,6 +433,16 @@ class DevServer:
             binary=str(binary),
             version=str(version),
         )
+        try:
+            self._await_ports(process)
+            self._write_record(record)
+        except BaseException:
+            _kill_group(process)  # a server without a record would hold the port for good
+            raise
+        return record
+
+    def _await_ports(self, process: subprocess.Popen[bytes]) -> None:
+        cfg = self.config
         deadline = time.monotonic() + cfg.startup_timeout_s
         while not (port_open(cfg.ip, cfg.port) and port_open(cfg.ip, cfg.ui_port)):
             if process.poll() is not None:
@@ -368,27 +451,28 @@ class DevServer:
                     f"see {self.log_file}"
                 )
             if time.monotonic() > deadline:
-                process.kill()
                 raise DevServerError(
                     f"Temporal dev server did not open {cfg.address} within "
                     f"{cfg.startup_timeout_s:.0f}s; see {self.log_file}"
                 )
             time.sleep(0.1)
-        self.record_file.write_text(record.model_dump_json(indent=2))
-        return record, True
 
     def stop(self, timeout: float = 15.0) -> ServerRecord | None:
-        record = self.record()
-        if record is None:
-            return None
-        os.killpg(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _pid_alive(record.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _pid_alive(record.pid):
-            os.killpg(record.pid, signal.SIGKILL)
-        self.record_file.unlink(missing_ok=True)
-        return record
+        self._check_state_dir()
+        if not self.state_dir.exists():
+            return None  # nothing was ever started here; do not create the dir to say so
+        with self._locked():
+            record = self.record()
+            if record is not None:
+                with suppress(ProcessLookupError):  # it may exit on its own meanwhile
+                    os.killpg(record.pid, signal.SIGTERM)
+                    deadline = time.monotonic() + timeout
+                    while pid_alive(record.pid) and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    if pid_alive(record.pid):
+                        os.killpg(record.pid, signal.SIGKILL)
+            self.record_file.unlink(missing_ok=True)  # a stale record goes too
+            return record
 
 
 def free_port() -> int:

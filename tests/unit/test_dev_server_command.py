@@ -4,22 +4,27 @@ found in a fixed order, and a key or version the binary does not match is named.
 
 from __future__ import annotations
 
+import os
 import re
 import sysconfig
+import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from runtime.errors import DevServerError, ProvisioningError
+from runtime.errors import ConfigError, DevServerError, ProvisioningError
 from runtime.settings import Settings
 from runtime.temporal_server import (
     CliVersion,
     DevServer,
+    ServerRecord,
     find_temporal_binary,
     free_port,
     parse_version,
+    pid_alive,
     unknown_dynamic_config_keys,
     version_mismatch,
 )
@@ -159,3 +164,120 @@ def test_start_refuses_a_dynamic_config_key_the_server_does_not_know(tmp_path: P
     assert server.record() is None
     assert not server.db_file.exists()
     assert binary.exists()
+
+
+def dev_server_file(tmp_path: Path, **changes: Any) -> Path:
+    """deploy/temporal-dev.yaml with some keys changed, in a file of the test's own."""
+    data = yaml.safe_load(Settings().dev_server_file.read_text())
+    path = tmp_path / "temporal-dev.yaml"
+    path.write_text(yaml.safe_dump({**data, **changes}))
+    return path
+
+
+@pytest.mark.parametrize("variable", ["P2E_TEMPORAL_PORT", "P2E_TEMPORAL_UI_PORT"])
+@pytest.mark.parametrize("value", ["abc", "0", "65536", "7233.5"])
+def test_a_port_variable_that_is_no_port_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as raised:
+        DevServer(Settings(state_dir=tmp_path))
+
+    assert str(raised.value) == f"{variable} must be a port number 1..65535, not {value!r}"
+
+
+def test_port_variables_move_the_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("P2E_TEMPORAL_PORT", "7301")
+    monkeypatch.setenv("P2E_TEMPORAL_UI_PORT", "65535")
+
+    config = DevServer(Settings(state_dir=tmp_path)).config
+
+    assert (config.port, config.ui_port) == (7301, 65535)
+
+
+@pytest.mark.parametrize(("key", "value"), [("port", 70000), ("ui_port", 0)])
+def test_a_port_out_of_range_in_the_yaml_names_the_file_and_key(
+    tmp_path: Path, key: str, value: int
+) -> None:
+    path = dev_server_file(tmp_path, **{key: value})
+
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: setting '{key}': "):
+        DevServer(Settings(state_dir=tmp_path, dev_server_file=path))
+
+
+def test_a_state_dir_inside_a_file_is_a_config_error(tmp_path: Path) -> None:
+    file = tmp_path / "state"
+    file.write_text("data\n")
+    state_dir = file / "sub"
+    server = DevServer(Settings(state_dir=state_dir), port=free_port(), ui_port=free_port())
+    message = f"^the state dir {re.escape(str(state_dir))} is not a directory"
+
+    for action in (server.record, server.start, server.stop):
+        with pytest.raises(ConfigError, match=message):
+            action()
+    assert file.read_text() == "data\n"
+
+
+def fake_temporal(tmp_path: Path, config_keys: list[str], cli_version: str, then: str) -> Path:
+    """A `temporal` that passes the version and key checks, starts a child in its process
+    group, writes both pids, and then runs `then` instead of opening any port."""
+    return executable_script(
+        tmp_path / "bin" / "temporal",
+        f"""#!/bin/sh
+# {" ".join(config_keys)}
+if [ "$1" = "--version" ]; then echo "temporal version {cli_version}"; exit 0; fi
+sleep 60 &
+echo $$ $! > {tmp_path / "pids"}
+{then}
+""",
+    )
+
+
+def executable_script(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("then", "error"),
+    [("wait", r"did not open 127\.0\.0\.1:\d+ within 1s"), ("exit 3", r"exited with code 3")],
+)
+def test_a_failed_start_kills_its_process_group_and_leaves_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str, error: str
+) -> None:
+    settings = Settings(
+        state_dir=tmp_path / "state", dev_server_file=dev_server_file(tmp_path, startup_timeout_s=1)
+    )
+    server = DevServer(settings, port=free_port(), ui_port=free_port())
+    binary = fake_temporal(
+        tmp_path, list(server.config.dynamic_config), server.config.cli_version, then
+    )
+    monkeypatch.setenv("P2E_TEMPORAL_BIN", str(binary))
+
+    with pytest.raises(DevServerError, match=error):
+        server.start()
+
+    assert server.record() is None
+    assert not server.record_file.exists()
+    pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+    deadline = time.monotonic() + 5
+    while any(map(pid_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(pid_alive, pids))
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_a_recorded_pid_that_another_process_now_has_is_not_the_server(tmp_path: Path) -> None:
+    server = DevServer(Settings(state_dir=tmp_path))
+    stale = ServerRecord(
+        pid=os.getpid(), address="127.0.0.1:1", ui_url="http://127.0.0.1:2", namespace="default",
+        db_file="temporal.db", log_file="temporal.log", binary="temporal", version="CLI 1.9.1",
+    )  # fmt: skip
+    server.record_file.write_text(stale.model_dump_json())
+
+    assert server.record() is None
+    assert server.stop() is None
+    assert not server.record_file.exists()
