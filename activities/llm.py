@@ -57,6 +57,18 @@ def classify_llm_error(exc: Exception) -> ApplicationError:
     )
 
 
+def model_problem(model: str) -> str | None:
+    """Why litellm could not route a call to `model`, or None; decided offline, no call made."""
+    try:
+        litellm.get_llm_provider(model)
+    except Exception:  # litellm raises its BadRequestError, or a ValueError on odd input
+        return (
+            f"unknown model {model!r}: litellm knows no provider for it "
+            "(write provider/model, e.g. openai/gpt-4o)"
+        )
+    return None
+
+
 def _cost(response: Any) -> float:
     hidden = getattr(response, "_hidden_params", {}) or {}
     if hidden.get("response_cost") is not None:

@@ -16,6 +16,7 @@ from agents.tools import ToolError, get_tool
 from agents.tools.registry import ToolContext, ToolServices, invalid_arguments
 from runtime.artifacts import ArtifactStore
 from runtime.tool_cache import ToolCache, cache_key
+from workflows.ids import business_key
 from workflows.models import ToolInput, ToolOutcome, ToolStatus, preview
 
 
@@ -45,7 +46,7 @@ class ToolActivities:
             agent_id=inp.agent_id,
             conversation_id=inp.conversation_id,
             step=inp.step,
-            call_key=inp.call_key or f"{inp.conversation_id}/{inp.step}/{inp.call.id}",
+            call_key=inp.call_key or _recorded_call_key(inp),
             services=self.services,
         )
         try:
@@ -61,3 +62,9 @@ class ToolActivities:
         return ToolOutcome(
             status=status, result_ref=self.store.put_text(content), preview=preview(content)
         )
+
+
+def _recorded_call_key(inp: ToolInput) -> str:
+    """A key for a call recorded before workflows made one: unique to this run and call."""
+    run_id = (activity.info().workflow_run_id or "") if activity.in_activity() else ""
+    return business_key(inp.conversation_id, run_id, inp.step, inp.call.id)

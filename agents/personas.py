@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, read_config_text
 
 SUFFIX = ".md"
 PLACEHOLDERS = frozenset({"agent_id", "description", "tools"})
@@ -27,11 +27,10 @@ class PersonaLibrary:
 
     def template(self, name: str) -> Template:
         path = self.directory / f"{name}{SUFFIX}"
-        try:
-            template = Template(path.read_text())
-        except FileNotFoundError:
+        if not path.exists():
             known = ", ".join(self.names()) or "none"
-            raise ConfigError(f"unknown persona '{name}'; known personas: {known}") from None
+            raise ConfigError(f"unknown persona '{name}'; known personas: {known}")
+        template = Template(read_config_text(path, "persona"))
         unknown = set(template.get_identifiers()) - PLACEHOLDERS
         if unknown or not template.is_valid():
             problem = f"unknown placeholder ${sorted(unknown)[0]}" if unknown else "a stray $"

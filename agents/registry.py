@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.spec import AgentSpec
-from runtime.errors import ConfigError, UnknownAgent, first_problem
+from runtime.errors import ConfigError, UnknownAgent, first_problem, read_config_text
 
 
 class _AgentsFile(BaseModel):
@@ -28,12 +28,9 @@ class AgentRegistry:
 
     @classmethod
     def load(cls, path: Path) -> AgentRegistry:
+        text = read_config_text(path, "agents file")
         try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"agents file not found: {path}") from exc
-        except OSError as exc:
-            raise ConfigError(f"cannot read agents file {path}: {exc.strerror}") from exc
+            data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
         if data is None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from agents.turn import Turn, latest_turn
 
+PROVIDER = "scripted"  # models are `scripted/<name>`, served by scripted_provider.py
 WEATHER_RE = re.compile(r"weather (?:in|for|at) ([^?!.]+)", re.IGNORECASE)
 DELEGATE_RE = re.compile(r"delegate to ([\w\-]+)\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 CALL_RE = re.compile(

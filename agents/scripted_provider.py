@@ -13,10 +13,8 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 from litellm.utils import custom_llm_setup
 
-from agents.scripted import ScriptedFailure, estimate_tokens, respond
+from agents.scripted import PROVIDER, ScriptedFailure, estimate_tokens, respond
 from runtime.settings import ScriptedModelSettings
-
-PROVIDER = "scripted"
 
 
 class ScriptedLLM(CustomLLM):

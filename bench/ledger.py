@@ -29,7 +29,7 @@ from ledger.models import Receipt, TransferRequest
 from runtime.client import connect
 from runtime.settings import Settings, TemporalSettings
 from runtime.temporal_server import private_dev_server
-from workflows.calls import business_key
+from workflows.ids import business_key
 from workflows.options import LEDGER_ACTIVITY
 
 TARGET_PER_S = 1000
@@ -42,7 +42,8 @@ class LedgerBench:
 
     @workflow.run
     async def run(self, count: int, concurrency: int) -> int:
-        wf_id = workflow.info().workflow_id
+        info = workflow.info()
+        wf_id = info.workflow_id
         done = 0
         for start in range(0, count, concurrency):
             batch = range(start, min(count, start + concurrency))
@@ -51,7 +52,7 @@ class LedgerBench:
                     workflow.execute_activity(
                         LEDGER_TRANSFER,
                         TransferRequest(
-                            transfer_id=business_key(wf_id, i, 0),
+                            transfer_id=business_key(wf_id, info.first_execution_run_id, i, 0),
                             payer=WALLETS[i % 5],
                             payee=WALLETS[(i + 1) % 5],
                             amount=Decimal("0.01"),

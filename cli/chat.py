@@ -22,7 +22,7 @@ from cli.common import (
     settings_for,
 )
 from cli.display import Progress, reply_text, stack_table
-from runtime.errors import P2eError
+from runtime.errors import InvalidInput, P2eError
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
@@ -80,12 +80,15 @@ async def _read_line(prompt: str) -> str | None:
     """The next line, or None at end of input; prompts only on a terminal."""
 
     def read() -> str | None:
-        if sys.stdin.isatty():
-            try:
-                return input(prompt)
-            except EOFError:
-                return None
-        line = sys.stdin.readline()
+        try:
+            if sys.stdin.isatty():
+                try:
+                    return input(prompt)
+                except EOFError:
+                    return None
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:
+            raise InvalidInput("the input line is not valid UTF-8 text") from None
         return line.rstrip("\n") if line else None
 
     return await asyncio.to_thread(read)
@@ -139,8 +142,10 @@ async def _send(handle: WorkflowHandle[Any, Any], update: str, text: str) -> Tur
     """Deliver a message or answer; tool calls and delegations print while they happen."""
     from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 
+    from runtime.conversations import check_message
     from workflows.models import StackEntry, TurnResult
 
+    check_message(text, "answer" if update == "answer" else "message")
     before = len(await handle.query("stack", result_type=list[StackEntry]))
     try:
         pending = await handle.start_update(

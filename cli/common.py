@@ -9,9 +9,11 @@ import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from runtime.settings import Settings, load_settings
 
@@ -20,9 +22,43 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Bidirectional-text controls can make a terminal show text in another order than it is.
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def visible(text: str) -> str:
+    """`text` with control characters shown as escapes (`\\x1b`), so content from users,
+    models and tools cannot colour, retitle or clear the terminal. Newlines and tabs stay;
+    bytes that were not UTF-8 (lone surrogates from argv) show as the bytes they were."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in "\n\t" or (32 <= code < 127) or (code > 159 and not _special(code)):
+            out.append(char)
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out)
+
+
+def _special(code: int) -> bool:
+    return code in _BIDI or 0xD800 <= code <= 0xDFFF
+
+
+class SafeConsole(Console):
+    """A console that shows every string it renders through `visible()`: print arguments,
+    table cells, titles and captions all pass through `render_str`."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(visible(text), **kwargs)
+
+
 # Printed text is agent and user content, never Rich markup: "[ok]" must stay as it is.
-console = Console(soft_wrap=True, markup=False)
-err_console = Console(stderr=True, soft_wrap=True, markup=False)
+console = SafeConsole(soft_wrap=True, markup=False)
+err_console = SafeConsole(stderr=True, soft_wrap=True, markup=False)
 
 AddressOption = Annotated[
     str | None,
@@ -65,8 +101,8 @@ def ui_url(settings: Settings, workflow_id: str | None = None) -> str | None:
         base = load_dev_server_config(settings).ui_url
     if base is None:
         return None
-    base = base.rstrip("/") + f"/namespaces/{settings.temporal.namespace}/workflows"
-    return f"{base}/{workflow_id}" if workflow_id else base
+    base = base.rstrip("/") + f"/namespaces/{quote(settings.temporal.namespace, safe='')}/workflows"
+    return f"{base}/{quote(workflow_id, safe='')}" if workflow_id else base
 
 
 @asynccontextmanager

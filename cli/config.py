@@ -20,6 +20,7 @@ from cli.common import (
     serving,
     settings_for,
 )
+from runtime.errors import InvalidInput
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
@@ -63,7 +64,11 @@ def set_tools(
     elif tools == "none":
         value = []
     else:
-        value = [name.strip() for name in tools.split(",") if name.strip()]
+        value = [name.strip() for name in tools.split(",")]
+        if "" in value:
+            raise InvalidInput(
+                f"tools must be comma-separated names, 'none' or 'default', not {tools!r}"
+            )
     _apply(settings_for(address, namespace), conversation, "set_tools", value)
 
 
@@ -75,7 +80,11 @@ def set_model(
     namespace: NamespaceOption = None,
 ) -> None:
     """Use another model from the next step."""
+    from runtime.conversations import check_model
+
     value = None if model == DEFAULT else model
+    if value is not None:
+        check_model(value)
     _apply(settings_for(address, namespace), conversation, "set_model", value)
 
 

@@ -10,6 +10,7 @@ import traceback
 import typer
 
 from cli import agent, chat, config, conversation, ledger, run, server, worker
+from cli.common import visible
 from runtime.errors import P2eError
 
 app = typer.Typer(
@@ -61,7 +62,7 @@ def _run() -> int:
         if message is None:
             traceback.print_exc()  # a bug, not a user error: keep the whole story
             return 1
-        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.write(f"error: {visible(' '.join(message.splitlines()))}\n")
         return int(getattr(exc, "exit_code", 2))
     return 0
 

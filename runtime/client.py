@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
-from runtime.errors import TemporalUnavailable
+from runtime.errors import TemporalUnavailable, UnknownNamespace
 from runtime.settings import Settings
 
 
@@ -26,16 +29,29 @@ def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
 
 async def connect(settings: Settings, *, start_embedded: bool = True) -> Client:
     address = temporal_address(settings, start_embedded=start_embedded)
+    namespace = settings.temporal.namespace
     try:
-        return await asyncio.wait_for(
-            Client.connect(
-                address,
-                namespace=settings.temporal.namespace,
-                data_converter=pydantic_data_converter,
-            ),
+        client = await asyncio.wait_for(
+            Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter),
             timeout=settings.temporal.connect_timeout_s,
         )
+        await _check_namespace(client, namespace, address)
     except (TimeoutError, RuntimeError, OSError) as exc:
         raise TemporalUnavailable(
-            f"cannot reach Temporal at {address} (namespace {settings.temporal.namespace})"
+            f"cannot reach Temporal at {address} (namespace {namespace})"
         ) from exc
+    return client
+
+
+async def _check_namespace(client: Client, namespace: str, address: str) -> None:
+    """A missing namespace fails here in one line, not later inside a worker or a start."""
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace),
+            timeout=timedelta(seconds=10),
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise UnknownNamespace(f"no namespace '{namespace}' at {address}") from None
+        if exc.status != RPCStatusCode.PERMISSION_DENIED:  # a scoped key may not describe
+            raise

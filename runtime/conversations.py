@@ -19,11 +19,14 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
 from agents.spec import AgentSpec
 from runtime.catalog import check_agent, load_catalog, resolve_agent
-from runtime.errors import ConversationNotFound
+from runtime.errors import ConversationNotFound, InvalidInput
 from runtime.settings import Settings
 from workflows import search
+from workflows.ids import name_problem
+from workflows.inputs import message_problem
 from workflows.models import Catalog, ConversationInput, ConversationResult, preview
 
 WORKFLOW_TYPE = "ConversationWorkflow"
@@ -53,6 +56,30 @@ async def describe(
     raise ConversationNotFound(f"no conversation '{workflow_id}'")
 
 
+def check_model(model: str) -> None:
+    """Refuse a model string litellm cannot route, before a workflow starts with it. The
+    scripted model needs no check (nor the seconds it takes to import litellm)."""
+    if not model.strip() or not model.isprintable() or any(c.isspace() for c in model):
+        raise InvalidInput(f"model must be a litellm model string, not {model!r}")
+    if model.startswith(f"{SCRIPTED_PROVIDER}/"):
+        return
+    from activities.llm import model_problem
+
+    if problem := model_problem(model):
+        raise InvalidInput(problem)
+
+
+def check_message(text: str, what: str = "message") -> None:
+    if problem := message_problem(text, what):
+        raise InvalidInput(problem)
+
+
+def check_name(name: str, what: str = "--id") -> None:
+    """A conversation name a user chooses: `conv-` may be given or left out."""
+    if problem := name_problem(name.removeprefix(PREFIX), what):
+        raise InvalidInput(problem)
+
+
 async def start_conversation(
     client: Client,
     settings: Settings,
@@ -70,9 +97,16 @@ async def start_conversation(
     started again: its id names that run for good. An interactive conversation may start
     without a message; it then waits for `send_message`.
     """
+    if message is not None:
+        check_message(message)
+    if name is not None:
+        check_name(name)
     catalog = catalog or load_catalog(settings)
     agent = resolve_agent(agent, settings)
     check_agent(agent, catalog, settings.agents_file)
+    for chosen in (model, agent.model):
+        if chosen is not None:
+            check_model(chosen)
     workflow_id = conversation_id(name or generated_name(agent.id))
     if name is not None:
         try:

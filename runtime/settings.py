@@ -8,17 +8,20 @@ directory, so every project checkout keeps its own state dir.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.spec import DedupPolicy
 from ledger.config import LedgerSettings
-from runtime.errors import ConfigError, first_problem
+from runtime.errors import ConfigError, first_problem, read_config_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Temporal's rule for namespace names.
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class _Section(BaseModel):
@@ -29,12 +32,37 @@ class TemporalSettings(_Section):
     address: str | None = Field(
         default=None, description="host:port of an existing service; None runs the dev server"
     )
-    namespace: str = "default"
-    task_queue: str = "p2e"
+    namespace: str = Field(default="default", pattern=NAMESPACE_PATTERN, max_length=255)
+    task_queue: str = Field(default="p2e", min_length=1, max_length=255, pattern=r"^\S+$")
     ui_url: str | None = Field(
         default=None, description="Web UI of an existing service, for the links p2e prints"
     )
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+
+    @field_validator("address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_address(value)
+        return value
+
+    @field_validator("ui_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value
+
+
+def check_address(value: str) -> None:
+    """`host:port` with a port in 1..65535, or ValueError saying what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit():
+        raise ValueError(f"must be host:port, not {value!r}")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port must be 1..65535, not {port}")
+    if any(c.isspace() or not c.isprintable() for c in host):
+        raise ValueError(f"host must have no spaces or control characters, not {host!r}")
 
 
 class ScriptedModelSettings(_Section):
@@ -69,6 +97,13 @@ class Settings(_Section):
     tools: ToolSettings = ToolSettings()
     conversation: ConversationSettings = ConversationSettings()
     ledger: LedgerSettings = LedgerSettings()
+
+    @field_validator("state_dir")
+    @classmethod
+    def _a_directory(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a directory")
+        return value
 
     @property
     def embedded(self) -> bool:
@@ -110,6 +145,10 @@ ENV_VARS: dict[str, str] = {
 }
 
 
+# Dotted keys that command-line flags set, for errors that name the flag.
+FLAGS: dict[str, str] = {"temporal.address": "--address", "temporal.namespace": "--namespace"}
+
+
 def settings_file() -> Path:
     explicit = os.environ.get("P2E_CONFIG")
     if explicit:
@@ -129,29 +168,41 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any, source: Path) -
     target[leaf] = value
 
 
+def _read_file(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"P2E_CONFIG names {path}, a directory, not a settings file")
+    if not path.exists():
+        if "P2E_CONFIG" in os.environ:
+            raise ConfigError(f"P2E_CONFIG names {path}, which does not exist")
+        return {}
+    try:
+        loaded = yaml.safe_load(read_config_text(path, "settings file")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return {key: value for key, value in loaded.items() if value is not None}
+
+
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Merge the layers; `overrides` holds command-line flags as dotted keys (None = unset)."""
     path = settings_file()
-    data: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        data = {key: value for key, value in loaded.items() if value is not None}
-    elif "P2E_CONFIG" in os.environ:
-        raise ConfigError(f"P2E_CONFIG points to {path}, which does not exist")
+    data = _read_file(path)
+    given_by: dict[str, str] = {}  # dotted key -> the variable or flag that set it
     # Later layers win; an empty environment variable counts as unset.
     for env_name, dotted in ENV_VARS.items():
         value = os.environ.get(env_name)
         if value:
             _set_dotted(data, dotted, value, path)
+            given_by[dotted] = env_name
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, dotted, value, path)
+            given_by[dotted] = FLAGS.get(dotted, dotted)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: setting {first_problem(exc)}") from exc
+        first = exc.errors()[0]
+        dotted = ".".join(str(part) for part in first["loc"])
+        source = given_by.get(dotted, str(path))
+        raise ConfigError(f"{source}: setting {first_problem(exc)}") from exc

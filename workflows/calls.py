@@ -1,4 +1,5 @@
-"""Pure decisions about one tool call: duplicate keys and delegation checks.
+"""Pure decisions about one tool call: duplicate keys and delegation checks (the ids a
+call makes are in ids.py).
 
 Kept apart from the workflow so they are unit-tested without Temporal.
 """
@@ -9,12 +10,6 @@ import hashlib
 import json
 
 from agents.spec import AgentSpec
-
-
-def business_key(workflow_id: str, step: int, n: int) -> str:
-    """`<workflow id>/<step>/<n>`: what a side effect (a transfer) is unique on. Made in the
-    workflow, so every retry of the activity names the same effect."""
-    return f"{workflow_id}/{step}/{n}"
 
 
 def call_key(name: str, arguments: str) -> str:
@@ -38,14 +33,3 @@ def delegation_refusal(agent: AgentSpec, lineage: list[str], target: str) -> str
             f"{agent.limits.max_delegation_depth} of {agent.id}"
         )
     return None
-
-
-def child_workflow_id(parent_id: str, step: int, agent_id: str, taken: set[str]) -> str:
-    """`<parent>/d<step>-<agent>`, with `-2`, `-3`... when one step delegates to it twice."""
-    base = f"{parent_id}/d{step}-{agent_id}"
-    candidate, n = base, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}-{n}"
-    taken.add(candidate)
-    return candidate

@@ -32,12 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from agents.tools.delegate import DELEGATE, DelegateArgs
     from agents.tools.registry import invalid_arguments
     from workflows import search
-    from workflows.calls import (
-        business_key,
-        call_key,
-        child_workflow_id,
-        delegation_refusal,
-    )
+    from workflows.calls import call_key, delegation_refusal
     from workflows.fsm import (
         MODEL_INPUT_STATES,
         TERMINAL,
@@ -47,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
         State,
     )
     from workflows.fsm import transition as fsm_transition
+    from workflows.ids import business_key, child_workflow_id
+    from workflows.inputs import message_problem
     from workflows.models import (
         ContentNode,
         ConversationInput,
@@ -181,8 +178,8 @@ class ConversationWorkflow:
 
     @send_message.validator
     def _check_send_message(self, text: str) -> None:
-        if not text.strip():
-            raise ValueError("the message is empty")
+        if problem := message_problem(text):
+            raise ValueError(problem)
         if not self.inp.interactive:
             raise ValueError("this conversation is one-shot; start an interactive one (p2e chat)")
         self._check_waiting("user", "the agent is still answering the previous message")
@@ -201,8 +198,8 @@ class ConversationWorkflow:
 
     @answer.validator
     def _check_answer(self, text: str) -> None:
-        if not text.strip():
-            raise ValueError("the answer is empty")
+        if problem := message_problem(text, "answer"):
+            raise ValueError(problem)
         self._check_waiting("human", f"it is not {self.agent.id}'s turn to answer")
         if self._answer is not None:
             raise ValueError("an answer is already being delivered")
@@ -430,13 +427,13 @@ class ConversationWorkflow:
                     return _CallResult(_inline("skipped", {"skipped": skipped}))
                 penalty = policy == "penalty"
             step.keys.add(key)
-        conversation_id = workflow.info().workflow_id
+        run = workflow.info()
         request = ToolInput(
-            conversation_id=conversation_id,
+            conversation_id=run.workflow_id,
             agent_id=self.agent.id,
             step=self.s.step,
             call=call,
-            call_key=business_key(conversation_id, self.s.step, n),
+            call_key=business_key(run.workflow_id, run.first_execution_run_id, self.s.step, n),
         )
         try:
             outcome: ToolOutcome = await workflow.execute_activity(

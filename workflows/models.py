@@ -236,7 +236,7 @@ class ToolInput(BaseModel):
     agent_id: str
     step: int
     call: ToolCallRequest
-    call_key: str = Field(default="", description="<workflow id>/<step>/<n>, made in the workflow")
+    call_key: str = Field(default="", description="business key made in the workflow (ids.py)")
 
 
 class ToolOutcome(BaseModel):

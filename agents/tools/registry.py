@@ -31,8 +31,8 @@ class ToolContext:
     """What the workflow says about a call, for tools that take a second argument.
 
     `agent_id` is the acting agent as the workflow knows it, never a model argument;
-    `call_key` (`<workflow id>/<step>/<n>`) is computed in the workflow, so a side effect
-    keyed on it happens once however often the activity is retried.
+    `call_key` (a business key, workflows/ids.py) is computed in the workflow, so a side
+    effect keyed on it happens once however often the activity is retried.
     """
 
     agent_id: str

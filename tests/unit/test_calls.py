@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.spec import AgentLimits, AgentSpec
-from workflows.calls import call_key, child_workflow_id, delegation_refusal
+from workflows.calls import call_key, delegation_refusal
 
 # --- call_key --------------------------------------------------------------------------------
 
@@ -91,30 +91,3 @@ def test_max_delegation_depth_zero_refuses_any_delegation() -> None:
 def test_the_delegating_agents_own_limit_applies() -> None:
     assert delegation_refusal(agent("B", max_depth=1), ["A"], "C") is not None
     assert delegation_refusal(agent("B", max_depth=2), ["A"], "C") is None
-
-
-# --- child_workflow_id -----------------------------------------------------------------------
-
-
-def test_child_workflow_id_format() -> None:
-    taken: set[str] = set()
-    assert child_workflow_id("conv-1", 4, "agent_helper", taken) == "conv-1/d4-agent_helper"
-    assert taken == {"conv-1/d4-agent_helper"}
-
-
-def test_second_delegation_to_the_same_agent_in_a_step_gets_a_suffix() -> None:
-    taken: set[str] = set()
-    first = child_workflow_id("conv-1", 4, "agent_helper", taken)
-    second = child_workflow_id("conv-1", 4, "agent_helper", taken)
-    third = child_workflow_id("conv-1", 4, "agent_helper", taken)
-    assert first == "conv-1/d4-agent_helper"
-    assert second == "conv-1/d4-agent_helper-2"
-    assert third == "conv-1/d4-agent_helper-3"
-    assert taken == {first, second, third}
-
-
-def test_other_agents_or_steps_get_no_suffix() -> None:
-    taken: set[str] = set()
-    child_workflow_id("conv-1", 4, "agent_helper", taken)
-    assert child_workflow_id("conv-1", 4, "child", taken) == "conv-1/d4-child"
-    assert child_workflow_id("conv-1", 5, "agent_helper", taken) == "conv-1/d5-agent_helper"

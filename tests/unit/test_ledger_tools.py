@@ -19,6 +19,7 @@ from agents.tools.registry import ToolServices
 from ledger.embedded import EmbeddedLedger
 from runtime.artifacts import ArtifactStore
 from runtime.tool_cache import ToolCache
+from workflows.ids import business_key
 from workflows.models import ToolCallRequest, ToolInput, ToolOutcome
 
 D = Decimal
@@ -149,14 +150,15 @@ async def test_a_retried_call_pays_once(runner: Runner, ledger: EmbeddedLedger) 
     assert len(await ledger.history("alice")) == 1
 
 
-async def test_without_a_call_key_the_call_id_names_the_transfer(
+async def test_without_a_call_key_the_call_id_names_the_transfer_as_a_workflow_key(
     runner: Runner, ledger: EmbeddedLedger
 ) -> None:
     inp = runner.input("transfer_funds", {"to_agent": "bob", "amount": "1"})
     inp = inp.model_copy(update={"call_key": ""})
     status, result = await runner.run(inp)
     assert status == "ok", result
-    assert result["transfer_id"] == f"{CONVERSATION}/3/call_1"
+    assert result["transfer_id"] == business_key(CONVERSATION, "", 3, "call_1")
+    assert result["transfer_id"].startswith("wf:")
     await runner.run(inp)
     assert await ledger.balance("alice") == D("99.00")
 
