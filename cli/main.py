@@ -8,6 +8,7 @@ import sys
 import traceback
 
 import typer
+from typer.exceptions import Abort, TyperException
 
 from cli import agent, chat, config, conversation, ledger, run, server, worker
 from cli.common import visible
@@ -31,7 +32,7 @@ app.add_typer(ledger.app, name="ledger")
 
 
 def _one_line(exc: BaseException) -> str | None:
-    """The message for an error a user can act on; None for a bug (keep its traceback)."""
+    """The message for an error a user can cause or fix; None for a bug."""
     if isinstance(exc, P2eError):
         return str(exc)
     client = sys.modules.get("temporalio.client")
@@ -41,30 +42,58 @@ def _one_line(exc: BaseException) -> str | None:
     rpc = sys.modules.get("temporalio.service")
     if rpc is not None and isinstance(exc, rpc.RPCError):
         return f"Temporal refused the request: {exc.message}"
+    sqlite = sys.modules.get("sqlite3")
+    if sqlite is not None and isinstance(exc, sqlite.DatabaseError):
+        return f"SQLite: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    if isinstance(exc, UnicodeError | OverflowError):
+        return f"{exc.__class__.__name__}: {exc}"
     return None
+
+
+def _usage_error(exc: Exception) -> str | None:
+    """A command-line usage error (unknown option, bad value) as one line."""
+    if not isinstance(exc, TyperException) or not hasattr(exc, "format_message"):
+        return None
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    return f"{exc.format_message()}{hint}"
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"error: {visible(' '.join(message.splitlines()))}\n")
 
 
 def _run() -> int:
     try:
-        app()
+        code = app(standalone_mode=False)
     except SystemExit as done:
         if isinstance(done.code, str):
             sys.stderr.write(done.code + "\n")
             return 1
         return done.code or 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Abort):
         sys.stderr.write("interrupted\n")
         return 130
     except BrokenPipeError:  # the reader went away (`p2e ... | head`): stop quietly
         return 141
     except Exception as exc:
-        message = _one_line(exc)
-        if message is None:
-            traceback.print_exc()  # a bug, not a user error: keep the whole story
-            return 1
-        sys.stderr.write(f"error: {visible(' '.join(message.splitlines()))}\n")
-        return int(getattr(exc, "exit_code", 2))
-    return 0
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `p2e ledger` alone: show its help
+            sys.stdout.write(str(getattr(exc, "format_message", exc.__str__)()) + "\n")
+            return 2
+        if os.environ.get("P2E_DEBUG"):
+            traceback.print_exc()
+        if (usage := _usage_error(exc)) is not None:
+            _error(usage)
+            return int(getattr(exc, "exit_code", 2))
+        if (message := _one_line(exc)) is not None:
+            _error(message)
+            return int(getattr(exc, "exit_code", 2))
+        _error(f"internal error {exc.__class__.__name__}: {exc} (P2E_DEBUG=1 shows the traceback)")
+        return 1
+    return int(code or 0)
 
 
 def main() -> None:

@@ -133,6 +133,6 @@ def test_config_overrides_apply_from_the_next_step(cli_env: dict[str, str]) -> N
     stepped = [e for e in data["stack"] if e["kind"] in ("ToolCall", "AssistantMessage")]
     assert stepped
     assert all(e["overrides"]["model"] == "scripted/other" for e in stepped)
-    late = p2e("config", "set-model", "cli-config", "x", env=cli_env)
+    late = p2e("config", "set-model", "cli-config", "scripted/late", env=cli_env)
     assert late.returncode == 2
     assert "not running" in late.stderr
