@@ -25,8 +25,11 @@ app = typer.Typer(
     help="Agent wallets and transfers on the ledger (backend: ledger.backend in p2e.yaml).",
     no_args_is_help=True,
 )
+MAX_ROWS = 10_000
 AgentArg = Annotated[str, typer.Argument(help="Agent id (its wallet).", show_default=False)]
-LimitOption = Annotated[int, typer.Option("--limit", "-n", help="At most N rows.", min=1)]
+LimitOption = Annotated[
+    int, typer.Option("--limit", "-n", help="At most N rows.", min=1, max=MAX_ROWS)
+]
 
 
 class EntryKindChoice(StrEnum):
@@ -35,14 +38,15 @@ class EntryKindChoice(StrEnum):
     reward = "reward"
 
 
-def _with_ledger(action: Callable[[Ledger], Awaitable[T]]) -> T:
+def _with_ledger(action: Callable[[Ledger], Awaitable[T]], create: bool = False) -> T:
+    """Run `action` on the configured ledger; only `init` passes `create`."""
     from ledger import open_ledger
     from runtime.settings import load_settings
 
     settings = load_settings()
 
     async def run() -> T:
-        ledger = open_ledger(settings.ledger, settings.state_dir)
+        ledger = open_ledger(settings.ledger, settings.state_dir, create=create)
         try:
             return await action(ledger)
         finally:
@@ -58,16 +62,14 @@ def init(
         typer.Option("--balance", help="Units for each new wallet [default: initial_balance]."),
     ] = None,
 ) -> None:
-    """Open a wallet for every agent in agents.yml; existing wallets are left as they are."""
+    """Create the ledger if there is none, and open a wallet for every agent in agents.yml;
+    existing wallets are left as they are."""
     from agents.registry import AgentRegistry
-    from ledger.errors import InvalidAmount
-    from ledger.models import CENT
+    from ledger.models import parse_balance
     from runtime.settings import load_settings
 
     settings = load_settings()
-    initial = settings.ledger.initial_balance if balance is None else _decimal(balance)
-    if not initial.is_finite() or initial < 0 or initial != initial.quantize(CENT):
-        raise InvalidAmount(f"--balance must be >= 0 with at most 2 decimal places: {balance}")
+    initial = parse_balance(settings.ledger.initial_balance if balance is None else balance)
     agents = AgentRegistry.load(settings.agents_file).ids
 
     async def action(ledger: Ledger) -> list[tuple[str, Decimal, bool]]:
@@ -80,7 +82,7 @@ def init(
     table = Table(title=f"Wallets ({settings.ledger.backend} ledger)")
     for column in ("agent", "balance", ""):
         table.add_column(column)
-    for agent, amount, created in _with_ledger(action):
+    for agent, amount, created in _with_ledger(action, create=True):
         table.add_row(agent, f"{amount:.2f}", "opened" if created else "already open")
     console.print(table)
 
@@ -211,7 +213,8 @@ def metrics(as_json: JsonOption = False) -> None:
 
 @app.command()
 def verify() -> None:
-    """Recompute the journal's hash chain and every balance; exit 1 at the first problem."""
+    """Check the file, the journal's hash chain, and every balance and receipt against the
+    journal; exit 1 at the first problem."""
     report = _with_ledger(lambda ledger: ledger.verify())
     if report.ok:
         console.print(
@@ -220,17 +223,6 @@ def verify() -> None:
         return
     console.print(f"ledger BROKEN: {report.problem}", highlight=False)
     raise typer.Exit(1)
-
-
-def _decimal(text: str) -> Decimal:
-    from decimal import InvalidOperation
-
-    from ledger.errors import InvalidAmount
-
-    try:
-        return Decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidAmount(f"amount must be a number, not {text!r}") from None
 
 
 def _since(text: str | None) -> datetime | None:

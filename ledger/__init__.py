@@ -8,12 +8,13 @@ from ledger.base import Ledger
 from ledger.config import LedgerSettings
 
 
-def open_ledger(settings: LedgerSettings, state_dir: Path) -> Ledger:
-    """The backend the settings choose; Canton loads only when it is configured."""
+def open_ledger(settings: LedgerSettings, state_dir: Path, create: bool = False) -> Ledger:
+    """The backend the settings choose; Canton loads only when it is configured. Only
+    `create` (`p2e ledger init`) makes the embedded ledger's file, where none exists."""
     if settings.backend == "canton":
         from ledger.canton import CantonLedger
 
         return CantonLedger(settings.canton, settings.max_transfer)
     from ledger.embedded import EmbeddedLedger
 
-    return EmbeddedLedger(state_dir / "ledger.db", settings.max_transfer)
+    return EmbeddedLedger(state_dir / "ledger.db", settings.max_transfer, create=create)

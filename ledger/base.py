@@ -59,7 +59,8 @@ class Ledger(Protocol):
         ...
 
     async def verify(self) -> VerifyReport:
-        """Recompute the journal's hash chain and every balance from the journal."""
+        """Recompute the journal's hash chain, and check every balance and receipt the other
+        methods read against the journal; damage is a report, not an error."""
         ...
 
     async def close(self) -> None: ...

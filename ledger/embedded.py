@@ -1,20 +1,32 @@
 """The embedded ledger: one SQLite file in the state dir, the default backend.
 
+Only a ledger made with `create=True` (`p2e ledger init`) makes the file, and only where no
+file exists; an existing file is never given a new schema. Opening checks that the file is
+a p2e ledger (its SQLite application id and schema version, or the tables of a ledger made
+before files were stamped), so an emptied, truncated or foreign file is refused instead of
+becoming a new, empty ledger. The file is opened at the first command: a worker starts
+without one, and its ledger tools report the missing ledger.
+
 Every command is one `BEGIN IMMEDIATE` transaction, so a failed command writes nothing and
 concurrent commands (threads or processes) are serialized. Money is stored as integer
 cents. Every wallet opening and transfer appends a row to `journal`, whose hash covers the
-row and the previous row's hash; triggers refuse UPDATE and DELETE on it, and `verify`
-recomputes the chain and every balance from the journal alone.
+row and the previous row's hash; triggers refuse UPDATE and DELETE on it. `verify` runs
+SQLite's integrity check, recomputes the chain, and checks every table the API reads
+(receipts, balances, opening times) against a replay of the journal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +34,8 @@ from typing import Any, TypeVar
 
 from ledger.errors import (
     InsufficientFunds,
-    InvalidAmount,
+    LedgerError,
+    LedgerStorageError,
     LedgerUnavailable,
     UnknownWallet,
 )
@@ -35,19 +48,38 @@ from ledger.models import (
     VerifyReport,
     Wallet,
     checked_transfer,
+    parse_balance,
 )
 
 T = TypeVar("T")
 GENESIS = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
+# Stamped in the SQLite header: "P2E" and the schema version this code reads and writes.
+APPLICATION_ID = 0x503245
+SCHEMA_VERSION = 1
+# SQLite failures that can pass by themselves (a lock held past the busy timeout, I/O
+# trouble, a full disk), so a retry may succeed; anything else it says about the file (a
+# corrupt page, a table gone, text that is not UTF-8) stays until a person repairs it.
+TRANSIENT = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS wallets (
+CREATE TABLE wallets (
     agent TEXT PRIMARY KEY,
     balance INTEGER NOT NULL CHECK (balance >= 0),
     opened_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS transfers (
+CREATE TABLE transfers (
     transfer_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     payer TEXT NOT NULL,
@@ -60,9 +92,9 @@ CREATE TABLE IF NOT EXISTS transfers (
     payer_balance INTEGER NOT NULL,
     payee_balance INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS transfers_payer ON transfers (payer, seq);
-CREATE INDEX IF NOT EXISTS transfers_payee ON transfers (payee, seq);
-CREATE TABLE IF NOT EXISTS journal (
+CREATE INDEX transfers_payer ON transfers (payer, seq);
+CREATE INDEX transfers_payee ON transfers (payee, seq);
+CREATE TABLE journal (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -75,11 +107,12 @@ CREATE TABLE IF NOT EXISTS journal (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS journal_no_update BEFORE UPDATE ON journal
+CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS journal_no_delete BEFORE DELETE ON journal
+CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
+STAMP = f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
 TRIGGERS = {"journal_no_update", "journal_no_delete"}
 JOURNAL_COLUMNS = "seq, at, kind, transfer_id, payer, payee, amount, reason, reference, hash"
 
@@ -103,21 +136,88 @@ def _now() -> str:
 
 
 class EmbeddedLedger:
+    """The ledger in the SQLite file at `path`. With `create` (the default, for programs and
+    tests that build a ledger of their own) the first command makes the file where none
+    exists; `open_ledger` asks for that only for `p2e ledger init`."""
+
     name = "embedded"
 
-    def __init__(self, path: Path, max_transfer: Decimal | None = None) -> None:
+    def __init__(
+        self, path: Path, max_transfer: Decimal | None = None, *, create: bool = True
+    ) -> None:
         self.path = path
         self.max_transfer = max_transfer
+        self.create = create
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    # --- the file -------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            if not self.create:
+                raise LedgerStorageError(
+                    f"no ledger at {self.path}; create it with `p2e ledger init`"
+                )
+            self._make()
+        # mode=rw: SQLite never creates the file, even if it vanished since the check.
+        uri = f"{self.path.absolute().as_uri()}?mode=rw"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise LedgerUnavailable(f"cannot open the ledger at {path}: {exc}") from exc
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._check_file(db)  # before anything writes, WAL mode included
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _make(self) -> None:
+        """Build the schema in a private file and link it to the ledger's name: no process
+        ever opens a half-made ledger, an interrupted init leaves no file behind, and of two
+        inits at once the first link wins and the other opens that ledger."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(handle)
+        draft = Path(name)
+        try:
+            with closing(sqlite3.connect(draft)) as db:
+                db.executescript(SCHEMA + STAMP)
+            with suppress(FileExistsError):
+                os.link(draft, self.path)
+        finally:
+            draft.unlink()
+
+    def _check_file(self, db: sqlite3.Connection) -> None:
+        """Refuse a file that is not a p2e ledger of this schema; stamp a ledger made before
+        files were stamped, recognised by its tables."""
+        tables = _tables(db)
+        if not tables:
+            raise LedgerStorageError(
+                f"the ledger file {self.path} is empty; restore it from a backup"
+                " (`p2e ledger init` creates a ledger only where no file exists)"
+            )
+        (application_id,) = db.execute("PRAGMA application_id").fetchone()
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if application_id == APPLICATION_ID and version != SCHEMA_VERSION:
+            raise LedgerStorageError(
+                f"{self.path} is a ledger of schema version {version};"
+                f" this p2e reads version {SCHEMA_VERSION}"
+            )
+        if (application_id, version) not in ((APPLICATION_ID, SCHEMA_VERSION), (0, 0)):
+            raise LedgerStorageError(
+                f"{self.path} is not a p2e ledger (SQLite application id {application_id:#x})"
+            )
+        if problem := _shape_problem(tables):
+            raise LedgerStorageError(f"{self.path} is not a p2e ledger ({problem})")
+        if application_id == 0:
+            db.executescript(f"BEGIN IMMEDIATE; {STAMP} COMMIT;")
+
+    def _failure(self, exc: sqlite3.DatabaseError) -> LedgerError:
+        if _damaged(exc):
+            return LedgerStorageError(f"ledger {self.path} is unreadable: {exc}")
+        return LedgerUnavailable(f"ledger {self.path}: {exc}")
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -127,9 +227,15 @@ class EmbeddedLedger:
     def _locked(self, command: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             try:
+                if self._db is None:
+                    self._db = self._open()
                 return command(self._db)
-            except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
-                raise LedgerUnavailable(f"ledger {self.path}: {exc}") from exc
+            except sqlite3.ProgrammingError:
+                raise  # a bug of ours (a closed connection, a bad statement): keep the story
+            except sqlite3.DatabaseError as exc:
+                raise self._failure(exc) from exc
+            except OSError as exc:  # making the file: no directory, no permission
+                raise LedgerUnavailable(f"cannot create the ledger at {self.path}: {exc}") from exc
 
     def _write(
         self, command: Callable[[sqlite3.Connection], T]
@@ -141,7 +247,8 @@ class EmbeddedLedger:
             try:
                 result = command(db)
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself on some errors
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
             return result
@@ -173,8 +280,7 @@ class EmbeddedLedger:
     # --- commands -------------------------------------------------------------------------
 
     async def open_wallet(self, agent: str, initial: Decimal) -> tuple[Wallet, bool]:
-        if initial < 0 or initial != initial.quantize(Decimal("0.01")):
-            raise InvalidAmount(f"initial balance must be >= 0 with 2 decimals, not {initial}")
+        initial = parse_balance(initial)
 
         def command(db: sqlite3.Connection) -> tuple[Wallet, bool]:
             row = db.execute(
@@ -313,7 +419,9 @@ class EmbeddedLedger:
 
     async def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 RECEIPT_COLUMNS = (
@@ -367,46 +475,201 @@ def _journal_entry(row: tuple[Any, ...]) -> JournalEntry:
     )
 
 
+def _tables(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """The file's tables (SQLite's own left out) and their columns in order."""
+    tables: dict[str, list[str]] = {}
+    for table, column in db.execute(
+        "SELECT m.name, c.name FROM sqlite_master AS m, pragma_table_info(m.name) AS c"
+        " WHERE m.type = 'table' AND m.name NOT GLOB 'sqlite_*' ORDER BY m.name, c.cid"
+    ):
+        tables.setdefault(table, []).append(column)
+    return {table: tuple(columns) for table, columns in tables.items()}
+
+
+@functools.cache
+def _ledger_tables() -> dict[str, tuple[str, ...]]:
+    """The tables SCHEMA makes, as `_tables` reads them from a file."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        return _tables(db)
+
+
+def _shape_problem(tables: dict[str, tuple[str, ...]]) -> str | None:
+    for table, columns in _ledger_tables().items():
+        if table not in tables:
+            return f"no table {table}"
+        if tables[table] != columns:
+            return f"table {table} has the columns {', '.join(tables[table])}"
+    return None
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite's error is about the file itself: neither trouble that can pass (see
+    TRANSIENT) nor a bug of ours (a closed connection, a bad statement)."""
+    # Errors the sqlite3 module raises itself (text that is not UTF-8) carry no code.
+    code = getattr(exc, "sqlite_errorcode", None)
+    transient = code is not None and code & 0xFF in TRANSIENT
+    return not transient and not isinstance(exc, sqlite3.ProgrammingError)
+
+
+class _Damaged(Exception):
+    """SQLite could not read a table; verify reports it as the problem."""
+
+
+def _rows(
+    db: sqlite3.Connection, table: str, sql: str, params: tuple[Any, ...] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query on `table`; damage met on the way is _Damaged naming the table,
+    while transient trouble raises as it is (to be retried)."""
+    try:
+        yield from db.execute(sql, params)
+    except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            raise
+        raise _Damaged(f"table {table}: {exc}") from exc
+
+
+def _integrity(db: sqlite3.Connection, table: str | None) -> str | None:
+    """The first problem `PRAGMA integrity_check` finds in `table` (None: the whole file)."""
+    sql = "PRAGMA integrity_check" if table is None else f"PRAGMA integrity_check({table})"
+    try:
+        found = [line for (text,) in db.execute(sql) for line in text.splitlines()]
+    except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            raise
+        return str(exc)
+    problems = [line for line in found if not line.startswith("*** in database")]
+    return None if problems == ["ok"] else problems[0]
+
+
+def _damage(db: sqlite3.Connection) -> str | None:
+    """SQLite's integrity check of the whole file; on a problem, table by table, so that the
+    report names the table a damaged page belongs to."""
+    whole = _integrity(db, None)
+    if whole is None:
+        return None
+    for table in ("sqlite_schema", *_ledger_tables()):
+        if (problem := _integrity(db, table)) is not None:
+            return f"table {table}: {problem}"
+    return f"the file: {whole}"
+
+
+RECEIPT_FIELDS = tuple(RECEIPT_COLUMNS.split(", "))
+MONEY_FIELDS = {"amount", "balance", "payer_balance", "payee_balance"}
+
+
+def _shown(field: str, value: Any) -> str:
+    """A stored value as verify names it: money in units, anything else (or a value of the
+    wrong type) as Python shows it."""
+    return f"{_money(value):.2f}" if field in MONEY_FIELDS and type(value) is int else repr(value)
+
+
+def _receipt_problem(db: sqlite3.Connection, seq: int, expected: tuple[Any, ...]) -> str | None:
+    """How the `transfers` row of journal row `seq` differs from what the journal says."""
+    transfer_id = expected[0]
+    stored = next(
+        _rows(
+            db,
+            "transfers",
+            f"SELECT {RECEIPT_COLUMNS} FROM transfers WHERE transfer_id = ?",
+            (transfer_id,),
+        ),
+        None,
+    )
+    if stored is None:
+        return f"journal row {seq}: transfer {transfer_id} has no row in transfers"
+    for field, value, want in zip(RECEIPT_FIELDS, stored, expected, strict=True):
+        if value != want or type(value) is not type(want):
+            return (
+                f"transfers row {transfer_id}: {field} is {_shown(field, value)},"
+                f" journal row {seq} says {_shown(field, want)}"
+            )
+    return None
+
+
 def _verify(db: sqlite3.Connection) -> VerifyReport:
-    """Walk the journal in order: each row's hash must cover its fields and the previous
-    hash; replaying its openings and transfers must give every wallet's balance."""
-    balances: dict[str, int] = {}
-    prev, rows = GENESIS, 0
-    wallet_count = db.execute("SELECT COUNT(*) FROM wallets").fetchone()[0]
+    """SQLite's integrity check first; then the journal in order: each row's hash must cover
+    its fields and the previous hash, and the replay of its openings and transfers must give
+    every copy the API reads: one `transfers` row per transfer or reward with the same fields
+    and the balances right after it, and every wallet's balance and opening time. A broken
+    chain is named before a copy that differs: the journal is what the copies are held to."""
+    rows = wallet_count = 0
 
     def broken(problem: str, seq: int | None = None) -> VerifyReport:
         return VerifyReport(
             ok=False, rows=rows, wallets=wallet_count, problem=problem, first_bad_seq=seq
         )
 
-    cursor = db.execute(
-        "SELECT seq, at, kind, transfer_id, payer, payee, amount, reason, reference,"
-        " prev_hash, hash FROM journal ORDER BY seq"
-    )
-    for row in cursor:
-        rows += 1
-        *fields, stored_prev, stored_hash = row
-        seq, kind, payer, payee, cents = fields[0], fields[2], fields[4], fields[5], fields[6]
-        if seq != rows:
-            return broken(f"journal row {seq}: expected row {rows} (a row is missing)", seq)
-        if stored_prev != prev or row_hash(prev, fields) != stored_hash:
-            return broken(f"journal row {seq}: its hash does not match its contents", seq)
-        prev = stored_hash
-        if kind == "open":
-            balances[payee] = cents
-        else:
+    if (damage := _damage(db)) is not None:
+        return broken(damage)
+    try:
+        (wallet_count,) = next(_rows(db, "wallets", "SELECT COUNT(*) FROM wallets"))
+        balances: dict[str, int] = {}
+        opened: dict[str, str] = {}
+        prev = GENESIS
+        copy_problem: tuple[str, int] | None = None
+        journal = _rows(
+            db,
+            "journal",
+            "SELECT seq, at, kind, transfer_id, payer, payee, amount, reason, reference,"
+            " prev_hash, hash FROM journal ORDER BY seq",
+        )
+        for row in journal:
+            rows += 1
+            *fields, stored_prev, stored_hash = row
+            seq, at, kind, transfer_id, payer, payee, cents, reason, reference = fields
+            if seq != rows:
+                return broken(f"journal row {seq}: expected row {rows} (a row is missing)", seq)
+            if stored_prev != prev or row_hash(prev, fields) != stored_hash:
+                return broken(f"journal row {seq}: its hash does not match its contents", seq)
+            prev = stored_hash
+            if kind == "open":
+                balances[payee], opened[payee] = cents, at
+                continue
             balances[payer] = balances.get(payer, 0) - cents
             balances[payee] = balances.get(payee, 0) + cents
-    for agent, cents in db.execute("SELECT agent, balance FROM wallets ORDER BY agent"):
-        expected = balances.pop(agent, None)
-        if expected != cents:
-            shown = "no opening" if expected is None else f"{_money(expected):.2f}"
-            return broken(f"wallet {agent}: balance {_money(cents):.2f}, journal says {shown}")
-    if balances:
-        return broken(f"wallet {sorted(balances)[0]} is in the journal but not in the wallets")
-    triggers = {
-        name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-    }
+            receipt = (transfer_id, kind, payer, payee, cents, reason, reference, at, seq,
+                       balances[payer], balances[payee])  # fmt: skip
+            if copy_problem is None and (problem := _receipt_problem(db, seq, receipt)):
+                copy_problem = problem, seq
+        if copy_problem is not None:
+            return broken(*copy_problem)
+        for agent, cents, opened_at in _rows(
+            db, "wallets", "SELECT agent, balance, opened_at FROM wallets ORDER BY agent"
+        ):
+            expected = balances.pop(agent, None)
+            if expected != cents:
+                shown = "no opening" if expected is None else _shown("balance", expected)
+                return broken(
+                    f"wallet {agent}: balance {_shown('balance', cents)}, journal says {shown}"
+                )
+            if opened_at != opened.get(agent):
+                return broken(
+                    f"wallet {agent}: opened_at is {opened_at!r},"
+                    f" the journal says {opened.get(agent)!r}"
+                )
+        if balances:
+            return broken(f"wallet {sorted(balances)[0]} is in the journal but not in the wallets")
+        extra = next(
+            _rows(
+                db,
+                "transfers",
+                "SELECT t.transfer_id FROM transfers AS t LEFT JOIN journal AS j"
+                " ON j.transfer_id = t.transfer_id"
+                " WHERE j.seq IS NULL ORDER BY t.seq LIMIT 1",
+            ),
+            None,
+        )
+        if extra is not None:
+            return broken(f"transfers row {extra[0]} is not in the journal")
+        triggers = {
+            name
+            for (name,) in _rows(
+                db, "sqlite_schema", "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            )
+        }
+    except _Damaged as exc:
+        return broken(str(exc))
     if missing := TRIGGERS - triggers:
         return broken(f"append-only trigger {sorted(missing)[0]} is missing")
     return VerifyReport(ok=True, rows=rows, wallets=wallet_count)

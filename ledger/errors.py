@@ -1,6 +1,7 @@
 """What can go wrong with a ledger command.
 
-Business errors (the command is wrong and retrying cannot help) are non-retryable in
+Business errors (the command is wrong and retrying cannot help) and `LedgerStorageError`
+(the ledger's file is missing or damaged: only a person can fix it) are non-retryable in
 Temporal; `LedgerUnavailable` (the ledger could not be reached or answered) is retryable.
 """
 
@@ -41,6 +42,11 @@ class Unauthorized(BusinessError):
 
 class DuplicateTransfer(BusinessError):
     """The transfer id was already used with different details."""
+
+
+class LedgerStorageError(LedgerError):
+    """No ledger file, or one that is empty, unreadable or not a p2e ledger: a retry meets the
+    same file, so it is not retried; `p2e ledger init` or a backup is the way out."""
 
 
 class LedgerUnavailable(LedgerError):

@@ -6,40 +6,96 @@ as a string.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ledger.errors import DuplicateTransfer, InvalidAmount, InvalidTransfer
 
 CENT = Decimal("0.01")
+# The most a wallet starts with: 10^14 cents, so balances stay far inside SQLite's 64-bit
+# integers (9.2 * 10^18).
+MAX_BALANCE = Decimal(10**12)
 EntryKind = Literal["open", "transfer", "reward"]
 TransferKind = Literal["transfer", "reward"]
+
+# Amount text: ASCII digits, at most one '.', an optional sign; no exponent, no '_'. Decimal()
+# alone also reads other digit systems (Arabic-Indic, fullwidth), '1_0' and '1e3', which would
+# move an amount other than the one a reader sees.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_ASCII_SPACE = " \t\n\r\v\f"
+_PLAIN_RULE = "written with digits 0-9 and at most one '.'"
+
+
+def _plain(text: str) -> str | None:
+    """`text` without surrounding ASCII whitespace if it is a plain decimal, else None."""
+    stripped = text.strip(_ASCII_SPACE)
+    return stripped if _PLAIN_DECIMAL.fullmatch(stripped) else None
+
+
+def _number(value: object, what: str) -> Decimal:
+    """`value` as a Decimal: a Decimal, int or float as it is, text only as a plain decimal."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, str):
+        text = _plain(value)
+        if text is None:
+            raise InvalidAmount(f"{what} must be {_PLAIN_RULE}, not {value!r}")
+        return Decimal(text)
+    if isinstance(value, float):
+        return Decimal(str(value))  # the float as it prints, not its binary expansion
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    raise InvalidAmount(f"{what} must be a number, not {value!r}")
+
+
+def _two_places(amount: Decimal, value: object, what: str) -> Decimal:
+    try:
+        rounded = amount.quantize(CENT)
+    except InvalidOperation:
+        raise InvalidAmount(f"{what} {value} is too large") from None
+    if rounded != amount:
+        raise InvalidAmount(f"{what} {value} has more than 2 decimal places")
+    return rounded
 
 
 def parse_amount(value: object, cap: Decimal | None = None) -> Decimal:
     """A positive amount with at most 2 decimal places and at most `cap`, or InvalidAmount."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise InvalidAmount(f"amount must be a number, not {value!r}")
-    try:
-        amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-    except InvalidOperation:
-        raise InvalidAmount(f"amount must be a number, not {value!r}") from None
+    amount = _number(value, "amount")
     if not amount.is_finite():
         raise InvalidAmount(f"amount must be a finite number, not {value}")
     if amount <= 0:
         raise InvalidAmount(f"amount must be greater than 0, not {value}")
     if cap is not None and amount > cap:
         raise InvalidAmount(f"amount {value} is over the per-transfer cap of {cap:.2f}")
-    try:
-        rounded = amount.quantize(CENT)
-    except InvalidOperation:
-        raise InvalidAmount(f"amount {value} is too large") from None
-    if rounded != amount:
-        raise InvalidAmount(f"amount {value} has more than 2 decimal places")
-    return rounded
+    return _two_places(amount, value, "amount")
+
+
+def parse_balance(value: object) -> Decimal:
+    """A wallet's starting balance, from 0 to MAX_BALANCE with at most 2 decimal places, or
+    InvalidAmount."""
+    balance = _number(value, "initial balance")
+    if not balance.is_finite() or not 0 <= balance <= MAX_BALANCE:
+        raise InvalidAmount(f"initial balance must be from 0 to {MAX_BALANCE:,}, not {value}")
+    return abs(_two_places(balance, value, "initial balance"))  # abs: -0 is 0
+
+
+def _plain_text(value: object) -> object:
+    """Plain amount text (stripped) and any non-text value pass on; other text is refused."""
+    if not isinstance(value, str):
+        return value
+    text = _plain(value)
+    if text is None:
+        raise ValueError(f"an amount must be {_PLAIN_RULE}")
+    return text
+
+
+# An amount a model sends: pydantic's own Decimal parsing reads Arabic-Indic ten and '1_0' as
+# 10 too.
+PlainAmount = Annotated[Decimal, BeforeValidator(_plain_text)]
 
 
 def checked_transfer(

@@ -2,12 +2,15 @@
 
 The payer is always the acting agent from the workflow (`ToolContext.agent_id`), never a
 model argument, and the transfer id is the call's key from the workflow, so a retried call
-pays once. A broken ledger rule (bad amount, unknown wallet, overdraft) comes back to the
-model as a tool error; an unreachable ledger raises, and Temporal retries the call.
+pays once. What retrying cannot fix (a broken ledger rule such as a bad amount, an unknown
+wallet or an overdraft; no ledger file, or a damaged one) comes back to the model as a tool
+error; an unreachable ledger raises, and Temporal retries the call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +18,8 @@ from pydantic import BaseModel, Field
 
 from agents.tools.registry import ToolContext, ToolError, tool
 from ledger.base import Ledger
-from ledger.errors import BusinessError
-from ledger.models import Receipt, TransferKind, money
+from ledger.errors import LedgerError
+from ledger.models import PlainAmount, Receipt, TransferKind, money
 
 
 class NoArgs(BaseModel):
@@ -25,13 +28,13 @@ class NoArgs(BaseModel):
 
 class TransferArgs(BaseModel):
     to_agent: str = Field(min_length=1, description="the agent to pay")
-    amount: Decimal = Field(description="more than 0, at most 2 decimal places")
+    amount: PlainAmount = Field(description="more than 0, at most 2 decimal places")
     reason: str = Field(default="", max_length=500, description="why, for the audit trail")
 
 
 class RewardArgs(BaseModel):
     agent_id: str = Field(min_length=1, description="the agent to reward")
-    amount: Decimal = Field(description="more than 0, at most 2 decimal places")
+    amount: PlainAmount = Field(description="more than 0, at most 2 decimal places")
     reason: str = Field(default="Good work!", max_length=500)
 
 
@@ -43,6 +46,17 @@ def _ledger(context: ToolContext) -> Ledger:
     if context.services.ledger is None:
         raise ToolError("no ledger is configured for this worker")
     return context.services.ledger
+
+
+@contextmanager
+def _as_tool_error() -> Iterator[None]:
+    """A ledger error that a retry would meet again becomes the model's to read."""
+    try:
+        yield
+    except LedgerError as exc:
+        if exc.retryable:
+            raise
+        raise ToolError(str(exc)) from exc
 
 
 def _receipt(receipt: Receipt) -> dict[str, Any]:
@@ -60,7 +74,7 @@ def _receipt(receipt: Receipt) -> dict[str, Any]:
 async def _pay(
     context: ToolContext, payee: str, amount: Decimal, reason: str, kind: TransferKind
 ) -> dict[str, Any]:
-    try:
+    with _as_tool_error():
         receipt = await _ledger(context).transfer(
             context.call_key,
             context.agent_id,
@@ -70,8 +84,6 @@ async def _pay(
             reference=context.conversation_id,
             kind=kind,
         )
-    except BusinessError as exc:
-        raise ToolError(str(exc)) from exc
     result = _receipt(receipt)
     if receipt.payer_balance is not None:
         result["balance"] = money(receipt.payer_balance)
@@ -80,10 +92,8 @@ async def _pay(
 
 @tool("check_balance", "Your own wallet's balance.", NoArgs, side_effect_free=True, timeout=15)
 async def check_balance(args: NoArgs, context: ToolContext) -> dict[str, str]:
-    try:
+    with _as_tool_error():
         balance = await _ledger(context).balance(context.agent_id)
-    except BusinessError as exc:
-        raise ToolError(str(exc)) from exc
     return {"agent": context.agent_id, "balance": money(balance)}
 
 
@@ -117,8 +127,6 @@ async def reward_agent(args: RewardArgs, context: ToolContext) -> dict[str, Any]
     timeout=15,
 )
 async def transaction_history(args: HistoryArgs, context: ToolContext) -> dict[str, Any]:
-    try:
+    with _as_tool_error():
         receipts = await _ledger(context).history(context.agent_id, args.limit)
-    except BusinessError as exc:
-        raise ToolError(str(exc)) from exc
     return {"agent": context.agent_id, "transfers": [_receipt(r) for r in receipts]}

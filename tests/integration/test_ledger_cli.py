@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ledger.embedded import EmbeddedLedger
 
 P2E = str(Path(sys.executable).parent / "p2e")
 
@@ -18,6 +22,14 @@ def p2e(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [P2E, *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def refused(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line of a refused command (exit 2, nothing on stdout)."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    return line
 
 
 def as_json(*args: str, env: dict[str, str]) -> Any:
@@ -45,9 +57,10 @@ def test_a_conversation_pays_once_and_history_names_it(own_ledger: dict[str, str
     assert "already exists; attaching" in again.stderr
 
     history = as_json("ledger", "history", "agent_alpha", env=own_ledger)
-    assert [(r["transfer_id"], r["amount"], r["reference"], r["reason"]) for r in history] == [
-        ("conv-cli-pay/2/0", "25.00", "conv-cli-pay", "helping")
+    assert [(r["amount"], r["reference"], r["reason"]) for r in history] == [
+        ("25.00", "conv-cli-pay", "helping")
     ]
+    assert history[0]["transfer_id"].startswith("wf:conv-cli-pay/2/0@")  # the business key
     assert as_json("ledger", "balance", "agent_alpha", env=own_ledger)["balance"] == "75.00"
     assert as_json("ledger", "balance", "agent_beta", env=own_ledger)["balance"] == "125.00"
     table = p2e("ledger", "history", "agent_alpha", env=own_ledger)
@@ -68,13 +81,19 @@ def test_init_again_leaves_existing_wallets(own_ledger: dict[str, str]) -> None:
     assert len(wallets) == 6
 
 
+NOT_PLAIN = "amount must be written with digits 0-9 and at most one '.'"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["agent_alpha", "agent_beta", "0"], "amount must be greater than 0, not 0"),
         (["agent_alpha", "agent_beta", "-5"], "amount must be greater than 0, not -5"),
-        (["agent_alpha", "agent_beta", "nan"], "amount must be a finite number, not nan"),
-        (["agent_alpha", "agent_beta", "1e309"], "amount 1e309 is over the per-transfer cap"),
+        (["agent_alpha", "agent_beta", "nan"], f"{NOT_PLAIN}, not 'nan'"),
+        (["agent_alpha", "agent_beta", "1e309"], f"{NOT_PLAIN}, not '1e309'"),
+        (["agent_alpha", "agent_beta", "1_0"], f"{NOT_PLAIN}, not '1_0'"),
+        (["agent_alpha", "agent_beta", "\u0661\u0660"], NOT_PLAIN),  # Arabic-Indic 10
+        (["agent_alpha", "agent_beta", "\uff15"], NOT_PLAIN),  # fullwidth 5
         (["agent_alpha", "agent_beta", "0.001"], "amount 0.001 has more than 2 decimal places"),
         (["agent_alpha", "agent_beta", "1000.01"], "amount 1000.01 is over the per-transfer cap"),
         (["agent_alpha", "nobody", "1"], "no wallet for nobody"),
@@ -88,12 +107,9 @@ def test_a_refused_transfer_is_one_line_exit_2_and_writes_nothing(
     before = as_json("ledger", "metrics", env=own_ledger), p2e("ledger", "audit", "--json",
                                                                  env=own_ledger).stdout  # fmt: skip
 
-    done = p2e("ledger", "transfer", *args, env=own_ledger)
+    line = refused(p2e("ledger", "transfer", *args, env=own_ledger))
 
-    assert done.returncode == 2
-    [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
-    assert done.stdout == ""
     after = as_json("ledger", "metrics", env=own_ledger), p2e("ledger", "audit", "--json",
                                                                 env=own_ledger).stdout  # fmt: skip
     assert after == before
@@ -134,3 +150,114 @@ def test_audit_and_metrics_report_the_journal(own_ledger: dict[str, str]) -> Non
     bad = p2e("ledger", "audit", "--since", "yesterday", env=own_ledger)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: --since must be an ISO date or time, not 'yesterday'"
+
+
+# --- the ledger file ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["balance", "agent_alpha"],
+        ["history", "agent_alpha"],
+        ["transfer", "agent_alpha", "agent_beta", "1"],
+        ["overview"],
+        ["metrics"],
+        ["audit"],
+        ["verify"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_command_without_a_ledger_is_one_line_and_creates_nothing(
+    cli_env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
+    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
+    line = refused(p2e("ledger", *args, env=env))
+    assert line == f"error: no ledger at {tmp_path / 'ledger.db'}; create it with `p2e ledger init`"
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_an_emptied_ledger_file_is_refused_not_made_new(own_ledger: dict[str, str]) -> None:
+    """`: > ledger.db` must not turn into a fresh ledger whose verify says ok."""
+    p2e("ledger", "transfer", "agent_alpha", "agent_beta", "10", env=own_ledger)
+    path = Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db"
+    path.write_bytes(b"")
+
+    for args in (["init"], ["verify"], ["balance", "agent_alpha"], ["overview"]):
+        line = refused(p2e("ledger", *args, env=own_ledger))
+        assert line.startswith(f"error: the ledger file {path} is empty;"), line
+    assert path.read_bytes() == b""
+
+
+@pytest.mark.parametrize("balance", ["1e400", "1" + "0" * 40, "\u0661\u0660", "1_0", "-1", "0.001"])
+def test_init_refuses_a_bad_balance_in_one_line_and_creates_nothing(
+    cli_env: dict[str, str], tmp_path: Path, balance: str
+) -> None:
+    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
+    line = refused(p2e("ledger", "init", f"--balance={balance}", env=env))
+    assert line.startswith("error: initial balance "), line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_names_a_receipt_changed_or_removed_behind_the_api(
+    own_ledger: dict[str, str],
+) -> None:
+    p2e("ledger", "transfer", "agent_alpha", "agent_beta", "25", "--id", "pay-1", env=own_ledger)
+    p2e("ledger", "transfer", "agent_beta", "agent_helper", "5", "--id", "pay-2", env=own_ledger)
+    db = sqlite3.connect(Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db", isolation_level=None)
+    db.execute(
+        "UPDATE transfers SET amount = 2500000, payee = 'agent_helper' WHERE transfer_id = 'pay-1'"
+    )
+    db.close()
+
+    done = p2e("ledger", "verify", env=own_ledger)
+    assert done.returncode == 1
+    assert done.stdout.strip().startswith("ledger BROKEN: transfers row pay-1: payee is")
+    history = as_json("ledger", "history", "agent_alpha", env=own_ledger)
+    assert history[0]["amount"] == "25000.00", "what history printed, and verify caught"
+
+    db = sqlite3.connect(Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db", isolation_level=None)
+    db.execute("DELETE FROM transfers WHERE transfer_id = 'pay-1'")
+    db.close()
+    done = p2e("ledger", "verify", env=own_ledger)
+    assert done.returncode == 1
+    assert "transfer pay-1 has no row in transfers" in done.stdout
+
+
+def test_a_corrupt_page_is_named_by_verify_and_one_line_for_history(
+    own_ledger: dict[str, str],
+) -> None:
+    path = Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db"
+
+    async def pay_many() -> None:
+        ledger = EmbeddedLedger(path, create=False)
+        for i in range(300):
+            await ledger.transfer(f"many-{i}", "agent_alpha", "agent_beta", Decimal("0.01"))
+        await ledger.close()  # the last connection: the WAL is checkpointed into the file
+
+    asyncio.run(pay_many())
+    assert not path.with_name("ledger.db-wal").exists()
+    with sqlite3.connect(path) as db:
+        (root,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'transfers'"
+        ).fetchone()
+        (size,) = db.execute("PRAGMA page_size").fetchone()
+    db.close()
+    with path.open("r+b") as file:
+        file.seek((root - 1) * size)
+        file.write(b"\xde\xad\xbe\xef" * (size // 4))
+
+    done = p2e("ledger", "verify", env=own_ledger)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("ledger BROKEN: table transfers: "), done.stdout
+    line = refused(p2e("ledger", "history", "agent_alpha", env=own_ledger))
+    assert line == f"error: ledger {path} is unreadable: database disk image is malformed"
+
+
+@pytest.mark.parametrize("command", [["history", "agent_alpha"], ["audit"]])
+def test_limit_is_bounded(own_ledger: dict[str, str], command: list[str]) -> None:
+    done = p2e("ledger", *command, "--limit", "99999999999999999999", env=own_ledger)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "--limit" in line and "10000" in line
+    assert p2e("ledger", *command, "--limit", "10000", env=own_ledger).returncode == 0

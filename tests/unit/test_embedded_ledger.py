@@ -2,7 +2,9 @@
 `verify` checks against tampering done behind the API's back, several ledgers (processes)
 sharing one file, exact money, and an unopenable file being LedgerUnavailable.
 
-The shared behaviour of every backend is in tests/conformance."""
+The file itself (created only by init, empty, foreign or damaged files refused, verify of
+the receipts and of SQLite's pages) is in test_ledger_storage.py; the shared behaviour of
+every backend is in tests/conformance."""
 
 from __future__ import annotations
 
@@ -180,11 +182,11 @@ async def test_a_dropped_trigger_alone_is_caught(ledger: EmbeddedLedger, trigger
     assert report.problem is not None and trigger in report.problem
 
 
-async def test_reopening_the_file_does_not_mask_a_dropped_trigger(
+async def test_reopening_the_file_neither_restores_the_triggers_nor_masks_the_change(
     ledger: EmbeddedLedger,
 ) -> None:
-    """Opening the ledger runs `CREATE TRIGGER IF NOT EXISTS`; a later verify on a fresh
-    instance therefore sees the triggers again, but the tampered row stays caught."""
+    """Opening a ledger never runs the schema again: the dropped triggers stay missing, and
+    the tampered row stays caught."""
     with behind_the_back(ledger) as db:
         drop_triggers(db)
         db.execute("UPDATE journal SET reason = 'rewritten' WHERE seq = 4")
@@ -194,6 +196,8 @@ async def test_reopening_the_file_does_not_mask_a_dropped_trigger(
         assert not report.ok and report.first_bad_seq == 4
     finally:
         await reopened.close()
+    with behind_the_back(ledger) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
 
 
 # --- one file, several ledgers ------------------------------------------------------------
@@ -289,9 +293,10 @@ async def test_large_balances_stay_exact(tmp_path: Path) -> None:
 # --- an unusable file ---------------------------------------------------------------------
 
 
-def test_a_ledger_file_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
+async def test_a_ledger_file_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
     directory = tmp_path / "ledger.db"
     directory.mkdir()
-    with pytest.raises(LedgerUnavailable, match="cannot open the ledger"):
-        EmbeddedLedger(directory)
+    ledger = EmbeddedLedger(directory)  # opens at the first command
+    with pytest.raises(LedgerUnavailable, match="unable to open database file"):
+        await ledger.balance("alice")
     assert LedgerUnavailable.retryable is True
