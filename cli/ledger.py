@@ -105,15 +105,25 @@ def transfer(
     reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")] = "",
     transfer_id: Annotated[
         str | None,
-        typer.Option("--id", help="Transfer id; repeating it never pays twice [default: new]."),
+        typer.Option(
+            "--id",
+            help="Your name for the transfer (stored as user:ID); repeating it never pays twice "
+            "[default: new].",
+        ),
     ] = None,
 ) -> None:
     """Move AMOUNT from PAYER's wallet to PAYEE's."""
     from ledger.models import parse_amount
+    from runtime.errors import InvalidInput
     from runtime.settings import load_settings
+    from workflows.ids import name_problem, user_key
 
+    if transfer_id is not None and (problem := name_problem(transfer_id, "--id")):
+        raise InvalidInput(problem)
     value = parse_amount(amount, load_settings().ledger.max_transfer)  # names the text as typed
-    identifier = transfer_id or f"cli/{datetime.now(UTC):%Y%m%dT%H%M%S}/{secrets.token_hex(4)}"
+    identifier = user_key(
+        transfer_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    )
     receipt = _with_ledger(
         lambda ledger: ledger.transfer(
             identifier, payer, payee, value, reason=reason, reference="cli"

@@ -67,6 +67,7 @@ from ledger.models import (
     VerifyReport,
     Wallet,
     checked_transfer,
+    parse_balance,
 )
 
 STALE_RETRIES = 3
@@ -329,8 +330,7 @@ class CantonLedger:
         return js_commands(party, self.settings.user_id, command, key)
 
     async def open_wallet(self, agent: str, initial: Decimal) -> tuple[Wallet, bool]:
-        if initial < 0 or initial != initial.quantize(CENT):
-            raise InvalidAmount(f"initial balance must be >= 0 with 2 decimals, not {initial}")
+        initial = parse_balance(initial)
         party = await self.party()
         existing = (await self._wallets()).get(agent)
         if existing is not None:

@@ -99,7 +99,7 @@ async def record(state_dir: Path) -> None:
             temporal=TemporalSettings(address=server.config.address, task_queue="golden"),
         )
         registry = AgentRegistry.load(settings.agents_file)
-        ledger = open_ledger(settings.ledger, state_dir)
+        ledger = open_ledger(settings.ledger, state_dir, create=True)
         for agent_id in registry.ids:
             await ledger.open_wallet(agent_id, settings.ledger.initial_balance)
         await ledger.close()

@@ -206,22 +206,22 @@ def test_verify_names_a_receipt_changed_or_removed_behind_the_api(
     p2e("ledger", "transfer", "agent_beta", "agent_helper", "5", "--id", "pay-2", env=own_ledger)
     db = sqlite3.connect(Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db", isolation_level=None)
     db.execute(
-        "UPDATE transfers SET amount = 2500000, payee = 'agent_helper' WHERE transfer_id = 'pay-1'"
+        "UPDATE transfers SET amount = 2500000, payee = 'agent_helper' WHERE transfer_id = 'user:pay-1'"
     )
     db.close()
 
     done = p2e("ledger", "verify", env=own_ledger)
     assert done.returncode == 1
-    assert done.stdout.strip().startswith("ledger BROKEN: transfers row pay-1: payee is")
+    assert done.stdout.strip().startswith("ledger BROKEN: transfers row user:pay-1: payee is")
     history = as_json("ledger", "history", "agent_alpha", env=own_ledger)
     assert history[0]["amount"] == "25000.00", "what history printed, and verify caught"
 
     db = sqlite3.connect(Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db", isolation_level=None)
-    db.execute("DELETE FROM transfers WHERE transfer_id = 'pay-1'")
+    db.execute("DELETE FROM transfers WHERE transfer_id = 'user:pay-1'")
     db.close()
     done = p2e("ledger", "verify", env=own_ledger)
     assert done.returncode == 1
-    assert "transfer pay-1 has no row in transfers" in done.stdout
+    assert "transfer user:pay-1 has no row in transfers" in done.stdout
 
 
 def test_a_corrupt_page_is_named_by_verify_and_one_line_for_history(

@@ -17,6 +17,7 @@ from runtime.settings import Settings
 from runtime.worker import build_worker
 from tests.conftest import queue_settings
 from workflows.fsm import FinishReason, State
+from workflows.ids import business_key
 
 from .helpers import activity_attempts, agent, unique
 
@@ -51,7 +52,8 @@ async def test_transfer_retried_after_a_crash_past_the_commit_pays_once(
     finally:
         doomed.kill()
     assert code == -9, "the worker died by SIGKILL right after the commit"
-    transfer_id = f"{handle.id}/2/0"
+    first_run = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
+    transfer_id = business_key(handle.id, first_run, 2, 0)
     assert await ledger.get_transfer(transfer_id) is not None, "committed before the crash"
 
     async with build_worker(client, crash):
