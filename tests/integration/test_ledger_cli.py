@@ -206,7 +206,8 @@ def test_verify_names_a_receipt_changed_or_removed_behind_the_api(
     p2e("ledger", "transfer", "agent_beta", "agent_helper", "5", "--id", "pay-2", env=own_ledger)
     db = sqlite3.connect(Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db", isolation_level=None)
     db.execute(
-        "UPDATE transfers SET amount = 2500000, payee = 'agent_helper' WHERE transfer_id = 'user:pay-1'"
+        "UPDATE transfers SET amount = 2500000, payee = 'agent_helper'"
+        " WHERE transfer_id = 'user:pay-1'"
     )
     db.close()
 
