@@ -13,7 +13,7 @@ from decimal import Decimal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.names import LEDGER_BALANCE, LEDGER_REWARD, LEDGER_SNAPSHOT, LEDGER_TRANSFER
+from contract.names import LEDGER_BALANCE, LEDGER_REWARD, LEDGER_SNAPSHOT, LEDGER_TRANSFER
 from ledger.base import Ledger
 from ledger.errors import LedgerError
 from ledger.models import LedgerSnapshot, Receipt, TransferRequest

@@ -23,12 +23,12 @@ from temporalio.exceptions import ApplicationError
 
 import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
 from activities.heartbeat import heartbeating
-from activities.names import LLM_STEP
 from activities.transcript import Transcript
 from agents import scripted_provider
+from agents.config import ScriptedModelSettings
 from agents.tools import get_tool
-from runtime.settings import ScriptedModelSettings
-from workflows.models import StepInput, StepResult, ToolCallRequest, Usage
+from contract.models import StepInput, StepResult, ToolCallRequest, Usage
+from contract.names import LLM_STEP
 
 litellm.suppress_debug_info = True
 

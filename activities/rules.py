@@ -6,10 +6,10 @@ import time
 
 from temporalio import activity
 
-from activities.names import RULE_STEP
 from activities.transcript import Transcript
 from agents.rules import respond
-from workflows.models import StepInput, StepResult, ToolCallRequest, Usage
+from contract.models import StepInput, StepResult, ToolCallRequest, Usage
+from contract.names import RULE_STEP
 
 
 class RuleActivities:

@@ -11,13 +11,13 @@ import json
 from pydantic import ValidationError
 from temporalio import activity
 
-from activities.names import RUN_TOOL
 from agents.tools import ToolError, get_tool
 from agents.tools.registry import ToolContext, ToolServices, invalid_arguments
-from runtime.artifacts import ArtifactStore
-from runtime.tool_cache import ToolCache, cache_key
-from workflows.ids import business_key
-from workflows.models import ToolInput, ToolOutcome, ToolStatus, preview
+from contract.ids import business_key
+from contract.models import ToolInput, ToolOutcome, ToolStatus, preview
+from contract.names import RUN_TOOL
+from store.artifacts import ArtifactStore
+from store.tool_cache import ToolCache, cache_key
 
 
 class ToolActivities:

@@ -11,11 +11,8 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.names import STORE_NODES
 from agents.personas import PersonaLibrary
-from runtime.artifacts import ArtifactStore
-from workflows.fsm import State
-from workflows.models import (
+from contract.models import (
     ContentNode,
     StepInput,
     StepResult,
@@ -24,6 +21,9 @@ from workflows.models import (
     Usage,
     preview,
 )
+from contract.names import STORE_NODES
+from contract.states import State
+from store.artifacts import ArtifactStore
 
 
 def node_to_message(node: ContentNode, store: ArtifactStore) -> dict[str, Any]:

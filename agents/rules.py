@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
-from agents.spec import Rule
 from agents.turn import latest_turn
+from contract.agent import Rule
 
 
 @dataclass(frozen=True)

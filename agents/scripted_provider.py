@@ -13,8 +13,8 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 from litellm.utils import custom_llm_setup
 
+from agents.config import ScriptedModelSettings
 from agents.scripted import PROVIDER, ScriptedFailure, estimate_tokens, respond
-from runtime.settings import ScriptedModelSettings
 
 
 class ScriptedLLM(CustomLLM):

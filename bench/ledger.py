@@ -23,13 +23,13 @@ from temporalio import workflow
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.ledger import LedgerActivities
-from activities.names import LEDGER_TRANSFER
+from contract.ids import business_key
+from contract.names import LEDGER_TRANSFER
 from ledger.embedded import EmbeddedLedger
 from ledger.models import Receipt, TransferRequest
 from runtime.client import connect
 from runtime.settings import Settings, TemporalSettings
 from runtime.temporal_server import private_dev_server
-from workflows.ids import business_key
 from workflows.options import LEDGER_ACTIVITY
 
 TARGET_PER_S = 1000

@@ -29,14 +29,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from agents.registry import AgentRegistry
-from agents.spec import AgentSpec
 from agents.tools.weather import WEATHER
+from contract.agent import AgentSpec
+from contract.models import ConversationResult
 from runtime.client import connect
 from runtime.conversations import start_conversation
 from runtime.settings import Settings, TemporalSettings
 from runtime.temporal_server import private_dev_server
 from runtime.worker import build_worker
-from workflows.models import ConversationResult
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -22,13 +22,13 @@ from cli.common import (
     settings_for,
 )
 from cli.display import Progress, reply_text, stack_table
-from runtime.errors import InvalidInput, P2eError
+from contract.errors import InvalidInput, P2eError
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
+    from contract.models import ConversationStatus, TurnResult
     from runtime.settings import Settings
-    from workflows.models import ConversationStatus, TurnResult
 
 HELP = "/stack shows the conversation, /end closes it, /exit leaves it open for later"
 POLL_S = 0.5
@@ -142,8 +142,8 @@ async def _send(handle: WorkflowHandle[Any, Any], update: str, text: str) -> Tur
     """Deliver a message or answer; tool calls and delegations print while they happen."""
     from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 
+    from contract.models import StackEntry, TurnResult
     from runtime.conversations import check_message
-    from workflows.models import StackEntry, TurnResult
 
     check_message(text, "answer" if update == "answer" else "message")
     before = len(await handle.query("stack", result_type=list[StackEntry]))
@@ -165,14 +165,14 @@ async def _send(handle: WorkflowHandle[Any, Any], update: str, text: str) -> Tur
 
 
 async def _print_stack(handle: WorkflowHandle[Any, Any]) -> None:
-    from workflows.models import StackEntry
+    from contract.models import StackEntry
 
     stack = await handle.query("stack", result_type=list[StackEntry])
     console.print(stack_table(handle.id, stack))
 
 
 async def _status(handle: WorkflowHandle[Any, Any]) -> ConversationStatus:
-    from workflows.models import ConversationStatus
+    from contract.models import ConversationStatus
 
     status: ConversationStatus = await handle.query("state", result_type=ConversationStatus)
     return status
@@ -241,8 +241,8 @@ async def _still_running(handle: WorkflowHandle[Any, Any]) -> bool:
 
 
 async def _show_question(settings: Settings, handle: WorkflowHandle[Any, Any]) -> None:
-    from workflows.fsm import State
-    from workflows.models import StackEntry
+    from contract.models import StackEntry
+    from contract.states import State
 
     stack = await handle.query("stack", result_type=list[StackEntry])
     asked = next((e for e in reversed(stack) if e.kind is State.USER_MESSAGE), None)

@@ -20,11 +20,11 @@ from cli.common import (
     serving,
     settings_for,
 )
-from runtime.errors import InvalidInput
+from contract.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from contract.models import Overrides
     from runtime.settings import Settings
-    from workflows.models import Overrides
 
 app = typer.Typer(
     help="Change a running conversation's persona, tools or model.", no_args_is_help=True
@@ -109,10 +109,10 @@ def _apply(settings: Settings, conversation: str, update: str, value: Any) -> No
 async def _update(
     settings: Settings, conversation: str, update: str, value: Any
 ) -> tuple[str, Overrides]:
+    from contract.errors import P2eError
+    from contract.models import Overrides
     from runtime.client import connect
     from runtime.conversations import describe, is_running
-    from runtime.errors import P2eError
-    from workflows.models import Overrides
 
     client = await connect(settings)
     handle, description = await describe(client, conversation)
@@ -124,9 +124,9 @@ async def _update(
 
 
 async def _overrides(settings: Settings, conversation: str) -> tuple[str, Overrides]:
+    from contract.models import Overrides
     from runtime.client import connect
     from runtime.conversations import describe
-    from workflows.models import Overrides
 
     client = await connect(settings)
     handle, _ = await describe(client, conversation)

@@ -17,12 +17,12 @@ from cli.common import (
     settings_for,
 )
 from cli.display import stack_table
-from runtime.errors import P2eError
+from contract.errors import P2eError
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
-    from workflows.models import StackEntry
+    from contract.models import StackEntry
 
 app = typer.Typer(help="Conversations and their interaction stacks.", no_args_is_help=True)
 
@@ -95,7 +95,7 @@ def show(
         print_json(data)
         return
     usage = data["usage"]
-    from workflows.models import StackEntry
+    from contract.models import StackEntry
 
     reason = f" ({data['reason']})" if data["reason"] else ""
     title = f"{data['conversation_id']} · {data['agent']} · {data['status']}{reason}"
@@ -136,7 +136,7 @@ async def _query_stack(handle: WorkflowHandle[Any, Any], *, running: bool) -> li
 
     from temporalio.service import RPCError
 
-    from workflows.models import StackEntry
+    from contract.models import StackEntry
 
     try:
         return await asyncio.wait_for(
@@ -150,7 +150,7 @@ async def _query_stack(handle: WorkflowHandle[Any, Any], *, running: bool) -> li
 
 
 def _usage_of(stack: list[StackEntry]) -> dict[str, Any]:
-    from workflows.models import Usage
+    from contract.models import Usage
 
     total = Usage()
     for entry in stack:

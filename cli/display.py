@@ -14,8 +14,8 @@ from cli.common import note
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
+    from contract.models import StackEntry
     from runtime.settings import Settings
-    from workflows.models import StackEntry
 
 
 def entry_detail(entry: StackEntry) -> str:
@@ -50,7 +50,7 @@ def stack_table(title: str, stack: list[StackEntry]) -> Table:
 
 def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
     """The full reply from the artifact store; the preview if this machine lacks it."""
-    from runtime.artifacts import ArtifactNotFound, ArtifactStore
+    from store.artifacts import ArtifactNotFound, ArtifactStore
 
     if ref:
         with contextlib.suppress(ArtifactNotFound):
@@ -75,7 +75,7 @@ class Progress:
     async def follow(self, handle: WorkflowHandle[Any, Any]) -> None:
         from temporalio.service import RPCError
 
-        from workflows.models import StackEntry
+        from contract.models import StackEntry
 
         while True:
             with contextlib.suppress(RPCError):

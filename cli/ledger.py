@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from cli.common import JsonOption, console, print_json, run_async
-from runtime.errors import P2eError
+from contract.errors import P2eError
 
 if TYPE_CHECKING:
     from ledger.base import Ledger
@@ -113,10 +113,10 @@ def transfer(
     ] = None,
 ) -> None:
     """Move AMOUNT from PAYER's wallet to PAYEE's."""
+    from contract.errors import InvalidInput
+    from contract.ids import name_problem, user_key
     from ledger.models import parse_amount
-    from runtime.errors import InvalidInput
     from runtime.settings import load_settings
-    from workflows.ids import name_problem, user_key
 
     if transfer_id is not None and (problem := name_problem(transfer_id, "--id")):
         raise InvalidInput(problem)

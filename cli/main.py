@@ -12,7 +12,7 @@ from typer.exceptions import Abort, TyperException
 
 from cli import agent, chat, config, conversation, ledger, run, server, worker
 from cli.common import visible
-from runtime.errors import P2eError
+from contract.errors import P2eError
 
 app = typer.Typer(
     name="p2e",

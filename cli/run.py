@@ -20,9 +20,9 @@ from cli.common import (
 from cli.display import Progress, reply_text
 
 if TYPE_CHECKING:
-    from agents.spec import AgentSpec
+    from contract.agent import AgentSpec
+    from contract.models import ConversationResult
     from runtime.settings import Settings
-    from workflows.models import ConversationResult
 
 
 def run(
@@ -88,7 +88,7 @@ async def _run(
 
 
 def _print_result(settings: Settings, result: ConversationResult) -> int:
-    from workflows.fsm import FinishReason
+    from contract.states import FinishReason
 
     console.print(reply_text(settings, result.reply_ref, result.reply_preview), highlight=False)
     usage = result.usage

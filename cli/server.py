@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, note
-from runtime.errors import DevServerError, ProvisioningError
+from contract.errors import DevServerError, ProvisioningError
 from runtime.settings import load_settings
 from runtime.temporal_server import (
     DevServer,

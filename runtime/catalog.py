@@ -8,11 +8,11 @@ from pathlib import Path
 
 from agents.personas import PersonaLibrary
 from agents.registry import AgentRegistry
-from agents.spec import AgentSpec
 from agents.tools import get_tool, load_plugins, registered_tools
-from runtime.errors import ConfigError
+from contract.agent import AgentSpec
+from contract.errors import ConfigError
+from contract.models import Catalog, ToolInfo
 from runtime.settings import Settings
-from workflows.models import Catalog, ToolInfo
 
 
 def resolve_agent(agent: AgentSpec, settings: Settings) -> AgentSpec:

@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
-from runtime.errors import TemporalUnavailable, UnknownNamespace
+from contract.errors import TemporalUnavailable, UnknownNamespace
 from runtime.settings import Settings
 
 

@@ -20,14 +20,14 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
-from agents.spec import AgentSpec
+from contract.agent import AgentSpec
+from contract.errors import ConversationNotFound, InvalidInput
+from contract.ids import name_problem
+from contract.inputs import message_problem
+from contract.models import Catalog, ConversationInput, ConversationResult, preview
 from runtime.catalog import check_agent, load_catalog, resolve_agent
-from runtime.errors import ConversationNotFound, InvalidInput
 from runtime.settings import Settings
 from workflows import search
-from workflows.ids import name_problem
-from workflows.inputs import message_problem
-from workflows.models import Catalog, ConversationInput, ConversationResult, preview
 
 WORKFLOW_TYPE = "ConversationWorkflow"
 PREFIX = "conv-"

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.spec import DedupPolicy
+from agents.config import ScriptedModelSettings, ToolSettings
+from contract.errors import ConfigError, first_problem, read_config_text
 from ledger.config import LedgerSettings
-from runtime.errors import ConfigError, first_problem, read_config_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Temporal's rule for namespace names.
@@ -63,19 +63,6 @@ def check_address(value: str) -> None:
         raise ValueError(f"port must be 1..65535, not {port}")
     if any(c.isspace() or not c.isprintable() for c in host):
         raise ValueError(f"host must have no spaces or control characters, not {host!r}")
-
-
-class ScriptedModelSettings(_Section):
-    latency_ms: int = Field(default=0, ge=0)
-    prompt_tokens: int | None = Field(default=None, ge=0)
-    completion_tokens: int | None = Field(default=None, ge=0)
-    cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="USD, to exercise budgets")
-
-
-class ToolSettings(_Section):
-    dedup: DedupPolicy = Field(
-        default="penalty", description="repeated side-effecting calls: none | penalty | strict"
-    )
 
 
 class ConversationSettings(_Section):

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runtime.errors import ConfigError, DevServerError, ProvisioningError, first_problem
+from contract.errors import ConfigError, DevServerError, ProvisioningError, first_problem
 from runtime.settings import Settings
 
 MIN_GO = (1, 25)

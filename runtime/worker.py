@@ -13,8 +13,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
-from runtime.artifacts import ArtifactStore
 from runtime.settings import Settings
+from store.artifacts import ArtifactStore
 from workflows.conversation import ConversationWorkflow
 
 # Workers that `p2e run` starts for one conversation carry this suffix, so that a later run
@@ -39,7 +39,7 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
     from agents.tools import load_plugins
     from agents.tools.registry import ToolServices
     from ledger import open_ledger
-    from runtime.tool_cache import ToolCache
+    from store.tool_cache import ToolCache
 
     load_plugins()
     store = ArtifactStore(settings.artifacts_dir)

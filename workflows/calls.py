@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from agents.spec import AgentSpec
+from contract.agent import AgentSpec
 
 
 def call_key(name: str, arguments: str) -> str:

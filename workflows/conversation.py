@@ -26,25 +26,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.names import LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
     from agents.personas import NO_PERSONA
-    from agents.spec import AgentSpec
     from agents.tools.delegate import DELEGATE, DelegateArgs
     from agents.tools.registry import invalid_arguments
-    from workflows import search
-    from workflows.calls import call_key, delegation_refusal
-    from workflows.fsm import (
-        MODEL_INPUT_STATES,
-        TERMINAL,
-        Event,
-        FinishReason,
-        IllegalTransition,
-        State,
-    )
-    from workflows.fsm import transition as fsm_transition
-    from workflows.ids import business_key, child_workflow_id
-    from workflows.inputs import message_problem
-    from workflows.models import (
+    from contract.agent import AgentSpec
+    from contract.ids import business_key, child_workflow_id
+    from contract.inputs import message_problem
+    from contract.models import (
         ContentNode,
         ConversationInput,
         ConversationResult,
@@ -64,6 +52,12 @@ with workflow.unsafe.imports_passed_through():
         WaitingFor,
         preview,
     )
+    from contract.names import LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
+    from contract.states import FinishReason, State
+    from workflows import search
+    from workflows.calls import call_key, delegation_refusal
+    from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
+    from workflows.fsm import transition as fsm_transition
     from workflows.options import LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
 
 DEFAULT_MODEL = "scripted/default"

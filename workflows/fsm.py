@@ -8,18 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-
-class State(StrEnum):
-    """The kinds of entry on a conversation's interaction stack."""
-
-    USER_MESSAGE = "UserMessage"
-    ASSISTANT_MESSAGE = "AssistantMessage"
-    TOOL_CALL = "ToolCall"
-    TOOL_RESULT = "ToolResult"
-    AGENT_CALL = "AgentCall"
-    AGENT_RESULT = "AgentResult"
-    WAITING = "Waiting"
-    FINISHED = "Finished"
+from contract.states import State
 
 
 class Event(StrEnum):
@@ -35,15 +24,6 @@ class Event(StrEnum):
     USER_SENDS = "user_sends"  # a user message arrives while waiting
     USER_ENDS = "user_ends"  # the user closes an interactive conversation
     LIMIT = "limit"  # a step, budget or time limit ended the conversation
-
-
-class FinishReason(StrEnum):
-    DONE = "done"
-    MAX_STEPS = "max_steps"
-    BUDGET = "budget"
-    TIMEOUT = "timeout"
-    ERROR = "error"
-    CANCELLED = "cancelled"
 
 
 class IllegalTransition(Exception):

@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
-from workflows.models import ToolInfo
+from contract.models import ToolInfo
 
 
 def preset(

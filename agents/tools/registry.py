@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from runtime.errors import ConfigError
+from contract.errors import ConfigError
 
 if TYPE_CHECKING:
     from ledger.base import Ledger

@@ -12,12 +12,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from agents.registry import AgentRegistry
-from agents.spec import AgentSpec
+from contract.agent import AgentSpec
+from contract.models import ConversationResult, ConversationStatus, StackEntry, WaitingFor
+from contract.states import State
 from runtime.conversations import start_conversation
 from runtime.settings import Settings
 from workflows.conversation import ConversationWorkflow
-from workflows.fsm import State
-from workflows.models import ConversationResult, ConversationStatus, StackEntry, WaitingFor
 
 
 def agent(settings: Settings, agent_id: str = "agent_alpha", **changes: Any) -> AgentSpec:

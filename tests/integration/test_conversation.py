@@ -6,12 +6,12 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from runtime.artifacts import ArtifactStore
+from contract.models import StackEntry
+from contract.states import FinishReason, State
 from runtime.conversations import start_conversation
 from runtime.settings import Settings
+from store.artifacts import ArtifactStore
 from workflows import search
-from workflows.fsm import FinishReason, State
-from workflows.models import StackEntry
 
 from .helpers import activity_attempts, activity_summaries, agent
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from contract.models import StackEntry
+from contract.states import FinishReason, State
 from runtime.conversations import start_conversation
 from runtime.settings import Settings
 from runtime.worker import build_worker
 from tests.conftest import queue_settings
-from workflows.fsm import FinishReason, State
-from workflows.models import StackEntry
 
 from .helpers import activity_attempts, agent
 

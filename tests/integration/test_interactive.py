@@ -12,13 +12,13 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
-from agents.spec import AgentSpec
+from contract.agent import AgentSpec
+from contract.models import ConversationInput, ConversationResult, Overrides
+from contract.states import FinishReason, State
 from runtime.catalog import load_catalog
 from runtime.conversations import start_conversation
 from runtime.settings import Settings
 from workflows.conversation import ConversationWorkflow
-from workflows.fsm import FinishReason, State
-from workflows.models import ConversationInput, ConversationResult, Overrides
 
 from .helpers import (
     activity_summaries,

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from contract.ids import business_key
+from contract.states import FinishReason, State
 from ledger.embedded import EmbeddedLedger
 from runtime.conversations import start_conversation
 from runtime.settings import Settings
 from runtime.worker import build_worker
 from tests.conftest import queue_settings
-from workflows.fsm import FinishReason, State
-from workflows.ids import business_key
 
 from .helpers import activity_attempts, agent, unique
 

@@ -16,17 +16,18 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from agents import scripted_provider
-from agents.spec import DedupPolicy
+from agents.config import ScriptedModelSettings
 from agents.tools import registry
 from agents.tools.weather import WEATHER
-from runtime.artifacts import ArtifactStore
+from contract.agent import DedupPolicy
+from contract.models import ConversationResult, StackEntry, ToolStatus, Usage
+from contract.states import FinishReason, State
 from runtime.conversations import start_conversation
-from runtime.settings import ConversationSettings, ScriptedModelSettings, Settings
+from runtime.settings import ConversationSettings, Settings
 from runtime.worker import build_worker
+from store.artifacts import ArtifactStore
 from tests.conftest import queue_settings
 from workflows import search
-from workflows.fsm import FinishReason, State
-from workflows.models import ConversationResult, StackEntry, ToolStatus, Usage
 
 from .helpers import (
     activity_attempts,

@@ -14,10 +14,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
-from activities.names import RUN_TOOL
+from contract.models import ConversationInput, ConversationResult
+from contract.names import RUN_TOOL
 from tests.golden.record import CASES
 from workflows.conversation import ConversationWorkflow
-from workflows.models import ConversationInput, ConversationResult
 
 GOLDEN_DIR = Path(__file__).parent.parent / "golden"
 

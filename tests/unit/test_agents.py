@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from agents.registry import AgentRegistry
-from agents.spec import AgentSpec
-from runtime.errors import ConfigError, UnknownAgent
+from contract.agent import AgentSpec
+from contract.errors import ConfigError, UnknownAgent
 from runtime.settings import PROJECT_ROOT
 
 PROJECT_AGENTS = PROJECT_ROOT / "config" / "agents.yml"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from runtime.artifacts import ArtifactNotFound, ArtifactStore
-from workflows.fsm import State
-from workflows.models import ContentNode, ToolCallRequest
+from contract.models import ContentNode, ToolCallRequest
+from contract.states import State
+from store.artifacts import ArtifactNotFound, ArtifactStore
 
 
 def files_under(root: Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.spec import AgentLimits, AgentSpec
+from contract.agent import AgentLimits, AgentSpec
 from workflows.calls import call_key, delegation_refusal
 
 # --- call_key --------------------------------------------------------------------------------

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.spec import AgentSpec, Rule
+from contract.agent import AgentSpec, Rule
+from contract.errors import ConfigError
+from contract.models import Catalog, ToolInfo
 from runtime.catalog import check_agent, load_catalog, resolve_agent
-from runtime.errors import ConfigError
 from runtime.settings import Settings
-from workflows.models import Catalog, ToolInfo
 
 TEAM = {"agent_alpha", "agent_beta", "agent_helper", "treasurer", "child", "reviewer"}
 SOURCE = Path("/config/agents.yml")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.errors import ConfigError, DevServerError, ProvisioningError
+from contract.errors import ConfigError, DevServerError, ProvisioningError
 from runtime.settings import Settings
 from runtime.temporal_server import (
     CliVersion,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from contract.states import State
 from workflows.fsm import (
     TERMINAL,
     TRANSITIONS,
     Event,
     IllegalTransition,
-    State,
     allowed_events,
     transition,
 )

@@ -16,11 +16,11 @@ import pytest
 from activities.tools import ToolActivities
 from agents.tools import get_tool
 from agents.tools.registry import ToolServices
+from contract.ids import business_key
+from contract.models import ToolCallRequest, ToolInput, ToolOutcome
 from ledger.embedded import EmbeddedLedger
-from runtime.artifacts import ArtifactStore
-from runtime.tool_cache import ToolCache
-from workflows.ids import business_key
-from workflows.models import ToolCallRequest, ToolInput, ToolOutcome
+from store.artifacts import ArtifactStore
+from store.tool_cache import ToolCache
 
 D = Decimal
 CONVERSATION = "conv-42"

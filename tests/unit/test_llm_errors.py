@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
 from activities.llm import classify_llm_error
 from agents import scripted_provider
-from runtime.settings import ScriptedModelSettings
+from agents.config import ScriptedModelSettings
 
 RETRYABLE: list[type[Exception]] = [
     llm_exc.RateLimitError,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agents.personas import PersonaLibrary
-from runtime.errors import ConfigError
+from contract.errors import ConfigError
 from runtime.settings import PROJECT_ROOT
 
 SHIPPED = PersonaLibrary(PROJECT_ROOT / "config" / "personas")

@@ -7,7 +7,7 @@ from typing import Any
 
 from agents.registry import AgentRegistry
 from agents.rules import RuleCall, RuleReply, respond
-from agents.spec import Rule
+from contract.agent import Rule
 from runtime.settings import PROJECT_ROOT
 
 FALLBACK = "I have no rule for that."

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import ConfigError
+from contract.errors import ConfigError
 from runtime.settings import ENV_VARS, PROJECT_ROOT, Settings, load_settings
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agents.spec import AgentLimits, AgentSpec, Rule
+from contract.agent import AgentLimits, AgentSpec, Rule
 
 # --- Rule validation -------------------------------------------------------------------------
 

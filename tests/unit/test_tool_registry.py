@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 import agents.tools.registry as registry
 from agents.tools import get_tool, load_plugins, registered_tools, tool
 from agents.tools.registry import _TOOLS, ENTRY_POINT_GROUP
-from runtime.errors import ConfigError
+from contract.errors import ConfigError
 
 NAME = "unit_test_registry_tool"
 

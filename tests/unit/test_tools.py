@@ -15,10 +15,10 @@ from activities.tools import ToolActivities
 from agents.tools import ToolError, get_tool, registered_tools, tool
 from agents.tools.registry import _TOOLS
 from agents.tools.weather import WeatherArgs
-from runtime import tool_cache
-from runtime.artifacts import ArtifactStore
-from runtime.tool_cache import ToolCache
-from workflows.models import ToolCallRequest, ToolInput, ToolOutcome
+from contract.models import ToolCallRequest, ToolInput, ToolOutcome
+from store import tool_cache
+from store.artifacts import ArtifactStore
+from store.tool_cache import ToolCache
 
 
 class _EchoArgs(BaseModel):
@@ -161,7 +161,7 @@ async def test_run_tool_unknown_city_is_an_error(tmp_path: Path) -> None:
 
 
 class _Clock:
-    """Stands in for the `time` module of runtime.tool_cache."""
+    """Stands in for the `time` module of store.tool_cache."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0

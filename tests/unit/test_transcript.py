@@ -10,10 +10,10 @@ import pytest
 import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
 from activities.transcript import Transcript, node_to_message
 from agents.personas import PersonaLibrary
-from runtime.artifacts import ArtifactStore
+from contract.models import ContentNode, StepInput, ToolCallRequest
+from contract.states import State
 from runtime.settings import PROJECT_ROOT
-from workflows.fsm import State
-from workflows.models import ContentNode, StepInput, ToolCallRequest
+from store.artifacts import ArtifactStore
 
 PERSONAS = PersonaLibrary(PROJECT_ROOT / "config" / "personas")
 

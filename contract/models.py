@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agents.spec import AgentSpec, DedupPolicy, Rule
-from workflows.fsm import FinishReason, State
+from contract.agent import AgentSpec, DedupPolicy, Rule
+from contract.states import FinishReason, State
 
 PREVIEW_CHARS = 160
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from workflows.models import ContentNode
+from contract.models import ContentNode
 
 
 class ArtifactNotFound(KeyError):

@@ -1,0 +1,1 @@
+"""Storage outside Temporal: the content-addressed artifact store and the tool cache."""
