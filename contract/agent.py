@@ -12,6 +12,10 @@ DedupPolicy = Literal["none", "penalty", "strict"]
 DelegationContext = Literal["message", "history"]
 
 
+# The model of an llm agent that names none, unless the settings name another.
+DEFAULT_MODEL = "scripted/default"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.config import ScriptedModelSettings, ToolSettings
+from contract.agent import DEFAULT_MODEL
 from contract.errors import ConfigError, first_problem, read_config_text
 from ledger.config import LedgerSettings
 
@@ -78,7 +79,7 @@ class Settings(_Section):
     agents_file: Path = PROJECT_ROOT / "config" / "agents.yml"
     dev_server_file: Path = PROJECT_ROOT / "deploy" / "temporal-dev.yaml"
     personas_dir: Path = PROJECT_ROOT / "config" / "personas"
-    default_model: str = "scripted/default"
+    default_model: str = DEFAULT_MODEL
     temporal: TemporalSettings = TemporalSettings()
     scripted: ScriptedModelSettings = ScriptedModelSettings()
     tools: ToolSettings = ToolSettings()

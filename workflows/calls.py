@@ -1,5 +1,5 @@
-"""Pure decisions about one tool call: duplicate keys and delegation checks (the ids a
-call makes are in ids.py).
+"""Pure decisions about one tool call: may it run, is it a duplicate, may it delegate (the
+ids a call makes are in contract/ids.py).
 
 Kept apart from the workflow so they are unit-tested without Temporal.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from contract.agent import AgentSpec
+from contract.agent import AgentSpec, DedupPolicy
 
 
 def call_key(name: str, arguments: str) -> str:
@@ -33,3 +33,29 @@ def delegation_refusal(agent: AgentSpec, lineage: list[str], target: str) -> str
             f"{agent.limits.max_delegation_depth} of {agent.id}"
         )
     return None
+
+
+def call_refusal(name: str, allowed: list[str], agent_id: str) -> str | None:
+    """Why the model may not call `name` at all (it is not in the agent's tools), or None."""
+    return None if name in allowed else f"tool '{name}' is not allowed for {agent_id}"
+
+
+def duplicate_verdict(
+    name: str,
+    arguments: str,
+    step: int,
+    seen: dict[str, int],
+    step_keys: set[str],
+    policy: DedupPolicy,
+) -> tuple[str | None, bool]:
+    """For a side-effecting call: why it is skipped (strict) and whether it carries a penalty.
+    Records its key in `seen` (first step, kept across steps) and `step_keys` (this step)."""
+    key = call_key(name, arguments)
+    first = seen.setdefault(key, step)
+    repeated = first != step or key in step_keys
+    step_keys.add(key)
+    if not repeated:
+        return None, False
+    if policy == "strict":
+        return f"identical {name} call already made at step {first}", False
+    return None, policy == "penalty"

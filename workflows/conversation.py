@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -29,9 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from agents.personas import NO_PERSONA
     from agents.tools.delegate import DELEGATE, DelegateArgs
     from agents.tools.registry import invalid_arguments
-    from contract.agent import AgentSpec
+    from contract.agent import DEFAULT_MODEL, AgentSpec
     from contract.ids import business_key, child_workflow_id
-    from contract.inputs import message_problem
     from contract.models import (
         ContentNode,
         ConversationInput,
@@ -54,13 +52,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from contract.names import LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
     from contract.states import FinishReason, State
-    from workflows import search
-    from workflows.calls import call_key, delegation_refusal
+    from workflows import search, validators
+    from workflows.calls import call_refusal, delegation_refusal, duplicate_verdict
+    from workflows.children import child_input, child_search_attributes, child_summary
+    from workflows.details import current_details
     from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
     from workflows.fsm import transition as fsm_transition
+    from workflows.limits import limit_reached
     from workflows.options import LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
-
-DEFAULT_MODEL = "scripted/default"
 
 
 @dataclass
@@ -172,13 +171,7 @@ class ConversationWorkflow:
 
     @send_message.validator
     def _check_send_message(self, text: str) -> None:
-        if problem := message_problem(text):
-            raise ValueError(problem)
-        if not self.inp.interactive:
-            raise ValueError("this conversation is one-shot; start an interactive one (p2e chat)")
-        self._check_waiting("user", "the agent is still answering the previous message")
-        if self.s.inbox:
-            raise ValueError("the agent is still answering the previous message")
+        _refuse(validators.send_message_problem(self.s, self.inp.interactive, text))
 
     @workflow.update
     async def answer(self, text: str) -> TurnResult:
@@ -192,11 +185,7 @@ class ConversationWorkflow:
 
     @answer.validator
     def _check_answer(self, text: str) -> None:
-        if problem := message_problem(text, "answer"):
-            raise ValueError(problem)
-        self._check_waiting("human", f"it is not {self.agent.id}'s turn to answer")
-        if self._answer is not None:
-            raise ValueError("an answer is already being delivered")
+        _refuse(validators.answer_problem(self.s, self.agent, text, self._answer is not None))
 
     @workflow.update
     async def end(self) -> None:
@@ -206,7 +195,7 @@ class ConversationWorkflow:
 
     @end.validator
     def _check_end(self) -> None:
-        self._check_waiting("user", "only a conversation waiting for its user can be ended")
+        _refuse(validators.end_problem(self.s))
 
     @workflow.update
     async def set_behavior(self, persona: str | None) -> Overrides:
@@ -215,10 +204,7 @@ class ConversationWorkflow:
 
     @set_behavior.validator
     def _check_behavior(self, persona: str | None) -> None:
-        self._check_open()
-        known = self.inp.catalog.personas
-        if persona is not None and persona != NO_PERSONA and persona not in known:
-            raise ValueError(f"unknown persona '{persona}'; known: {', '.join(known) or 'none'}")
+        _refuse(validators.behavior_problem(self.s, self.inp.catalog, persona))
 
     @workflow.update
     async def set_tools(self, tools: list[str] | None) -> Overrides:
@@ -227,11 +213,7 @@ class ConversationWorkflow:
 
     @set_tools.validator
     def _check_tools(self, tools: list[str] | None) -> None:
-        self._check_open()
-        known = [t.name for t in self.inp.catalog.tools]
-        unknown = [name for name in tools or [] if name not in known]
-        if unknown:
-            raise ValueError(f"unknown tool '{unknown[0]}'; registered tools: {', '.join(known)}")
+        _refuse(validators.tools_problem(self.s, self.inp.catalog, tools))
 
     @workflow.update
     async def set_model(self, model: str | None) -> Overrides:
@@ -240,28 +222,15 @@ class ConversationWorkflow:
 
     @set_model.validator
     def _check_model(self, model: str | None) -> None:
-        self._check_open()
-        if model is not None and not model.strip():
-            raise ValueError("the model name is empty")
-        if model is not None and self.agent.type != "llm":
-            raise ValueError(f"{self.agent.id} is a {self.agent.type} agent and uses no model")
+        _refuse(validators.model_problem(self.s, self.agent, model))
 
     def _override(self, **changes: object) -> Overrides:
         self.s.overrides = self.s.overrides.model_copy(update=changes)
         self._publish()
         return self.s.overrides
 
-    def _check_open(self) -> None:
-        if self.s.state in TERMINAL:
-            raise ValueError("the conversation has finished")
-
-    def _check_waiting(self, who: WaitingFor, message: str) -> None:
-        self._check_open()
-        if not self._waiting(who):
-            raise ValueError(message)
-
     def _waiting(self, who: WaitingFor) -> bool:
-        return self.s.state is State.WAITING and self.s.waiting_for == who
+        return validators.waiting_for(self.s, who)
 
     def _turn_result(self, start: int) -> TurnResult:
         entries = self.s.stack[start:]
@@ -278,15 +247,8 @@ class ConversationWorkflow:
 
     async def _agent_turn(self) -> None:
         agent = self.agent
-        limits = agent.limits
-        if self.s.step >= limits.max_steps:
-            self._finish(FinishReason.MAX_STEPS, f"step limit {limits.max_steps} reached")
-            return
-        if limits.max_cost is not None and self.s.usage.cost_usd >= limits.max_cost:
-            self._finish(
-                FinishReason.BUDGET,
-                f"cost ${self.s.usage.cost_usd:.4f} reached the budget ${limits.max_cost:.4f}",
-            )
+        if limit := limit_reached(agent.limits, self.s.step, self.s.usage):
+            self._finish(*limit)
             return
         self.s.step += 1
         if agent.type == "human":
@@ -310,7 +272,7 @@ class ConversationWorkflow:
                 usage=result.usage,
                 overrides=overrides,
             )
-            self._publish()
+            await self._after_step()
             return
         delegating = any(call.name == DELEGATE for call in result.tool_calls)
         self._move(Event.MODEL_DELEGATE if delegating else Event.MODEL_TOOL_CALLS)
@@ -325,7 +287,7 @@ class ConversationWorkflow:
                 usage=result.usage if n == 0 else None,  # one model step, counted once
                 overrides=overrides,
             )
-        self._publish()
+        await self._after_step()
 
     async def _step(self) -> StepResult | None:
         """Run the agent's model or rules on the transcript; None if the step failed."""
@@ -399,28 +361,24 @@ class ConversationWorkflow:
                 child_id=result.child_id,
                 usage=result.child_usage,
             )
-        self._publish()
+        await self._after_step()
 
     async def _call(self, n: int, call: ToolCallRequest, step: _StepCalls) -> _CallResult:
         delegated = call.name == DELEGATE
-        if call.name not in self._allowed_tools():
-            message = f"tool '{call.name}' is not allowed for {self.agent.id}"
-            return _CallResult(_inline("error", {"error": message}), delegated=delegated)
+        if refusal := call_refusal(call.name, self._allowed_tools(), self.agent.id):
+            return _CallResult(_inline("error", {"error": refusal}), delegated=delegated)
         if delegated:
             return await self._delegate(call, step.child_ids)
         penalty = False
         info = self.inp.catalog.tool(call.name)
         if not info.side_effect_free:
             # Runs before the first await, so calls of one step are checked in call order.
-            key = call_key(call.name, call.arguments)
-            first = self.s.seen_calls.setdefault(key, self.s.step)
-            if first != self.s.step or key in step.keys:
-                policy = self.agent.dedup or self.inp.catalog.dedup
-                if policy == "strict":
-                    skipped = f"identical {call.name} call already made at step {first}"
-                    return _CallResult(_inline("skipped", {"skipped": skipped}))
-                penalty = policy == "penalty"
-            step.keys.add(key)
+            policy = self.agent.dedup or self.inp.catalog.dedup
+            skipped, penalty = duplicate_verdict(
+                call.name, call.arguments, self.s.step, self.s.seen_calls, step.keys, policy
+            )
+            if skipped is not None:
+                return _CallResult(_inline("skipped", {"skipped": skipped}))
         run = workflow.info()
         request = ToolInput(
             conversation_id=run.workflow_id,
@@ -460,23 +418,13 @@ class ConversationWorkflow:
         if refusal := delegation_refusal(self.agent, self.inp.lineage, target.id):
             return refused(refusal)
         child_id = child_workflow_id(workflow.info().workflow_id, self.s.step, target.id, taken)
-        child = ConversationInput(
-            agent=target,
-            message=args.message,
-            catalog=catalog,
-            lineage=[*self.inp.lineage, self.agent.id],
-            context_head=self._turn_head if self.agent.delegation_context == "history" else None,
-            continue_as_new_events=self.inp.continue_as_new_events,
-        )
         try:
             result: ConversationResult = await workflow.execute_child_workflow(
                 ConversationWorkflow.run,
-                child,
+                child_input(self.inp, target, args.message, self._turn_head),
                 id=child_id,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(search.AGENT, target.id)]
-                ),
-                static_summary=preview(f"{target.id}: {args.message}", 200),
+                search_attributes=child_search_attributes(target),
+                static_summary=child_summary(target, args.message),
             )
         except ChildWorkflowError as err:
             return refused(f"delegation to {target.id} failed: {_cause(err)}")
@@ -552,7 +500,7 @@ class ConversationWorkflow:
         self._move(Event.HUMAN_ANSWERS)
         self._push(State.ASSISTANT_MESSAGE, ref=self.s.head, preview=preview(self._answer))
         self._answer = None
-        self._publish()
+        await self._after_step()
 
     # --- continue-as-new ------------------------------------------------------------------
 
@@ -626,25 +574,19 @@ class ConversationWorkflow:
         self._push(State.FINISHED, reason=reason, preview=preview(detail))
         self._publish()
 
+    async def _after_step(self) -> None:
+        """Runs once after every step that added to the stack (a model or rule step, the
+        results of its calls, a person's answer): the place for work that follows each step,
+        such as evaluating it. Today it keeps the Web UI current."""
+        self._publish()
+
     def _publish(self) -> None:
         """Keep the Web UI's view of the conversation current."""
         s = self.s
-        last = s.stack[-1] if s.stack else None
         workflow.upsert_search_attributes(
             [search.STATE.value_set(s.state.value), search.STEP.value_set(s.step)]
         )
-        reason = f" ({s.reason})" if s.reason else ""
-        run = f" · run {s.runs}" if s.runs > 1 else ""
-        overrides = (
-            f"\n\noverrides: {s.overrides.model_dump_json(exclude_none=True)}"
-            if s.overrides.active()
-            else ""
-        )
-        workflow.set_current_details(
-            f"**{self.agent.id}** · state **{s.state}**{reason} · step {s.step} · "
-            f"{s.usage.total_tokens} tokens · ${s.usage.cost_usd:.4f}{run}\n\n"
-            f"last: {last.kind if last else '-'} {last.preview if last else ''}{overrides}"
-        )
+        workflow.set_current_details(current_details(self.agent.id, s))
 
     def _result(self) -> ConversationResult:
         stack = self.s.stack
@@ -684,3 +626,9 @@ def _cause(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return " ".join(str(err).split())[:300]
+
+
+def _refuse(problem: str | None) -> None:
+    """An update validator refuses by raising; the reason is the caller's one line."""
+    if problem is not None:
+        raise ValueError(problem)

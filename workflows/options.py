@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from temporalio.common import RetryPolicy
 
 from contract.models import ToolInfo
+
+
+class ActivityOptions(TypedDict):
+    """The keyword arguments of `workflow.execute_activity` that a preset sets, typed so that
+    `**options` is checked against the SDK's signature."""
+
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+    heartbeat_timeout: NotRequired[timedelta]
 
 
 def preset(
@@ -16,9 +26,9 @@ def preset(
     attempts: int,
     max_backoff: timedelta,
     heartbeat: timedelta | None = None,
-) -> dict[str, Any]:
+) -> ActivityOptions:
     """`execute_activity` options: each attempt bounded, all attempts bounded, backoff from 1 s."""
-    options: dict[str, Any] = {
+    options: ActivityOptions = {
         "start_to_close_timeout": attempt,
         "schedule_to_close_timeout": total,
         "retry_policy": RetryPolicy(
@@ -47,7 +57,7 @@ LOCAL_ACTIVITY = preset(10 * SECONDS, 1 * MINUTES, 3, 10 * SECONDS)
 LEDGER_ACTIVITY = preset(15 * SECONDS, 5 * MINUTES, 10, 30 * SECONDS)
 
 
-def tool_activity(info: ToolInfo) -> dict[str, Any]:
+def tool_activity(info: ToolInfo) -> ActivityOptions:
     """Per-tool options from the `@tool(timeout=, retry=)` registration."""
     attempt = info.timeout_s * SECONDS
     return preset(attempt, attempt * info.max_attempts + MINUTES, info.max_attempts, 10 * SECONDS)

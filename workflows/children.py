@@ -1,0 +1,34 @@
+"""What a delegation starts: the child conversation's input, search attributes and summary.
+Pure, tested without Temporal; the workflow only starts the child with them."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from contract.agent import AgentSpec
+from contract.models import ConversationInput, preview
+from workflows import search
+
+
+def child_input(
+    parent: ConversationInput, target: AgentSpec, message: str, turn_head: str | None
+) -> ConversationInput:
+    """The child runs `target` on `message` with the parent's team, one more agent in its
+    lineage, and the parent's transcript when the delegating agent shares its history."""
+    shares = parent.agent.delegation_context == "history"
+    return ConversationInput(
+        agent=target,
+        message=message,
+        catalog=parent.catalog,
+        lineage=[*parent.lineage, parent.agent.id],
+        context_head=turn_head if shares else None,
+        continue_as_new_events=parent.continue_as_new_events,
+    )
+
+
+def child_search_attributes(target: AgentSpec) -> TypedSearchAttributes:
+    return TypedSearchAttributes([SearchAttributePair(search.AGENT, target.id)])
+
+
+def child_summary(target: AgentSpec, message: str) -> str:
+    return preview(f"{target.id}: {message}", 200)

@@ -1,0 +1,79 @@
+"""Why an update may not be taken now: pure functions of the conversation's state, one per
+update, so the workflow's validators only raise what these return (tested without Temporal).
+"""
+
+from __future__ import annotations
+
+from agents.personas import NO_PERSONA
+from contract.agent import AgentSpec
+from contract.inputs import message_problem
+from contract.models import Catalog, ConversationState, WaitingFor
+from contract.states import State
+from workflows.fsm import TERMINAL
+
+STILL_ANSWERING = "the agent is still answering the previous message"
+
+
+def waiting_for(s: ConversationState, who: WaitingFor) -> bool:
+    return s.state is State.WAITING and s.waiting_for == who
+
+
+def open_problem(s: ConversationState) -> str | None:
+    return "the conversation has finished" if s.state in TERMINAL else None
+
+
+def _waiting_problem(s: ConversationState, who: WaitingFor, otherwise: str) -> str | None:
+    return open_problem(s) or (None if waiting_for(s, who) else otherwise)
+
+
+def send_message_problem(s: ConversationState, interactive: bool, text: str) -> str | None:
+    """A user message is taken by an interactive conversation that waits for its user."""
+    if problem := message_problem(text):
+        return problem
+    if not interactive:
+        return "this conversation is one-shot; start an interactive one (p2e chat)"
+    return _waiting_problem(s, "user", STILL_ANSWERING) or (STILL_ANSWERING if s.inbox else None)
+
+
+def answer_problem(
+    s: ConversationState, agent: AgentSpec, text: str, answer_pending: bool
+) -> str | None:
+    """A person's answer is taken when it is the human agent's turn and none is on its way."""
+    if problem := message_problem(text, "answer"):
+        return problem
+    if problem := _waiting_problem(s, "human", f"it is not {agent.id}'s turn to answer"):
+        return problem
+    return "an answer is already being delivered" if answer_pending else None
+
+
+def end_problem(s: ConversationState) -> str | None:
+    return _waiting_problem(s, "user", "only a conversation waiting for its user can be ended")
+
+
+def behavior_problem(s: ConversationState, catalog: Catalog, persona: str | None) -> str | None:
+    if problem := open_problem(s):
+        return problem
+    known = catalog.personas
+    if persona is not None and persona != NO_PERSONA and persona not in known:
+        return f"unknown persona '{persona}'; known: {', '.join(known) or 'none'}"
+    return None
+
+
+def tools_problem(s: ConversationState, catalog: Catalog, tools: list[str] | None) -> str | None:
+    if problem := open_problem(s):
+        return problem
+    known = [t.name for t in catalog.tools]
+    unknown = [name for name in tools or [] if name not in known]
+    if unknown:
+        return f"unknown tool '{unknown[0]}'; registered tools: {', '.join(known)}"
+    return None
+
+
+def model_problem(s: ConversationState, agent: AgentSpec, model: str | None) -> str | None:
+    if problem := open_problem(s):
+        return problem
+    if model is not None and not model.strip():
+        return "the model name is empty"
+    if model is not None and agent.type != "llm":
+        return f"{agent.id} is a {agent.type} agent and uses no model"
+    return None
