@@ -146,14 +146,27 @@ def test_allowed_events_of_tool_call() -> None:
     assert allowed_events(State.TOOL_CALL) == {Event.TOOLS_DONE, Event.LIMIT}
 
 
-def test_allowed_events_agree_with_transition() -> None:
-    for state in State:
-        for event in Event:
-            if event in allowed_events(state):
-                transition(state, event)
-            else:
-                with pytest.raises(IllegalTransition):
-                    transition(state, event)
+MODEL_OUTCOMES = {Event.MODEL_TEXT, Event.MODEL_TOOL_CALLS, Event.MODEL_DELEGATE, Event.HUMAN_TURN}
+
+
+@pytest.mark.parametrize(
+    ("state", "events"),
+    [
+        (State.USER_MESSAGE, MODEL_OUTCOMES | {Event.LIMIT}),
+        (State.TOOL_RESULT, MODEL_OUTCOMES | {Event.LIMIT}),
+        (State.AGENT_RESULT, MODEL_OUTCOMES | {Event.LIMIT}),
+        (State.TOOL_CALL, {Event.TOOLS_DONE, Event.LIMIT}),
+        (State.AGENT_CALL, {Event.CHILD_DONE, Event.LIMIT}),
+        (State.ASSISTANT_MESSAGE, {Event.REPLY_INTERACTIVE, Event.REPLY_ONE_SHOT, Event.LIMIT}),
+        (State.WAITING, {Event.USER_SENDS, Event.HUMAN_ANSWERS, Event.USER_ENDS, Event.LIMIT}),
+        (State.FINISHED, set()),
+    ],
+)
+def test_each_state_allows_exactly_the_designed_events(state: State, events: set[Event]) -> None:
+    assert allowed_events(state) == events
+    for event in set(Event) - events:
+        with pytest.raises(IllegalTransition):
+            transition(state, event)
 
 
 def test_one_shot_tool_path_reaches_finished() -> None:
