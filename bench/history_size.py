@@ -26,10 +26,8 @@ from pydantic import BaseModel
 
 from agents.registry import AgentRegistry
 from agents.tools import tool
-from runtime.client import connect
 from runtime.conversations import start_conversation
-from runtime.settings import Settings, TemporalSettings
-from runtime.temporal_server import private_dev_server
+from runtime.testbed import private_temporal
 from runtime.worker import build_worker
 
 TARGET_BYTES = 5 * 1024 * 1024
@@ -54,16 +52,12 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> int:
     size = args.message_kb * 1024
     arguments = json.dumps({"text": filler(size)})
     message = f"call bench_echo {calls} times with {arguments}"
-    with private_dev_server(state_dir) as server:
-        settings = Settings(
-            state_dir=state_dir,
-            temporal=TemporalSettings(address=server.config.address, task_queue="bench"),
-        )
+    async with private_temporal(state_dir, "bench") as temporal:
+        settings, client = temporal.settings, temporal.client
         agent = AgentRegistry.load(settings.agents_file).get("agent_alpha")
         agent = agent.model_copy(
             update={"tools": ["bench_echo"], "limits": {"max_steps": args.steps + 5}}
         )
-        client = await connect(settings)
         async with build_worker(client, settings):
             started = time.perf_counter()
             handle, _ = await start_conversation(client, settings, agent, message)

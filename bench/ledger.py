@@ -27,9 +27,7 @@ from contract.ids import business_key
 from contract.names import LEDGER_TRANSFER
 from ledger.embedded import EmbeddedLedger
 from ledger.models import Receipt, TransferRequest
-from runtime.client import connect
-from runtime.settings import Settings, TemporalSettings
-from runtime.temporal_server import private_dev_server
+from runtime.testbed import private_temporal
 from workflows.options import LEDGER_ACTIVITY
 
 TARGET_PER_S = 1000
@@ -91,29 +89,26 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> int:
     print(f"embedded, one process: {sequential:,.0f} transfers/s sequential, "
           f"{concurrent:,.0f}/s with {args.concurrency} in flight")  # fmt: skip
 
-    with private_dev_server(state_dir) as server:
-        settings = Settings(
-            state_dir=state_dir,
-            temporal=TemporalSettings(address=server.config.address, task_queue="bench"),
-        )
-        client = await connect(settings)
+    async with private_temporal(state_dir, "bench") as temporal:
+        client, task_queue = temporal.client, temporal.settings.temporal.task_queue
         activities = LedgerActivities(ledger, "agent_0")
         async with Worker(
             client,
-            task_queue="bench",
+            task_queue=task_queue,
             workflows=[LedgerBench],
             activities=[activities.transfer],
             max_concurrent_activities=args.concurrency,
             activity_task_poller_behavior=PollerBehaviorAutoscaling(),  # as runtime/worker.py
         ):
-            await client.execute_workflow(LedgerBench.run, args=[20, 10], id="warm-up",
-                                          task_queue="bench")  # fmt: skip
+            await client.execute_workflow(
+                LedgerBench.run, args=[20, 10], id="warm-up", task_queue=task_queue
+            )
             started = time.perf_counter()
             made = await client.execute_workflow(
                 LedgerBench.run,
                 args=[args.activity_transfers, args.concurrency],
                 id="ledger-bench",
-                task_queue="bench",
+                task_queue=task_queue,
                 execution_timeout=timedelta(minutes=10),
             )
             through_temporal = made / (time.perf_counter() - started)

@@ -1,12 +1,15 @@
-"""FSM step overhead: conversations with the zero-latency scripted model on a private dev server.
+"""FSM step overhead: conversations with the zero-latency scripted model on a private dev server,
+beside the floor: a workflow of the same shape whose activities do nothing (bench/floor.py).
 
 A conversation asks for the weather in K cities, so it runs 2K+1 FSM steps (model, tool,
 model, ..., model). A step's time is measured in the recorded history, from the scheduling
 of its activity to the scheduling of the next one (or to the workflow's completion): the
 Temporal round trips plus the real litellm code path, with no model latency on top.
 
-The throughput phase runs several rounds and prints the median and the minimum, so that a
-single slow round shows instead of hiding in one figure.
+Ours and the floor share the server and the worker process and take turns, conversation by
+conversation and round by round, so noise on the machine hits both. The throughput phase
+runs several rounds and prints the median and the minimum, so that a single slow round
+shows instead of hiding in one figure. The last line holds the two ratios to the floor.
 
     python -m bench.step_overhead [--conversations N] [--cities K] [--concurrency C] [--rounds R]
 """
@@ -21,22 +24,25 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 
 from agents.registry import AgentRegistry
 from agents.tools.weather import WEATHER
-from contract.agent import AgentSpec
-from contract.models import ConversationResult
-from runtime.client import connect
+from bench.floor import FloorInput, StepFloor, floor_worker
+from runtime.catalog import load_catalog
 from runtime.conversations import start_conversation
-from runtime.settings import Settings, TemporalSettings
-from runtime.temporal_server import private_dev_server
+from runtime.testbed import private_temporal
 from runtime.worker import build_worker
+
+Run = Callable[[], Awaitable[WorkflowHandle[Any, Any]]]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,7 +50,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def step_times_ms(handle: WorkflowHandle[object, ConversationResult]) -> list[float]:
+async def step_times_ms(handle: WorkflowHandle[Any, Any]) -> list[float]:
     history = await handle.fetch_history()
     marks = [
         event.event_time.ToMicroseconds() / 1000
@@ -58,66 +64,95 @@ async def step_times_ms(handle: WorkflowHandle[object, ConversationResult]) -> l
     return [later - earlier for earlier, later in itertools.pairwise(marks)]
 
 
-async def one(
-    client: Client, settings: Settings, agent: AgentSpec, message: str
-) -> WorkflowHandle[object, ConversationResult]:
-    handle, _ = await start_conversation(client, settings, agent, message)
-    await handle.result()
-    return handle
+async def history_bytes(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
+    """Bytes (the sum of each event's protobuf ByteSize) and events of a recorded history."""
+    events = (await handle.fetch_history()).events
+    return sum(event.ByteSize() for event in events), len(events)
+
+
+def in_turn(runs: dict[str, Run], n: int) -> list[tuple[str, Run]]:
+    """Ours first on even turns, the floor first on odd ones, so neither always goes first."""
+    order = list(runs.items())
+    return order if n % 2 == 0 else order[::-1]
 
 
 async def bench(args: argparse.Namespace, state_dir: Path) -> None:
     cities = ", ".join(list(WEATHER)[: args.cities])
     message = f"What's the weather in {cities}?"
-    with private_dev_server(state_dir) as server:
-        settings = Settings(
-            state_dir=state_dir,
-            temporal=TemporalSettings(address=server.config.address, task_queue="bench"),
-        )
+    async with private_temporal(state_dir, "bench") as temporal:
+        settings, client = temporal.settings, temporal.client
         agent = AgentRegistry.load(settings.agents_file).get("agent_alpha")
         agent = agent.model_copy(update={"limits": {"max_steps": 2 * args.cities + 5}})
-        client = await connect(settings)
-        async with build_worker(client, settings):
-            await one(client, settings, agent, message)  # warm-up: imports, caches, sticky queue
+        floor_input = FloorInput(
+            cities=args.cities, tool=load_catalog(settings).tool("get_weather")
+        )
+        floor_queue = f"{settings.temporal.task_queue}-floor"
 
-            steps: list[float] = []
+        async def ours() -> WorkflowHandle[Any, Any]:
+            handle, _ = await start_conversation(client, settings, agent, message)
+            await handle.result()
+            return handle
+
+        async def floor() -> WorkflowHandle[Any, Any]:
+            handle = await client.start_workflow(
+                StepFloor.run, floor_input, id=f"floor-{uuid.uuid4().hex}", task_queue=floor_queue
+            )
+            await handle.result()
+            return handle
+
+        runs: dict[str, Run] = {"ours": ours, "floor": floor}
+        async with build_worker(client, settings), floor_worker(client, floor_queue):
+            sizes = {name: await history_bytes(await run()) for name, run in runs.items()}
+            # That first run of each was also the warm-up: imports, caches, sticky queues.
+
+            steps: dict[str, list[float]] = {name: [] for name in runs}
             for n in range(args.conversations):
-                handle = await one(client, settings, agent, message)
-                steps += await step_times_ms(handle)
+                for name, run in in_turn(runs, n):
+                    steps[name] += await step_times_ms(await run())
                 print(f"\rsequential {n + 1}/{args.conversations}", end="", file=sys.stderr)
             print(file=sys.stderr)
 
             semaphore = asyncio.Semaphore(args.concurrency)
 
-            async def limited() -> None:
+            async def limited(run: Run) -> None:
                 async with semaphore:
-                    await one(client, settings, agent, message)
+                    await run()
 
-            rates: list[float] = []
+            rates: dict[str, list[float]] = {name: [] for name in runs}
             for round_number in range(args.rounds):
-                started = time.perf_counter()
-                await asyncio.gather(*(limited() for _ in range(args.conversations)))
-                rates.append(args.conversations / (time.perf_counter() - started))
-                print(
-                    f"throughput round {round_number + 1}/{args.rounds}: "
-                    f"{rates[-1]:.1f} conversations/s",
-                    file=sys.stderr,
-                )
+                for name, run in in_turn(runs, round_number):
+                    started = time.perf_counter()
+                    await asyncio.gather(*(limited(run) for _ in range(args.conversations)))
+                    rates[name].append(args.conversations / (time.perf_counter() - started))
+                    print(
+                        f"throughput round {round_number + 1}/{args.rounds} ({name}): "
+                        f"{rates[name][-1]:.1f} conversations/s",
+                        file=sys.stderr,
+                    )
 
     per_conversation = 2 * args.cities + 1
     print(f"FSM steps per conversation: {per_conversation} ({args.cities} tool calls)")
-    print(
-        f"step overhead over {len(steps)} steps ({args.conversations} sequential conversations): "
-        f"median {statistics.median(steps):.1f} ms, p95 {percentile(steps, 0.95):.1f} ms, "
-        f"max {max(steps):.1f} ms"
-    )
-    median_rate = statistics.median(rates)
-    print(
-        f"throughput over {args.rounds} rounds of {args.conversations} conversations: "
-        f"median {median_rate:.1f} conversations/s ({median_rate * per_conversation:.0f} steps/s), "
-        f"min {min(rates):.1f} conversations/s, "
-        f"at concurrency {args.concurrency}, one in-process worker"
-    )
+    for name in runs:
+        median_rate = statistics.median(rates[name])
+        print(
+            f"{name}: step over {len(steps[name])} steps ({args.conversations} sequential "
+            f"conversations): median {statistics.median(steps[name]):.1f} ms, "
+            f"p95 {percentile(steps[name], 0.95):.1f} ms, max {max(steps[name]):.1f} ms"
+        )
+        print(
+            f"{name}: throughput over {args.rounds} rounds of {args.conversations} conversations: "
+            f"median {median_rate:.1f} conversations/s ({median_rate * per_conversation:.0f} "
+            f"steps/s), min {min(rates[name]):.1f} conversations/s, "
+            f"at concurrency {args.concurrency}, one in-process worker"
+        )
+        size, events = sizes[name]
+        print(
+            f"{name}: history of one {args.cities}-city conversation: {size:,} bytes in "
+            f"{events} events (sum of each event's protobuf ByteSize)"
+        )
+    step_ratio = statistics.median(steps["ours"]) / statistics.median(steps["floor"])
+    rate_ratio = statistics.median(rates["ours"]) / statistics.median(rates["floor"])
+    print(f"step/floor: {step_ratio:.2f}  throughput/floor: {rate_ratio:.2f}")
 
 
 def main() -> None:

@@ -5,32 +5,34 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import Client
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from runtime.client import connect
-from runtime.settings import Settings, TemporalSettings
-from runtime.temporal_server import DevServer, private_dev_server
+from runtime.settings import Settings
+from runtime.temporal_server import DevServer
+from runtime.testbed import PrivateTemporal, private_temporal
 from runtime.worker import build_worker
 
 
 @pytest.fixture(scope="session")
-def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    with private_dev_server(tmp_path_factory.mktemp("p2e-state")) as server:
-        yield server
+async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PrivateTemporal]:
+    async with private_temporal(tmp_path_factory.mktemp("p2e-state"), "p2e-test") as private:
+        yield private
 
 
 @pytest.fixture(scope="session")
-def settings(dev_server: DevServer) -> Settings:
+def dev_server(temporal: PrivateTemporal) -> DevServer:
+    return temporal.server
+
+
+@pytest.fixture(scope="session")
+def settings(temporal: PrivateTemporal) -> Settings:
     """Settings that point at the session's server, as TEMPORAL_ADDRESS would."""
-    return Settings(
-        state_dir=dev_server.state_dir,
-        temporal=TemporalSettings(address=dev_server.config.address, task_queue="p2e-test"),
-    )
+    return temporal.settings
 
 
 def queue_settings(settings: Settings) -> Settings:
@@ -40,8 +42,8 @@ def queue_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def client(settings: Settings) -> Client:
-    return await connect(settings)
+def client(temporal: PrivateTemporal) -> Client:
+    return temporal.client
 
 
 @pytest.fixture(scope="session")

@@ -19,10 +19,9 @@ from temporalio.client import WorkflowHandle
 
 from agents.registry import AgentRegistry
 from ledger import open_ledger
-from runtime.client import connect
 from runtime.conversations import start_conversation
-from runtime.settings import ConversationSettings, Settings, TemporalSettings
-from runtime.temporal_server import private_dev_server
+from runtime.settings import ConversationSettings
+from runtime.testbed import private_temporal
 from runtime.worker import build_worker
 from workflows.conversation import ConversationWorkflow
 
@@ -93,17 +92,13 @@ def scrub(history: str) -> str:
 
 
 async def record(state_dir: Path) -> None:
-    with private_dev_server(state_dir) as server:
-        settings = Settings(
-            state_dir=state_dir,
-            temporal=TemporalSettings(address=server.config.address, task_queue="golden"),
-        )
+    async with private_temporal(state_dir, "golden") as temporal:
+        settings, client = temporal.settings, temporal.client
         registry = AgentRegistry.load(settings.agents_file)
         ledger = open_ledger(settings.ledger, state_dir, create=True)
         for agent_id in registry.ids:
             await ledger.open_wallet(agent_id, settings.ledger.initial_balance)
         await ledger.close()
-        client = await connect(settings)
         async with build_worker(client, settings):
             for name, case in CASES.items():
                 spec = registry.get(case.agent_id).model_copy(update=case.changes)
