@@ -86,7 +86,7 @@ class LlmActivities:
 
     @activity.defn(name=LLM_STEP)
     async def llm_step(self, inp: StepInput) -> StepResult:
-        messages = self.transcript.messages(inp)
+        messages = await self.transcript.messages(inp)
         options: dict[str, Any] = {
             k: v
             for k, v in {
@@ -116,7 +116,7 @@ class LlmActivities:
             for c in message.tool_calls or []
         ]
         usage = response.usage
-        return self.transcript.reply(
+        return await self.transcript.reply(
             inp,
             message.content,
             calls,

@@ -8,7 +8,7 @@ from temporalio import activity
 
 from activities.transcript import Transcript
 from agents.rules import respond
-from contract.models import StepInput, StepResult, ToolCallRequest, Usage
+from contract.models import StepInput, StepResult, Usage
 from contract.names import RULE_STEP
 
 
@@ -19,9 +19,6 @@ class RuleActivities:
     @activity.defn(name=RULE_STEP)
     async def rule_step(self, inp: StepInput) -> StepResult:
         started = time.perf_counter()
-        reply = respond(inp.rules, inp.fallback_reply, self.transcript.messages(inp))
-        calls = [
-            ToolCallRequest(id=c.id, name=c.name, arguments=c.arguments) for c in reply.tool_calls
-        ]
+        reply = respond(inp.rules, inp.fallback_reply, await self.transcript.messages(inp))
         usage = Usage(latency_ms=(time.perf_counter() - started) * 1000)
-        return self.transcript.reply(inp, reply.text, calls, usage, model="rules")
+        return await self.transcript.reply(inp, reply.text, reply.tool_calls, usage, model="rules")

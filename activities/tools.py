@@ -16,7 +16,7 @@ from agents.tools.registry import ToolContext, ToolServices, invalid_arguments
 from contract.ids import business_key
 from contract.models import ToolInput, ToolOutcome, ToolStatus, preview
 from contract.names import RUN_TOOL
-from store.artifacts import ArtifactStore
+from store.base import ArtifactStore
 from store.tool_cache import ToolCache, cache_key
 
 
@@ -34,37 +34,37 @@ class ToolActivities:
             tool = get_tool(inp.call.name)
             arguments = tool.input_model.model_validate_json(inp.call.arguments or "{}")
         except ToolError as exc:
-            return self._outcome("error", json.dumps({"error": str(exc)}))
+            return await self._outcome("error", json.dumps({"error": str(exc)}))
         except ValidationError as exc:
-            return self._outcome("error", json.dumps({"error": invalid_arguments(exc)}))
-        key = cache_key(tool.name, arguments.model_dump_json())
-        if tool.cache_ttl_s is not None and (ref := self.cache.get(key)) is not None:
-            return ToolOutcome(
-                status="ok", result_ref=ref, preview=preview(self.store.get_text(ref)), cached=True
-            )
+            return await self._outcome("error", json.dumps({"error": invalid_arguments(exc)}))
+        ttl_s = tool.cache_ttl_s
+        key = cache_key(tool.name, arguments.model_dump_json()) if ttl_s is not None else ""
+        if ttl_s is not None and (ref := await self.cache.get(key)) is not None:
+            text = await self.store.get_text(ref)
+            return ToolOutcome(status="ok", result_ref=ref, preview=preview(text), cached=True)
         context = ToolContext(
             agent_id=inp.agent_id,
             conversation_id=inp.conversation_id,
             step=inp.step,
-            call_key=inp.call_key or _recorded_call_key(inp),
+            business_key=inp.call_key or _recorded_business_key(inp),
             services=self.services,
         )
         try:
             content = json.dumps(await tool.call(arguments, context), sort_keys=True)
         except ToolError as exc:
-            return self._outcome("error", json.dumps({"error": str(exc)}))
-        outcome = self._outcome("ok", content)
-        if tool.cache_ttl_s is not None and outcome.result_ref is not None:
-            self.cache.put(key, outcome.result_ref, tool.cache_ttl_s)
+            return await self._outcome("error", json.dumps({"error": str(exc)}))
+        outcome = await self._outcome("ok", content)
+        if ttl_s is not None and outcome.result_ref is not None:
+            await self.cache.put(key, outcome.result_ref, ttl_s)
         return outcome
 
-    def _outcome(self, status: ToolStatus, content: str) -> ToolOutcome:
+    async def _outcome(self, status: ToolStatus, content: str) -> ToolOutcome:
         return ToolOutcome(
-            status=status, result_ref=self.store.put_text(content), preview=preview(content)
+            status=status, result_ref=await self.store.put_text(content), preview=preview(content)
         )
 
 
-def _recorded_call_key(inp: ToolInput) -> str:
+def _recorded_business_key(inp: ToolInput) -> str:
     """A key for a call recorded before workflows made one: unique to this run and call."""
     run_id = (activity.info().workflow_run_id or "") if activity.in_activity() else ""
     return business_key(inp.conversation_id, run_id, inp.step, inp.call.id)

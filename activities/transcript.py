@@ -1,17 +1,23 @@
 """The transcript an agent step reads and the reply node it writes, plus `store_nodes`.
 
 Shared by the model step and the rule step, so both see the same messages and record their
-replies the same way.
+replies the same way. A worker keeps the transcripts it rebuilt or extended in a bounded LRU
+keyed by head ref, so a step reads only the nodes that are new since its previous step
+rather than the whole chain. Content behind a ref never changes, so an entry can never be
+stale; a restarted (or another) worker just rebuilds from the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import OrderedDict
 from typing import Any
 
 from temporalio import activity
 
 from agents.personas import PersonaLibrary
+from agents.turn import openai_tool_call
 from contract.models import (
     ContentNode,
     StepInput,
@@ -23,52 +29,107 @@ from contract.models import (
 )
 from contract.names import STORE_NODES
 from contract.states import State
-from store.artifacts import ArtifactStore
+from store.base import ArtifactStore
+
+Message = dict[str, Any]
+TRANSCRIPTS_KEPT = 512  # transcripts share their message dicts; an entry costs a tuple
 
 
-def node_to_message(node: ContentNode, store: ArtifactStore) -> dict[str, Any]:
+def assistant_message(node: ContentNode) -> Message:
+    """The message of a node the agent wrote: needs nothing from the store."""
+    message: Message = {"role": "assistant", "content": node.text}
+    if node.tool_calls:
+        message["tool_calls"] = [openai_tool_call(c) for c in node.tool_calls]
+    return message
+
+
+async def node_to_message(node: ContentNode, store: ArtifactStore) -> Message:
     if node.kind is State.USER_MESSAGE:
         return {"role": "user", "content": node.text or ""}
     if node.kind is State.TOOL_RESULT:
-        content = store.get_text(node.result_ref) if node.result_ref else (node.text or "")
+        content = await store.get_text(node.result_ref) if node.result_ref else (node.text or "")
         return {"role": "tool", "tool_call_id": node.tool_call_id, "content": content}
     if node.kind is State.AGENT_RESULT:
         # The child's answer is its reply node; the model reads it as the delegate result.
         result = json.loads(node.text or "{}")
         if node.result_ref:
-            result["answer"] = store.get_node(node.result_ref).text or ""
+            result["answer"] = (await store.get_node(node.result_ref)).text or ""
         return {"role": "tool", "tool_call_id": node.tool_call_id, "content": json.dumps(result)}
-    message: dict[str, Any] = {"role": "assistant", "content": node.text}
-    if node.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in node.tool_calls
-        ]
-    return message
+    return assistant_message(node)
+
+
+class _Transcripts:
+    """The LRU: head ref -> that chain's messages, oldest first (never mutated)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[str, tuple[Message, ...]] = OrderedDict()
+
+    def get(self, ref: str) -> tuple[Message, ...] | None:
+        messages = self._entries.get(ref)
+        if messages is not None:
+            self._entries.move_to_end(ref)
+        return messages
+
+    def put(self, ref: str, messages: tuple[Message, ...]) -> None:
+        self._entries[ref] = messages
+        self._entries.move_to_end(ref)
+        if len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
 
 
 class Transcript:
     """Reads and writes conversation content in the artifact store for agent steps."""
 
-    def __init__(self, store: ArtifactStore, personas: PersonaLibrary) -> None:
+    def __init__(
+        self, store: ArtifactStore, personas: PersonaLibrary, kept: int = TRANSCRIPTS_KEPT
+    ) -> None:
         self.store = store
         self.personas = personas
+        self._kept = _Transcripts(kept)
 
-    def messages(self, inp: StepInput) -> list[dict[str, Any]]:
+    async def messages(self, inp: StepInput) -> list[Message]:
         """Store the nodes the workflow made, then rebuild the transcript from the head."""
-        for node in inp.pending:
-            self.store.put_node(node)
-        messages = [node_to_message(n, self.store) for n in self.store.chain(inp.head)]
+        refs = await asyncio.gather(*(self.store.put_node(node) for node in inp.pending))
+        chain = await self._chain(inp.head, dict(zip(refs, inp.pending, strict=True)))
         system = [inp.system_prompt] if inp.system_prompt else []
         if inp.persona:
-            system.append(
-                self.personas.render(
-                    inp.persona, agent_id=inp.agent_id, description=inp.description, tools=inp.tools
-                )
+            # A persona is a file read: off the event loop like every other read.
+            persona = await asyncio.to_thread(
+                self.personas.render,
+                inp.persona,
+                agent_id=inp.agent_id,
+                description=inp.description,
+                tools=inp.tools,
             )
-        return [{"role": "system", "content": text} for text in system] + messages
+            system.append(persona)
+        # A fresh list of the kept dicts: callers may reorder it, and no caller edits a message.
+        return [{"role": "system", "content": text} for text in system] + list(chain)
 
-    def reply(
+    async def _chain(self, head: str, pending: dict[str, ContentNode]) -> tuple[Message, ...]:
+        """The messages up to `head`: the kept ones, then the nodes added since (taken from
+        `pending` where the workflow sent them, else read from the store in one go)."""
+        new: list[ContentNode] = []
+        kept: tuple[Message, ...] = ()
+        ref: str | None = head
+        while ref is not None:
+            if (hit := self._kept.get(ref)) is not None:
+                kept = hit
+                break
+            node = pending.get(ref)
+            if node is None:
+                new.extend(reversed(await self.store.chain(ref)))
+                break
+            new.append(node)
+            ref = node.parent
+        new.reverse()
+        messages = kept + tuple(
+            await asyncio.gather(*(node_to_message(node, self.store) for node in new))
+        )
+        self._kept.put(head, messages)
+        return messages
+
+    async def reply(
         self,
         inp: StepInput,
         text: str | None,
@@ -85,8 +146,11 @@ class Transcript:
             text=text,
             tool_calls=calls,
         )
+        ref = await self.store.put_node(node)
+        if (before := self._kept.get(inp.head)) is not None:
+            self._kept.put(ref, (*before, assistant_message(node)))
         return StepResult(
-            ref=self.store.put_node(node),
+            ref=ref,
             text_preview=preview(text),
             tool_calls=calls,
             usage=usage,
@@ -100,4 +164,4 @@ class ContentActivities:
 
     @activity.defn(name=STORE_NODES)
     async def store_nodes(self, inp: StoreNodesInput) -> list[str]:
-        return [self.store.put_node(node) for node in inp.nodes]
+        return [await self.store.put_node(node) for node in inp.nodes]

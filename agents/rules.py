@@ -13,19 +13,13 @@ from typing import Any
 
 from agents.turn import latest_turn
 from contract.agent import Rule
-
-
-@dataclass(frozen=True)
-class RuleCall:
-    id: str
-    name: str
-    arguments: str
+from contract.models import ToolCallRequest
 
 
 @dataclass(frozen=True)
 class RuleReply:
     text: str | None = None
-    tool_calls: list[RuleCall] = field(default_factory=list)
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
 
 
 def respond(rules: list[Rule], fallback: str, messages: list[dict[str, Any]]) -> RuleReply:
@@ -38,7 +32,11 @@ def respond(rules: list[Rule], fallback: str, messages: list[dict[str, Any]]) ->
     if rule.tool is None:
         return RuleReply(text=rule.reply)
     if not turn.results:
-        call = RuleCall(f"rule_{len(messages)}_{rule.tool}", rule.tool, json.dumps(rule.arguments))
+        call = ToolCallRequest(
+            id=f"rule_{len(messages)}_{rule.tool}",
+            name=rule.tool,
+            arguments=json.dumps(rule.arguments),
+        )
         return RuleReply(tool_calls=[call])
     result = turn.results[-1].content
     if rule.reply is None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.turn import Turn, latest_turn
+from contract.models import ToolCallRequest
 
 PROVIDER = "scripted"  # models are `scripted/<name>`, served by scripted_provider.py
 WEATHER_RE = re.compile(r"weather (?:in|for|at) ([^?!.]+)", re.IGNORECASE)
@@ -48,16 +49,9 @@ INVALID_ARGUMENTS = "invalid arguments"
 
 
 @dataclass(frozen=True)
-class ScriptedToolCall:
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
 class ScriptedReply:
     text: str | None = None
-    tool_calls: list[ScriptedToolCall] = field(default_factory=list)
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
 
 
 class ScriptedFailure(Exception):
@@ -187,8 +181,10 @@ def _parallel_calls(name: str, arguments: str, position: int) -> ScriptedReply:
     except json.JSONDecodeError:
         items = [arguments]
     calls = [
-        ScriptedToolCall(
-            f"call_{position}_{name}_{n}", name, item if isinstance(item, str) else json.dumps(item)
+        ToolCallRequest(
+            id=f"call_{position}_{name}_{n}",
+            name=name,
+            arguments=item if isinstance(item, str) else json.dumps(item),
         )
         for n, item in enumerate(items)
     ]
@@ -212,7 +208,7 @@ def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) ->
             return ScriptedReply(text=f"I cannot do that: I have no '{name}' tool.")
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
         call_id = f"call_{len(messages)}_{name}"
-        return ScriptedReply(tool_calls=[ScriptedToolCall(call_id, name, raw)])
+        return ScriptedReply(tool_calls=[ToolCallRequest(id=call_id, name=name, arguments=raw)])
 
     if results and INVALID_ARGUMENTS in results[-1].content and len(turn.calls_made) < 3:
         last = turn.calls_made[-1]["function"]

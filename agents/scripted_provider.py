@@ -15,6 +15,7 @@ from litellm.utils import custom_llm_setup
 
 from agents.config import ScriptedModelSettings
 from agents.scripted import PROVIDER, ScriptedFailure, estimate_tokens, respond
+from agents.turn import openai_tool_call
 
 
 class ScriptedLLM(CustomLLM):
@@ -47,14 +48,7 @@ class ScriptedLLM(CustomLLM):
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
         if reply.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
-                for c in reply.tool_calls
-            ]
+            message["tool_calls"] = [openai_tool_call(c) for c in reply.tool_calls]
         response = litellm.ModelResponse(
             model=f"{PROVIDER}/{model}",
             created=int(time.time()),

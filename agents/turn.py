@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from contract.models import ToolCallRequest
+
 
 @dataclass(frozen=True)
 class ToolResultText:
@@ -18,6 +20,15 @@ class Turn:
     question: str | None
     results: list[ToolResultText]
     calls_made: list[dict[str, Any]]  # the assistant's tool calls of this turn, in order
+
+
+def openai_tool_call(call: ToolCallRequest) -> dict[str, Any]:
+    """A tool call as an OpenAI-format assistant message carries it (what litellm speaks)."""
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
 
 
 def text_of(message: dict[str, Any]) -> str:

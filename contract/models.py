@@ -236,7 +236,14 @@ class ToolInput(BaseModel):
     agent_id: str
     step: int
     call: ToolCallRequest
-    call_key: str = Field(default="", description="business key made in the workflow (ids.py)")
+    call_key: str = Field(
+        default="",
+        description=(
+            "the business key (ids.business_key) a side effect of this call is unique on, made"
+            " in the workflow; not the duplicate-call key. The name is the wire name old"
+            " histories carry; empty in histories recorded before workflows made one"
+        ),
+    )
 
 
 class ToolOutcome(BaseModel):

@@ -14,7 +14,6 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from runtime.settings import Settings
-from store.artifacts import ArtifactStore
 from workflows.conversation import ConversationWorkflow
 
 # Workers that `p2e run` starts for one conversation carry this suffix, so that a later run
@@ -39,10 +38,11 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
     from agents.tools import load_plugins
     from agents.tools.registry import ToolServices
     from ledger import open_ledger
+    from store.artifacts import LocalArtifactStore
     from store.tool_cache import ToolCache
 
     load_plugins()
-    store = ArtifactStore(settings.artifacts_dir)
+    store = LocalArtifactStore(settings.artifacts_dir)
     transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
     llm = LlmActivities(transcript, settings.scripted)
     rules = RuleActivities(transcript)

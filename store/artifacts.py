@@ -1,25 +1,28 @@
-"""Content-addressed artifact store: conversation content lives here, refs live in history.
+"""The local directory backend of the artifact store, the embedded default.
 
-The embedded default is a local directory (`<state dir>/artifacts/ab/abcdef...`); a ref is
-the SHA-256 of the bytes, so writing the same content twice (a retried activity) is a no-op
-and a ref always names exactly one content.
+Content lives in `<state dir>/artifacts/ab/abcdef...`, under the SHA-256 of its bytes.
+`ArtifactDirectory` is the blocking file access, for code outside an event loop (the CLI);
+`LocalArtifactStore` is the `ArtifactStore` the worker uses, running each file access in a
+thread so a slow disk never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 from contract.models import ContentNode
+from store.base import ArtifactNotFound
+
+__all__ = ["ArtifactDirectory", "ArtifactNotFound", "ArtifactStore", "LocalArtifactStore"]
 
 
-class ArtifactNotFound(KeyError):
-    pass
+class ArtifactDirectory:
+    """Blocking reads and writes of the artifact directory."""
 
-
-class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -61,7 +64,6 @@ class ArtifactStore:
         return self.get_bytes(ref).decode()
 
     def put_node(self, node: ContentNode) -> str:
-        """Store a node under `node.ref()`, the hash the workflow computes for it."""
         ref = node.ref()
         self._write(ref, node.model_dump_json(exclude_defaults=True).encode())
         return ref
@@ -70,7 +72,6 @@ class ArtifactStore:
         return ContentNode.model_validate_json(self.get_bytes(ref))
 
     def chain(self, head: str) -> list[ContentNode]:
-        """The nodes from the first message to `head`, oldest first."""
         nodes: list[ContentNode] = []
         ref: str | None = head
         while ref is not None:
@@ -79,3 +80,36 @@ class ArtifactStore:
             ref = node.parent
         nodes.reverse()
         return nodes
+
+
+# The blocking directory under its former name, for the callers that still read synchronously
+# (cli/display.py and the integration tests); the interface of that name is store.base's.
+ArtifactStore = ArtifactDirectory
+
+
+class LocalArtifactStore:
+    """The `ArtifactStore` over a local directory; a whole chain is read in one thread hop."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = ArtifactDirectory(root)
+
+    async def put_bytes(self, data: bytes) -> str:
+        return await asyncio.to_thread(self.directory.put_bytes, data)
+
+    async def get_bytes(self, ref: str) -> bytes:
+        return await asyncio.to_thread(self.directory.get_bytes, ref)
+
+    async def put_text(self, text: str) -> str:
+        return await asyncio.to_thread(self.directory.put_text, text)
+
+    async def get_text(self, ref: str) -> str:
+        return await asyncio.to_thread(self.directory.get_text, ref)
+
+    async def put_node(self, node: ContentNode) -> str:
+        return await asyncio.to_thread(self.directory.put_node, node)
+
+    async def get_node(self, ref: str) -> ContentNode:
+        return await asyncio.to_thread(self.directory.get_node, ref)
+
+    async def chain(self, head: str) -> list[ContentNode]:
+        return await asyncio.to_thread(self.directory.chain, head)

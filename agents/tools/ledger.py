@@ -1,10 +1,11 @@
 """Ledger tools: the acting agent's balance, payments, rewards and history.
 
 The payer is always the acting agent from the workflow (`ToolContext.agent_id`), never a
-model argument, and the transfer id is the call's key from the workflow, so a retried call
-pays once. What retrying cannot fix (a broken ledger rule such as a bad amount, an unknown
-wallet or an overdraft; no ledger file, or a damaged one) comes back to the model as a tool
-error; an unreachable ledger raises, and Temporal retries the call.
+model argument, and the transfer id is the call's business key from the workflow
+(`ToolContext.business_key`), so a retried call pays once. What retrying cannot fix (a
+broken ledger rule such as a bad amount, an unknown wallet or an overdraft; no ledger file,
+or a damaged one) comes back to the model as a tool error; an unreachable ledger raises,
+and Temporal retries the call.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ async def _pay(
 ) -> dict[str, Any]:
     with _as_tool_error():
         receipt = await _ledger(context).transfer(
-            context.call_key,
+            context.business_key,
             context.agent_id,
             payee,
             amount,

@@ -31,14 +31,15 @@ class ToolContext:
     """What the workflow says about a call, for tools that take a second argument.
 
     `agent_id` is the acting agent as the workflow knows it, never a model argument;
-    `call_key` (a business key, workflows/ids.py) is computed in the workflow, so a side
-    effect keyed on it happens once however often the activity is retried.
+    `business_key` (contract/ids.py) is computed in the workflow, so a side effect keyed on
+    it happens once however often the activity is retried. It is not the duplicate-call key,
+    which names a tool and its arguments and is the same for two calls alike.
     """
 
     agent_id: str
     conversation_id: str
     step: int
-    call_key: str
+    business_key: str
     services: ToolServices
 
 

@@ -1,9 +1,10 @@
-"""The content-addressed artifact store (runtime/artifacts.py)."""
+"""The content-addressed artifact store (store/artifacts.py): the directory and its async API."""
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from contract.models import ContentNode, ToolCallRequest
 from contract.states import State
-from store.artifacts import ArtifactNotFound, ArtifactStore
+from store.artifacts import ArtifactDirectory, ArtifactNotFound, LocalArtifactStore
+from store.base import ArtifactStore
 
 
 def files_under(root: Path) -> list[Path]:
@@ -30,7 +32,7 @@ def node(kind: State, parent: str | None, step: int, **extra: Any) -> ContentNod
 
 
 def test_put_bytes_returns_sha256_hex(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     data = b"hello artifacts"
     ref = store.put_bytes(data)
     assert ref == hashlib.sha256(data).hexdigest()
@@ -41,7 +43,7 @@ def test_put_bytes_returns_sha256_hex(tmp_path: Path) -> None:
 def test_put_bytes_is_idempotent_and_writes_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     real_mkstemp = tempfile.mkstemp
     calls: list[object] = []
 
@@ -58,13 +60,13 @@ def test_put_bytes_is_idempotent_and_writes_once(
 
 
 def test_text_round_trip(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     ref = store.put_text("héllo °C")
     assert store.get_text(ref) == "héllo °C"
 
 
 def test_get_unknown_ref_raises(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     with pytest.raises(ArtifactNotFound):
         store.get_bytes("0" * 64)
 
@@ -87,7 +89,7 @@ def test_invalid_ref_raises_without_touching_outside_root(tmp_path: Path, ref: s
     root.mkdir()
     (tmp_path / "outside").write_text("secret")
     before = sorted(tmp_path.rglob("*"))
-    store = ArtifactStore(root)
+    store = ArtifactDirectory(root)
     with pytest.raises(ArtifactNotFound):
         store.get_bytes(ref)
     with pytest.raises(ArtifactNotFound):
@@ -98,7 +100,7 @@ def test_invalid_ref_raises_without_touching_outside_root(tmp_path: Path, ref: s
 
 
 def test_put_node_returns_node_ref(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     n = node(State.USER_MESSAGE, None, 0, text="What's the weather in Paris?")
     ref = store.put_node(n)
     assert ref == n.ref()
@@ -106,7 +108,7 @@ def test_put_node_returns_node_ref(tmp_path: Path) -> None:
 
 
 def test_chain_returns_nodes_oldest_first(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     first = node(State.USER_MESSAGE, None, 0, text="What's the weather in Paris?")
     first_ref = store.put_node(first)
     second = node(
@@ -123,14 +125,14 @@ def test_chain_returns_nodes_oldest_first(tmp_path: Path) -> None:
 
 
 def test_chain_with_missing_parent_raises(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     orphan = node(State.ASSISTANT_MESSAGE, "f" * 64, 1, text="hi")
     with pytest.raises(ArtifactNotFound):
         store.chain(store.put_node(orphan))
 
 
 def test_no_temp_files_left_after_writes(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = ArtifactDirectory(tmp_path)
     for i in range(5):
         store.put_text(f"content {i}")
         store.put_text(f"content {i}")
@@ -138,3 +140,35 @@ def test_no_temp_files_left_after_writes(tmp_path: Path) -> None:
     leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp-")]
     assert leftovers == []
     assert len(files_under(tmp_path)) == 6
+
+
+async def test_local_store_is_the_async_api_over_the_directory(tmp_path: Path) -> None:
+    store: ArtifactStore = LocalArtifactStore(tmp_path)
+    first = node(State.USER_MESSAGE, None, 0, text="hi")
+    first_ref = await store.put_node(first)
+    second = node(State.ASSISTANT_MESSAGE, first_ref, 1, text="hello")
+    second_ref = await store.put_node(second)
+    assert await store.chain(second_ref) == [first, second]
+    assert await store.get_node(first_ref) == first
+    text_ref = await store.put_text("héllo")
+    assert await store.get_text(text_ref) == "héllo"
+    assert await store.get_bytes(text_ref) == "héllo".encode()
+    assert await store.put_bytes(b"x") == ArtifactDirectory(tmp_path).put_bytes(b"x")
+    with pytest.raises(ArtifactNotFound):
+        await store.get_text("0" * 64)
+
+
+async def test_local_store_reads_and_writes_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalArtifactStore(tmp_path)
+    threads: list[str] = []
+    real_write = ArtifactDirectory._write
+
+    def recording_write(self: ArtifactDirectory, ref: str, data: bytes) -> None:
+        threads.append(threading.current_thread().name)
+        real_write(self, ref, data)
+
+    monkeypatch.setattr(ArtifactDirectory, "_write", recording_write)
+    await store.put_text("off the loop")
+    assert threads and threading.main_thread().name not in threads

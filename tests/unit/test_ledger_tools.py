@@ -19,7 +19,7 @@ from agents.tools.registry import ToolServices
 from contract.ids import business_key
 from contract.models import ToolCallRequest, ToolInput, ToolOutcome
 from ledger.embedded import EmbeddedLedger
-from store.artifacts import ArtifactStore
+from store.artifacts import LocalArtifactStore
 from store.tool_cache import ToolCache
 
 D = Decimal
@@ -40,7 +40,7 @@ class Runner:
     """Runs tool calls through the run_tool activity and reads back their stored results."""
 
     def __init__(self, tmp_path: Path, services: ToolServices) -> None:
-        self.store = ArtifactStore(tmp_path / "artifacts")
+        self.store = LocalArtifactStore(tmp_path / "artifacts")
         self.activities = ToolActivities(
             self.store, ToolCache(tmp_path / "tool-cache.db"), services
         )
@@ -60,7 +60,7 @@ class Runner:
     async def run(self, inp: ToolInput) -> tuple[str, Any]:
         outcome: ToolOutcome = await self.activities.run_tool(inp)
         assert outcome.result_ref is not None
-        return outcome.status, json.loads(self.store.get_text(outcome.result_ref))
+        return outcome.status, json.loads(await self.store.get_text(outcome.result_ref))
 
     async def call(
         self, name: str, arguments: dict[str, Any] | str, agent: str = "alice", key: str = ""

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from agents.registry import AgentRegistry
-from agents.rules import RuleCall, RuleReply, respond
+from agents.rules import RuleReply, respond
 from contract.agent import Rule
+from contract.models import ToolCallRequest
 from runtime.settings import PROJECT_ROOT
 
 FALLBACK = "I have no rule for that."
@@ -24,7 +25,7 @@ def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-def after_tool(question: str, call: RuleCall, content: str) -> list[dict[str, Any]]:
+def after_tool(question: str, call: ToolCallRequest, content: str) -> list[dict[str, Any]]:
     """The transcript once the rule's tool call has answered."""
     return [
         user(question),
@@ -43,7 +44,7 @@ def after_tool(question: str, call: RuleCall, content: str) -> list[dict[str, An
     ]
 
 
-def only_call(reply: RuleReply) -> RuleCall:
+def only_call(reply: RuleReply) -> ToolCallRequest:
     assert reply.text is None
     assert len(reply.tool_calls) == 1
     return reply.tool_calls[0]

@@ -10,11 +10,11 @@ import pytest
 from agents.scripted import (
     ScriptedFailure,
     ScriptedReply,
-    ScriptedToolCall,
     estimate_tokens,
     respond,
 )
 from agents.tools import get_tool
+from contract.models import ToolCallRequest
 
 
 def offered(*names: str) -> dict[str, dict[str, Any]]:
@@ -31,7 +31,7 @@ def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-def assistant_call(call: ScriptedToolCall) -> dict[str, Any]:
+def assistant_call(call: ToolCallRequest) -> dict[str, Any]:
     return {
         "role": "assistant",
         "content": None,
@@ -59,7 +59,7 @@ def weather(city: str, temperature: float, condition: str, humidity: int) -> dic
     }
 
 
-def only_call(reply: ScriptedReply) -> ScriptedToolCall:
+def only_call(reply: ScriptedReply) -> ToolCallRequest:
     assert reply.text is None
     assert len(reply.tool_calls) == 1
     return reply.tool_calls[0]
@@ -220,7 +220,7 @@ def test_explicit_call_is_made_even_when_the_tool_is_not_offered() -> None:
 
 def test_explicit_call_n_times_makes_one_call_per_step_then_answers() -> None:
     messages = [user('call get_weather 3 times with {"city": "Paris"}')]
-    calls: list[ScriptedToolCall] = []
+    calls: list[ToolCallRequest] = []
     for _ in range(3):
         call = only_call(respond(messages, WEATHER))
         assert call.name == "get_weather"
@@ -240,7 +240,7 @@ def test_explicit_call_n_times_makes_one_call_per_step_then_answers() -> None:
 MALFORMED = '{"town": "Paris"}'
 
 
-def rejected_call_transcript() -> tuple[list[dict[str, Any]], ScriptedToolCall]:
+def rejected_call_transcript() -> tuple[list[dict[str, Any]], ToolCallRequest]:
     messages = [user(f"call get_weather with {MALFORMED}")]
     call = only_call(respond(messages, WEATHER))
     assert call.arguments == MALFORMED

@@ -17,7 +17,7 @@ from agents.tools.registry import _TOOLS
 from agents.tools.weather import WeatherArgs
 from contract.models import ToolCallRequest, ToolInput, ToolOutcome
 from store import tool_cache
-from store.artifacts import ArtifactStore
+from store.artifacts import LocalArtifactStore
 from store.tool_cache import ToolCache
 
 
@@ -105,21 +105,21 @@ def tool_input(name: str, arguments: str) -> ToolInput:
     )
 
 
-async def run(store: ArtifactStore, name: str, arguments: str) -> ToolOutcome:
-    cache = ToolCache(store.root / "cache.db")
+async def run(store: LocalArtifactStore, name: str, arguments: str) -> ToolOutcome:
+    cache = ToolCache(store.directory.root / "cache.db")
     return await ToolActivities(store, cache).run_tool(tool_input(name, arguments))
 
 
-def stored(store: ArtifactStore, outcome: ToolOutcome) -> Any:
+async def stored(store: LocalArtifactStore, outcome: ToolOutcome) -> Any:
     assert outcome.result_ref is not None
-    return json.loads(store.get_text(outcome.result_ref))
+    return json.loads(await store.get_text(outcome.result_ref))
 
 
 async def test_run_tool_ok_stores_the_json_result(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = LocalArtifactStore(tmp_path)
     outcome = await run(store, "get_weather", '{"city": "Paris"}')
     assert outcome.status == "ok"
-    result = stored(store, outcome)
+    result = await stored(store, outcome)
     assert result["city"] == "Paris"
     assert result["temperature"] == 15
     assert "Paris" in outcome.preview
@@ -128,33 +128,33 @@ async def test_run_tool_ok_stores_the_json_result(tmp_path: Path) -> None:
 async def test_run_tool_malformed_arguments_is_an_error_naming_the_field(
     tmp_path: Path,
 ) -> None:
-    store = ArtifactStore(tmp_path)
+    store = LocalArtifactStore(tmp_path)
     outcome = await run(store, "get_weather", '{"town": 1}')
     assert outcome.status == "error"
-    error = stored(store, outcome)["error"]
+    error = (await stored(store, outcome))["error"]
     assert "invalid arguments" in error
     assert "city" in error
 
 
 async def test_run_tool_invalid_json_is_an_error(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = LocalArtifactStore(tmp_path)
     outcome = await run(store, "get_weather", "not json")
     assert outcome.status == "error"
-    assert "invalid arguments" in stored(store, outcome)["error"]
+    assert "invalid arguments" in (await stored(store, outcome))["error"]
 
 
 async def test_run_tool_unknown_tool_is_an_error(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = LocalArtifactStore(tmp_path)
     outcome = await run(store, "nope", "{}")
     assert outcome.status == "error"
-    assert "nope" in stored(store, outcome)["error"]
+    assert "nope" in (await stored(store, outcome))["error"]
 
 
 async def test_run_tool_unknown_city_is_an_error(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = LocalArtifactStore(tmp_path)
     outcome = await run(store, "get_weather", '{"city": "Atlantis"}')
     assert outcome.status == "error"
-    assert "Atlantis" in stored(store, outcome)["error"]
+    assert "Atlantis" in (await stored(store, outcome))["error"]
 
 
 # --- the tool cache --------------------------------------------------------------------------
@@ -190,7 +190,9 @@ def counting_tool(name: str, **options: Any) -> list[str]:
 
 
 def activities_for(tmp_path: Path) -> ToolActivities:
-    return ToolActivities(ArtifactStore(tmp_path / "artifacts"), ToolCache(tmp_path / "cache.db"))
+    return ToolActivities(
+        LocalArtifactStore(tmp_path / "artifacts"), ToolCache(tmp_path / "cache.db")
+    )
 
 
 async def test_cached_tool_answers_a_repeated_call_from_the_cache(

@@ -10,17 +10,17 @@ import pytest
 import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
 from activities.transcript import Transcript, node_to_message
 from agents.personas import PersonaLibrary
-from contract.models import ContentNode, StepInput, ToolCallRequest
+from contract.models import ContentNode, StepInput, ToolCallRequest, Usage
 from contract.states import State
 from runtime.settings import PROJECT_ROOT
-from store.artifacts import ArtifactStore
+from store.artifacts import LocalArtifactStore
 
 PERSONAS = PersonaLibrary(PROJECT_ROOT / "config" / "personas")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore(tmp_path)
+def store(tmp_path: Path) -> LocalArtifactStore:
+    return LocalArtifactStore(tmp_path)
 
 
 def node(kind: State, parent: str | None = None, **fields: object) -> ContentNode:
@@ -36,14 +36,14 @@ def node(kind: State, parent: str | None = None, **fields: object) -> ContentNod
     )
 
 
-def test_user_node_is_a_user_message(store: ArtifactStore) -> None:
-    message = node_to_message(node(State.USER_MESSAGE, text="hi"), store)
+async def test_user_node_is_a_user_message(store: LocalArtifactStore) -> None:
+    message = await node_to_message(node(State.USER_MESSAGE, text="hi"), store)
     assert message == {"role": "user", "content": "hi"}
 
 
-def test_tool_call_node_is_an_assistant_message_with_calls(store: ArtifactStore) -> None:
+async def test_tool_call_node_is_an_assistant_message_with_calls(store: LocalArtifactStore) -> None:
     call = ToolCallRequest(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
-    message = node_to_message(node(State.TOOL_CALL, tool_calls=[call]), store)
+    message = await node_to_message(node(State.TOOL_CALL, tool_calls=[call]), store)
     assert message["role"] == "assistant"
     assert message["tool_calls"] == [
         {
@@ -54,26 +54,32 @@ def test_tool_call_node_is_an_assistant_message_with_calls(store: ArtifactStore)
     ]
 
 
-def test_tool_result_node_reads_its_stored_result(store: ArtifactStore) -> None:
-    ref = store.put_text('{"city": "Paris"}')
-    message = node_to_message(node(State.TOOL_RESULT, tool_call_id="call_1", result_ref=ref), store)
+async def test_tool_result_node_reads_its_stored_result(store: LocalArtifactStore) -> None:
+    ref = await store.put_text('{"city": "Paris"}')
+    message = await node_to_message(
+        node(State.TOOL_RESULT, tool_call_id="call_1", result_ref=ref), store
+    )
     assert message == {"role": "tool", "tool_call_id": "call_1", "content": '{"city": "Paris"}'}
 
 
-def test_tool_result_node_without_a_ref_uses_its_inline_text(store: ArtifactStore) -> None:
+async def test_tool_result_node_without_a_ref_uses_its_inline_text(
+    store: LocalArtifactStore,
+) -> None:
     text = '{"error": "tool \'pay\' is not allowed"}'
-    message = node_to_message(node(State.TOOL_RESULT, tool_call_id="call_1", text=text), store)
+    message = await node_to_message(
+        node(State.TOOL_RESULT, tool_call_id="call_1", text=text), store
+    )
     assert message == {"role": "tool", "tool_call_id": "call_1", "content": text}
 
 
-def test_agent_result_merges_the_childs_answer(store: ArtifactStore) -> None:
+async def test_agent_result_merges_the_childs_answer(store: LocalArtifactStore) -> None:
     answer = node(
         State.ASSISTANT_MESSAGE,
         conversation_id="conv-1/d1-agent_helper",
         agent_id="agent_helper",
         text="In Tokyo it is 18°C.",
     )
-    answer_ref = store.put_node(answer)
+    answer_ref = await store.put_node(answer)
     result = node(
         State.AGENT_RESULT,
         tool_call_id="call_7",
@@ -82,7 +88,7 @@ def test_agent_result_merges_the_childs_answer(store: ArtifactStore) -> None:
         result_ref=answer_ref,
         child_id="conv-1/d1-agent_helper",
     )
-    message = node_to_message(result, store)
+    message = await node_to_message(result, store)
     assert message["role"] == "tool"
     assert message["tool_call_id"] == "call_7"
     assert json.loads(message["content"]) == {
@@ -92,9 +98,9 @@ def test_agent_result_merges_the_childs_answer(store: ArtifactStore) -> None:
     }
 
 
-def test_agent_result_without_a_child_reply_keeps_its_text(store: ArtifactStore) -> None:
+async def test_agent_result_without_a_child_reply_keeps_its_text(store: LocalArtifactStore) -> None:
     refusal = {"error": "delegation cycle refused: agent_alpha -> agent_alpha"}
-    message = node_to_message(
+    message = await node_to_message(
         node(State.AGENT_RESULT, tool_call_id="call_7", text=json.dumps(refusal)), store
     )
     assert message["role"] == "tool"
@@ -118,13 +124,13 @@ def step_input(pending: list[ContentNode], **fields: object) -> StepInput:
     )
 
 
-def test_messages_stores_the_pending_nodes(store: ArtifactStore) -> None:
+async def test_messages_stores_the_pending_nodes(store: LocalArtifactStore) -> None:
     first = node(State.USER_MESSAGE, text="hi")
     reply = node(State.ASSISTANT_MESSAGE, parent=first.ref(), text="hello")
     second = node(State.USER_MESSAGE, parent=reply.ref(), text="weather?")
-    messages = Transcript(store, PERSONAS).messages(step_input([first, reply, second]))
+    messages = await Transcript(store, PERSONAS).messages(step_input([first, reply, second]))
     for pending in (first, reply, second):
-        assert store.get_node(pending.ref()) == pending
+        assert await store.get_node(pending.ref()) == pending
     assert messages == [
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "hello"},
@@ -132,7 +138,9 @@ def test_messages_stores_the_pending_nodes(store: ArtifactStore) -> None:
     ]
 
 
-def test_messages_put_the_system_prompt_first_then_the_persona(store: ArtifactStore) -> None:
+async def test_messages_put_the_system_prompt_first_then_the_persona(
+    store: LocalArtifactStore,
+) -> None:
     question = node(State.USER_MESSAGE, text="Weather in Oslo?")
     inp = step_input(
         [question],
@@ -141,7 +149,7 @@ def test_messages_put_the_system_prompt_first_then_the_persona(store: ArtifactSt
         description="Weather specialist",
         tools=["get_weather", "delegate"],
     )
-    messages = Transcript(store, PERSONAS).messages(inp)
+    messages = await Transcript(store, PERSONAS).messages(inp)
     assert [m["role"] for m in messages] == ["system", "system", "user"]
     assert messages[0]["content"] == "You are agent_helper."
     expected = PERSONAS.render(
@@ -155,17 +163,72 @@ def test_messages_put_the_system_prompt_first_then_the_persona(store: ArtifactSt
     assert messages[2] == {"role": "user", "content": "Weather in Oslo?"}
 
 
-def test_messages_with_a_persona_and_no_system_prompt(store: ArtifactStore) -> None:
+async def test_messages_with_a_persona_and_no_system_prompt(store: LocalArtifactStore) -> None:
     inp = step_input([node(State.USER_MESSAGE, text="hi")], persona="critic")
-    messages = Transcript(store, PERSONAS).messages(inp)
+    messages = await Transcript(store, PERSONAS).messages(inp)
     assert [m["role"] for m in messages] == ["system", "user"]
     assert "You are agent_helper." in messages[0]["content"]
 
 
-def test_messages_without_system_prompt_or_persona_have_no_system_message(
-    store: ArtifactStore,
+async def test_messages_without_system_prompt_or_persona_have_no_system_message(
+    store: LocalArtifactStore,
 ) -> None:
-    messages = Transcript(store, PERSONAS).messages(
+    messages = await Transcript(store, PERSONAS).messages(
         step_input([node(State.USER_MESSAGE, text="hi")])
     )
     assert messages == [{"role": "user", "content": "hi"}]
+
+
+# --- the transcripts a worker keeps ----------------------------------------------------------
+
+
+async def two_steps(transcript: Transcript) -> tuple[StepInput, list[dict[str, object]]]:
+    """A model step that calls a tool, then the step that reads the tool's result."""
+    question = node(State.USER_MESSAGE, text="weather in Paris?")
+    first = step_input([question])
+    await transcript.messages(first)
+    call = ToolCallRequest(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+    reply = await transcript.reply(first, None, [call], Usage(), "scripted/default")
+    result_ref = await transcript.store.put_text('{"city": "Paris"}')
+    answer = node(State.TOOL_RESULT, parent=reply.ref, tool_call_id="call_1", result_ref=result_ref)
+    second = step_input([answer])
+    return second, await transcript.messages(second)
+
+
+async def test_a_step_after_a_kept_one_reads_only_its_new_nodes(
+    store: LocalArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transcript = Transcript(store, PERSONAS)
+    question = node(State.USER_MESSAGE, text="weather in Paris?")
+    await transcript.messages(step_input([question]))
+
+    async def no_chain(head: str) -> list[ContentNode]:
+        raise AssertionError("the kept transcript was read again")
+
+    monkeypatch.setattr(store, "chain", no_chain)
+    _, messages = await two_steps(transcript)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[2]["content"] == '{"city": "Paris"}'
+
+
+async def test_a_restarted_worker_rebuilds_the_same_transcript(store: LocalArtifactStore) -> None:
+    second, kept = await two_steps(Transcript(store, PERSONAS))
+    assert await Transcript(store, PERSONAS).messages(second) == kept
+
+
+async def test_the_kept_transcripts_are_bounded(store: LocalArtifactStore) -> None:
+    transcript = Transcript(store, PERSONAS, kept=2)
+    heads = [node(State.USER_MESSAGE, text=f"question {n}") for n in range(3)]
+    for head in heads:
+        await transcript.messages(step_input([head]))
+    assert transcript._kept.get(heads[0].ref()) is None
+    assert transcript._kept.get(heads[2].ref()) is not None
+
+
+async def test_editing_returned_messages_leaves_the_kept_ones_alone(
+    store: LocalArtifactStore,
+) -> None:
+    transcript = Transcript(store, PERSONAS)
+    inp = step_input([node(State.USER_MESSAGE, text="hi")])
+    (await transcript.messages(inp)).append({"role": "user", "content": "extra"})
+    assert await transcript.messages(inp) == [{"role": "user", "content": "hi"}]
