@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,9 +26,10 @@ from cli.display import Progress, reply_text, stack_table
 from contract.errors import InvalidInput, P2eError
 
 if TYPE_CHECKING:
-    from temporalio.client import Client, WorkflowHandle
+    from temporalio.client import WorkflowUpdateHandle
 
-    from contract.models import ConversationStatus, TurnResult
+    from contract.models import TurnResult
+    from runtime.conversations import ConversationClient, ConversationHandle
     from runtime.settings import Settings
 
 HELP = "/stack shows the conversation, /end closes it, /exit leaves it open for later"
@@ -95,106 +97,86 @@ async def _read_line(prompt: str) -> str | None:
 
 
 async def _chat(settings: Settings, agent_id: str, name: str | None, model: str | None) -> int:
-    from agents.registry import AgentRegistry
-    from runtime.client import connect
-    from runtime.conversations import start_conversation
+    from runtime.conversations import ConversationClient
 
-    spec = AgentRegistry.load(settings.agents_file).get(agent_id)
-    client = await connect(settings)
-    handle, started = await start_conversation(
-        client, settings, spec, None, name=name, model=model, interactive=True
-    )
-    async with serving(client, settings):
-        status = await _status(handle)
-        if status.agent_id != spec.id:
-            raise P2eError(f"{handle.id} is a conversation with {status.agent_id}, not {spec.id}")
+    conversations = ConversationClient(settings)
+    inp = conversations.build_input(agent_id, None, model=model, interactive=True)
+    handle, started = await conversations.start(inp, name=name)
+    async with serving(await conversations.temporal(), settings):
+        status = await conversations.status(handle)
+        if status.agent_id != agent_id:
+            raise P2eError(f"{handle.id} is a conversation with {status.agent_id}, not {agent_id}")
         if status.reason is not None:
             raise P2eError(f"{handle.id} has finished ({status.reason}); start a new chat")
         note(f"{'started' if started else 'attached to'} {handle.id} · {HELP}")
         while True:
             line = await _read_line("you> ")
             if line is None or line.strip() == "/exit":
-                note(f"{handle.id} stays open; re-attach with: p2e chat {spec.id} -c {handle.id}")
+                note(f"{handle.id} stays open; re-attach with: p2e chat {agent_id} -c {handle.id}")
                 return 0
             text = line.strip()
             if not text:
                 continue
             if text == "/stack":
-                await _print_stack(handle)
+                console.print(stack_table(handle.id, await conversations.stack(handle)))
             elif text == "/end":
-                await handle.execute_update("end")
+                await conversations.end(handle)
                 note(f"{handle.id} ended")
                 return 0
             elif text.startswith("/"):
                 note(f"unknown command {text}; {HELP}")
             else:
-                turn = await _send(handle, "send_message", text)
+                turn = await _send(conversations, handle, conversations.start_send, text)
                 if turn is None:
                     continue
                 shown = reply_text(settings, turn.reply_ref, turn.reply_preview)
-                console.print(f"{spec.id}> {shown}", highlight=False)
+                console.print(f"{agent_id}> {shown}", highlight=False)
                 if turn.reason is not None:
                     note(f"{handle.id} finished: {turn.reason}")
                     return 0
 
 
-async def _send(handle: WorkflowHandle[Any, Any], update: str, text: str) -> TurnResult | None:
-    """Deliver a message or answer; tool calls and delegations print while they happen."""
-    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+async def _send(
+    conversations: ConversationClient,
+    handle: ConversationHandle,
+    deliver: Callable[[ConversationHandle, str], Awaitable[WorkflowUpdateHandle[TurnResult]]],
+    text: str,
+) -> TurnResult | None:
+    """Deliver a message or answer (`deliver` starts its update); tool calls and delegations
+    print while they happen."""
+    from temporalio.client import WorkflowUpdateFailedError
 
-    from contract.models import StackEntry, TurnResult
-    from runtime.conversations import check_message
-
-    check_message(text, "answer" if update == "answer" else "message")
-    before = len(await handle.query("stack", result_type=list[StackEntry]))
+    before = len(await conversations.stack(handle))
     try:
-        pending = await handle.start_update(
-            update, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=TurnResult
-        )
+        pending = await deliver(handle, text)
     except WorkflowUpdateFailedError as exc:
         note(f"refused: {getattr(exc.cause, 'message', exc.cause)}")
         return None
     result = asyncio.ensure_future(pending.result())
     progress = Progress(printed=before, kinds=PROGRESS_KINDS)
     while not result.done():
-        progress.show(await handle.query("stack", result_type=list[StackEntry]))
+        progress.show(await conversations.stack(handle))
         await asyncio.wait({result}, timeout=PROGRESS_S)
-    progress.show(await handle.query("stack", result_type=list[StackEntry]))
-    turn: TurnResult = result.result()
-    return turn
-
-
-async def _print_stack(handle: WorkflowHandle[Any, Any]) -> None:
-    from contract.models import StackEntry
-
-    stack = await handle.query("stack", result_type=list[StackEntry])
-    console.print(stack_table(handle.id, stack))
-
-
-async def _status(handle: WorkflowHandle[Any, Any]) -> ConversationStatus:
-    from contract.models import ConversationStatus
-
-    status: ConversationStatus = await handle.query("state", result_type=ConversationStatus)
-    return status
+    progress.show(await conversations.stack(handle))
+    return result.result()
 
 
 async def _answer_as(settings: Settings, agent_id: str, conversation: str) -> int:
     """Wait for the human agent's turn, show what it is asked, send the person's answer."""
     from agents.registry import AgentRegistry
-    from runtime.client import connect
-    from runtime.conversations import describe
+    from runtime.conversations import ConversationClient
 
     spec = AgentRegistry.load(settings.agents_file).get(agent_id)
     if spec.type != "human":
         raise P2eError(f"{agent_id} is a {spec.type} agent; --as answers for human agents")
-    client = await connect(settings)
-    root, _ = await describe(client, conversation)
-    async with serving(client, settings):
+    conversations = ConversationClient(settings)
+    root = await conversations.attach(conversation)
+    async with serving(await conversations.temporal(), settings):
         announced = False
         while True:
-            handle = await _human_turn(client, root.id, agent_id)
+            handle = await conversations.human_turn(root.id, agent_id)
             if handle is None:
-                if not await _still_running(root):
+                if not await conversations.running(root):
                     note(f"{root.id} has finished")
                     return 0
                 if not announced:
@@ -203,48 +185,24 @@ async def _answer_as(settings: Settings, agent_id: str, conversation: str) -> in
                 await asyncio.sleep(POLL_S)
                 continue
             announced = False
-            await _show_question(settings, handle)
+            await _show_question(settings, conversations, handle)
             line = await _read_line(f"{agent_id}> ")
             if line is None or line.strip() == "/exit":
                 return 0
             if not line.strip():
                 note("an empty answer is not sent")
                 continue
-            turn = await _send(handle, "answer", line.strip())
+            turn = await _send(conversations, handle, conversations.start_answer, line.strip())
             if turn is not None:
                 note(f"answered in {handle.id}")
 
 
-async def _human_turn(
-    client: Client, root_id: str, agent_id: str
-) -> WorkflowHandle[Any, Any] | None:
-    """The conversation under `root_id` (itself or a delegated child) waiting for the agent."""
-    from workflows import search
-
-    query = (
-        f"ExecutionStatus = 'Running' AND {search.AGENT.name} = '{agent_id}' AND "
-        f"{search.STATE.name} = 'Waiting' AND "
-        f"(WorkflowId = '{root_id}' OR WorkflowId STARTS_WITH '{root_id}/')"
-    )
-    async for execution in client.list_workflows(query, limit=10):
-        handle = client.get_workflow_handle(execution.id)
-        status = await _status(handle)
-        if status.waiting_for == "human":
-            return handle
-    return None
-
-
-async def _still_running(handle: WorkflowHandle[Any, Any]) -> bool:
-    from runtime.conversations import is_running
-
-    return is_running(await handle.describe())
-
-
-async def _show_question(settings: Settings, handle: WorkflowHandle[Any, Any]) -> None:
-    from contract.models import StackEntry
+async def _show_question(
+    settings: Settings, conversations: ConversationClient, handle: ConversationHandle
+) -> None:
     from contract.states import State
 
-    stack = await handle.query("stack", result_type=list[StackEntry])
+    stack = await conversations.stack(handle)
     asked = next((e for e in reversed(stack) if e.kind is State.USER_MESSAGE), None)
     if asked is not None:
         console.print(

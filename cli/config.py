@@ -6,7 +6,7 @@ and is recorded on the stack entries of the steps it applies to.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,8 +23,13 @@ from cli.common import (
 from contract.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from contract.models import Overrides
+    from runtime.conversations import ConversationClient, ConversationHandle
     from runtime.settings import Settings
+
+    Change = Callable[[ConversationClient, ConversationHandle], Awaitable[Overrides]]
 
 app = typer.Typer(
     help="Change a running conversation's persona, tools or model.", no_args_is_help=True
@@ -45,7 +50,7 @@ def set_behavior(
 ) -> None:
     """Apply a persona from config/personas/ from the next step."""
     value = None if persona == DEFAULT else persona
-    _apply(settings_for(address, namespace), conversation, "set_behavior", value)
+    _apply(settings_for(address, namespace), conversation, lambda c, h: c.set_behavior(h, value))
 
 
 @app.command("set-tools")
@@ -69,7 +74,7 @@ def set_tools(
             raise InvalidInput(
                 f"tools must be comma-separated names, 'none' or 'default', not {tools!r}"
             )
-    _apply(settings_for(address, namespace), conversation, "set_tools", value)
+    _apply(settings_for(address, namespace), conversation, lambda c, h: c.set_tools(h, value))
 
 
 @app.command("set-model")
@@ -85,7 +90,7 @@ def set_model(
     value = None if model == DEFAULT else model
     if value is not None:
         check_model(value)
-    _apply(settings_for(address, namespace), conversation, "set_model", value)
+    _apply(settings_for(address, namespace), conversation, lambda c, h: c.set_model(h, value))
 
 
 @app.command("show-overrides")
@@ -101,37 +106,31 @@ def show_overrides(
     _print(conversation_id, overrides, as_json)
 
 
-def _apply(settings: Settings, conversation: str, update: str, value: Any) -> None:
-    conversation_id, overrides = run_async(_update(settings, conversation, update, value))
+def _apply(settings: Settings, conversation: str, change: Change) -> None:
+    conversation_id, overrides = run_async(_update(settings, conversation, change))
     _print(conversation_id, overrides, as_json=False)
 
 
-async def _update(
-    settings: Settings, conversation: str, update: str, value: Any
-) -> tuple[str, Overrides]:
+async def _update(settings: Settings, conversation: str, change: Change) -> tuple[str, Overrides]:
     from contract.errors import P2eError
-    from contract.models import Overrides
-    from runtime.client import connect
-    from runtime.conversations import describe, is_running
+    from runtime.conversations import ConversationClient, is_running
 
-    client = await connect(settings)
-    handle, description = await describe(client, conversation)
+    conversations = ConversationClient(settings)
+    handle, description = await conversations.describe(conversation)
     if not is_running(description):
         raise P2eError(f"{handle.id} is not running; overrides apply to running conversations")
-    async with serving(client, settings):
-        overrides = await handle.execute_update(update, value, result_type=Overrides)
+    async with serving(await conversations.temporal(), settings):
+        overrides = await change(conversations, handle)
     return handle.id, overrides
 
 
 async def _overrides(settings: Settings, conversation: str) -> tuple[str, Overrides]:
-    from contract.models import Overrides
-    from runtime.client import connect
-    from runtime.conversations import describe
+    from runtime.conversations import ConversationClient
 
-    client = await connect(settings)
-    handle, _ = await describe(client, conversation)
-    async with serving(client, settings):
-        overrides = await handle.query("overrides", result_type=Overrides)
+    conversations = ConversationClient(settings)
+    handle = await conversations.attach(conversation)
+    async with serving(await conversations.temporal(), settings):
+        overrides = await conversations.overrides(handle)
     return handle.id, overrides
 
 

@@ -20,9 +20,9 @@ from cli.display import stack_table
 from contract.errors import P2eError
 
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowHandle
-
     from contract.models import StackEntry
+    from runtime.conversations import ConversationClient, ConversationHandle
+    from runtime.settings import Settings
 
 app = typer.Typer(help="Conversations and their interaction stacks.", no_args_is_help=True)
 
@@ -58,27 +58,21 @@ def list_conversations(
     console.print(table)
 
 
-async def _list(settings: Any, limit: int) -> list[dict[str, Any]]:
-    from runtime.client import connect
-    from runtime.conversations import WORKFLOW_TYPE
-    from workflows import search
+async def _list(settings: Settings, limit: int) -> list[dict[str, Any]]:
+    from runtime.conversations import ConversationClient
 
-    client = await connect(settings)
-    rows = []
-    async for execution in client.list_workflows(f"WorkflowType = '{WORKFLOW_TYPE}'", limit=limit):
-        attributes = execution.typed_search_attributes
-        rows.append(
-            {
-                "id": execution.id,
-                "agent": attributes.get(search.AGENT),
-                "status": execution.status.name.lower() if execution.status else "unknown",
-                "state": attributes.get(search.STATE),
-                "step": attributes.get(search.STEP),
-                "started": execution.start_time.isoformat(),
-                "closed": execution.close_time.isoformat() if execution.close_time else None,
-            }
-        )
-    return rows
+    return [
+        {
+            "id": found.id,
+            "agent": found.agent,
+            "status": found.status.name.lower() if found.status else "unknown",
+            "state": found.state,
+            "step": found.step,
+            "started": found.started.isoformat(),
+            "closed": found.closed.isoformat() if found.closed else None,
+        }
+        for found in await ConversationClient(settings).list_conversations(limit)
+    ]
 
 
 @app.command()
@@ -108,18 +102,17 @@ def show(
     )
 
 
-async def _show(settings: Any, conversation: str) -> dict[str, Any]:
-    from runtime.client import connect
-    from runtime.conversations import describe, is_running
+async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
+    from runtime.conversations import ConversationClient, is_running
 
-    client = await connect(settings)
-    handle, description = await describe(client, conversation)
+    conversations = ConversationClient(settings)
+    handle, description = await conversations.describe(conversation)
     status = description.status.name.lower() if description.status else "unknown"
     if description.status and description.status.name == "COMPLETED":
         result = await handle.result()
         stack, usage, reason = result.stack, result.usage.model_dump(), result.reason
     else:
-        stack = await _query_stack(handle, running=is_running(description))
+        stack = await _query_stack(conversations, handle, running=is_running(description))
         usage, reason = _usage_of(stack), None
     return {
         "conversation_id": handle.id,
@@ -131,17 +124,15 @@ async def _show(settings: Any, conversation: str) -> dict[str, Any]:
     }
 
 
-async def _query_stack(handle: WorkflowHandle[Any, Any], *, running: bool) -> list[StackEntry]:
+async def _query_stack(
+    conversations: ConversationClient, handle: ConversationHandle, *, running: bool
+) -> list[StackEntry]:
     import asyncio
 
     from temporalio.service import RPCError
 
-    from contract.models import StackEntry
-
     try:
-        return await asyncio.wait_for(
-            handle.query("stack", result_type=list[StackEntry]), timeout=QUERY_TIMEOUT_S
-        )
+        return await asyncio.wait_for(conversations.stack(handle), timeout=QUERY_TIMEOUT_S)
     except (TimeoutError, RPCError) as exc:
         state = "running" if running else "closed"
         raise P2eError(

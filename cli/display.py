@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from cli.common import note
 
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowHandle
-
     from contract.models import StackEntry
     from runtime.settings import Settings
 
@@ -72,12 +71,12 @@ class Progress:
                 note(f"  {describe_entry(entry)}")
         self.printed = max(self.printed, len(stack))
 
-    async def follow(self, handle: WorkflowHandle[Any, Any]) -> None:
+    async def follow(self, read_stack: Callable[[], Awaitable[list[StackEntry]]]) -> None:
+        """Show the stack `read_stack` returns until cancelled; a query no worker answers
+        yet is tried again."""
         from temporalio.service import RPCError
-
-        from contract.models import StackEntry
 
         while True:
             with contextlib.suppress(RPCError):
-                self.show(await handle.query("stack", result_type=list[StackEntry]))
+                self.show(await read_stack())
             await asyncio.sleep(0.25)

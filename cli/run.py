@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,7 +21,6 @@ from cli.common import (
 from cli.display import Progress, reply_text
 
 if TYPE_CHECKING:
-    from contract.agent import AgentSpec
     from contract.models import ConversationResult
     from runtime.settings import Settings
 
@@ -47,39 +47,34 @@ def run(
     namespace: NamespaceOption = None,
 ) -> None:
     """Run a conversation with an agent and print its reply."""
-    from agents.registry import AgentRegistry
-
     settings = settings_for(address, namespace)
-    spec = AgentRegistry.load(settings.agents_file).get(agent)
-    raise typer.Exit(run_async(_run(settings, spec, message, name, model, detach)))
+    raise typer.Exit(run_async(_run(settings, agent, message, name, model, detach)))
 
 
 async def _run(
     settings: Settings,
-    spec: AgentSpec,
+    agent_id: str,
     message: str,
     name: str | None,
     model: str | None,
     detach: bool,
 ) -> int:
-    from runtime.client import connect
-    from runtime.conversations import is_running, start_conversation
+    from runtime.conversations import ConversationClient
 
-    client = await connect(settings)
-    handle, started = await start_conversation(
-        client, settings, spec, message, name=name, model=model
-    )
+    conversations = ConversationClient(settings)
+    inp = conversations.build_input(agent_id, message, model=model)
+    handle, started = await conversations.start(inp, name=name)
     if not started:
         note(f"{handle.id} already exists; attaching to it")
     if detach:
         console.print(handle.id, highlight=False)
         return 0
-    if not started and not is_running(await handle.describe()):
+    if not started and not await conversations.running(handle):
         return _print_result(settings, await handle.result())
     progress = Progress()
-    follower = asyncio.create_task(progress.follow(handle))
+    follower = asyncio.create_task(progress.follow(partial(conversations.stack, handle)))
     try:
-        async with serving(client, settings):
+        async with serving(await conversations.temporal(), settings):
             result = await handle.result()
     finally:
         follower.cancel()

@@ -1,4 +1,7 @@
-"""Activity names shared by workers and workflows, so workflow code never imports litellm."""
+"""Names shared across the worker, workflow and client boundary: activity names, so workflow
+code never imports litellm, and the workflow type, so a client can list conversations."""
+
+CONVERSATION_WORKFLOW = "ConversationWorkflow"
 
 LLM_STEP = "llm_step"
 RULE_STEP = "rule_step"

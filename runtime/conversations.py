@@ -1,8 +1,13 @@
-"""Client-side operations on conversations, shared by the CLI, benchmarks and tests."""
+"""Client-side operations on conversations, shared by the CLI, benchmarks and tests.
+
+`ConversationClient` is the one place that names the workflow's queries and updates and
+writes visibility queries: callers get typed handles and results, never strings to match.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from temporalio.client import (
@@ -10,6 +15,8 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -19,18 +26,33 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from agents.registry import AgentRegistry
 from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
 from contract.agent import AgentSpec
 from contract.errors import ConversationNotFound, InvalidInput
 from contract.ids import name_problem
 from contract.inputs import message_problem
-from contract.models import Catalog, ConversationInput, ConversationResult, preview
+from contract.models import (
+    Catalog,
+    ConversationInput,
+    ConversationResult,
+    ConversationStatus,
+    Overrides,
+    StackEntry,
+    TurnResult,
+    preview,
+)
+from contract.names import CONVERSATION_WORKFLOW
+from contract.states import State
 from runtime.catalog import check_agent, load_catalog, resolve_agent
+from runtime.client import connect
 from runtime.settings import Settings
 from workflows import search
+from workflows.conversation import ConversationWorkflow
 
-WORKFLOW_TYPE = "ConversationWorkflow"
 PREFIX = "conv-"
+
+ConversationHandle = WorkflowHandle[ConversationWorkflow, ConversationResult]
 
 
 def conversation_id(name: str) -> str:
@@ -40,20 +62,6 @@ def conversation_id(name: str) -> str:
 def generated_name(agent_id: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{agent_id}-{stamp}-{secrets.token_hex(2)}"
-
-
-async def describe(
-    client: Client, workflow_id: str
-) -> tuple[WorkflowHandle[object, ConversationResult], WorkflowExecutionDescription]:
-    """Find a conversation by id, accepting the id with or without the `conv-` prefix."""
-    for candidate in dict.fromkeys([workflow_id, conversation_id(workflow_id)]):
-        handle = client.get_workflow_handle(candidate, result_type=ConversationResult)
-        try:
-            return handle, await handle.describe()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-    raise ConversationNotFound(f"no conversation '{workflow_id}'")
 
 
 def check_model(model: str) -> None:
@@ -80,60 +88,229 @@ def check_name(name: str, what: str = "--id") -> None:
         raise InvalidInput(problem)
 
 
+def is_running(description: WorkflowExecutionDescription) -> bool:
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+def _literal(value: str) -> str:
+    """A string literal for a visibility query: the parser reads backslash escapes and a
+    doubled quote, so an id can never end the literal and add a condition of its own."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One conversation as visibility lists it, without asking its workflow."""
+
+    id: str
+    agent: str | None
+    status: WorkflowExecutionStatus | None
+    state: str | None
+    step: int | None
+    started: datetime
+    closed: datetime | None
+
+
+class ConversationClient:
+    """Typed operations on conversations over one Temporal client.
+
+    Without a client it connects on first use, so the CLI checks its input (agent, message,
+    model) before reaching for Temporal, and a typo never starts the dev server.
+    """
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self.settings = settings
+        self._client = client
+
+    async def temporal(self) -> Client:
+        if self._client is None:
+            self._client = await connect(self.settings)
+        return self._client
+
+    # --- starting -------------------------------------------------------------------------
+
+    def build_input(
+        self,
+        agent: AgentSpec | str,
+        message: str | None,
+        *,
+        model: str | None = None,
+        interactive: bool = False,
+        catalog: Catalog | None = None,
+    ) -> ConversationInput:
+        """The checked input of a new conversation; `agent` is a spec or an id from the
+        catalog, which is loaded (agents.yml read) once, here, when not given."""
+        catalog = catalog or load_catalog(self.settings)
+        if isinstance(agent, str):
+            agent = AgentRegistry(catalog.agents, self.settings.agents_file).get(agent)
+        else:
+            agent = resolve_agent(agent, self.settings)
+        if message is not None:
+            check_message(message)
+        check_agent(agent, catalog, self.settings.agents_file)
+        for chosen in (model, agent.model):
+            if chosen is not None:
+                check_model(chosen)
+        return ConversationInput(
+            agent=agent,
+            message=message,
+            model=model,
+            catalog=catalog,
+            interactive=interactive,
+            continue_as_new_events=self.settings.conversation.continue_as_new_events,
+        )
+
+    async def start(
+        self, inp: ConversationInput, *, name: str | None = None
+    ) -> tuple[ConversationHandle, bool]:
+        """Start a conversation, or attach to the one that already has this name.
+
+        Returns the handle and whether a new run was started. A finished conversation is not
+        started again: its id names that run for good. An interactive conversation may start
+        without a message; it then waits for `send_message`.
+        """
+        if name is not None:
+            check_name(name)
+        workflow_id = conversation_id(name or generated_name(inp.agent.id))
+        if name is not None:
+            try:
+                return await self.attach(workflow_id), False
+            except ConversationNotFound:
+                pass
+        client = await self.temporal()
+        handle = await client.start_workflow(
+            ConversationWorkflow.run,
+            inp,
+            id=workflow_id,
+            task_queue=self.settings.temporal.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(search.AGENT, inp.agent.id)]
+            ),
+            static_summary=preview(f"{inp.agent.id}: {inp.message or '(interactive)'}", 200),
+        )
+        return handle, True
+
+    # --- finding --------------------------------------------------------------------------
+
+    async def describe(
+        self, conversation: str
+    ) -> tuple[ConversationHandle, WorkflowExecutionDescription]:
+        """Find a conversation by id, accepting the id with or without the `conv-` prefix."""
+        client = await self.temporal()
+        for candidate in dict.fromkeys([conversation, conversation_id(conversation)]):
+            handle = client.get_workflow_handle_for(ConversationWorkflow.run, candidate)
+            try:
+                return handle, await handle.describe()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        raise ConversationNotFound(f"no conversation '{conversation}'")
+
+    async def attach(self, conversation: str) -> ConversationHandle:
+        handle, _ = await self.describe(conversation)
+        return handle
+
+    async def running(self, handle: ConversationHandle) -> bool:
+        return is_running(await handle.describe())
+
+    async def list_conversations(self, limit: int) -> list[ConversationSummary]:
+        """Conversations, newest first, with what their search attributes say."""
+        client = await self.temporal()
+        query = f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)}"
+        summaries = []
+        async for execution in client.list_workflows(query, limit=limit):
+            attributes = execution.typed_search_attributes
+            summaries.append(
+                ConversationSummary(
+                    id=execution.id,
+                    agent=attributes.get(search.AGENT),
+                    status=execution.status,
+                    state=attributes.get(search.STATE),
+                    step=attributes.get(search.STEP),
+                    started=execution.start_time,
+                    closed=execution.close_time,
+                )
+            )
+        return summaries
+
+    async def human_turn(self, root_id: str, agent_id: str) -> ConversationHandle | None:
+        """The conversation under `root_id` (itself or a delegated child) waiting for the
+        human agent `agent_id` to answer."""
+        client = await self.temporal()
+        root = _literal(root_id)
+        query = (
+            f"ExecutionStatus = 'Running' AND {search.AGENT.name} = {_literal(agent_id)} AND "
+            f"{search.STATE.name} = {_literal(State.WAITING.value)} AND "
+            f"(WorkflowId = {root} OR WorkflowId STARTS_WITH {_literal(root_id + '/')})"
+        )
+        async for execution in client.list_workflows(query, limit=10):
+            handle = client.get_workflow_handle_for(ConversationWorkflow.run, execution.id)
+            if (await self.status(handle)).waiting_for == "human":
+                return handle
+        return None
+
+    # --- queries --------------------------------------------------------------------------
+
+    async def stack(self, handle: ConversationHandle) -> list[StackEntry]:
+        return await handle.query(ConversationWorkflow.stack)
+
+    async def status(self, handle: ConversationHandle) -> ConversationStatus:
+        return await handle.query(ConversationWorkflow.state)
+
+    async def overrides(self, handle: ConversationHandle) -> Overrides:
+        return await handle.query(ConversationWorkflow.overrides)
+
+    # --- updates --------------------------------------------------------------------------
+
+    async def start_send(
+        self, handle: ConversationHandle, text: str
+    ) -> WorkflowUpdateHandle[TurnResult]:
+        """Deliver the user's next message; returns once the workflow accepted it, so the
+        caller can show the stack while the agent answers."""
+        check_message(text)
+        return await handle.start_update(
+            ConversationWorkflow.send_message, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+
+    async def start_answer(
+        self, handle: ConversationHandle, text: str
+    ) -> WorkflowUpdateHandle[TurnResult]:
+        """Answer for the human agent whose turn it is; returns once accepted, as
+        `start_send` does."""
+        check_message(text, "answer")
+        return await handle.start_update(
+            ConversationWorkflow.answer, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+
+    async def end(self, handle: ConversationHandle) -> None:
+        await handle.execute_update(ConversationWorkflow.end)
+
+    async def set_behavior(self, handle: ConversationHandle, persona: str | None) -> Overrides:
+        return await handle.execute_update(ConversationWorkflow.set_behavior, persona)
+
+    async def set_tools(self, handle: ConversationHandle, tools: list[str] | None) -> Overrides:
+        return await handle.execute_update(ConversationWorkflow.set_tools, tools)
+
+    async def set_model(self, handle: ConversationHandle, model: str | None) -> Overrides:
+        return await handle.execute_update(ConversationWorkflow.set_model, model)
+
+
 async def start_conversation(
     client: Client,
     settings: Settings,
-    agent: AgentSpec,
+    agent: AgentSpec | str,
     message: str | None,
     *,
     name: str | None = None,
     model: str | None = None,
     interactive: bool = False,
     catalog: Catalog | None = None,
-) -> tuple[WorkflowHandle[object, ConversationResult], bool]:
-    """Start a conversation, or attach to the one that already has this id.
-
-    Returns the handle and whether a new run was started. A finished conversation is not
-    started again: its id names that run for good. An interactive conversation may start
-    without a message; it then waits for `send_message`.
-    """
-    if message is not None:
-        check_message(message)
-    if name is not None:
-        check_name(name)
-    catalog = catalog or load_catalog(settings)
-    agent = resolve_agent(agent, settings)
-    check_agent(agent, catalog, settings.agents_file)
-    for chosen in (model, agent.model):
-        if chosen is not None:
-            check_model(chosen)
-    workflow_id = conversation_id(name or generated_name(agent.id))
-    if name is not None:
-        try:
-            handle, _ = await describe(client, workflow_id)
-            return handle, False
-        except ConversationNotFound:
-            pass
-    handle = await client.start_workflow(
-        WORKFLOW_TYPE,
-        ConversationInput(
-            agent=agent,
-            message=message,
-            model=model,
-            catalog=catalog,
-            interactive=interactive,
-            continue_as_new_events=settings.conversation.continue_as_new_events,
-        ),
-        id=workflow_id,
-        task_queue=settings.temporal.task_queue,
-        result_type=ConversationResult,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(search.AGENT, agent.id)]),
-        static_summary=preview(f"{agent.id}: {message or '(interactive)'}", 200),
+) -> tuple[ConversationHandle, bool]:
+    """`ConversationClient.build_input` then `start`, in one call for benchmarks and tests."""
+    conversations = ConversationClient(settings, client)
+    inp = conversations.build_input(
+        agent, message, model=model, interactive=interactive, catalog=catalog
     )
-    return handle, True
-
-
-def is_running(description: WorkflowExecutionDescription) -> bool:
-    return description.status == WorkflowExecutionStatus.RUNNING
+    return await conversations.start(inp, name=name)
