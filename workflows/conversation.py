@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         WaitingFor,
         preview,
     )
-    from contract.names import LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
+    from contract.names import CONVERSATION_WORKFLOW, LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
     from contract.states import FinishReason, State
     from workflows import search, validators
     from workflows.calls import call_refusal, delegation_refusal, duplicate_verdict
@@ -82,7 +82,7 @@ class _StepCalls:
     child_ids: set[str] = field(default_factory=set)
 
 
-@workflow.defn(name="ConversationWorkflow", failure_exception_types=[IllegalTransition])
+@workflow.defn(name=CONVERSATION_WORKFLOW, failure_exception_types=[IllegalTransition])
 class ConversationWorkflow:
     @workflow.init
     def __init__(self, inp: ConversationInput) -> None:
