@@ -7,9 +7,12 @@ errors and timeouts are retryable; other 4xx (bad request, auth, context length)
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import litellm
+from litellm._internal_context import is_internal_call
 from litellm.exceptions import (
     APIConnectionError,
     ContextWindowExceededError,
@@ -30,6 +33,8 @@ from agents.tools import get_tool
 from contract.models import StepInput, StepResult, ToolCallRequest, Usage
 from contract.names import LLM_STEP
 
+# litellm's own overhead per call, none of it needed here: debug banners, and (below) its
+# background logging of every call for callbacks nobody registered.
 litellm.suppress_debug_info = True
 
 _RETRYABLE_TYPES: tuple[type[Exception], ...] = (
@@ -69,6 +74,30 @@ def model_problem(model: str) -> str | None:
     return None
 
 
+@contextmanager
+def _no_unused_logging() -> Iterator[None]:
+    """With no litellm callback registered, mark the call internal (litellm's own flag for
+    its nested calls): litellm then skips the logging task that would build a payload for no
+    one and price the call a second time, a third of its time per call. Usage and cost are on
+    the response either way; with a callback registered, calls are logged as usual."""
+    if any(
+        (
+            litellm.callbacks,
+            litellm.success_callback,
+            litellm.failure_callback,
+            litellm._async_success_callback,
+            litellm._async_failure_callback,
+        )
+    ):
+        yield
+        return
+    token = is_internal_call.set(True)
+    try:
+        yield
+    finally:
+        is_internal_call.reset(token)
+
+
 def _cost(response: Any) -> float:
     hidden = getattr(response, "_hidden_params", {}) or {}
     if hidden.get("response_cost") is not None:
@@ -104,9 +133,10 @@ class LlmActivities:
         started = time.perf_counter()
         try:
             async with heartbeating():
-                response = await litellm.acompletion(
-                    model=inp.model, messages=messages, num_retries=0, **options
-                )
+                with _no_unused_logging():
+                    response = await litellm.acompletion(
+                        model=inp.model, messages=messages, num_retries=0, **options
+                    )
         except Exception as exc:
             raise classify_llm_error(exc) from exc
         latency_ms = (time.perf_counter() - started) * 1000

@@ -6,9 +6,11 @@ point names a module (importing it runs its `@tool` decorators) or a registered 
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +77,14 @@ class Tool:
     takes_context: bool = False
 
     def schema(self) -> dict[str, Any]:
-        """The OpenAI function-calling schema, which litellm passes to every provider."""
+        """The OpenAI function-calling schema, which litellm passes to every provider.
+
+        A copy of the one built at first use: pydantic's schema generation costs more than
+        the rest of a scripted model step, and a provider may edit what it is given."""
+        return copy.deepcopy(self._schema)
+
+    @cached_property
+    def _schema(self) -> dict[str, Any]:
         parameters = self.input_model.model_json_schema()
         parameters.pop("title", None)
         return {

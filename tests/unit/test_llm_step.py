@@ -1,0 +1,70 @@
+"""The model step as the worker runs it (activities/llm.py), with the scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import litellm
+import pytest
+from litellm.integrations.custom_logger import CustomLogger
+from temporalio.testing import ActivityEnvironment
+
+from activities.llm import LlmActivities
+from activities.transcript import Transcript
+from agents.config import ScriptedModelSettings
+from agents.personas import PersonaLibrary
+from contract.models import ContentNode, StepInput
+from contract.states import State
+from runtime.settings import PROJECT_ROOT
+from store.artifacts import LocalArtifactStore
+
+
+def question(text: str) -> StepInput:
+    node = ContentNode(
+        kind=State.USER_MESSAGE, parent=None, conversation_id="c", step=0, agent_id="a", text=text
+    )
+    return StepInput(
+        conversation_id="c",
+        agent_id="a",
+        step=1,
+        model="scripted/default",
+        head=node.ref(),
+        pending=[node],
+        tools=["get_weather"],
+    )
+
+
+def step(tmp_path: Path, cost_per_1k_tokens: float = 0.0) -> LlmActivities:
+    transcript = Transcript(
+        LocalArtifactStore(tmp_path), PersonaLibrary(PROJECT_ROOT / "config" / "personas")
+    )
+    return LlmActivities(transcript, ScriptedModelSettings(cost_per_1k_tokens=cost_per_1k_tokens))
+
+
+async def test_usage_and_cost_come_back_from_the_model(tmp_path: Path) -> None:
+    result = await ActivityEnvironment().run(
+        step(tmp_path, cost_per_1k_tokens=1.0).llm_step, question("weather in Paris?")
+    )
+    assert [c.name for c in result.tool_calls] == ["get_weather"]
+    usage = result.usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.cost_usd == pytest.approx(usage.total_tokens / 1000)
+
+
+async def test_a_registered_litellm_callback_still_sees_every_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[object] = []
+
+    class Recorder(CustomLogger):
+        async def async_log_success_event(self, *args: object, **kwargs: object) -> None:
+            seen.append(kwargs or args)
+
+    monkeypatch.setattr(litellm, "callbacks", [Recorder()])
+    await ActivityEnvironment().run(step(tmp_path).llm_step, question("hello"))
+    for _ in range(50):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    assert seen
