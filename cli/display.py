@@ -49,11 +49,11 @@ def stack_table(title: str, stack: list[StackEntry]) -> Table:
 
 def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
     """The full reply from the artifact store; the preview if this machine lacks it."""
-    from store.artifacts import ArtifactNotFound, ArtifactStore
+    from store.artifacts import ArtifactDirectory, ArtifactNotFound
 
     if ref:
         with contextlib.suppress(ArtifactNotFound):
-            return ArtifactStore(settings.artifacts_dir).get_node(ref).text or fallback
+            return ArtifactDirectory(settings.artifacts_dir).get_node(ref).text or fallback
     return fallback
 
 

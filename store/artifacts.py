@@ -17,7 +17,7 @@ from pathlib import Path
 from contract.models import ContentNode
 from store.base import ArtifactNotFound
 
-__all__ = ["ArtifactDirectory", "ArtifactNotFound", "ArtifactStore", "LocalArtifactStore"]
+__all__ = ["ArtifactDirectory", "ArtifactNotFound", "LocalArtifactStore"]
 
 
 class ArtifactDirectory:
@@ -80,11 +80,6 @@ class ArtifactDirectory:
             ref = node.parent
         nodes.reverse()
         return nodes
-
-
-# The blocking directory under its former name, for the callers that still read synchronously
-# (cli/display.py and the integration tests); the interface of that name is store.base's.
-ArtifactStore = ArtifactDirectory
 
 
 class LocalArtifactStore:

@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.client import Client
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 from runtime.settings import Settings
 from runtime.temporal_server import DevServer
 from runtime.testbed import PrivateTemporal, private_temporal

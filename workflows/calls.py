@@ -6,19 +6,14 @@ Kept apart from the workflow so they are unit-tested without Temporal.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from contract.agent import AgentSpec, DedupPolicy
+from contract.hashing import arguments_digest
 
 
 def call_key(name: str, arguments: str) -> str:
-    """Same tool and same arguments give the same key, whatever the JSON spacing or order."""
-    try:
-        canonical = json.dumps(json.loads(arguments or "{}"), sort_keys=True, separators=(",", ":"))
-    except json.JSONDecodeError:
-        canonical = arguments
-    return f"{name}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+    """The dedup key: same tool and same arguments give the same key, whatever the JSON
+    spacing or order (the tool cache keys on the same canonical form)."""
+    return f"{name}:{arguments_digest(arguments)[:32]}"
 
 
 def delegation_refusal(agent: AgentSpec, lineage: list[str], target: str) -> str | None:

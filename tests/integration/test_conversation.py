@@ -10,7 +10,7 @@ from contract.models import StackEntry
 from contract.states import FinishReason, State
 from runtime.conversations import start_conversation
 from runtime.settings import Settings
-from store.artifacts import ArtifactStore
+from store.artifacts import ArtifactDirectory
 from workflows import search
 
 from .helpers import activity_attempts, activity_summaries, agent
@@ -41,7 +41,7 @@ async def test_weather_question_calls_the_tool_and_answers_from_its_result(
     assert result.reason is FinishReason.DONE
     assert result.stack[1].tool_name == "get_weather"
     assert result.stack[2].status == "ok"
-    store = ArtifactStore(settings.artifacts_dir)
+    store = ArtifactDirectory(settings.artifacts_dir)
     assert result.reply_ref is not None
     reply = store.get_node(result.reply_ref).text or ""
     assert "Paris" in reply and "15°C" in reply
