@@ -3,35 +3,9 @@ business key of a later transfer or the workflow id of a later delegation."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
+from tests.integration.test_ledger_cli import as_json, own_ledger, p2e
 
-import pytest
-
-P2E = str(Path(sys.executable).parent / "p2e")
-
-
-def p2e(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [P2E, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def as_json(*args: str, env: dict[str, str]) -> Any:
-    done = p2e(*args, "--json", env=env)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-@pytest.fixture()
-def own_ledger(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
-    done = p2e("ledger", "init", env=env)
-    assert done.returncode == 0, done.stderr
-    return env
+__all__ = ["own_ledger"]  # the fixture: a state dir of its own with an opened ledger
 
 
 def test_a_name_that_would_be_a_later_child_id_is_refused_and_the_child_pays(
