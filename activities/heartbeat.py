@@ -12,10 +12,14 @@ from temporalio import activity
 
 @asynccontextmanager
 async def heartbeating(every_s: float = 1.0) -> AsyncIterator[None]:
+    """Heartbeat every `every_s` while the block runs. The first beat comes after `every_s`:
+    Temporal's heartbeat timeout already counts from the start, and a call that ends sooner
+    (a fast model, the scripted one) sends none, saving a round trip to the server."""
+
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every_s)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:

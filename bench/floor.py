@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from contract.models import ToolInfo
     from workflows.options import LLM_ACTIVITY, tool_activity
 
+from runtime.worker import workflow_runner
+
 FLOOR_MODEL = "floor_model"
 FLOOR_TOOL = "floor_tool"
 
@@ -49,11 +51,13 @@ class StepFloor:
 
 
 def floor_worker(client: Client, task_queue: str) -> Worker:
-    """A worker of its own queue in the benchmark's process, polling as runtime/worker.py's."""
+    """A worker of its own queue in the benchmark's process, polling and sandboxed as
+    runtime/worker.py's."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[StepFloor],
+        workflow_runner=workflow_runner(),
         activities=[floor_model, floor_tool],
         activity_task_poller_behavior=PollerBehaviorAutoscaling(),
     )

@@ -35,7 +35,7 @@ from agents.registry import AgentRegistry
 from agents.tools.weather import WEATHER
 from bench.floor import FloorInput, StepFloor, floor_worker
 from runtime.catalog import load_catalog
-from runtime.conversations import start_conversation
+from runtime.conversations import ConversationClient
 from runtime.testbed import private_temporal
 from runtime.worker import build_worker
 
@@ -85,8 +85,14 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
         )
         floor_queue = f"{settings.temporal.task_queue}-floor"
 
+        # Built once and started many times, as a rollout starts its arms: the benchmark's
+        # client shares the worker's process, so rebuilding the catalog per start would
+        # count the client's work as the worker's.
+        conversations = ConversationClient(settings, client)
+        start_input = conversations.build_input(agent, message)
+
         async def ours() -> WorkflowHandle[Any, Any]:
-            handle, _ = await start_conversation(client, settings, agent, message)
+            handle, _ = await conversations.start(start_input)
             await handle.result()
             return handle
 
