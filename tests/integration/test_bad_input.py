@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from tests.integration.test_ledger_cli import own_ledger
+
+__all__ = ["own_ledger"]  # the fixture: the session's Temporal, a state dir with a ledger
+
 P2E = str(Path(sys.executable).parent / "p2e")
 NOT_UTF8 = b"agents:\n  - id: caf\xe9\n"
 
@@ -44,15 +48,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
     (root / "timeout.yaml").write_text("temporal:\n  connect_timeout_s: -1\n")
     (root / "a-dir").mkdir()
     yield {path.name: path for path in root.iterdir()}
-
-
-@pytest.fixture()
-def user_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """The session's Temporal, a state dir of its own with an opened ledger."""
-    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
-    done = p2e("ledger", "init", env=env)
-    assert done.returncode == 0, done.stderr
-    return env
 
 
 BIG = "x" * (600 * 1024)
@@ -125,15 +120,15 @@ CASES: list[tuple[str, list[str | bytes], dict[str, str], str]] = [
 @pytest.mark.parametrize(("argv", "extra", "fragment"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])  # fmt: skip
 async def test_bad_input_is_one_line_exit_2_and_writes_nothing(
-    user_env: dict[str, str],
+    own_ledger: dict[str, str],
     files: dict[str, Path],
     client: Client,
     argv: list[str | bytes],
     extra: dict[str, str],
     fragment: str,
 ) -> None:
-    env = {**user_env, **{k: str(files.get(v, v)) for k, v in extra.items()}}
-    state_dir = Path(user_env["P2E_STATE_DIR"])
+    env = {**own_ledger, **{k: str(files.get(v, v)) for k, v in extra.items()}}
+    state_dir = Path(own_ledger["P2E_STATE_DIR"])
     ledger_before = ledger_digest(state_dir)
     workflows_before = (await client.count_workflows()).count
 
@@ -159,14 +154,14 @@ async def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     ids=["not-utf8", "over-the-size-limit"],
 )
 async def test_a_chat_line_that_cannot_be_sent_is_one_line_exit_2(
-    user_env: dict[str, str], client: Client, stdin: bytes, fragment: str
+    own_ledger: dict[str, str], client: Client, stdin: bytes, fragment: str
 ) -> None:
-    started = p2e("chat", "agent_alpha", "-c", f"bad-line-{len(stdin)}", env=user_env,
+    started = p2e("chat", "agent_alpha", "-c", f"bad-line-{len(stdin)}", env=own_ledger,
                   stdin=b"/exit\n")  # fmt: skip
     assert started.returncode == 0, started.stderr
     before = (await client.count_workflows()).count
 
-    done = p2e("chat", "agent_alpha", "-c", f"bad-line-{len(stdin)}", env=user_env, stdin=stdin)
+    done = p2e("chat", "agent_alpha", "-c", f"bad-line-{len(stdin)}", env=own_ledger, stdin=stdin)
 
     stderr = done.stderr.decode("utf-8", "replace")
     assert done.returncode == 2, stderr
@@ -185,14 +180,14 @@ async def test_a_chat_line_that_cannot_be_sent_is_one_line_exit_2(
 
 @pytest.mark.parametrize("how", ["argv", "chat"])
 def test_content_with_escape_sequences_prints_them_visibly(
-    user_env: dict[str, str], how: str
+    own_ledger: dict[str, str], how: str
 ) -> None:
     text = "say \x1b[2J\x1b]0;pwned\x07 and \x7f please"
     if how == "argv":
-        done = p2e("run", "--id", "esc-argv", text, env=user_env)
+        done = p2e("run", "--id", "esc-argv", text, env=own_ledger)
     else:  # stdin can carry a NUL byte too, which argv cannot
         text += " \x00"
-        done = p2e("chat", "agent_alpha", "-c", "esc-chat", env=user_env,
+        done = p2e("chat", "agent_alpha", "-c", "esc-chat", env=own_ledger,
                    stdin=f"{text}\n/end\n".encode())  # fmt: skip
 
     assert done.returncode == 0, done.stderr
@@ -202,15 +197,15 @@ def test_content_with_escape_sequences_prints_them_visibly(
     assert shown.replace("\x00", "\\x00") in out
 
 
-def test_an_empty_ledger_file_stays_refused(user_env: dict[str, str]) -> None:
-    path = Path(user_env["P2E_STATE_DIR"]) / "ledger.db"
+def test_an_empty_ledger_file_stays_refused(own_ledger: dict[str, str]) -> None:
+    path = Path(own_ledger["P2E_STATE_DIR"]) / "ledger.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     path.write_bytes(b"")
 
     for command in (["ledger", "balance", "agent_alpha"], ["ledger", "init"],
                     ["ledger", "verify"]):  # fmt: skip
-        done = p2e(*command, env=user_env)
+        done = p2e(*command, env=own_ledger)
         stderr = done.stderr.decode()
         assert done.returncode == 2, stderr
         assert stderr.count("\n") == 1 and str(path) in stderr, stderr
