@@ -26,7 +26,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contract.errors import ConfigError, DevServerError, ProvisioningError, first_problem
+from contract.errors import (
+    ConfigError,
+    DevServerError,
+    ProvisioningError,
+    first_problem,
+    read_config_text,
+)
 from runtime.settings import Settings
 
 MIN_GO = (1, 25)
@@ -111,11 +117,9 @@ def _env_port(name: str) -> int | None:
 
 def load_dev_server_config(settings: Settings) -> DevServerConfig:
     path = settings.dev_server_file
+    text = read_config_text(path, "dev-server settings")
     try:
-        data = yaml.safe_load(path.read_text())
-        config = DevServerConfig.model_validate(data)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"dev-server settings not found: {path}") from exc
+        config = DevServerConfig.model_validate(yaml.safe_load(text))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
     except ValidationError as exc:
