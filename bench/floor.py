@@ -17,9 +17,8 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 with workflow.unsafe.imports_passed_through():
     from contract.models import ToolInfo
+    from runtime.worker import workflow_runner
     from workflows.options import LLM_ACTIVITY, tool_activity
-
-from runtime.worker import workflow_runner
 
 FLOOR_MODEL = "floor_model"
 FLOOR_TOOL = "floor_tool"
