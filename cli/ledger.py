@@ -113,13 +113,13 @@ def transfer(
     ] = None,
 ) -> None:
     """Move AMOUNT from PAYER's wallet to PAYEE's."""
-    from contract.errors import InvalidInput
+    from contract.errors import refuse
     from contract.ids import name_problem, user_key
     from ledger.models import parse_amount
     from runtime.settings import load_settings
 
-    if transfer_id is not None and (problem := name_problem(transfer_id, "--id")):
-        raise InvalidInput(problem)
+    if transfer_id is not None:
+        refuse(name_problem(transfer_id, "--id"))
     value = parse_amount(amount, load_settings().ledger.max_transfer)  # names the text as typed
     identifier = user_key(
         transfer_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"

@@ -26,6 +26,13 @@ class InvalidInput(P2eError):
     """A message, name, model or flag value refused before anything starts or is written."""
 
 
+def refuse(problem: str | None) -> None:
+    """Raise InvalidInput for what a pure check (`name_problem`, `message_problem`, ...)
+    found wrong; do nothing when it found nothing."""
+    if problem is not None:
+        raise InvalidInput(problem)
+
+
 def read_config_text(path: Path, what: str) -> str:
     """The text of a settings file, or a ConfigError naming the file and what is wrong."""
     try:

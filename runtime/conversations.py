@@ -29,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from agents.registry import AgentRegistry
 from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
 from contract.agent import AgentSpec
-from contract.errors import ConversationNotFound, InvalidInput
+from contract.errors import ConversationNotFound, InvalidInput, refuse
 from contract.ids import name_problem
 from contract.inputs import message_problem
 from contract.models import (
@@ -73,19 +73,16 @@ def check_model(model: str) -> None:
         return
     from activities.llm import model_problem
 
-    if problem := model_problem(model):
-        raise InvalidInput(problem)
+    refuse(model_problem(model))
 
 
 def check_message(text: str, what: str = "message") -> None:
-    if problem := message_problem(text, what):
-        raise InvalidInput(problem)
+    refuse(message_problem(text, what))
 
 
 def check_name(name: str, what: str = "--id") -> None:
     """A conversation name a user chooses: `conv-` may be given or left out."""
-    if problem := name_problem(name.removeprefix(PREFIX), what):
-        raise InvalidInput(problem)
+    refuse(name_problem(name.removeprefix(PREFIX), what))
 
 
 def is_running(description: WorkflowExecutionDescription) -> bool:

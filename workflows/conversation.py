@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from agents.tools.delegate import DELEGATE, DelegateArgs
     from agents.tools.registry import invalid_arguments
     from contract.agent import DEFAULT_MODEL, AgentSpec
+    from contract.errors import refuse
     from contract.ids import business_key, child_workflow_id
     from contract.models import (
         ContentNode,
@@ -171,7 +172,7 @@ class ConversationWorkflow:
 
     @send_message.validator
     def _check_send_message(self, text: str) -> None:
-        _refuse(validators.send_message_problem(self.s, self.inp.interactive, text))
+        refuse(validators.send_message_problem(self.s, self.inp.interactive, text))
 
     @workflow.update
     async def answer(self, text: str) -> TurnResult:
@@ -185,7 +186,7 @@ class ConversationWorkflow:
 
     @answer.validator
     def _check_answer(self, text: str) -> None:
-        _refuse(validators.answer_problem(self.s, self.agent, text, self._answer is not None))
+        refuse(validators.answer_problem(self.s, self.agent, text, self._answer is not None))
 
     @workflow.update
     async def end(self) -> None:
@@ -195,7 +196,7 @@ class ConversationWorkflow:
 
     @end.validator
     def _check_end(self) -> None:
-        _refuse(validators.end_problem(self.s))
+        refuse(validators.end_problem(self.s))
 
     @workflow.update
     async def set_behavior(self, persona: str | None) -> Overrides:
@@ -204,7 +205,7 @@ class ConversationWorkflow:
 
     @set_behavior.validator
     def _check_behavior(self, persona: str | None) -> None:
-        _refuse(validators.behavior_problem(self.s, self.inp.catalog, persona))
+        refuse(validators.behavior_problem(self.s, self.inp.catalog, persona))
 
     @workflow.update
     async def set_tools(self, tools: list[str] | None) -> Overrides:
@@ -213,7 +214,7 @@ class ConversationWorkflow:
 
     @set_tools.validator
     def _check_tools(self, tools: list[str] | None) -> None:
-        _refuse(validators.tools_problem(self.s, self.inp.catalog, tools))
+        refuse(validators.tools_problem(self.s, self.inp.catalog, tools))
 
     @workflow.update
     async def set_model(self, model: str | None) -> Overrides:
@@ -222,7 +223,7 @@ class ConversationWorkflow:
 
     @set_model.validator
     def _check_model(self, model: str | None) -> None:
-        _refuse(validators.model_problem(self.s, self.agent, model))
+        refuse(validators.model_problem(self.s, self.agent, model))
 
     def _override(self, **changes: object) -> Overrides:
         self.s.overrides = self.s.overrides.model_copy(update=changes)
@@ -626,9 +627,3 @@ def _cause(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return " ".join(str(err).split())[:300]
-
-
-def _refuse(problem: str | None) -> None:
-    """An update validator refuses by raising; the reason is the caller's one line."""
-    if problem is not None:
-        raise ValueError(problem)
