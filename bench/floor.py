@@ -17,7 +17,7 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 with workflow.unsafe.imports_passed_through():
     from contract.models import ToolInfo
-    from runtime.worker import workflow_runner
+    from runtime.sandbox import workflow_runner
     from workflows.options import LLM_ACTIVITY, tool_activity
 
 FLOOR_MODEL = "floor_model"

@@ -12,8 +12,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from runtime.sandbox import workflow_runner
 from runtime.settings import Settings
 from workflows.conversation import ConversationWorkflow
 
@@ -27,14 +27,6 @@ POLLER_FRESH_S = 70
 def worker_identity(ephemeral: bool) -> str:
     base = f"{os.getpid()}@{socket.gethostname()}"
     return base + EPHEMERAL_SUFFIX if ephemeral else base
-
-
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox every workflow of ours runs in: the default restrictions. Passing every
-    module through would save re-importing the workflow module for each run (about 20 ms of a
-    conversation's first workflow task), but the workflow's own code would then reach the
-    real `datetime` and `random` and could read the clock unrefused."""
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)
 
 
 def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False) -> Worker:

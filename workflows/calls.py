@@ -1,13 +1,36 @@
 """Pure decisions about one tool call: may it run, is it a duplicate, may it delegate (the
-ids a call makes are in contract/ids.py).
+ids a call makes are in contract/ids.py); and what the calls of a step record as they end.
 
 Kept apart from the workflow so they are unit-tested without Temporal.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from contract.agent import AgentSpec, DedupPolicy
 from contract.hashing import arguments_digest
+from contract.models import ToolOutcome, Usage
+
+
+@dataclass
+class CallResult:
+    """How one call of a model step ended, before it becomes a stack entry."""
+
+    outcome: ToolOutcome
+    delegated: bool = False
+    penalty: bool = False
+    child_id: str | None = None
+    child_reply_ref: str | None = None
+    child_usage: Usage | None = None
+
+
+@dataclass
+class StepCalls:
+    """What the calls of one step share: argument keys seen and child ids given out."""
+
+    keys: set[str] = field(default_factory=set)
+    child_ids: set[str] = field(default_factory=set)
 
 
 def call_key(name: str, arguments: str) -> str:

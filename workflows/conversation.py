@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NoReturn
 
@@ -47,40 +46,25 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
         ToolStatus,
         TurnResult,
-        Usage,
         WaitingFor,
         preview,
     )
     from contract.names import CONVERSATION_WORKFLOW, LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
     from contract.states import FinishReason, State
     from workflows import search, validators
-    from workflows.calls import call_refusal, delegation_refusal, duplicate_verdict
+    from workflows.calls import (
+        CallResult,
+        StepCalls,
+        call_refusal,
+        delegation_refusal,
+        duplicate_verdict,
+    )
     from workflows.children import child_input, child_search_attributes, child_summary
     from workflows.details import current_details
     from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
     from workflows.fsm import transition as fsm_transition
     from workflows.limits import limit_reached
     from workflows.options import LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
-
-
-@dataclass
-class _CallResult:
-    """How one call of a model step ended, before it becomes a stack entry."""
-
-    outcome: ToolOutcome
-    delegated: bool = False
-    penalty: bool = False
-    child_id: str | None = None
-    child_reply_ref: str | None = None
-    child_usage: Usage | None = None
-
-
-@dataclass
-class _StepCalls:
-    """What the calls of one step share: argument keys seen and child ids given out."""
-
-    keys: set[str] = field(default_factory=set)
-    child_ids: set[str] = field(default_factory=set)
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW, failure_exception_types=[IllegalTransition])
@@ -331,7 +315,7 @@ class ConversationWorkflow:
     async def _run_calls(self) -> None:
         self.s.step += 1
         calls, self.s.calls = self.s.calls, []
-        step = _StepCalls()
+        step = StepCalls()
         # Calls of one model step run concurrently; results keep the order of the calls.
         results = await asyncio.gather(*(self._call(n, call, step) for n, call in enumerate(calls)))
         self._move(Event.CHILD_DONE if self.s.state is State.AGENT_CALL else Event.TOOLS_DONE)
@@ -364,10 +348,10 @@ class ConversationWorkflow:
             )
         await self._after_step()
 
-    async def _call(self, n: int, call: ToolCallRequest, step: _StepCalls) -> _CallResult:
+    async def _call(self, n: int, call: ToolCallRequest, step: StepCalls) -> CallResult:
         delegated = call.name == DELEGATE
         if refusal := call_refusal(call.name, self._allowed_tools(), self.agent.id):
-            return _CallResult(_inline("error", {"error": refusal}), delegated=delegated)
+            return CallResult(_inline("error", {"error": refusal}), delegated=delegated)
         if delegated:
             return await self._delegate(call, step.child_ids)
         penalty = False
@@ -379,7 +363,7 @@ class ConversationWorkflow:
                 call.name, call.arguments, self.s.step, self.s.seen_calls, step.keys, policy
             )
             if skipped is not None:
-                return _CallResult(_inline("skipped", {"skipped": skipped}))
+                return CallResult(_inline("skipped", {"skipped": skipped}))
         run = workflow.info()
         request = ToolInput(
             conversation_id=run.workflow_id,
@@ -401,11 +385,11 @@ class ConversationWorkflow:
             cause = _cause(err)
             status: ToolStatus = "timeout" if "timeout" in cause.lower() else "error"
             outcome = _inline(status, {"error": f"tool {call.name} failed: {cause}"})
-        return _CallResult(outcome, penalty=penalty)
+        return CallResult(outcome, penalty=penalty)
 
-    async def _delegate(self, call: ToolCallRequest, taken: set[str]) -> _CallResult:
-        def refused(message: str) -> _CallResult:
-            return _CallResult(_inline("error", {"error": message}), delegated=True)
+    async def _delegate(self, call: ToolCallRequest, taken: set[str]) -> CallResult:
+        def refused(message: str) -> CallResult:
+            return CallResult(_inline("error", {"error": message}), delegated=True)
 
         try:
             args = DelegateArgs.model_validate_json(call.arguments or "{}")
@@ -431,7 +415,7 @@ class ConversationWorkflow:
             return refused(f"delegation to {target.id} failed: {_cause(err)}")
         summary = {"agent_id": target.id, "status": result.reason.value}
         status: ToolStatus = "ok" if result.reason is FinishReason.DONE else "error"
-        return _CallResult(
+        return CallResult(
             ToolOutcome(
                 status=status,
                 text=json.dumps(summary),

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from runtime.worker import workflow_runner
+    from runtime.sandbox import workflow_runner
 
 
 @workflow.defn(name="ReadsTheClock")
