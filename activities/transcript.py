@@ -89,22 +89,30 @@ class Transcript:
         self._kept = _Transcripts(kept)
 
     async def messages(self, inp: StepInput) -> list[Message]:
-        """Store the nodes the workflow made, then rebuild the transcript from the head."""
-        refs = await asyncio.gather(*(self.store.put_node(node) for node in inp.pending))
-        chain = await self._chain(inp.head, dict(zip(refs, inp.pending, strict=True)))
+        """Store the nodes the workflow made and rebuild the transcript from the head. The
+        writes, the reads and the persona are independent, so they wait on the disk together."""
+        _, chain, persona = await asyncio.gather(
+            asyncio.gather(*(self.store.put_node(node) for node in inp.pending)),
+            self._chain(inp.head, {node.ref(): node for node in inp.pending}),
+            self._persona(inp),
+        )
         system = [inp.system_prompt] if inp.system_prompt else []
-        if inp.persona:
-            # A persona is a file read: off the event loop like every other read.
-            persona = await asyncio.to_thread(
-                self.personas.render,
-                inp.persona,
-                agent_id=inp.agent_id,
-                description=inp.description,
-                tools=inp.tools,
-            )
+        if persona is not None:
             system.append(persona)
         # A fresh list of the kept dicts: callers may reorder it, and no caller edits a message.
         return [{"role": "system", "content": text} for text in system] + list(chain)
+
+    async def _persona(self, inp: StepInput) -> str | None:
+        if not inp.persona:
+            return None
+        # A persona is a file read: off the event loop like every other read.
+        return await asyncio.to_thread(
+            self.personas.render,
+            inp.persona,
+            agent_id=inp.agent_id,
+            description=inp.description,
+            tools=inp.tools,
+        )
 
     async def _chain(self, head: str, pending: dict[str, ContentNode]) -> tuple[Message, ...]:
         """The messages up to `head`: the kept ones, then the nodes added since (taken from

@@ -152,6 +152,12 @@ class ConversationState(BaseModel):
     runs: int = Field(default=1, description="runs of this conversation (continue-as-new)")
 
 
+# The revision of the conversation workflow's commands that new conversations start with
+# (workflows/revisions.py says what each changed). Inputs recorded before revisions decode
+# as 0 and replay the way they ran.
+CURRENT_REVISION = 1
+
+
 class ConversationInput(BaseModel):
     agent: AgentSpec
     message: str | None = Field(default=None, description="None: wait for the first message")
@@ -162,6 +168,7 @@ class ConversationInput(BaseModel):
     context_head: str | None = Field(default=None, description="parent transcript to continue")
     continue_as_new_events: int | None = None
     resume: ConversationState | None = Field(default=None, description="set by continue-as-new")
+    revision: int = Field(default=0, ge=0, description="the workflow behaviour it started with")
 
 
 class ConversationStatus(BaseModel):

@@ -33,6 +33,7 @@ from contract.errors import ConversationNotFound, InvalidInput, refuse
 from contract.ids import name_problem
 from contract.inputs import message_problem
 from contract.models import (
+    CURRENT_REVISION,
     Catalog,
     ConversationInput,
     ConversationResult,
@@ -155,6 +156,7 @@ class ConversationClient:
             catalog=catalog,
             interactive=interactive,
             continue_as_new_events=self.settings.conversation.continue_as_new_events,
+            revision=CURRENT_REVISION,
         )
 
     async def start(

@@ -52,7 +52,7 @@ class CodeCache(MetaPathFinder):
             if finder is self or isinstance(finder, CodeCache):
                 continue
             find = getattr(finder, "find_spec", None)
-            spec = find(fullname, path, target) if find else None
+            spec: ModuleSpec | None = find(fullname, path, target) if find else None
             if spec is None:
                 continue
             loader = spec.loader

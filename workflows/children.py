@@ -23,6 +23,7 @@ def child_input(
         lineage=[*parent.lineage, parent.agent.id],
         context_head=turn_head if shares else None,
         continue_as_new_events=parent.continue_as_new_events,
+        revision=parent.revision,
     )
 
 

@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fsm import transition as fsm_transition
     from workflows.limits import limit_reached
     from workflows.options import LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
+    from workflows.revisions import UPSERT_ONCE_PER_TASK
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW, failure_exception_types=[IllegalTransition])
@@ -80,6 +81,8 @@ class ConversationWorkflow:
         self._answer: str | None = None
         self._end_requested = False
         self._turn_head: str | None = None  # the transcript the current model step read
+        self._upsert_once_per_task = inp.revision >= UPSERT_ONCE_PER_TASK
+        self._upsert_due = False
         self._handlers: dict[State, Callable[[], Awaitable[None]]] = {
             **{s: self._agent_turn for s in MODEL_INPUT_STATES},
             State.TOOL_CALL: self._run_calls,
@@ -94,7 +97,8 @@ class ConversationWorkflow:
 
     @workflow.run
     async def run(self, inp: ConversationInput) -> ConversationResult:
-        workflow.upsert_search_attributes([search.AGENT.value_set(inp.agent.id)])
+        if not self._upsert_once_per_task:
+            workflow.upsert_search_attributes([search.AGENT.value_set(inp.agent.id)])
         if inp.resume is None:
             self._open()
         self._publish()
@@ -104,6 +108,7 @@ class ConversationWorkflow:
             await self._handlers[self.s.state]()
         # A send_message or answer update waiting for this last turn returns before we do.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._upsert_changes()
         return self._result()
 
     def _open(self) -> None:
@@ -499,6 +504,7 @@ class ConversationWorkflow:
         )
 
     def _continue_as_new(self) -> NoReturn:
+        self._upsert_due = False  # the next run shows its own state from its first task
         state = self.s.model_copy(update={"runs": self.s.runs + 1})
         workflow.continue_as_new(self.inp.model_copy(update={"resume": state}))
 
@@ -566,12 +572,26 @@ class ConversationWorkflow:
         self._publish()
 
     def _publish(self) -> None:
-        """Keep the Web UI's view of the conversation current."""
+        """Keep the Web UI's view of the conversation current: its details now, its search
+        attributes once this workflow task has done its work (a visibility write each)."""
         s = self.s
-        workflow.upsert_search_attributes(
-            [search.STATE.value_set(s.state.value), search.STEP.value_set(s.step)]
-        )
         workflow.set_current_details(current_details(self.agent.id, s))
+        if not self._upsert_once_per_task:
+            workflow.upsert_search_attributes(
+                [search.STATE.value_set(s.state.value), search.STEP.value_set(s.step)]
+            )
+        elif not self._upsert_due:
+            self._upsert_due = True
+            # Runs when the workflow next waits, still in this task.
+            asyncio.get_running_loop().call_soon(self._upsert_changes)
+
+    def _upsert_changes(self) -> None:
+        if not self._upsert_due:
+            return
+        self._upsert_due = False
+        wanted = search.conversation_attributes(self.agent.id, self.s)
+        if updates := search.changed_attributes(workflow.info().typed_search_attributes, wanted):
+            workflow.upsert_search_attributes(updates)
 
     def _result(self) -> ConversationResult:
         stack = self.s.stack

@@ -1,6 +1,19 @@
-"""Search attribute keys, registered on the server from deploy/temporal-dev.yaml."""
+"""Search attribute keys, registered on the server from deploy/temporal-dev.yaml, and the
+values a conversation shows in them. Pure, tested without Temporal."""
 
-from temporalio.common import SearchAttributeKey
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
+from contract.models import ConversationState
 
 AGENT = SearchAttributeKey.for_keyword("P2eAgent")
 ROLLOUT = SearchAttributeKey.for_keyword("P2eRollout")
@@ -11,3 +24,22 @@ STEP = SearchAttributeKey.for_int("P2eStep")
 SCORE = SearchAttributeKey.for_float("P2eScore")
 
 ALL = (AGENT, ROLLOUT, VARIANT, BRANCH_OF, STATE, STEP, SCORE)
+
+
+def conversation_attributes(agent_id: str, s: ConversationState) -> list[SearchAttributePair[Any]]:
+    """What a conversation shows the Web UI's filters: whose it is, its state and step."""
+    return [
+        SearchAttributePair(AGENT, agent_id),
+        SearchAttributePair(STATE, s.state.value),
+        SearchAttributePair(STEP, s.step),
+    ]
+
+
+def changed_attributes(
+    current: TypedSearchAttributes, wanted: Sequence[SearchAttributePair[Any]]
+) -> list[SearchAttributeUpdate[Any]]:
+    """The updates that bring `current` to `wanted`, none for a value already there: every
+    update is a write to the visibility store."""
+    return [
+        pair.key.value_set(pair.value) for pair in wanted if current.get(pair.key) != pair.value
+    ]

@@ -6,8 +6,8 @@ point names a module (importing it runs its `@tool` decorators) or a registered 
 
 from __future__ import annotations
 
-import copy
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -79,22 +79,25 @@ class Tool:
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-calling schema, which litellm passes to every provider.
 
-        A copy of the one built at first use: pydantic's schema generation costs more than
-        the rest of a scripted model step, and a provider may edit what it is given."""
-        return copy.deepcopy(self._schema)
+        A fresh copy of the one built at first use: pydantic's schema generation costs more
+        than the rest of a scripted model step, and a provider may edit what it is given
+        (decoding the kept JSON copies it in a third of the time of a deep copy)."""
+        return json.loads(self._schema_json)  # type: ignore[no-any-return]
 
     @cached_property
-    def _schema(self) -> dict[str, Any]:
+    def _schema_json(self) -> str:
         parameters = self.input_model.model_json_schema()
         parameters.pop("title", None)
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": parameters,
-            },
-        }
+        return json.dumps(
+            {
+                "type": "function",
+                "function": {
+                    "name": self.name,
+                    "description": self.description,
+                    "parameters": parameters,
+                },
+            }
+        )
 
     async def call(self, arguments: BaseModel, context: ToolContext | None = None) -> Any:
         if self.takes_context and context is None:

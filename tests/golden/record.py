@@ -1,7 +1,10 @@
-"""Re-record the golden histories (`make golden`) after an intended workflow change.
+"""Re-record the golden histories (`make golden`) after an intended workflow change, or
+record new ones by name (`python -m tests.golden.record NAME ...`).
 
 Each file is one FSM path of ConversationWorkflow, run on a private dev server; the replay
 tests then check on every run that the workflow code still produces exactly these histories.
+A case named `*_r<N>` records the path as revision N runs it (workflows/revisions.py); the
+others were recorded before revisions and keep replaying revision 0.
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ CASES: dict[str, Case] = {
         "weather in Paris, Rome, Oslo, Lima, Cairo, Dubai, Seoul and Vienna",
         continue_as_new_events=60,
     ),
+    "tool_call_r1": Case("agent_alpha", "What's the weather in Paris?"),
+    "interactive_overrides_r1": Case(
+        "agent_alpha", None, interactive=True, drive=_chat_with_overrides
+    ),
 }
 
 
@@ -91,7 +98,7 @@ def scrub(history: str) -> str:
     return history
 
 
-async def record(state_dir: Path) -> None:
+async def record(state_dir: Path, names: list[str]) -> None:
     async with private_temporal(state_dir, "golden") as temporal:
         settings, client = temporal.settings, temporal.client
         registry = AgentRegistry.load(settings.agents_file)
@@ -100,7 +107,8 @@ async def record(state_dir: Path) -> None:
             await ledger.open_wallet(agent_id, settings.ledger.initial_balance)
         await ledger.close()
         async with build_worker(client, settings):
-            for name, case in CASES.items():
+            for name in names:
+                case = CASES[name]
                 spec = registry.get(case.agent_id).model_copy(update=case.changes)
                 case_settings = settings.model_copy(
                     update={
@@ -128,8 +136,11 @@ async def record(state_dir: Path) -> None:
 
 
 def main() -> None:
+    names = sys.argv[1:] or list(CASES)
+    if unknown := [name for name in names if name not in CASES]:
+        sys.exit(f"no golden case {', '.join(unknown)}; cases: {', '.join(CASES)}")
     with tempfile.TemporaryDirectory(prefix="p2e-golden-") as state_dir:
-        asyncio.run(record(Path(state_dir)))
+        asyncio.run(record(Path(state_dir), names))
 
 
 if __name__ == "__main__":

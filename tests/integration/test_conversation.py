@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
@@ -13,7 +14,7 @@ from runtime.settings import Settings
 from store.artifacts import ArtifactDirectory
 from workflows import search
 
-from .helpers import activity_attempts, activity_summaries, agent
+from .helpers import activity_attempts, activity_summaries, agent, unique
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -72,6 +73,28 @@ async def test_search_attributes_and_summaries_describe_the_run(
     assert await description.static_summary() == "agent_alpha: weather in Tokyo"
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     assert "**agent_alpha** · state **Finished** (done) · step 3" in metadata.current_details
+
+
+async def test_search_attributes_are_written_once_per_workflow_task_and_only_when_changed(
+    client: Client, settings: Settings
+) -> None:
+    handle, _ = await start_conversation(
+        client, settings, agent(settings), "weather in Paris and Oslo", name=unique("visible")
+    )
+    await handle.result()
+
+    tasks: list[list[list[str]]] = []  # per workflow task, the keys of each upsert
+    for event in (await handle.fetch_history()).events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks.append([])
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            tasks[-1].append(sorted(fields.indexed_fields))
+    # Each task moves the state (model, tool, model, tool, model, finish) and upserts once;
+    # the agent came with the start, and finishing changes the state alone.
+    assert tasks == [[["P2eState", "P2eStep"]]] * 5 + [[["P2eState"]]]
+    attributes = (await handle.describe()).typed_search_attributes
+    assert (attributes.get(search.STATE), attributes.get(search.STEP)) == ("Finished", 5)
 
 
 async def test_same_id_attaches_instead_of_starting_again(

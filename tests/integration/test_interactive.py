@@ -4,6 +4,7 @@ runtime overrides of model, tools and persona."""
 from __future__ import annotations
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -301,3 +302,23 @@ async def test_runtime_overrides_apply_from_the_next_step(
     )
     await handle.execute_update(ConversationWorkflow.end)
     assert (await handle.result()).reason is FinishReason.DONE
+
+
+async def test_an_override_changes_no_search_attribute_and_writes_none(
+    client: Client, settings: Settings
+) -> None:
+    handle = await start_chat(client, settings, "quiet-override")
+
+    async def upserts() -> int:
+        events = (await handle.fetch_history()).events
+        return sum(
+            e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES for e in events
+        )
+
+    before = await upserts()
+    await handle.execute_update(ConversationWorkflow.set_model, "scripted/other")
+    await handle.execute_update(ConversationWorkflow.set_behavior, "critic")
+    assert await upserts() == before
+    await handle.execute_update(ConversationWorkflow.end)
+    await handle.result()
+    assert await upserts() == before + 1  # Waiting -> Finished

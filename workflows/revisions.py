@@ -1,0 +1,11 @@
+"""What each revision of the conversation workflow changed in the commands it issues.
+
+A conversation runs with the revision in its input: new ones get CURRENT_REVISION
+(contract/models.py), and histories recorded before a revision replay the way they ran.
+A revision in the input, unlike `workflow.patched`, costs no marker and no upsert of
+TemporalChangeVersion. tests/golden keeps a history of each revision.
+"""
+
+# 1: search attributes upserted once per workflow task, with only what changed (P2eAgent
+# comes with the start); before, one upsert per change, P2eAgent included.
+UPSERT_ONCE_PER_TASK = 1
