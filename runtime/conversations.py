@@ -56,6 +56,10 @@ PREFIX = "conv-"
 ConversationHandle = WorkflowHandle[ConversationWorkflow, ConversationResult]
 
 
+def _handle(client: Client, workflow_id: str) -> ConversationHandle:
+    return client.get_workflow_handle_for(ConversationWorkflow.run, workflow_id)
+
+
 def conversation_id(name: str) -> str:
     return name if name.startswith(PREFIX) else PREFIX + name
 
@@ -199,7 +203,7 @@ class ConversationClient:
         """Find a conversation by id, accepting the id with or without the `conv-` prefix."""
         client = await self.temporal()
         for candidate in dict.fromkeys([conversation, conversation_id(conversation)]):
-            handle = client.get_workflow_handle_for(ConversationWorkflow.run, candidate)
+            handle = _handle(client, candidate)
             try:
                 return handle, await handle.describe()
             except RPCError as exc:
@@ -245,7 +249,7 @@ class ConversationClient:
             f"(WorkflowId = {root} OR WorkflowId STARTS_WITH {_literal(root_id + '/')})"
         )
         async for execution in client.list_workflows(query, limit=10):
-            handle = client.get_workflow_handle_for(ConversationWorkflow.run, execution.id)
+            handle = _handle(client, execution.id)
             if (await self.status(handle)).waiting_for == "human":
                 return handle
         return None
