@@ -10,7 +10,7 @@ import traceback
 import typer
 from typer.exceptions import Abort, TyperException
 
-from cli import agent, chat, config, conversation, ledger, run, server, worker
+from cli import agent, chat, config, conversation, evals, ledger, run, server, worker
 from cli.common import visible
 from contract.errors import P2eError
 
@@ -29,6 +29,7 @@ app.add_typer(agent.app, name="agent")
 app.add_typer(conversation.app, name="conversation")
 app.add_typer(config.app, name="config")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(evals.app, name="eval")
 
 
 def _one_line(exc: BaseException) -> str | None:

@@ -1,1 +1,5 @@
-"""Evaluators, the LLM judge, rubrics and the statistics that compare variants."""
+"""Evaluators that score conversation steps: the registry, the rule kinds, configured ones.
+
+Importing the package registers the built-in evaluators."""
+
+from evals import rules  # noqa: F401

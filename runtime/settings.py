@@ -79,6 +79,7 @@ class Settings(_Section):
     agents_file: Path = PROJECT_ROOT / "config" / "agents.yml"
     dev_server_file: Path = PROJECT_ROOT / "deploy" / "temporal-dev.yaml"
     personas_dir: Path = PROJECT_ROOT / "config" / "personas"
+    evals_file: Path = PROJECT_ROOT / "config" / "evals.yml"
     default_model: str = DEFAULT_MODEL
     temporal: TemporalSettings = TemporalSettings()
     scripted: ScriptedModelSettings = ScriptedModelSettings()
@@ -112,6 +113,7 @@ ENV_VARS: dict[str, str] = {
     "P2E_AGENTS_FILE": "agents_file",
     "P2E_DEV_SERVER_FILE": "dev_server_file",
     "P2E_PERSONAS_DIR": "personas_dir",
+    "P2E_EVALS_FILE": "evals_file",
     "P2E_DEDUP": "tools.dedup",
     "P2E_CONTINUE_AS_NEW_EVENTS": "conversation.continue_as_new_events",
     "P2E_MODEL": "default_model",

@@ -116,6 +116,33 @@ def test_agent_list_names_the_configured_agents(cli_env: dict[str, str]) -> None
                            "reviewer"}  # fmt: skip
 
 
+def test_eval_list_names_built_in_and_configured_evaluators(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    done = p2e("eval", "list", "--json", env=cli_env)
+
+    assert done.returncode == 0
+    listed = {e["id"]: e for e in json.loads(done.stdout)}
+    assert listed["tool_succeeded"]["source"] == "built-in"
+    assert listed["default"] == {
+        "id": "default",
+        "version": "1",
+        "kind": "composite",
+        "trigger": "final",
+        "source": "config",
+        "description": "a temperature in the answer, within the token budget",
+    }
+
+    bad = tmp_path / "evals.yml"
+    bad.write_text("evaluators:\n  x: {kind: composite, of: {nope: 1}}\n")
+    refused = p2e("eval", "list", env={**cli_env, "P2E_EVALS_FILE": str(bad)})
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {bad}: composite 'x' names unknown evaluator 'nope'; known evaluators: "
+        "tool_succeeded"
+    ]
+
+
 def test_server_status_without_a_server_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:
     env = {**cli_env, "P2E_STATE_DIR": str(tmp_path)}
     env.pop("TEMPORAL_ADDRESS")

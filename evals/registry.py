@@ -1,0 +1,145 @@
+"""Evaluators are registered by decorator, as tools are; `p2e eval list` shows them.
+
+An evaluator scores one target (a model step's output, a tool result or a final answer)
+in 0..1. Built-in ones live in this package, evaluators configured in config/evals.yml are
+registered from it at load (evals/config.py), and third-party packages add theirs through
+the `p2engine.evaluators` entry-point group: each entry point names a module, importing it
+runs its `@evaluator` decorators.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Literal
+
+from contract.errors import ConfigError
+from contract.evals import Score, Trigger
+from contract.models import Usage
+from contract.states import State
+
+ENTRY_POINT_GROUP = "p2engine.evaluators"
+EVALUATOR_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+Source = Literal["built-in", "config", "plugin"]
+
+
+class EvaluationError(Exception):
+    """An evaluator could not score its target (a judge's unusable answer, a bad rubric):
+    recorded as the evaluation's error, never a failed conversation."""
+
+
+class UnknownEvaluator(ConfigError):
+    """An evaluator id nobody registered; names the known ones."""
+
+
+@dataclass(frozen=True)
+class EvalTarget:
+    """What an evaluator sees of the node it scores."""
+
+    kind: State
+    text: str
+    question: str = ""  # the user message the conversation is answering
+    agent_id: str = ""
+    step: int = 0
+    tool_name: str | None = None
+    tool_status: str | None = None  # tool results: ok, error, skipped
+    usage: Usage = field(default_factory=Usage)  # the conversation's so far
+
+
+EvalFn = Callable[[EvalTarget], Score | Awaitable[Score]]
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    id: str
+    version: str
+    description: str
+    kind: str  # how it scores: a rule's name, composite, llm_judge, or the function's own
+    trigger: Trigger
+    fn: EvalFn
+    source: Source = "built-in"
+
+    async def score(self, target: EvalTarget) -> Score:
+        result = self.fn(target)
+        return await result if inspect.isawaitable(result) else result
+
+
+_EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register(evaluator: Evaluator) -> Evaluator:
+    """Add an evaluator; an id that is malformed or taken is refused."""
+    if not EVALUATOR_ID.match(evaluator.id):
+        raise ConfigError(
+            f"evaluator id {evaluator.id!r}: use letters, digits, '_', '.' and '-' (at most 64)"
+        )
+    if not evaluator.version.strip():
+        raise ConfigError(f"evaluator '{evaluator.id}' needs a version")
+    if evaluator.id in _EVALUATORS:
+        raise ConfigError(f"evaluator '{evaluator.id}' is registered twice")
+    _EVALUATORS[evaluator.id] = evaluator
+    return evaluator
+
+
+def evaluator(
+    id: str,
+    *,
+    version: str,
+    description: str,
+    trigger: Trigger = "step",
+    kind: str | None = None,
+) -> Callable[[EvalFn], EvalFn]:
+    """Register a function that scores an `EvalTarget`, plain or async. Bump `version` when
+    its scores change meaning, so old and new scores are never averaged together."""
+
+    def decorate(fn: EvalFn) -> EvalFn:
+        register(Evaluator(id, version, description, kind or fn.__name__, trigger, fn, _source(fn)))
+        return fn
+
+    return decorate
+
+
+def _source(fn: EvalFn) -> Source:
+    module = getattr(fn, "__module__", "") or ""
+    return "built-in" if module.startswith("evals.") else "plugin"
+
+
+def get_evaluator(evaluator_id: str) -> Evaluator:
+    try:
+        return _EVALUATORS[evaluator_id]
+    except KeyError:
+        known = ", ".join(sorted(_EVALUATORS)) or "none"
+        raise UnknownEvaluator(
+            f"unknown evaluator '{evaluator_id}'; known evaluators: {known}"
+        ) from None
+
+
+def registered_evaluators() -> list[Evaluator]:
+    return [_EVALUATORS[name] for name in sorted(_EVALUATORS)]
+
+
+def unregister(evaluator_id: str) -> None:
+    """Forget an evaluator, so a reloaded config can register its own again."""
+    _EVALUATORS.pop(evaluator_id, None)
+
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every `p2engine.evaluators` entry point once; a broken one is a config error."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # any import-time failure of someone else's package
+            raise ConfigError(
+                f"evaluator plugin '{entry.name}' ({entry.value}) failed to load: {exc}"
+            ) from exc
+    _plugins_loaded = True
