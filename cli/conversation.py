@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -102,7 +103,17 @@ def show(
     )
 
 
-async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FoundStack:
+    conversation_id: str
+    status: str
+    reason: str | None
+    usage: dict[str, Any]
+    stack: list[StackEntry]
+
+
+async def stack_of(settings: Settings, conversation: str) -> FoundStack:
+    """A conversation's stack: from its result when it completed, else from a query."""
     from runtime.conversations import ConversationClient, is_running
 
     conversations = ConversationClient(settings)
@@ -110,17 +121,20 @@ async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
     status = description.status.name.lower() if description.status else "unknown"
     if description.status and description.status.name == "COMPLETED":
         result = await handle.result()
-        stack, usage, reason = result.stack, result.usage.model_dump(), result.reason
-    else:
-        stack = await _query_stack(conversations, handle, running=is_running(description))
-        usage, reason = _usage_of(stack), None
+        return FoundStack(handle.id, status, result.reason, result.usage.model_dump(), result.stack)
+    stack = await _query_stack(conversations, handle, running=is_running(description))
+    return FoundStack(handle.id, status, None, _usage_of(stack), stack)
+
+
+async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
+    found = await stack_of(settings, conversation)
     return {
-        "conversation_id": handle.id,
-        "agent": stack[0].agent_id if stack else None,
-        "status": status,
-        "reason": reason,
-        "usage": usage,
-        "stack": [entry.model_dump(mode="json") for entry in stack],
+        "conversation_id": found.conversation_id,
+        "agent": found.stack[0].agent_id if found.stack else None,
+        "status": found.status,
+        "reason": found.reason,
+        "usage": found.usage,
+        "stack": [entry.model_dump(mode="json") for entry in found.stack],
     }
 
 

@@ -25,6 +25,11 @@ def entry_detail(entry: StackEntry) -> str:
         detail = f"{entry.reason}: {detail}" if detail else entry.reason
     if entry.child_id:
         detail += f" (child {entry.child_id})"
+    if scores := [
+        f"{e.evaluator_id} {'error' if e.value is None else f'{e.value:.2f}'}"
+        for e in entry.evaluations
+    ]:
+        detail += f" [score: {', '.join(scores)}]"
     return detail
 
 

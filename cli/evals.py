@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 from rich.table import Table
 
-from cli.common import JsonOption, console, print_json
+from cli.common import (
+    AddressOption,
+    JsonOption,
+    NamespaceOption,
+    console,
+    print_json,
+    run_async,
+    settings_for,
+)
 from runtime.settings import load_settings
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
 
 app = typer.Typer(help="Evaluators that score conversation steps.", no_args_is_help=True)
 
@@ -46,3 +59,70 @@ def list_evaluators(as_json: JsonOption = False) -> None:
             f"{e.id} v{e.version}", f"{e.kind} ({e.source})", scores[e.trigger], e.description
         )
     console.print(table)
+
+
+@app.command("show")
+def show(
+    conversation: Annotated[str, typer.Argument(help="Conversation id (conv-NAME) or NAME.")],
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show a conversation's scores: per step, each evaluator's score and reason, and the
+    mean."""
+    settings = settings_for(address, namespace)
+    data = run_async(_scores(settings, conversation))
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"{data['conversation_id']} · {data['status']}")
+    for column in ("step", "entry", "evaluator", "score"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("why")
+    for e in data["evaluations"]:
+        score = "error" if e["score"] is None else f"{e['score']:.2f}"
+        why = e["error"] if e["score"] is None else e["rationale"]
+        table.add_row(str(e["step"]), e["kind"], f"{e['evaluator']} v{e['version']}", score, why)
+    console.print(table)
+    mean = data["score"]
+    console.print("no evaluations" if mean is None else f"mean score {mean:.2f}", highlight=False)
+
+
+async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
+    from cli.conversation import stack_of
+    from contract.evals import Evaluation
+    from store.artifacts import ArtifactDirectory, ArtifactNotFound
+    from workflows.evaluations import mean
+
+    found = await stack_of(settings, conversation)
+    store = ArtifactDirectory(settings.artifacts_dir)
+    rows: list[dict[str, Any]] = []
+    for entry in found.stack:
+        for outcome in entry.evaluations:
+            rationale = ""
+            if outcome.ref is not None:
+                try:
+                    record = Evaluation.model_validate_json(store.get_text(outcome.ref))
+                    rationale = record.score.rationale if record.score else ""
+                except ArtifactNotFound:
+                    rationale = "(the record is in another machine's artifact store)"
+            rows.append(
+                {
+                    "step": entry.step,
+                    "kind": str(entry.kind),
+                    "target": entry.ref,
+                    "evaluator": outcome.evaluator_id,
+                    "version": outcome.version,
+                    "score": outcome.value,
+                    "error": outcome.error,
+                    "rationale": rationale,
+                    "ref": outcome.ref,
+                }
+            )
+    values = [r["score"] for r in rows if r["score"] is not None]
+    return {
+        "conversation_id": found.conversation_id,
+        "status": found.status,
+        "score": mean(values),
+        "evaluations": rows,
+    }

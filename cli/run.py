@@ -43,12 +43,21 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Print the conversation id and return.")
     ] = False,
+    evaluators: Annotated[
+        str | None,
+        typer.Option(
+            "--eval",
+            metavar="ID[,ID]",
+            help="Evaluators that score this conversation, beside the agent's own (p2e eval list).",
+        ),
+    ] = None,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Run a conversation with an agent and print its reply."""
     settings = settings_for(address, namespace)
-    raise typer.Exit(run_async(_run(settings, agent, message, name, model, detach)))
+    ids = [part.strip() for part in (evaluators or "").split(",") if part.strip()]
+    raise typer.Exit(run_async(_run(settings, agent, message, name, model, detach, ids)))
 
 
 async def _run(
@@ -58,11 +67,12 @@ async def _run(
     name: str | None,
     model: str | None,
     detach: bool,
+    evaluators: list[str],
 ) -> int:
     from runtime.conversations import ConversationClient
 
     conversations = ConversationClient(settings)
-    inp = conversations.build_input(agent_id, message, model=model)
+    inp = conversations.build_input(agent_id, message, model=model, evaluators=evaluators)
     handle, started = await conversations.start(inp, name=name)
     if not started:
         note(f"{handle.id} already exists; attaching to it")
@@ -87,9 +97,10 @@ def _print_result(settings: Settings, result: ConversationResult) -> int:
 
     console.print(reply_text(settings, result.reply_ref, result.reply_preview), highlight=False)
     usage = result.usage
+    score = "" if result.score is None else f", score {result.score:.2f}"
     note(
         f"finished: {result.reason} after {result.steps} steps, {usage.total_tokens} tokens, "
-        f"${usage.cost_usd:.4f}"
+        f"${usage.cost_usd:.4f}{score}"
     )
     console.print(f"conversation: {result.conversation_id}", highlight=False)
     if link := ui_url(settings, result.conversation_id):

@@ -68,10 +68,10 @@ class Rule(_Strict):
 
 
 class AgentEval(_Strict):
-    """How the agent's answers are scored by the evaluation layer."""
+    """How the agent's work is scored: evaluator ids from `p2e eval list`, each scoring what
+    its trigger says (steps, tool results or final answers)."""
 
-    rubric: str | None = None
-    judge_model: str | None = None
+    evaluators: list[str] = Field(min_length=1)
 
 
 class AgentSpec(_Strict):

@@ -21,3 +21,36 @@ class Score(BaseModel):
     value: Unit
     rationale: str = ""
     parts: dict[str, Unit] = Field(default={}, description="named sub-scores")
+
+
+class EvaluatorInfo(BaseModel):
+    """What the workflow needs to know about an evaluator to decide what it scores; the
+    registry that runs it lives in the worker."""
+
+    id: str
+    version: str
+    trigger: Trigger
+
+
+class Evaluation(BaseModel):
+    """One evaluator's verdict on one node, stored in the artifact store beside it."""
+
+    kind: Literal["Evaluation"] = "Evaluation"
+    target: str
+    conversation_id: str
+    step: int
+    agent_id: str
+    evaluator_id: str
+    version: str
+    score: Score | None = None
+    error: str | None = Field(default=None, description="why there is no score")
+
+
+class EvalOutcome(BaseModel):
+    """What the workflow keeps of an evaluation: the score, and the ref of the whole record."""
+
+    evaluator_id: str
+    version: str
+    ref: str | None = Field(default=None, description="None when the activity itself failed")
+    value: float | None = None
+    error: str | None = None

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from contract.agent import AgentSpec, DedupPolicy, Rule
+from contract.evals import EvalOutcome, EvaluatorInfo
 from contract.states import FinishReason, State
 
 PREVIEW_CHARS = 160
@@ -107,6 +108,7 @@ class StackEntry(BaseModel):
     cached: bool = False
     penalty: bool = Field(default=False, description="a repeated call run under 'penalty'")
     overrides: Overrides | None = Field(default=None, description="in force for this step")
+    evaluations: list[EvalOutcome] = Field(default=[], description="the scores of this entry")
 
 
 class ToolInfo(BaseModel):
@@ -125,12 +127,16 @@ class Catalog(BaseModel):
     tools: list[ToolInfo] = []
     personas: list[str] = []
     dedup: DedupPolicy = "penalty"
+    evaluators: list[EvaluatorInfo] = Field(default=[], description="every one the team names")
 
     def agent(self, agent_id: str) -> AgentSpec | None:
         return next((a for a in self.agents if a.id == agent_id), None)
 
     def tool(self, name: str) -> ToolInfo:
         return next((t for t in self.tools if t.name == name), ToolInfo(name=name))
+
+    def evaluator(self, evaluator_id: str) -> EvaluatorInfo | None:
+        return next((e for e in self.evaluators if e.id == evaluator_id), None)
 
 
 class ConversationState(BaseModel):
@@ -150,6 +156,7 @@ class ConversationState(BaseModel):
     overrides: Overrides = Overrides()
     inbox: list[str] = Field(default=[], description="user messages not yet taken")
     runs: int = Field(default=1, description="runs of this conversation (continue-as-new)")
+    scores: list[float] = Field(default=[], description="every evaluation's value so far")
 
 
 # The revision of the conversation workflow's commands that new conversations start with
@@ -169,6 +176,7 @@ class ConversationInput(BaseModel):
     continue_as_new_events: int | None = None
     resume: ConversationState | None = Field(default=None, description="set by continue-as-new")
     revision: int = Field(default=0, ge=0, description="the workflow behaviour it started with")
+    evaluators: list[str] = Field(default=[], description="run-wide, beside the agent's own")
 
 
 class ConversationStatus(BaseModel):
@@ -192,6 +200,7 @@ class ConversationResult(BaseModel):
     usage: Usage
     stack: list[StackEntry]
     penalties: int = 0
+    score: float | None = Field(default=None, description="the mean of every evaluation")
 
 
 class TurnResult(BaseModel):
@@ -250,6 +259,21 @@ class ToolInput(BaseModel):
             " in the workflow; not the duplicate-call key. The name is the wire name old"
             " histories carry; empty in histories recorded before workflows made one"
         ),
+    )
+
+
+class EvalRequest(BaseModel):
+    """The input of the evaluation activity: one stored node, the evaluators to run on it."""
+
+    conversation_id: str
+    agent_id: str
+    step: int
+    target: str = Field(description="the ref of the node to score")
+    evaluators: list[str]
+    tool_status: str | None = Field(default=None, description="tool results: how the call ended")
+    usage: Usage = Usage()
+    pending: list[ContentNode] = Field(
+        default=[], description="nodes the next agent step would store, the target among them"
     )
 
 

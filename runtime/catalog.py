@@ -1,5 +1,6 @@
-"""The catalog a conversation starts with: the team from agents.yml, the registered tools
-and the personas, checked against each other once so a workflow never meets a dangling name.
+"""The catalog a conversation starts with: the team from agents.yml, the registered tools,
+the personas and the evaluators, checked against each other once so a workflow never meets
+a dangling name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from agents.registry import AgentRegistry
 from agents.tools import get_tool, load_plugins, registered_tools
 from contract.agent import AgentSpec
 from contract.errors import ConfigError
+from contract.evals import EvaluatorInfo
 from contract.models import Catalog, ToolInfo
 from runtime.settings import Settings
 
@@ -35,6 +37,29 @@ def check_agent(agent: AgentSpec, catalog: Catalog, source: Path) -> None:
     if agent.persona is not None and agent.persona not in catalog.personas:
         known = ", ".join(catalog.personas) or "none"
         raise ConfigError(f"{where} names unknown persona '{agent.persona}'; known: {known}")
+    if agent.eval is not None:
+        check_evaluators(agent.eval.evaluators, catalog, f"{where}: eval")
+
+
+def check_evaluators(ids: list[str], catalog: Catalog, where: str) -> None:
+    known = [e.id for e in catalog.evaluators]
+    for evaluator_id in ids:
+        if evaluator_id not in known:
+            raise ConfigError(
+                f"{where}: unknown evaluator '{evaluator_id}'; known evaluators: "
+                f"{', '.join(known) or 'none'}"
+            )
+
+
+def evaluator_infos(settings: Settings) -> list[EvaluatorInfo]:
+    from evals.config import load_evaluators
+    from evals.registry import registered_evaluators
+
+    load_evaluators(settings.evals_file)
+    return [
+        EvaluatorInfo(id=e.id, version=e.version, trigger=e.trigger)
+        for e in registered_evaluators()
+    ]
 
 
 def tool_infos() -> list[ToolInfo]:
@@ -62,6 +87,7 @@ def load_catalog(settings: Settings) -> Catalog:
         tools=tool_infos(),
         personas=personas.names(),
         dedup=settings.tools.dedup,
+        evaluators=evaluator_infos(settings),
     )
     for agent in catalog.agents:
         check_agent(agent, catalog, settings.agents_file)

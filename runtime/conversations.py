@@ -45,7 +45,7 @@ from contract.models import (
 )
 from contract.names import CONVERSATION_WORKFLOW
 from contract.states import State
-from runtime.catalog import check_agent, load_catalog, resolve_agent
+from runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
 from runtime.client import connect
 from runtime.settings import Settings
 from workflows import search
@@ -139,9 +139,11 @@ class ConversationClient:
         model: str | None = None,
         interactive: bool = False,
         catalog: Catalog | None = None,
+        evaluators: list[str] | None = None,
     ) -> ConversationInput:
         """The checked input of a new conversation; `agent` is a spec or an id from the
-        catalog, which is loaded (agents.yml read) once, here, when not given."""
+        catalog, which is loaded (agents.yml read) once, here, when not given. `evaluators`
+        score this conversation beside the agent's own."""
         catalog = catalog or load_catalog(self.settings)
         if isinstance(agent, str):
             agent = AgentRegistry(catalog.agents, self.settings.agents_file).get(agent)
@@ -150,6 +152,7 @@ class ConversationClient:
         if message is not None:
             check_message(message)
         check_agent(agent, catalog, self.settings.agents_file)
+        check_evaluators(evaluators or [], catalog, "--eval")
         for chosen in (model, agent.model):
             if chosen is not None:
                 check_model(chosen)
@@ -161,6 +164,7 @@ class ConversationClient:
             interactive=interactive,
             continue_as_new_events=self.settings.conversation.continue_as_new_events,
             revision=CURRENT_REVISION,
+            evaluators=list(dict.fromkeys(evaluators or [])),
         )
 
     async def start(
@@ -310,10 +314,16 @@ async def start_conversation(
     model: str | None = None,
     interactive: bool = False,
     catalog: Catalog | None = None,
+    evaluators: list[str] | None = None,
 ) -> tuple[ConversationHandle, bool]:
     """`ConversationClient.build_input` then `start`, in one call for benchmarks and tests."""
     conversations = ConversationClient(settings, client)
     inp = conversations.build_input(
-        agent, message, model=model, interactive=interactive, catalog=catalog
+        agent,
+        message,
+        model=model,
+        interactive=interactive,
+        catalog=catalog,
+        evaluators=evaluators,
     )
     return await conversations.start(inp, name=name)

@@ -30,6 +30,7 @@ def worker_identity(ephemeral: bool) -> str:
 
 
 def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False) -> Worker:
+    from activities.evals import EvalActivities
     from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
     from activities.rules import RuleActivities
@@ -50,6 +51,7 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
     ledger = open_ledger(settings.ledger, settings.state_dir)
     tools = ToolActivities(store, ToolCache(settings.tool_cache_file), ToolServices(ledger))
     content = ContentActivities(store)
+    evaluation = EvalActivities(store, settings.evals_file)
     money = LedgerActivities(ledger, settings.ledger.treasury)
     return Worker(
         client,
@@ -61,6 +63,7 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
             rules.rule_step,
             tools.run_tool,
             content.store_nodes,
+            evaluation.evaluate,
             money.transfer,
             money.reward,
             money.balance,

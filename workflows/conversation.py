@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from agents.tools.registry import invalid_arguments
     from contract.agent import DEFAULT_MODEL, AgentSpec
     from contract.errors import refuse
+    from contract.evals import EvalOutcome
     from contract.ids import business_key, child_workflow_id
     from contract.models import (
         ContentNode,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ConversationResult,
         ConversationState,
         ConversationStatus,
+        EvalRequest,
         Overrides,
         StackEntry,
         StepInput,
@@ -49,9 +51,16 @@ with workflow.unsafe.imports_passed_through():
         WaitingFor,
         preview,
     )
-    from contract.names import CONVERSATION_WORKFLOW, LLM_STEP, RULE_STEP, RUN_TOOL, STORE_NODES
+    from contract.names import (
+        CONVERSATION_WORKFLOW,
+        EVALUATE,
+        LLM_STEP,
+        RULE_STEP,
+        RUN_TOOL,
+        STORE_NODES,
+    )
     from contract.states import FinishReason, State
-    from workflows import search, validators
+    from workflows import evaluations, search, validators
     from workflows.calls import (
         CallResult,
         StepCalls,
@@ -64,7 +73,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
     from workflows.fsm import transition as fsm_transition
     from workflows.limits import limit_reached
-    from workflows.options import LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
+    from workflows.options import EVAL_ACTIVITY, LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
     from workflows.revisions import UPSERT_ONCE_PER_TASK
 
 
@@ -83,6 +92,9 @@ class ConversationWorkflow:
         self._turn_head: str | None = None  # the transcript the current model step read
         self._upsert_once_per_task = inp.revision >= UPSERT_ONCE_PER_TASK
         self._upsert_due = False
+        self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
+        self._evaluating: list[asyncio.Task[None]] = []
+        self._scored_upto = len(self.s.stack)  # entries before were scored by an earlier run
         self._handlers: dict[State, Callable[[], Awaitable[None]]] = {
             **{s: self._agent_turn for s in MODEL_INPUT_STATES},
             State.TOOL_CALL: self._run_calls,
@@ -106,6 +118,7 @@ class ConversationWorkflow:
             if self.s.state in MODEL_INPUT_STATES and self._continue_as_new_due():
                 self._continue_as_new()
             await self._handlers[self.s.state]()
+        await asyncio.gather(*self._evaluating)
         # A send_message or answer update waiting for this last turn returns before we do.
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._upsert_changes()
@@ -495,7 +508,7 @@ class ConversationWorkflow:
     # --- continue-as-new ------------------------------------------------------------------
 
     def _continue_as_new_due(self) -> bool:
-        if not workflow.all_handlers_finished():
+        if not workflow.all_handlers_finished() or not all(t.done() for t in self._evaluating):
             return False
         info = workflow.info()
         limit = self.inp.continue_as_new_events
@@ -567,8 +580,50 @@ class ConversationWorkflow:
 
     async def _after_step(self) -> None:
         """Runs once after every step that added to the stack (a model or rule step, the
-        results of its calls, a person's answer): the place for work that follows each step,
-        such as evaluating it. Today it keeps the Web UI current."""
+        results of its calls, a person's answer): starts the evaluations of what it added,
+        which run beside the conversation, and keeps the Web UI current."""
+        added, start = self.s.stack[self._scored_upto :], self._scored_upto
+        self._scored_upto = len(self.s.stack)
+        if self._evaluator_ids:
+            infos = [info for i in self._evaluator_ids if (info := self.inp.catalog.evaluator(i))]
+            for index, ids in evaluations.targets(added, infos):
+                task = asyncio.create_task(self._evaluate(start + index, ids))
+                self._evaluating.append(task)
+        self._publish()
+
+    async def _evaluate(self, index: int, ids: list[str]) -> None:
+        entry = self.s.stack[index]
+        assert entry.ref is not None
+        request = EvalRequest(
+            conversation_id=workflow.info().workflow_id,
+            agent_id=self.agent.id,
+            step=entry.step,
+            target=entry.ref,
+            evaluators=ids,
+            tool_status=entry.status,
+            usage=self.s.usage,
+            pending=self.s.pending,
+        )
+        try:
+            outcomes: list[EvalOutcome] = await workflow.execute_activity(
+                EVALUATE,
+                request,
+                result_type=list[EvalOutcome],
+                summary=f"evaluate step {entry.step} · {', '.join(ids)}",
+                **EVAL_ACTIVITY,
+            )
+        except ActivityError as err:
+            versions = {i: info.version for i in ids if (info := self.inp.catalog.evaluator(i))}
+            failure = f"evaluation failed: {_cause(err)}"
+            outcomes = [
+                EvalOutcome(evaluator_id=i, version=versions.get(i, "?"), error=failure)
+                for i in ids
+            ]
+        scored = self.s.stack[index]
+        self.s.stack[index] = scored.model_copy(
+            update={"evaluations": [*scored.evaluations, *outcomes]}
+        )
+        self.s.scores += [o.value for o in outcomes if o.value is not None]
         self._publish()
 
     def _publish(self) -> None:
@@ -608,6 +663,7 @@ class ConversationWorkflow:
             usage=self.s.usage,
             stack=stack,
             penalties=self.s.penalties,
+            score=evaluations.mean(self.s.scores),
         )
 
 

@@ -52,6 +52,9 @@ LLM_ACTIVITY = preset(2 * MINUTES, 10 * MINUTES, 5, 30 * SECONDS, heartbeat=10 *
 # Rules and artifact writes are local and quick; a failure is a bug or a full disk.
 LOCAL_ACTIVITY = preset(10 * SECONDS, 1 * MINUTES, 3, 10 * SECONDS)
 
+# Evaluations run beside the conversation; a judge is a model call, so they heartbeat too.
+EVAL_ACTIVITY = preset(2 * MINUTES, 10 * MINUTES, 3, 30 * SECONDS, heartbeat=10 * SECONDS)
+
 # Ledger commands are idempotent on the transfer id, so an unknown outcome (a timeout) is
 # retried with the same id; business errors are non-retryable at the source.
 LEDGER_ACTIVITY = preset(15 * SECONDS, 5 * MINUTES, 10, 30 * SECONDS)

@@ -14,6 +14,7 @@ from temporalio.common import (
 )
 
 from contract.models import ConversationState
+from workflows.evaluations import mean
 
 AGENT = SearchAttributeKey.for_keyword("P2eAgent")
 ROLLOUT = SearchAttributeKey.for_keyword("P2eRollout")
@@ -27,12 +28,16 @@ ALL = (AGENT, ROLLOUT, VARIANT, BRANCH_OF, STATE, STEP, SCORE)
 
 
 def conversation_attributes(agent_id: str, s: ConversationState) -> list[SearchAttributePair[Any]]:
-    """What a conversation shows the Web UI's filters: whose it is, its state and step."""
-    return [
+    """What a conversation shows the Web UI's filters: whose it is, its state and step, and
+    once it has been evaluated, its mean score."""
+    pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(AGENT, agent_id),
         SearchAttributePair(STATE, s.state.value),
         SearchAttributePair(STEP, s.step),
     ]
+    if (score := mean(s.scores)) is not None:
+        pairs.append(SearchAttributePair(SCORE, score))
+    return pairs
 
 
 def changed_attributes(

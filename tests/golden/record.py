@@ -42,6 +42,7 @@ class Case:
     interactive: bool = False
     continue_as_new_events: int | None = None
     drive: Drive | None = None  # what a person does while it runs (updates)
+    evaluators: list[str] = field(default_factory=list)
 
 
 async def _answer_when_asked(handle: WorkflowHandle[Any, Any]) -> None:
@@ -87,6 +88,11 @@ CASES: dict[str, Case] = {
     "interactive_overrides_r1": Case(
         "agent_alpha", None, interactive=True, drive=_chat_with_overrides
     ),
+    "evaluated_r1": Case(
+        "agent_alpha",
+        "What's the weather in Paris?",
+        evaluators=["within_tokens", "tool_succeeded", "default"],
+    ),
 }
 
 
@@ -124,6 +130,7 @@ async def record(state_dir: Path, names: list[str]) -> None:
                     case.message,
                     name=f"golden-{name}",
                     interactive=case.interactive,
+                    evaluators=case.evaluators,
                 )
                 if case.drive is not None:
                     await case.drive(handle)

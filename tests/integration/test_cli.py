@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,33 @@ def test_run_prints_reply_conversation_id_and_ui_link(cli_env: dict[str, str]) -
 
     listed = json.loads(p2e("conversation", "list", "--json", env=cli_env).stdout)
     assert any(row["id"] == "conv-cli-paris" and row["agent"] == "agent_alpha" for row in listed)
+
+
+def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
+    cli_env: dict[str, str],
+) -> None:
+    name = f"cli-eval-{uuid.uuid4().hex[:8]}"
+    done = p2e("run", "--id", name, "--eval", "default, tool_succeeded", "weather in Paris?",
+               env=cli_env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "score 1.00" in done.stderr
+
+    shown = p2e("eval", "show", f"conv-{name}", "--json", env=cli_env)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["score"] == 1.0
+    assert [(e["step"], e["kind"], e["evaluator"], e["score"]) for e in data["evaluations"]] == [
+        (2, "ToolResult", "tool_succeeded", 1.0),
+        (3, "AssistantMessage", "default", 1.0),
+    ]
+    assert data["evaluations"][0]["rationale"] == "get_weather returned ok"
+
+    refused = p2e("run", "--eval", "default,nope", "hi", env=cli_env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: --eval: unknown evaluator 'nope'; known evaluators: default, gives_temperature, "
+        "tool_succeeded, within_tokens"
+    ]
 
 
 def test_detach_prints_the_id_and_running_again_attaches(cli_env: dict[str, str]) -> None:

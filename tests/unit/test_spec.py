@@ -124,7 +124,7 @@ def test_unknown_agent_type_is_rejected() -> None:
     [
         ({"id": "a1", "colour": "red"}, "colour"),
         ({"id": "a1", "limits": {"max_stepz": 3}}, "max_stepz"),
-        ({"id": "a1", "eval": {"rubric": "r", "judge": "x"}}, "judge"),
+        ({"id": "a1", "eval": {"evaluators": ["default"], "judge": "x"}}, "judge"),
     ],
 )
 def test_unknown_keys_are_rejected(data: dict[str, Any], key: str) -> None:

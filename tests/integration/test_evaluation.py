@@ -1,0 +1,99 @@
+"""Evaluation inside the run: evaluators score steps beside the conversation, the scores
+land on the stack, in the result and in P2eScore, and an evaluator that cannot score never
+fails the conversation."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import Client
+
+import evals.registry as registry
+from contract.agent import AgentEval
+from contract.errors import ConfigError
+from contract.evals import Evaluation, Score
+from contract.states import FinishReason, State
+from evals.registry import EvalTarget, EvaluationError, evaluator
+from runtime.conversations import start_conversation
+from runtime.settings import Settings
+from store.artifacts import ArtifactDirectory
+from workflows import search
+
+from .helpers import agent, unique
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_evaluators_score_steps_tool_results_and_the_answer(
+    client: Client, settings: Settings
+) -> None:
+    handle, _ = await start_conversation(
+        client,
+        settings,
+        agent(settings),
+        "What's the weather in Paris?",
+        name=unique("scored"),
+        evaluators=["within_tokens", "tool_succeeded", "default"],
+    )
+    result = await handle.result()
+
+    scored = {
+        entry.kind: [(e.evaluator_id, e.value) for e in entry.evaluations]
+        for entry in result.stack
+        if entry.evaluations
+    }
+    assert scored == {
+        State.TOOL_CALL: [("within_tokens", 1.0)],
+        State.TOOL_RESULT: [("tool_succeeded", 1.0)],
+        State.ASSISTANT_MESSAGE: [("within_tokens", 1.0), ("default", 1.0)],
+    }
+    assert result.score == 1.0
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(search.SCORE) == 1.0
+    # Each score is a record in the store, linked to the node it scores.
+    final = result.stack[-2]
+    store = ArtifactDirectory(settings.artifacts_dir)
+    outcome = final.evaluations[-1]
+    assert outcome.ref is not None
+    record = Evaluation.model_validate_json(store.get_text(outcome.ref))
+    assert (record.target, record.evaluator_id, record.version) == (final.ref, "default", "1")
+    assert record.score is not None and record.score.parts == {
+        "gives_temperature": 1.0,
+        "within_tokens": 1.0,
+    }
+
+
+async def test_an_agents_own_evaluators_and_a_failing_one(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "_EVALUATORS", dict(registry._EVALUATORS))
+
+    @evaluator("unit_riddle", version="1", description="never scores", trigger="final")
+    def riddle(target: EvalTarget) -> Score:
+        raise EvaluationError("the judge answered in riddles")
+
+    spec = agent(settings, eval=AgentEval(evaluators=["unit_riddle", "gives_temperature"]))
+    handle, _ = await start_conversation(
+        client, settings, spec, "What's the weather in Oslo?", name=unique("riddle")
+    )
+    result = await handle.result()
+
+    assert result.reason is FinishReason.DONE
+    [answer] = [e for e in result.stack if e.kind is State.ASSISTANT_MESSAGE]
+    outcomes = {e.evaluator_id: (e.value, e.error) for e in answer.evaluations}
+    assert outcomes == {
+        "unit_riddle": (None, "the judge answered in riddles"),
+        "gives_temperature": (1.0, None),
+    }
+    assert result.score == 1.0  # an error is no score, not a zero
+
+
+async def test_an_unknown_evaluator_is_refused_before_anything_starts(
+    client: Client, settings: Settings
+) -> None:
+    with pytest.raises(ConfigError, match="--eval: unknown evaluator 'nope'; known evaluators"):
+        await start_conversation(
+            client, settings, agent(settings), "hi", name=unique("nope"), evaluators=["nope"]
+        )
+    spec = agent(settings, eval=AgentEval(evaluators=["nope"]))
+    with pytest.raises(ConfigError, match="agent 'agent_alpha': eval: unknown evaluator 'nope'"):
+        await start_conversation(client, settings, spec, "hi", name=unique("nope"))

@@ -1,0 +1,130 @@
+"""The evaluation activity (activities/evals.py): what an evaluator sees, what is stored,
+and an evaluator that cannot score recorded as an error, not a failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+import evals.config as config
+import evals.registry as registry
+from activities.evals import EvalActivities
+from contract.evals import Evaluation, Score
+from contract.models import ContentNode, EvalRequest, ToolCallRequest, Usage
+from contract.states import State
+from evals.registry import EvalTarget, EvaluationError, evaluator
+from runtime.settings import PROJECT_ROOT
+from store.artifacts import ArtifactDirectory, LocalArtifactStore
+
+seen: list[EvalTarget] = []
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_EVALUATORS", dict(registry._EVALUATORS))
+    monkeypatch.setattr(config, "_loaded", None)
+    seen.clear()
+
+    @evaluator("unit_sees", version="3", description="records its target")
+    def sees(target: EvalTarget) -> Score:
+        seen.append(target)
+        return Score(value=0.5, rationale="half")
+
+    @evaluator("unit_cannot", version="1", description="never scores")
+    def cannot(target: EvalTarget) -> Score:
+        raise EvaluationError("the judge answered in riddles")
+
+
+def node(kind: State, parent: str | None, **fields: object) -> ContentNode:
+    return ContentNode.model_validate(
+        {
+            "kind": kind,
+            "parent": parent,
+            "conversation_id": "c",
+            "step": 1,
+            "agent_id": "a",
+            **fields,
+        }
+    )
+
+
+async def test_a_pending_tool_result_is_stored_scored_with_its_question_and_recorded(
+    tmp_path: Path,
+) -> None:
+    store = LocalArtifactStore(tmp_path)
+    activities = EvalActivities(store, PROJECT_ROOT / "config" / "evals.yml")
+    user = node(State.USER_MESSAGE, None, text="weather in Oslo?")
+    call = node(
+        State.TOOL_CALL,
+        user.ref(),
+        tool_calls=[ToolCallRequest(id="c1", name="get_weather", arguments='{"city": "Oslo"}')],
+    )
+    await store.put_node(user)
+    await store.put_node(call)
+    content = await store.put_text('{"temperature": 4}')
+    result = node(
+        State.TOOL_RESULT,
+        call.ref(),
+        tool_call_id="c1",
+        tool_name="get_weather",
+        result_ref=content,
+    )
+    request = EvalRequest(
+        conversation_id="c",
+        agent_id="a",
+        step=2,
+        target=result.ref(),
+        evaluators=["unit_sees", "unit_cannot"],
+        tool_status="ok",
+        usage=Usage(prompt_tokens=10),
+        pending=[result],
+    )
+
+    outcomes = await ActivityEnvironment().run(activities.evaluate, request)
+
+    [target] = seen
+    assert (target.kind, target.text, target.question) == (
+        State.TOOL_RESULT, '{"temperature": 4}', "weather in Oslo?"
+    )  # fmt: skip
+    assert (target.tool_name, target.tool_status, target.usage.prompt_tokens) == (
+        "get_weather", "ok", 10
+    )  # fmt: skip
+    sees, cannot = outcomes
+    assert (sees.evaluator_id, sees.version, sees.value, sees.error) == (
+        "unit_sees",
+        "3",
+        0.5,
+        None,
+    )
+    assert (cannot.value, cannot.error) == (None, "the judge answered in riddles")
+    directory = ArtifactDirectory(tmp_path)
+    assert directory.get_node(result.ref()) == result  # stored before it was read
+    assert sees.ref is not None and cannot.ref is not None
+    record = Evaluation.model_validate_json(directory.get_text(sees.ref))
+    assert (record.target, record.step, record.score) == (
+        result.ref(), 2, Score(value=0.5, rationale="half")
+    )  # fmt: skip
+    failed = Evaluation.model_validate_json(directory.get_text(cannot.ref))
+    assert (failed.score, failed.error) == (None, "the judge answered in riddles")
+
+
+async def test_a_model_step_is_scored_on_its_text_and_calls(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    activities = EvalActivities(store, PROJECT_ROOT / "config" / "evals.yml")
+    user = node(State.USER_MESSAGE, None, text="hi")
+    reply = node(
+        State.TOOL_CALL,
+        user.ref(),
+        text="Let me look.",
+        tool_calls=[ToolCallRequest(id="c1", name="get_weather", arguments='{"city": "Rome"}')],
+    )
+    await store.put_node(user)
+    await store.put_node(reply)
+    request = EvalRequest(
+        conversation_id="c", agent_id="a", step=1, target=reply.ref(), evaluators=["unit_sees"]
+    )
+    await ActivityEnvironment().run(activities.evaluate, request)
+    assert seen[0].text == 'Let me look.\nget_weather({"city": "Rome"})'
+    assert seen[0].question == "hi"

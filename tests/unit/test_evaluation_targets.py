@@ -1,0 +1,48 @@
+"""What a step's evaluators score (workflows/evaluations.py), without Temporal."""
+
+from __future__ import annotations
+
+from contract.agent import AgentSpec
+from contract.evals import EvaluatorInfo, Trigger
+from contract.models import StackEntry
+from contract.states import State
+from workflows.evaluations import evaluator_ids, mean, targets
+
+
+def entry(kind: State, ref: str | None) -> StackEntry:
+    return StackEntry(step=1, kind=kind, agent_id="a", ref=ref)
+
+
+def info(evaluator_id: str, trigger: Trigger) -> EvaluatorInfo:
+    return EvaluatorInfo(id=evaluator_id, version="1", trigger=trigger)
+
+
+EVALUATORS = [info("each_step", "step"), info("each_tool", "tool"), info("answer", "final")]
+
+
+def test_each_trigger_scores_its_kind_of_entry() -> None:
+    step = [entry(State.USER_MESSAGE, "u"), entry(State.ASSISTANT_MESSAGE, "r")]
+    assert targets(step, EVALUATORS) == [(1, ["each_step", "answer"])]
+    results = [entry(State.TOOL_RESULT, "t1"), entry(State.AGENT_RESULT, "t2")]
+    assert targets(results, EVALUATORS) == [(0, ["each_tool"]), (1, ["each_tool"])]
+
+
+def test_the_calls_of_one_model_step_are_scored_once() -> None:
+    calls = [entry(State.TOOL_CALL, "reply"), entry(State.AGENT_CALL, "reply")]
+    assert targets(calls, EVALUATORS) == [(0, ["each_step"])]
+
+
+def test_entries_without_content_or_evaluators_are_not_scored() -> None:
+    assert targets([entry(State.FINISHED, None), entry(State.WAITING, None)], EVALUATORS) == []
+    assert targets([entry(State.ASSISTANT_MESSAGE, "r")], []) == []
+
+
+def test_the_agents_evaluators_come_first_and_each_once() -> None:
+    agent = AgentSpec.model_validate({"id": "a", "eval": {"evaluators": ["x", "y"]}})
+    assert evaluator_ids(agent, ["y", "z"]) == ["x", "y", "z"]
+    assert evaluator_ids(AgentSpec(id="b"), ["z"]) == ["z"]
+
+
+def test_the_score_is_the_mean_of_every_evaluation() -> None:
+    assert mean([]) is None
+    assert mean([1.0, 0.0, 0.5]) == 0.5

@@ -1,0 +1,46 @@
+"""Which entries of a step the conversation's evaluators score, and what the scores add up
+to. Pure, tested without Temporal; the workflow starts the evaluation activities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from contract.agent import AgentSpec
+from contract.evals import EvaluatorInfo, Trigger
+from contract.models import StackEntry
+from contract.states import State
+
+# The entries each trigger scores. A model step's calls share the step's reply node.
+SCORED: dict[Trigger, frozenset[State]] = {
+    "step": frozenset({State.ASSISTANT_MESSAGE, State.TOOL_CALL, State.AGENT_CALL}),
+    "tool": frozenset({State.TOOL_RESULT, State.AGENT_RESULT}),
+    "final": frozenset({State.ASSISTANT_MESSAGE}),
+}
+
+
+def evaluator_ids(agent: AgentSpec, run: Sequence[str]) -> list[str]:
+    """The agent's own evaluators (agents.yml `eval:`), then the run's, each once."""
+    own = agent.eval.evaluators if agent.eval else []
+    return list(dict.fromkeys([*own, *run]))
+
+
+def targets(
+    entries: Sequence[StackEntry], evaluators: Sequence[EvaluatorInfo]
+) -> list[tuple[int, list[str]]]:
+    """For the entries one step added: (index, the ids of the evaluators that score it), one
+    pair per stored node, so the calls of one model step are scored once, at the first."""
+    found: list[tuple[int, list[str]]] = []
+    refs: set[str] = set()
+    for index, entry in enumerate(entries):
+        if entry.ref is None or entry.ref in refs:
+            continue
+        ids = [e.id for e in evaluators if entry.kind in SCORED[e.trigger]]
+        if ids:
+            refs.add(entry.ref)
+            found.append((index, ids))
+    return found
+
+
+def mean(scores: Sequence[float]) -> float | None:
+    """The conversation's score: the mean of its evaluations, None before the first."""
+    return sum(scores) / len(scores) if scores else None
