@@ -35,6 +35,7 @@ lint: $(STAMP)
 
 bench: setup
 	$(PY) -m bench.step_overhead
+	$(PY) -m bench.eval_overhead
 	$(PY) -m bench.history_size
 	$(PY) -m bench.ledger
 

@@ -15,11 +15,10 @@ from temporalio import activity
 
 from activities.transcript import node_to_message
 from contract.evals import EvalOutcome, Evaluation, Score
-from contract.models import ContentNode, EvalRequest
+from contract.models import ContentNode, EvalItem, EvalRequest
 from contract.names import EVALUATE
-from contract.states import State
 from evals.config import load_evaluators
-from evals.registry import EvalTarget, EvaluationError, get_evaluator
+from evals.registry import EvalTarget, EvaluationError, Evaluator, get_evaluator
 from store.base import ArtifactStore
 
 
@@ -29,53 +28,67 @@ class EvalActivities:
         load_evaluators(evals_file)
 
     @activity.defn(name=EVALUATE)
-    async def evaluate(self, request: EvalRequest) -> list[EvalOutcome]:
-        # A tool result is scored before the next model step stores it: store it first.
-        await asyncio.gather(*(self.store.put_node(node) for node in request.pending))
-        target = await self.target(request)
-        outcomes = []
-        for evaluator_id in request.evaluators:
-            evaluator = get_evaluator(evaluator_id)
-            score: Score | None = None
-            error: str | None = None
-            try:
-                score = await evaluator.score(target)
-            except EvaluationError as exc:
-                error = str(exc) or exc.__class__.__name__
-            record = Evaluation(
-                target=request.target,
+    async def evaluate(self, request: EvalRequest) -> list[list[EvalOutcome]]:
+        """The outcomes of each item, in the order of the items."""
+        return list(await asyncio.gather(*(self._item(request, item) for item in request.items)))
+
+    async def _item(self, request: EvalRequest, item: EvalItem) -> list[EvalOutcome]:
+        target = await self.target(request, item)
+        verdicts = [await self._verdict(name, target) for name in item.evaluators]
+        records = [
+            Evaluation(
+                target=item.target,
                 conversation_id=request.conversation_id,
-                step=request.step,
+                step=item.step,
                 agent_id=request.agent_id,
                 evaluator_id=evaluator.id,
                 version=evaluator.version,
                 score=score,
                 error=error,
             )
-            ref = await self.store.put_text(record.model_dump_json(exclude_none=True))
-            outcomes.append(
-                EvalOutcome(
-                    evaluator_id=evaluator.id,
-                    version=evaluator.version,
-                    ref=ref,
-                    value=score.value if score else None,
-                    error=error,
-                )
+            for evaluator, score, error in verdicts
+        ]
+        refs = await asyncio.gather(
+            *(self.store.put_text(r.model_dump_json(exclude_none=True)) for r in records)
+        )
+        return [
+            EvalOutcome(
+                evaluator_id=r.evaluator_id,
+                version=r.version,
+                ref=ref,
+                value=r.score.value if r.score else None,
+                error=r.error,
             )
-        return outcomes
+            for r, ref in zip(records, refs, strict=True)
+        ]
 
-    async def target(self, request: EvalRequest) -> EvalTarget:
+    async def _verdict(
+        self, evaluator_id: str, target: EvalTarget
+    ) -> tuple[Evaluator, Score | None, str | None]:
+        evaluator = get_evaluator(evaluator_id)
+        try:
+            return evaluator, await evaluator.score(target), None
+        except EvaluationError as exc:
+            return evaluator, None, str(exc) or exc.__class__.__name__
+
+    async def target(self, request: EvalRequest, item: EvalItem) -> EvalTarget:
         """The node as the model saw it (a tool result's content, a step's calls), with the
-        user message it answers."""
-        node = await self.store.get_node(request.target)
+        user message it answers. A node the next agent step has yet to store comes with the
+        item, and is stored here (the same bytes under the same ref)."""
+        if item.node is not None:
+            node = item.node
+            await self.store.put_node(node)
+        else:
+            node = await self.store.get_node(item.target)
+        text, question = await asyncio.gather(self._text(node), self._question(item.question))
         return EvalTarget(
             kind=node.kind,
-            text=await self._text(node),
-            question=await self._question(node),
+            text=text,
+            question=question,
             agent_id=request.agent_id,
-            step=request.step,
+            step=item.step,
             tool_name=node.tool_name,
-            tool_status=request.tool_status,
+            tool_status=item.tool_status,
             usage=request.usage,
         )
 
@@ -84,8 +97,5 @@ class EvalActivities:
         calls = [f"{c.name}({c.arguments})" for c in node.tool_calls]
         return "\n".join([str(message.get("content") or ""), *calls]).strip()
 
-    async def _question(self, node: ContentNode) -> str:
-        current: ContentNode | None = node
-        while current is not None and current.kind is not State.USER_MESSAGE:
-            current = await self.store.get_node(current.parent) if current.parent else None
-        return (current.text or "") if current else ""
+    async def _question(self, ref: str | None) -> str:
+        return (await self.store.get_node(ref)).text or "" if ref else ""

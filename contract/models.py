@@ -262,19 +262,27 @@ class ToolInput(BaseModel):
     )
 
 
+class EvalItem(BaseModel):
+    """One stored node to score, and the evaluators that score it."""
+
+    target: str = Field(description="the ref of the node to score")
+    step: int
+    evaluators: list[str]
+    tool_status: str | None = Field(default=None, description="tool results: how the call ended")
+    node: ContentNode | None = Field(
+        default=None, description="the target itself while the next agent step has yet to store it"
+    )
+    question: str | None = Field(default=None, description="the ref of the user message answered")
+
+
 class EvalRequest(BaseModel):
-    """The input of the evaluation activity: one stored node, the evaluators to run on it."""
+    """The input of the evaluation activity: the nodes one step and the tool results before
+    it added, each with its evaluators."""
 
     conversation_id: str
     agent_id: str
-    step: int
-    target: str = Field(description="the ref of the node to score")
-    evaluators: list[str]
-    tool_status: str | None = Field(default=None, description="tool results: how the call ended")
+    items: list[EvalItem]
     usage: Usage = Usage()
-    pending: list[ContentNode] = Field(
-        default=[], description="nodes the next agent step would store, the target among them"
-    )
 
 
 class ToolOutcome(BaseModel):

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ConversationResult,
         ConversationState,
         ConversationStatus,
+        EvalItem,
         EvalRequest,
         Overrides,
         StackEntry,
@@ -116,9 +117,10 @@ class ConversationWorkflow:
         self._publish()
         while self.s.state not in TERMINAL:
             if self.s.state in MODEL_INPUT_STATES and self._continue_as_new_due():
+                await self._finish_evaluations()
                 self._continue_as_new()
             await self._handlers[self.s.state]()
-        await asyncio.gather(*self._evaluating)
+        await self._finish_evaluations()
         # A send_message or answer update waiting for this last turn returns before we do.
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._upsert_changes()
@@ -467,6 +469,7 @@ class ConversationWorkflow:
             lambda: bool(self.s.inbox) or self._end_requested or workflow.all_handlers_finished()
         )
         if not self.s.inbox and not self._end_requested and self._continue_as_new_due():
+            await self._finish_evaluations()
             self._continue_as_new()
         await workflow.wait_condition(lambda: bool(self.s.inbox) or self._end_requested)
         self.s.waiting_for = None
@@ -508,7 +511,7 @@ class ConversationWorkflow:
     # --- continue-as-new ------------------------------------------------------------------
 
     def _continue_as_new_due(self) -> bool:
-        if not workflow.all_handlers_finished() or not all(t.done() for t in self._evaluating):
+        if not workflow.all_handlers_finished():
             return False
         info = workflow.info()
         limit = self.inp.continue_as_new_events
@@ -582,49 +585,80 @@ class ConversationWorkflow:
         """Runs once after every step that added to the stack (a model or rule step, the
         results of its calls, a person's answer): starts the evaluations of what it added,
         which run beside the conversation, and keeps the Web UI current."""
-        added, start = self.s.stack[self._scored_upto :], self._scored_upto
-        self._scored_upto = len(self.s.stack)
-        if self._evaluator_ids:
-            infos = [info for i in self._evaluator_ids if (info := self.inp.catalog.evaluator(i))]
-            for index, ids in evaluations.targets(added, infos):
-                task = asyncio.create_task(self._evaluate(start + index, ids))
-                self._evaluating.append(task)
+        self._start_evaluations(flush=False)
         self._publish()
 
-    async def _evaluate(self, index: int, ids: list[str]) -> None:
-        entry = self.s.stack[index]
-        assert entry.ref is not None
+    def _start_evaluations(self, *, flush: bool) -> None:
+        """Score what the steps since the last call added, in one activity. Tool results
+        wait for the model step that reads them unless `flush`, so one activity scores both."""
+        added, start = self.s.stack[self._scored_upto :], self._scored_upto
+        if not self._evaluator_ids or not added:
+            return
+        if not flush and evaluations.only_results(added):
+            return
+        self._scored_upto = len(self.s.stack)
+        infos = [info for i in self._evaluator_ids if (info := self.inp.catalog.evaluator(i))]
+        if found := evaluations.targets(added, infos):
+            scored = [(start + index, ids) for index, ids in found]
+            self._evaluating.append(asyncio.create_task(self._evaluate(scored)))
+
+    async def _finish_evaluations(self) -> None:
+        """Start what waits to be scored, then wait for every evaluation to end."""
+        self._start_evaluations(flush=True)
+        if self._evaluating:
+            await asyncio.gather(*self._evaluating)
+
+    async def _evaluate(self, scored: list[tuple[int, list[str]]]) -> None:
+        items = []
+        for index, ids in scored:
+            entry = self.s.stack[index]
+            assert entry.ref is not None
+            items.append(
+                EvalItem(
+                    target=entry.ref,
+                    step=entry.step,
+                    evaluators=ids,
+                    tool_status=entry.status,
+                    node=next((n for n in self.s.pending if n.ref() == entry.ref), None),
+                    question=evaluations.question_ref(self.s.stack[: index + 1]),
+                )
+            )
         request = EvalRequest(
             conversation_id=workflow.info().workflow_id,
             agent_id=self.agent.id,
-            step=entry.step,
-            target=entry.ref,
-            evaluators=ids,
-            tool_status=entry.status,
+            items=items,
             usage=self.s.usage,
-            pending=self.s.pending,
         )
+        steps = sorted({item.step for item in items})
         try:
-            outcomes: list[EvalOutcome] = await workflow.execute_activity(
+            results: list[list[EvalOutcome]] = await workflow.execute_activity(
                 EVALUATE,
                 request,
-                result_type=list[EvalOutcome],
-                summary=f"evaluate step {entry.step} · {', '.join(ids)}",
+                result_type=list[list[EvalOutcome]],
+                summary=f"evaluate step {', '.join(map(str, steps))}",
                 **EVAL_ACTIVITY,
             )
         except ActivityError as err:
-            versions = {i: info.version for i in ids if (info := self.inp.catalog.evaluator(i))}
             failure = f"evaluation failed: {_cause(err)}"
-            outcomes = [
-                EvalOutcome(evaluator_id=i, version=versions.get(i, "?"), error=failure)
-                for i in ids
+            results = [
+                [
+                    EvalOutcome(
+                        evaluator_id=i, version=info.version if info else "?", error=failure
+                    )
+                    for i in item.evaluators
+                    for info in [self.inp.catalog.evaluator(i)]
+                ]
+                for item in items
             ]
-        scored = self.s.stack[index]
-        self.s.stack[index] = scored.model_copy(
-            update={"evaluations": [*scored.evaluations, *outcomes]}
-        )
-        self.s.scores += [o.value for o in outcomes if o.value is not None]
-        self._publish()
+        for (index, _), outcomes in zip(scored, results, strict=True):
+            entry = self.s.stack[index]
+            self.s.stack[index] = entry.model_copy(
+                update={"evaluations": [*entry.evaluations, *outcomes]}
+            )
+            self.s.scores += [o.value for o in outcomes if o.value is not None]
+        # P2eScore goes out with the next step's upsert (or the last one): a write of its
+        # own for every evaluation would cost more than the evaluation.
+        workflow.set_current_details(current_details(self.agent.id, self.s))
 
     def _publish(self) -> None:
         """Keep the Web UI's view of the conversation current: its details now, its search

@@ -41,6 +41,16 @@ def targets(
     return found
 
 
+def only_results(entries: Sequence[StackEntry]) -> bool:
+    """Whether a step added tool or agent results alone (a tool step)."""
+    return all(e.kind in SCORED["tool"] for e in entries)
+
+
+def question_ref(stack: Sequence[StackEntry]) -> str | None:
+    """The ref of the last user message up to an entry: what that entry answers."""
+    return next((e.ref for e in reversed(stack) if e.kind is State.USER_MESSAGE), None)
+
+
 def mean(scores: Sequence[float]) -> float | None:
     """The conversation's score: the mean of its evaluations, None before the first."""
     return sum(scores) / len(scores) if scores else None

@@ -8,13 +8,13 @@ import pytest
 from temporalio.client import Client
 
 import evals.registry as registry
-from contract.agent import AgentEval
+from contract.agent import AgentEval, AgentLimits
 from contract.errors import ConfigError
 from contract.evals import Evaluation, Score
 from contract.states import FinishReason, State
 from evals.registry import EvalTarget, EvaluationError, evaluator
 from runtime.conversations import start_conversation
-from runtime.settings import Settings
+from runtime.settings import ConversationSettings, Settings
 from store.artifacts import ArtifactDirectory
 from workflows import search
 
@@ -97,3 +97,26 @@ async def test_an_unknown_evaluator_is_refused_before_anything_starts(
     spec = agent(settings, eval=AgentEval(evaluators=["nope"]))
     with pytest.raises(ConfigError, match="agent 'agent_alpha': eval: unknown evaluator 'nope'"):
         await start_conversation(client, settings, spec, "hi", name=unique("nope"))
+
+
+async def test_scores_survive_continue_as_new(client: Client, settings: Settings) -> None:
+    short = settings.model_copy(
+        update={"conversation": ConversationSettings(continue_as_new_events=60)}
+    )
+    handle, _ = await start_conversation(
+        client,
+        short,
+        agent(settings, limits=AgentLimits(max_steps=40)),
+        "weather in Paris, Rome, Oslo, Lima, Cairo and Dubai",
+        name=unique("scored-can"),
+        evaluators=["tool_succeeded", "within_tokens"],
+    )
+    result = await handle.result()
+
+    assert result.reason is FinishReason.DONE
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) >= 2  # it continued as new at least once
+    results = [e for e in result.stack if e.kind is State.TOOL_RESULT]
+    assert len(results) == 6
+    assert all([o.evaluator_id for o in e.evaluations] == ["tool_succeeded"] for e in results)
+    assert result.score == 1.0

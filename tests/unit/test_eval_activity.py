@@ -12,7 +12,7 @@ import evals.config as config
 import evals.registry as registry
 from activities.evals import EvalActivities
 from contract.evals import Evaluation, Score
-from contract.models import ContentNode, EvalRequest, ToolCallRequest, Usage
+from contract.models import ContentNode, EvalItem, EvalRequest, ToolCallRequest, Usage
 from contract.states import State
 from evals.registry import EvalTarget, EvaluationError, evaluator
 from runtime.settings import PROJECT_ROOT
@@ -74,15 +74,20 @@ async def test_a_pending_tool_result_is_stored_scored_with_its_question_and_reco
     request = EvalRequest(
         conversation_id="c",
         agent_id="a",
-        step=2,
-        target=result.ref(),
-        evaluators=["unit_sees", "unit_cannot"],
-        tool_status="ok",
+        items=[
+            EvalItem(
+                target=result.ref(),
+                step=2,
+                evaluators=["unit_sees", "unit_cannot"],
+                tool_status="ok",
+                node=result,
+                question=user.ref(),
+            )
+        ],
         usage=Usage(prompt_tokens=10),
-        pending=[result],
     )
 
-    outcomes = await ActivityEnvironment().run(activities.evaluate, request)
+    [outcomes] = await ActivityEnvironment().run(activities.evaluate, request)
 
     [target] = seen
     assert (target.kind, target.text, target.question) == (
@@ -110,7 +115,9 @@ async def test_a_pending_tool_result_is_stored_scored_with_its_question_and_reco
     assert (failed.score, failed.error) == (None, "the judge answered in riddles")
 
 
-async def test_a_model_step_is_scored_on_its_text_and_calls(tmp_path: Path) -> None:
+async def test_a_model_step_is_scored_on_its_text_and_calls_and_items_keep_their_order(
+    tmp_path: Path,
+) -> None:
     store = LocalArtifactStore(tmp_path)
     activities = EvalActivities(store, PROJECT_ROOT / "config" / "evals.yml")
     user = node(State.USER_MESSAGE, None, text="hi")
@@ -122,9 +129,13 @@ async def test_a_model_step_is_scored_on_its_text_and_calls(tmp_path: Path) -> N
     )
     await store.put_node(user)
     await store.put_node(reply)
-    request = EvalRequest(
-        conversation_id="c", agent_id="a", step=1, target=reply.ref(), evaluators=["unit_sees"]
-    )
-    await ActivityEnvironment().run(activities.evaluate, request)
-    assert seen[0].text == 'Let me look.\nget_weather({"city": "Rome"})'
-    assert seen[0].question == "hi"
+    items = [
+        EvalItem(target=reply.ref(), step=1, evaluators=["unit_sees"], question=user.ref()),
+        EvalItem(target=user.ref(), step=0, evaluators=["unit_sees", "unit_sees"]),
+    ]
+    request = EvalRequest(conversation_id="c", agent_id="a", items=items)
+    first, second = await ActivityEnvironment().run(activities.evaluate, request)
+    assert (len(first), len(second)) == (1, 2)  # one list of outcomes per item, in order
+    texts = sorted(t.text for t in seen)
+    assert texts == ['Let me look.\nget_weather({"city": "Rome"})', "hi", "hi"]
+    assert next(t for t in seen if t.kind is State.TOOL_CALL).question == "hi"

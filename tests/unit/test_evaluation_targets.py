@@ -6,7 +6,7 @@ from contract.agent import AgentSpec
 from contract.evals import EvaluatorInfo, Trigger
 from contract.models import StackEntry
 from contract.states import State
-from workflows.evaluations import evaluator_ids, mean, targets
+from workflows.evaluations import evaluator_ids, mean, only_results, question_ref, targets
 
 
 def entry(kind: State, ref: str | None) -> StackEntry:
@@ -46,3 +46,21 @@ def test_the_agents_evaluators_come_first_and_each_once() -> None:
 def test_the_score_is_the_mean_of_every_evaluation() -> None:
     assert mean([]) is None
     assert mean([1.0, 0.0, 0.5]) == 0.5
+
+
+def test_a_tool_step_adds_results_alone() -> None:
+    results = [entry(State.TOOL_RESULT, "t1"), entry(State.AGENT_RESULT, "t2")]
+    assert only_results(results)
+    assert not only_results([*results, entry(State.ASSISTANT_MESSAGE, "r")])
+
+
+def test_an_entry_answers_the_last_user_message_before_it() -> None:
+    stack = [
+        entry(State.USER_MESSAGE, "u1"),
+        entry(State.ASSISTANT_MESSAGE, "r1"),
+        entry(State.USER_MESSAGE, "u2"),
+        entry(State.TOOL_CALL, "r2"),
+    ]
+    assert question_ref(stack[:2]) == "u1"
+    assert question_ref(stack) == "u2"
+    assert question_ref([]) is None
