@@ -19,6 +19,7 @@ from cli.common import (
 from runtime.settings import load_settings
 
 if TYPE_CHECKING:
+    from runtime.conversations import ConversationSummary
     from runtime.settings import Settings
 
 app = typer.Typer(help="Evaluators that score conversation steps.", no_args_is_help=True)
@@ -126,3 +127,53 @@ async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
         "score": mean(values),
         "evaluations": rows,
     }
+
+
+@app.command("top")
+def top(
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent's.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many to show.")] = 10,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Rank conversations by their mean score (P2eScore in visibility), best first."""
+    settings = settings_for(address, namespace)
+    ranked = run_async(_top(settings, agent, limit))
+    if as_json:
+        print_json(
+            [
+                {
+                    "conversation_id": c.id,
+                    "agent": c.agent,
+                    "score": c.score,
+                    "status": c.status.name.lower() if c.status else None,
+                    "steps": c.step,
+                    "started": c.started.isoformat(),
+                }
+                for c in ranked
+            ]
+        )
+        return
+    if not ranked:
+        console.print("no scored conversations yet")
+        return
+    table = Table(title="Best-scored conversations")
+    for column in ("conversation", "agent", "score", "status", "steps", "started"):
+        table.add_column(column, no_wrap=True)
+    for c in ranked:
+        table.add_row(
+            c.id,
+            c.agent or "-",
+            "-" if c.score is None else f"{c.score:.2f}",
+            c.status.name.lower() if c.status else "-",
+            "-" if c.step is None else str(c.step),
+            f"{c.started:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+async def _top(settings: Settings, agent: str | None, limit: int) -> list[ConversationSummary]:
+    from runtime.conversations import ConversationClient
+
+    return await ConversationClient(settings).top_scored(limit, agent)

@@ -52,6 +52,7 @@ from workflows import search
 from workflows.conversation import ConversationWorkflow
 
 PREFIX = "conv-"
+SCORED_SCAN = 10_000  # how many scored conversations `top_scored` ranks, newest first
 
 ConversationHandle = WorkflowHandle[ConversationWorkflow, ConversationResult]
 
@@ -111,6 +112,7 @@ class ConversationSummary:
     step: int | None
     started: datetime
     closed: datetime | None
+    score: float | None = None
 
 
 class ConversationClient:
@@ -224,8 +226,19 @@ class ConversationClient:
 
     async def list_conversations(self, limit: int) -> list[ConversationSummary]:
         """Conversations, newest first, with what their search attributes say."""
+        return await self._summaries(f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)}", limit)
+
+    async def top_scored(self, limit: int, agent: str | None = None) -> list[ConversationSummary]:
+        """The best-scored conversations (P2eScore), best first. SQL visibility cannot sort
+        by a custom attribute, so the newest `SCORED_SCAN` scored ones are ranked here."""
+        query = f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)} AND {search.SCORE.name} >= 0"
+        if agent is not None:
+            query += f" AND {search.AGENT.name} = {_literal(agent)}"
+        scored = await self._summaries(query, SCORED_SCAN)
+        return sorted(scored, key=lambda c: (-(c.score or 0.0), c.id))[:limit]
+
+    async def _summaries(self, query: str, limit: int) -> list[ConversationSummary]:
         client = await self.temporal()
-        query = f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)}"
         summaries = []
         async for execution in client.list_workflows(query, limit=limit):
             attributes = execution.typed_search_attributes
@@ -238,6 +251,7 @@ class ConversationClient:
                     step=attributes.get(search.STEP),
                     started=execution.start_time,
                     closed=execution.close_time,
+                    score=attributes.get(search.SCORE),
                 )
             )
         return summaries

@@ -123,6 +123,8 @@ class ConversationWorkflow:
         await self._finish_evaluations()
         # A send_message or answer update waiting for this last turn returns before we do.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # The last evaluations may have ended after the last step's upsert.
+        self._upsert_due = self._upsert_once_per_task
         self._upsert_changes()
         return self._result()
 

@@ -59,6 +59,15 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
     ]
     assert data["evaluations"][0]["rationale"] == "get_weather returned ok"
 
+    for _ in range(20):  # visibility catches up a moment after the run closes
+        shown_top = p2e("eval", "top", "-a", "agent_alpha", "-n", "1000", "--json", env=cli_env)
+        top = json.loads(shown_top.stdout)
+        if any(row["conversation_id"] == f"conv-{name}" for row in top):
+            break
+    assert {"conversation_id": f"conv-{name}", "score": 1.0}.items() <= next(
+        row for row in top if row["conversation_id"] == f"conv-{name}"
+    ).items()
+
     refused = p2e("run", "--eval", "default,nope", "hi", env=cli_env)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [

@@ -4,6 +4,8 @@ fails the conversation."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.client import Client
 
@@ -13,7 +15,7 @@ from contract.errors import ConfigError
 from contract.evals import Evaluation, Score
 from contract.states import FinishReason, State
 from evals.registry import EvalTarget, EvaluationError, evaluator
-from runtime.conversations import start_conversation
+from runtime.conversations import ConversationClient, start_conversation
 from runtime.settings import ConversationSettings, Settings
 from store.artifacts import ArtifactDirectory
 from workflows import search
@@ -120,3 +122,28 @@ async def test_scores_survive_continue_as_new(client: Client, settings: Settings
     assert len(results) == 6
     assert all([o.evaluator_id for o in e.evaluations] == ["tool_succeeded"] for e in results)
     assert result.score == 1.0
+
+
+async def test_top_scored_ranks_conversations_by_their_score_from_visibility(
+    client: Client, settings: Settings
+) -> None:
+    spec = agent(settings).model_copy(update={"id": unique("ranked").replace("-", "_")})
+    ids = {}
+    for message in ("hello there", "What's the weather in Paris?"):
+        handle, _ = await start_conversation(
+            client, settings, spec, message, name=unique("rank"), evaluators=["gives_temperature"]
+        )
+        ids[message] = (await handle.result()).conversation_id
+    conversations = ConversationClient(settings, client)
+
+    ranked = []
+    for _ in range(100):  # visibility catches up a moment after the run closes
+        ranked = await conversations.top_scored(10, agent=spec.id)
+        if len(ranked) == 2 and all(c.score is not None for c in ranked):
+            break
+        await asyncio.sleep(0.1)
+    assert [(c.id, c.score) for c in ranked] == [
+        (ids["What's the weather in Paris?"], 1.0),
+        (ids["hello there"], 0.0),
+    ]
+    assert [c.id for c in await conversations.top_scored(1, agent=spec.id)] == [ranked[0].id]
