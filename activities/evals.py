@@ -13,6 +13,8 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
+from activities.llm import complete_text
 from activities.transcript import node_to_message
 from contract.evals import EvalOutcome, Evaluation, Score
 from contract.models import ContentNode, EvalItem, EvalRequest
@@ -30,7 +32,9 @@ class EvalActivities:
     @activity.defn(name=EVALUATE)
     async def evaluate(self, request: EvalRequest) -> list[list[EvalOutcome]]:
         """The outcomes of each item, in the order of the items."""
-        return list(await asyncio.gather(*(self._item(request, item) for item in request.items)))
+        async with heartbeating():  # a judge is a model call, and may take a while
+            items = (self._item(request, item) for item in request.items)
+            return list(await asyncio.gather(*items))
 
     async def _item(self, request: EvalRequest, item: EvalItem) -> list[EvalOutcome]:
         target = await self.target(request, item)
@@ -90,6 +94,7 @@ class EvalActivities:
             tool_name=node.tool_name,
             tool_status=item.tool_status,
             usage=request.usage,
+            complete=complete_text,
         )
 
     async def _text(self, node: ContentNode) -> str:

@@ -98,6 +98,17 @@ def _no_unused_logging() -> Iterator[None]:
         is_internal_call.reset(token)
 
 
+async def complete_text(model: str, messages: list[dict[str, str]]) -> str:
+    """One plain completion (no tools) through litellm, its errors mapped as a step's are:
+    what an LLM judge asks of a model."""
+    try:
+        with _no_unused_logging():
+            response = await litellm.acompletion(model=model, messages=messages, num_retries=0)
+    except Exception as exc:
+        raise classify_llm_error(exc) from exc
+    return str(response.choices[0].message.content or "")
+
+
 def _cost(response: Any) -> float:
     hidden = getattr(response, "_hidden_params", {}) or {}
     if hidden.get("response_cost") is not None:

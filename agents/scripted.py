@@ -12,6 +12,13 @@
   city per step, then answers from the results;
 - "simulate error 429" fails the call with that HTTP status, to exercise retries;
 - anything else gets a fixed, deterministic answer.
+Asked to judge (a system prompt that starts with contract.evals.JUDGE_MARKER), it grades the
+work against the question on four features, each 0..1, and scores their mean:
+- relevant: the share of the question's words of four letters or more found in the work;
+- specific: 1 when the work contains a digit;
+- concise: 1 when the work is 20 to 600 characters long;
+- no_refusal: 0 when the work says cannot, sorry, unable or error.
+Work that contains "simulate judge garbage" gets a reply that is not a verdict, every time.
 Weather and delegation use only tools the agent has; otherwise the model says so. When a tool
 rejects its arguments, the model retries once with unknown keys moved onto the missing
 required ones, as a model reading the validation message would.
@@ -27,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.turn import Turn, latest_turn
+from contract.evals import JUDGE_MARKER, QUESTION_HEADING, WORK_HEADING
 from contract.models import ToolCallRequest
 
 PROVIDER = "scripted"  # models are `scripted/<name>`, served by scripted_provider.py
@@ -45,6 +53,8 @@ NUMBER_RE = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
 ERROR_RE = re.compile(r"simulate error (\d{3})", re.IGNORECASE)
 ARITHMETIC_RE = re.compile(r"what is ([\d\s+\-*/().]+)\??$", re.IGNORECASE)
 GREETING_RE = re.compile(r"^\s*(hi|hello|hey)\b", re.IGNORECASE)
+WORD_RE = re.compile(r"[A-Za-z]{4,}")
+REFUSAL_RE = re.compile(r"\b(cannot|sorry|unable|error)\b", re.IGNORECASE)
 INVALID_ARGUMENTS = "invalid arguments"
 
 
@@ -191,10 +201,35 @@ def _parallel_calls(name: str, arguments: str, position: int) -> ScriptedReply:
     return ScriptedReply(tool_calls=calls)
 
 
+def judge_verdict(prompt: str) -> str:
+    """The scripted judge's reply to a judge prompt (see the module docstring)."""
+    question, _, work = prompt.partition(f"\n\n{WORK_HEADING}")
+    question = question.removeprefix(QUESTION_HEADING).strip()
+    work = work.partition("\n")[2].strip()
+    if "simulate judge garbage" in work.lower():
+        return "It looks fine to me."
+    asked = {w.lower() for w in WORD_RE.findall(question)}
+    found = {w.lower() for w in WORD_RE.findall(work)}
+    parts = {
+        "relevant": round(len(asked & found) / len(asked), 3) if asked else 1.0,
+        "specific": 1.0 if re.search(r"\d", work) else 0.0,
+        "concise": 1.0 if 20 <= len(work) <= 600 else 0.0,
+        "no_refusal": 0.0 if REFUSAL_RE.search(work) else 1.0,
+    }
+    score = round(sum(parts.values()) / len(parts), 3)
+    weak = [name for name, value in parts.items() if value < 1] or ["none"]
+    rationale = f"scripted judge: weak on {', '.join(weak)}"
+    return json.dumps({"score": score, "rationale": rationale, "parts": parts})
+
+
 def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> ScriptedReply:
     """Decide the next reply from the transcript and the tools offered (name -> function
     schema). Weather and delegation use only offered tools; an explicit "call TOOL with
     {json}" is obeyed literally, as a model that invents a tool would."""
+    first = messages[0] if messages else {}
+    if first.get("role") == "system" and str(first.get("content", "")).startswith(JUDGE_MARKER):
+        prompt = next((m for m in messages if m.get("role") == "user"), {}).get("content", "")
+        return ScriptedReply(text=judge_verdict(str(prompt)))
     turn = latest_turn(messages)
     if turn.question is None:
         return ScriptedReply(text="I have no question to answer.")

@@ -54,3 +54,10 @@ class EvalOutcome(BaseModel):
     ref: str | None = Field(default=None, description="None when the activity itself failed")
     value: float | None = None
     error: str | None = None
+
+
+# The first line of an LLM judge's system prompt; the offline scripted model answers a
+# conversation that starts with it as a judge (agents/scripted.py).
+JUDGE_MARKER = "You grade one piece of an AI agent's work."
+QUESTION_HEADING = "QUESTION:"
+WORK_HEADING = "WORK:"

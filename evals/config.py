@@ -3,6 +3,7 @@
     evaluators:
       gives_temperature:            # the id `--eval` and agents.yml `eval:` name
         kind: regex                 # contains | regex | json_schema | max_tokens | max_cost
+                                    # | llm_judge (rubric: ID or text, model, attempts)
         pattern: "-?\\d+°C"         #   ... and that kind's parameters
         description: the answer gives a temperature
         trigger: final              # step (default) | tool | final
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contract.errors import ConfigError, first_problem, read_config_text
 from contract.evals import Score, Trigger
-from evals import rules
+from evals import judge, rules
 from evals.registry import (
     EvalFn,
     EvalTarget,
@@ -89,9 +90,11 @@ def composite(p: Composite) -> EvalFn:
     return score
 
 
+JUDGE = "llm_judge"
 KINDS: dict[str, tuple[type[rules.RuleParams], Callable[[Any], EvalFn]]] = {
     **rules.RULE_KINDS,
     COMPOSITE: (Composite, composite),
+    JUDGE: (judge.Judge, lambda params: judge.judge(params, params.rubric)),
 }
 
 _loaded: Path | None = None
@@ -139,6 +142,12 @@ def _parse(path: Path) -> list[Evaluator]:
             params = params_model.model_validate(entry.parameters())
         except ValidationError as exc:
             raise ConfigError(f"{path}: evaluator '{evaluator_id}': {first_problem(exc)}") from exc
+        if isinstance(params, judge.Judge):
+            try:
+                rubric = judge.rubric_text(params.rubric, path.parent / "rubrics")
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: evaluator '{evaluator_id}': {exc}") from exc
+            params = params.model_copy(update={"rubric": rubric})
         configured.append(
             Evaluator(
                 evaluator_id,

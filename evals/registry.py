@@ -36,6 +36,10 @@ class UnknownEvaluator(ConfigError):
     """An evaluator id nobody registered; names the known ones."""
 
 
+# (model, messages) -> the reply's text: how a judge reaches a model without litellm here.
+Complete = Callable[[str, list[dict[str, str]]], Awaitable[str]]
+
+
 @dataclass(frozen=True)
 class EvalTarget:
     """What an evaluator sees of the node it scores."""
@@ -48,6 +52,7 @@ class EvalTarget:
     tool_name: str | None = None
     tool_status: str | None = None  # tool results: ok, error, skipped
     usage: Usage = field(default_factory=Usage)  # the conversation's so far
+    complete: Complete | None = None  # the worker's model call, for judges
 
 
 EvalFn = Callable[[EvalTarget], Score | Awaitable[Score]]

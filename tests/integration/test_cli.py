@@ -44,35 +44,39 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
     cli_env: dict[str, str],
 ) -> None:
     name = f"cli-eval-{uuid.uuid4().hex[:8]}"
-    done = p2e("run", "--id", name, "--eval", "default, tool_succeeded", "weather in Paris?",
-               env=cli_env)  # fmt: skip
+    done = p2e("run", "--agent", "agent_alpha", "--id", name, "--eval", "default, tool_succeeded",
+               "What's the weather in Paris?", env=cli_env)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "score 1.00" in done.stderr
+    assert "finished: done after 3 steps" in done.stderr and ", score 0." in done.stderr
 
     shown = p2e("eval", "show", f"conv-{name}", "--json", env=cli_env)
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
-    assert data["score"] == 1.0
-    assert [(e["step"], e["kind"], e["evaluator"], e["score"]) for e in data["evaluations"]] == [
-        (2, "ToolResult", "tool_succeeded", 1.0),
-        (3, "AssistantMessage", "default", 1.0),
+    rows = [(e["step"], e["kind"], e["evaluator"]) for e in data["evaluations"]]
+    assert rows == [
+        (1, "ToolCall", "default"),
+        (2, "ToolResult", "tool_succeeded"),
+        (3, "AssistantMessage", "default"),
     ]
-    assert data["evaluations"][0]["rationale"] == "get_weather returned ok"
+    scores = [e["score"] for e in data["evaluations"]]
+    assert all(0 < score <= 1 for score in scores)
+    assert data["score"] == pytest.approx(sum(scores) / 3)
+    assert data["evaluations"][1]["rationale"] == "get_weather returned ok"
+    assert data["evaluations"][2]["rationale"] == "weighted mean of helpful, within_tokens"
 
     for _ in range(20):  # visibility catches up a moment after the run closes
         shown_top = p2e("eval", "top", "-a", "agent_alpha", "-n", "1000", "--json", env=cli_env)
         top = json.loads(shown_top.stdout)
         if any(row["conversation_id"] == f"conv-{name}" for row in top):
             break
-    assert {"conversation_id": f"conv-{name}", "score": 1.0}.items() <= next(
-        row for row in top if row["conversation_id"] == f"conv-{name}"
-    ).items()
+    listed = next(row for row in top if row["conversation_id"] == f"conv-{name}")
+    assert listed["score"] == pytest.approx(data["score"])
 
     refused = p2e("run", "--eval", "default,nope", "hi", env=cli_env)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         "error: --eval: unknown evaluator 'nope'; known evaluators: default, gives_temperature, "
-        "tool_succeeded, within_tokens"
+        "helpful, tool_succeeded, within_tokens"
     ]
 
 
@@ -165,9 +169,9 @@ def test_eval_list_names_built_in_and_configured_evaluators(
         "id": "default",
         "version": "1",
         "kind": "composite",
-        "trigger": "final",
+        "trigger": "step",
         "source": "config",
-        "description": "a temperature in the answer, within the token budget",
+        "description": "the judge's grade of each step, within the token budget",
     }
 
     bad = tmp_path / "evals.yml"

@@ -34,7 +34,7 @@ async def test_evaluators_score_steps_tool_results_and_the_answer(
         agent(settings),
         "What's the weather in Paris?",
         name=unique("scored"),
-        evaluators=["within_tokens", "tool_succeeded", "default"],
+        evaluators=["within_tokens", "tool_succeeded", "gives_temperature"],
     )
     result = await handle.result()
 
@@ -46,7 +46,7 @@ async def test_evaluators_score_steps_tool_results_and_the_answer(
     assert scored == {
         State.TOOL_CALL: [("within_tokens", 1.0)],
         State.TOOL_RESULT: [("tool_succeeded", 1.0)],
-        State.ASSISTANT_MESSAGE: [("within_tokens", 1.0), ("default", 1.0)],
+        State.ASSISTANT_MESSAGE: [("within_tokens", 1.0), ("gives_temperature", 1.0)],
     }
     assert result.score == 1.0
     attributes = (await handle.describe()).typed_search_attributes
@@ -57,11 +57,62 @@ async def test_evaluators_score_steps_tool_results_and_the_answer(
     outcome = final.evaluations[-1]
     assert outcome.ref is not None
     record = Evaluation.model_validate_json(store.get_text(outcome.ref))
-    assert (record.target, record.evaluator_id, record.version) == (final.ref, "default", "1")
+    assert (record.target, record.evaluator_id, record.version) == (
+        final.ref, "gives_temperature", "1"
+    )  # fmt: skip
+    assert record.score == Score(value=1.0, rationale="matches '15°C'")
+
+
+async def test_the_default_evaluator_grades_every_step_with_the_judge(
+    client: Client, settings: Settings
+) -> None:
+    handle, _ = await start_conversation(
+        client,
+        settings,
+        agent(settings),
+        "What's the weather in Paris?",
+        name=unique("judged"),
+        evaluators=["default"],
+    )
+    result = await handle.result()
+
+    graded = [
+        (e.kind, round(e.evaluations[0].value or 0, 3)) for e in result.stack if e.evaluations
+    ]
+    # The scripted judge (agents/scripted.py), weighed 3 to 1 against the token budget:
+    # the call is relevant on 2 of 3 words and has no digit, the answer 1 of 3 words.
+    assert graded == [(State.TOOL_CALL, 0.75), (State.ASSISTANT_MESSAGE, 0.875)]
+    assert result.score == pytest.approx(0.8125, abs=1e-3)
+    answer = result.stack[-2]
+    ref = answer.evaluations[0].ref
+    assert ref is not None
+    record = Evaluation.model_validate_json(ArtifactDirectory(settings.artifacts_dir).get_text(ref))
     assert record.score is not None and record.score.parts == {
-        "gives_temperature": 1.0,
+        "helpful": 0.833,
         "within_tokens": 1.0,
     }
+
+
+async def test_a_judge_that_answers_garbage_is_asked_again_then_recorded_as_an_error(
+    client: Client, settings: Settings
+) -> None:
+    handle, _ = await start_conversation(
+        client,
+        settings,
+        agent(settings, "agent_beta"),
+        "Repeat after me: simulate judge garbage",
+        name=unique("garbage"),
+        evaluators=["helpful"],
+    )
+    result = await handle.result()
+
+    assert result.reason is FinishReason.DONE
+    [outcome] = [o for e in result.stack for o in e.evaluations]
+    assert outcome.value is None
+    assert outcome.error == (
+        "judge scripted/judge gave no valid verdict in 3 attempts: not a JSON object"
+    )
+    assert result.score is None
 
 
 async def test_an_agents_own_evaluators_and_a_failing_one(

@@ -274,6 +274,11 @@ def test_loading_a_file_again_keeps_one_registration_and_another_file_replaces_i
         ("evaluators:\n  x: {kind: composite, of: {tool_succeeded: 0}}\n", "weights must be > 0"),
         ("evaluators:\n  tool_succeeded: {kind: contains, text: a}\n", "'tool_succeeded' is taken"),
         ("evaluators: [1, 2]\n", "'evaluators': Input should be a valid dictionary"),
+        (
+            "evaluators:\n  x: {kind: llm_judge, rubric: missing}\n",
+            "evaluator 'x': rubric not found",
+        ),
+        ("evaluators:\n  x: {kind: llm_judge, rubric: r r, attempts: 9}\n", "'attempts'"),
         ("evaluators: {x: [\n", "not valid YAML"),
     ],
 )
@@ -297,3 +302,18 @@ def test_the_shipped_file_loads() -> None:
     project = Path(__file__).resolve().parents[2]
     ids = {e.id for e in load_evaluators(project / "config" / "evals.yml")}
     assert "default" in ids
+
+
+async def test_a_judge_reads_its_rubric_next_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "rubrics").mkdir()
+    (tmp_path / "rubrics" / "terse.md").write_text("Short answers win.")
+    load_evaluators(write(tmp_path, "evaluators:\n  terse: {kind: llm_judge, rubric: terse}\n"))
+    seen: list[str] = []
+
+    async def model(name: str, messages: list[dict[str, str]]) -> str:
+        seen.append(messages[0]["content"])
+        return '{"score": 1}'
+
+    assert (await score("terse", answer("ok", complete=model))).value == 1.0
+    assert "Short answers win." in seen[0]
+    assert get_evaluator("terse").kind == "llm_judge"
