@@ -3,9 +3,12 @@ into the store: a score in 0..1 with its reasons, or the error that kept it from
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CENT = Decimal("0.01")
 
 # Which nodes an evaluator scores: every model step's output, every tool result, or only
 # the conversation's final answer.
@@ -54,6 +57,7 @@ class EvalOutcome(BaseModel):
     ref: str | None = Field(default=None, description="None when the activity itself failed")
     value: float | None = None
     error: str | None = None
+    reward: RewardOutcome | None = None
 
 
 # The first line of an LLM judge's system prompt; the offline scripted model answers a
@@ -61,3 +65,51 @@ class EvalOutcome(BaseModel):
 JUDGE_MARKER = "You grade one piece of an AI agent's work."
 QUESTION_HEADING = "QUESTION:"
 WORK_HEADING = "WORK:"
+
+
+class Threshold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: Unit
+    amount: Decimal = Field(gt=0, decimal_places=2)
+
+
+class RewardPolicy(BaseModel):
+    """How scores pay the agent: the highest threshold a score reaches, or `per_point` times
+    the score, paid from `payer` (empty: the ledger's treasury) until `budget` is spent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payer: str = ""
+    budget: Decimal = Field(gt=0, decimal_places=2, description="per conversation")
+    evaluators: list[str] = Field(default=[], description="whose scores pay; empty: every one")
+    thresholds: list[Threshold] = []
+    per_point: Decimal | None = Field(default=None, gt=0, decimal_places=2)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> RewardPolicy:
+        if bool(self.thresholds) == (self.per_point is not None):
+            raise ValueError("give either thresholds or per_point")
+        return self
+
+    def amount(self, score: float) -> Decimal:
+        """What `score` earns, in cents, rounded down."""
+        if self.per_point is not None:
+            return (self.per_point * Decimal(str(score))).quantize(CENT, rounding=ROUND_DOWN)
+        reached = [t.amount for t in self.thresholds if score >= t.min]
+        return max(reached, default=Decimal(0))
+
+
+RewardStatus = Literal["paid", "skipped", "failed"]
+
+
+class RewardOutcome(BaseModel):
+    """What an evaluation paid, or why it did not."""
+
+    status: RewardStatus
+    amount: Decimal
+    transfer_id: str = ""
+    reason: str = ""
+
+
+EvalOutcome.model_rebuild()

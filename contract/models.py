@@ -7,12 +7,13 @@ always optional with defaults.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from contract.agent import AgentSpec, DedupPolicy, Rule
-from contract.evals import EvalOutcome, EvaluatorInfo
+from contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
 from contract.states import FinishReason, State
 
 PREVIEW_CHARS = 160
@@ -157,6 +158,7 @@ class ConversationState(BaseModel):
     inbox: list[str] = Field(default=[], description="user messages not yet taken")
     runs: int = Field(default=1, description="runs of this conversation (continue-as-new)")
     scores: list[float] = Field(default=[], description="every evaluation's value so far")
+    rewarded: Decimal = Field(default=Decimal(0), description="rewards paid or being paid")
 
 
 # The revision of the conversation workflow's commands that new conversations start with
@@ -177,6 +179,7 @@ class ConversationInput(BaseModel):
     resume: ConversationState | None = Field(default=None, description="set by continue-as-new")
     revision: int = Field(default=0, ge=0, description="the workflow behaviour it started with")
     evaluators: list[str] = Field(default=[], description="run-wide, beside the agent's own")
+    rewards: RewardPolicy | None = Field(default=None, description="how scores pay the agent")
 
 
 class ConversationStatus(BaseModel):

@@ -29,7 +29,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from agents.registry import AgentRegistry
 from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
 from contract.agent import AgentSpec
-from contract.errors import ConversationNotFound, InvalidInput, refuse
+from contract.errors import ConfigError, ConversationNotFound, InvalidInput, refuse
+from contract.evals import RewardPolicy
 from contract.ids import name_problem
 from contract.inputs import message_problem
 from contract.models import (
@@ -155,6 +156,8 @@ class ConversationClient:
             check_message(message)
         check_agent(agent, catalog, self.settings.agents_file)
         check_evaluators(evaluators or [], catalog, "--eval")
+        if (policy := self.settings.rewards) is not None:
+            check_evaluators(policy.evaluators, catalog, "rewards")
         for chosen in (model, agent.model):
             if chosen is not None:
                 check_model(chosen)
@@ -167,6 +170,7 @@ class ConversationClient:
             continue_as_new_events=self.settings.conversation.continue_as_new_events,
             revision=CURRENT_REVISION,
             evaluators=list(dict.fromkeys(evaluators or [])),
+            rewards=self.settings.rewards,
         )
 
     async def start(
@@ -180,6 +184,8 @@ class ConversationClient:
         """
         if name is not None:
             check_name(name)
+        if inp.rewards is not None:
+            await self.check_payer(inp.rewards)
         workflow_id = conversation_id(name or generated_name(inp.agent.id))
         if name is not None:
             try:
@@ -200,6 +206,21 @@ class ConversationClient:
             static_summary=preview(f"{inp.agent.id}: {inp.message or '(interactive)'}", 200),
         )
         return handle, True
+
+    async def check_payer(self, policy: RewardPolicy) -> None:
+        """A reward policy pays from a wallet that exists, or nothing starts."""
+        from ledger import open_ledger
+        from ledger.errors import LedgerError
+
+        payer = policy.payer or self.settings.ledger.treasury
+        try:
+            ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
+            try:
+                await ledger.balance(payer)
+            finally:
+                await ledger.close()
+        except LedgerError as exc:
+            raise ConfigError(f"rewards: the payer wallet '{payer}' cannot pay: {exc}") from exc
 
     # --- finding --------------------------------------------------------------------------
 

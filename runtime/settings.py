@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agents.config import ScriptedModelSettings, ToolSettings
 from contract.agent import DEFAULT_MODEL
 from contract.errors import ConfigError, first_problem, read_config_text
+from contract.evals import RewardPolicy
 from ledger.config import LedgerSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,7 @@ class Settings(_Section):
     tools: ToolSettings = ToolSettings()
     conversation: ConversationSettings = ConversationSettings()
     ledger: LedgerSettings = LedgerSettings()
+    rewards: RewardPolicy | None = None
 
     @field_validator("state_dir")
     @classmethod

@@ -16,6 +16,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import NoReturn
 
 from temporalio import workflow
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from agents.tools.registry import invalid_arguments
     from contract.agent import DEFAULT_MODEL, AgentSpec
     from contract.errors import refuse
-    from contract.evals import EvalOutcome
+    from contract.evals import EvalOutcome, RewardOutcome
     from contract.ids import business_key, child_workflow_id
     from contract.models import (
         ContentNode,
@@ -55,13 +56,15 @@ with workflow.unsafe.imports_passed_through():
     from contract.names import (
         CONVERSATION_WORKFLOW,
         EVALUATE,
+        LEDGER_REWARD,
         LLM_STEP,
         RULE_STEP,
         RUN_TOOL,
         STORE_NODES,
     )
     from contract.states import FinishReason, State
-    from workflows import evaluations, search, validators
+    from ledger.models import Receipt, TransferRequest
+    from workflows import evaluations, rewards, search, validators
     from workflows.calls import (
         CallResult,
         StepCalls,
@@ -74,7 +77,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
     from workflows.fsm import transition as fsm_transition
     from workflows.limits import limit_reached
-    from workflows.options import EVAL_ACTIVITY, LLM_ACTIVITY, LOCAL_ACTIVITY, tool_activity
+    from workflows.options import (
+        EVAL_ACTIVITY,
+        LEDGER_ACTIVITY,
+        LLM_ACTIVITY,
+        LOCAL_ACTIVITY,
+        tool_activity,
+    )
     from workflows.revisions import UPSERT_ONCE_PER_TASK
 
 
@@ -642,25 +651,67 @@ class ConversationWorkflow:
             )
         except ActivityError as err:
             failure = f"evaluation failed: {_cause(err)}"
+            versions = {e.id: e.version for e in self.inp.catalog.evaluators}
             results = [
                 [
-                    EvalOutcome(
-                        evaluator_id=i, version=info.version if info else "?", error=failure
-                    )
+                    EvalOutcome(evaluator_id=i, version=versions.get(i, "?"), error=failure)
                     for i in item.evaluators
-                    for info in [self.inp.catalog.evaluator(i)]
                 ]
                 for item in items
             ]
         for (index, _), outcomes in zip(scored, results, strict=True):
+            self.s.scores += [o.value for o in outcomes if o.value is not None]
+            if self.inp.rewards is not None:
+                outcomes = await asyncio.gather(*(self._reward(index, o) for o in outcomes))
             entry = self.s.stack[index]
             self.s.stack[index] = entry.model_copy(
                 update={"evaluations": [*entry.evaluations, *outcomes]}
             )
-            self.s.scores += [o.value for o in outcomes if o.value is not None]
         # P2eScore goes out with the next step's upsert (or the last one): a write of its
         # own for every evaluation would cost more than the evaluation.
         workflow.set_current_details(current_details(self.agent.id, self.s))
+
+    async def _reward(self, index: int, outcome: EvalOutcome) -> EvalOutcome:
+        """Pay what `outcome` earns under the reward policy, once: the transfer id is the
+        business key of (conversation, step, evaluator), so a retry, a repeated evaluation
+        or a replay names the same transfer."""
+        policy = self.inp.rewards
+        if policy is None:
+            return outcome
+        due = rewards.reward_due(policy, outcome, self.s.rewarded)
+        if due is None:
+            return outcome
+        if isinstance(due, str):
+            skipped = RewardOutcome(status="skipped", amount=Decimal(0), reason=due)
+            return outcome.model_copy(update={"reward": skipped})
+        self.s.rewarded += due  # reserved now: other evaluations may pay meanwhile
+        step = self.s.stack[index].step
+        run = workflow.info()
+        request = TransferRequest(
+            transfer_id=business_key(
+                run.workflow_id, run.first_execution_run_id, step, f"reward-{outcome.evaluator_id}"
+            ),
+            payer=policy.payer,
+            payee=self.agent.id,
+            amount=due,
+            reason=f"{outcome.evaluator_id} scored {outcome.value:.2f} on step {step}",
+            reference=run.workflow_id,
+            kind="reward",
+        )
+        try:
+            await workflow.execute_activity(
+                LEDGER_REWARD,
+                request,
+                result_type=Receipt,
+                summary=f"reward {self.agent.id} {due} · {outcome.evaluator_id} step {step}",
+                **LEDGER_ACTIVITY,
+            )
+        except ActivityError as err:
+            self.s.rewarded -= due
+            failed = RewardOutcome(status="failed", amount=due, reason=_cause(err))
+            return outcome.model_copy(update={"reward": failed})
+        paid = RewardOutcome(status="paid", amount=due, transfer_id=request.transfer_id)
+        return outcome.model_copy(update={"reward": paid})
 
     def _publish(self) -> None:
         """Keep the Web UI's view of the conversation current: its details now, its search

@@ -15,12 +15,14 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
 from agents.registry import AgentRegistry
+from contract.evals import RewardPolicy, Threshold
 from ledger import open_ledger
 from runtime.conversations import start_conversation
 from runtime.settings import ConversationSettings
@@ -43,6 +45,7 @@ class Case:
     continue_as_new_events: int | None = None
     drive: Drive | None = None  # what a person does while it runs (updates)
     evaluators: list[str] = field(default_factory=list)
+    rewards: RewardPolicy | None = None
 
 
 async def _answer_when_asked(handle: WorkflowHandle[Any, Any]) -> None:
@@ -93,6 +96,14 @@ CASES: dict[str, Case] = {
         "What's the weather in Paris?",
         evaluators=["within_tokens", "tool_succeeded", "default"],
     ),
+    "rewarded_r1": Case(
+        "agent_alpha",
+        "What's the weather in Paris?",
+        evaluators=["tool_succeeded", "gives_temperature"],
+        rewards=RewardPolicy(
+            budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
+        ),
+    ),
 }
 
 
@@ -120,7 +131,8 @@ async def record(state_dir: Path, names: list[str]) -> None:
                     update={
                         "conversation": ConversationSettings(
                             continue_as_new_events=case.continue_as_new_events
-                        )
+                        ),
+                        "rewards": case.rewards,
                     }
                 )
                 handle, _ = await start_conversation(

@@ -5,6 +5,7 @@ fails the conversation."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 from temporalio.client import Client
@@ -12,9 +13,10 @@ from temporalio.client import Client
 import evals.registry as registry
 from contract.agent import AgentEval, AgentLimits
 from contract.errors import ConfigError
-from contract.evals import Evaluation, Score
+from contract.evals import Evaluation, RewardPolicy, Score, Threshold
 from contract.states import FinishReason, State
 from evals.registry import EvalTarget, EvaluationError, evaluator
+from ledger.embedded import EmbeddedLedger
 from runtime.conversations import ConversationClient, start_conversation
 from runtime.settings import ConversationSettings, Settings
 from store.artifacts import ArtifactDirectory
@@ -198,3 +200,60 @@ async def test_top_scored_ranks_conversations_by_their_score_from_visibility(
         (ids["hello there"], 0.0),
     ]
     assert [c.id for c in await conversations.top_scored(1, agent=spec.id)] == [ranked[0].id]
+
+
+async def test_scores_pay_the_agent_once_until_the_budget_is_spent(
+    client: Client, settings: Settings
+) -> None:
+    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
+    for wallet in ("agent_alpha", "treasurer"):
+        await ledger.open_wallet(wallet, Decimal("100"))
+    before = await ledger.balance("agent_alpha")
+    policy = RewardPolicy(
+        budget=Decimal("7"),
+        thresholds=[
+            Threshold(min=0.5, amount=Decimal("5")),
+            Threshold(min=0.9, amount=Decimal("6")),
+        ],
+        evaluators=["tool_succeeded", "gives_temperature"],
+    )
+    handle, _ = await start_conversation(
+        client,
+        settings.model_copy(update={"rewards": policy}),
+        agent(settings),
+        "What's the weather in Paris?",
+        name=unique("rewarded"),
+        evaluators=["tool_succeeded", "gives_temperature", "within_tokens"],
+    )
+    result = await handle.result()
+
+    rewards = {o.evaluator_id: o.reward for e in result.stack for o in e.evaluations}
+    paid = rewards["tool_succeeded"]
+    assert paid is not None and (paid.status, paid.amount) == ("paid", Decimal("6"))
+    skipped = rewards["gives_temperature"]
+    assert skipped is not None and skipped.status == "skipped"
+    assert skipped.reason == "budget spent: 6 of 7 paid, 6 more would exceed it"
+    assert rewards["within_tokens"] is None  # not an evaluator the policy pays for
+    assert await ledger.balance("agent_alpha") == before + 6
+    [receipt] = [r for r in await ledger.history("agent_alpha") if r.reference == handle.id]
+    assert (receipt.kind, receipt.payer, receipt.transfer_id) == (
+        "reward", "treasurer", paid.transfer_id
+    )  # fmt: skip
+    assert receipt.reason == "tool_succeeded scored 1.00 on step 2"
+
+
+async def test_a_reward_policy_paying_from_an_unknown_wallet_starts_nothing(
+    client: Client, settings: Settings
+) -> None:
+    policy = RewardPolicy(payer="nobody", budget=Decimal("1"), per_point=Decimal("1"))
+    name = unique("unpaid")
+    with pytest.raises(ConfigError, match="rewards: the payer wallet 'nobody' cannot pay"):
+        await start_conversation(
+            client,
+            settings.model_copy(update={"rewards": policy}),
+            agent(settings),
+            "hi",
+            name=name,
+            evaluators=["within_tokens"],
+        )
+    assert not [w async for w in client.list_workflows(f"WorkflowId = 'conv-{name}'")]

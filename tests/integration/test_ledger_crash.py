@@ -1,5 +1,6 @@
-"""Exactly once: a worker killed after the ledger committed a transfer, before its activity
-completed, leaves a retry that finds the transfer already made and pays nothing more."""
+"""Exactly once: a worker killed after the ledger committed a transfer (a tool's, or a
+reward for a score), before its activity completed, leaves a retry that finds the transfer
+already made and pays nothing more."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from contract.evals import RewardPolicy, Threshold
 from contract.ids import business_key
 from contract.states import FinishReason, State
 from ledger.embedded import EmbeddedLedger
@@ -70,5 +72,51 @@ async def test_transfer_retried_after_a_crash_past_the_commit_pays_once(
     assert after["agent_alpha"] == before["agent_alpha"] - 25
     assert after["agent_beta"] == before["agent_beta"] + 25
     assert (await ledger.metrics()).supply == supply
+    assert (await ledger.verify()).ok
+    await ledger.close()
+
+
+async def test_a_reward_retried_after_a_crash_past_the_commit_pays_once(
+    client: Client, settings: Settings, cli_env: dict[str, str]
+) -> None:
+    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
+    for wallet in ("agent_alpha", "treasurer"):
+        await ledger.open_wallet(wallet, Decimal("100"))
+    before = await ledger.balance("agent_alpha")
+    crash = queue_settings(settings)
+    policy = RewardPolicy(
+        budget=Decimal("10"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
+    )
+    doomed = subprocess.Popen(
+        [sys.executable, DOOMED, "worker"],
+        env={**cli_env, "P2E_TASK_QUEUE": crash.temporal.task_queue},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        handle, _ = await start_conversation(
+            client,
+            crash.model_copy(update={"rewards": policy}),
+            agent(settings),
+            "What's the weather in Paris?",
+            name=unique("reward-crash"),
+            evaluators=["gives_temperature"],
+        )
+        code = await asyncio.wait_for(asyncio.to_thread(doomed.wait), timeout=60)
+    finally:
+        doomed.kill()
+    assert code == -9, "the worker died by SIGKILL right after the reward's commit"
+
+    async with build_worker(client, crash):
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+
+    assert result.reason is FinishReason.DONE
+    assert (await activity_attempts(handle))["ledger_reward"] == [2], "the reward was retried"
+    [reward] = [o.reward for e in result.stack for o in e.evaluations if o.reward]
+    assert (reward.status, reward.amount) == ("paid", Decimal("3"))
+    mine = [r for r in await ledger.history("agent_alpha", 100) if r.reference == handle.id]
+    assert [r.transfer_id for r in mine] == [reward.transfer_id], "one receipt"
+    assert await ledger.balance("agent_alpha") == before + 3
     assert (await ledger.verify()).ok
     await ledger.close()
