@@ -10,7 +10,7 @@ import traceback
 import typer
 from typer.exceptions import Abort, TyperException
 
-from cli import agent, chat, config, conversation, evals, ledger, run, server, worker
+from cli import agent, artifact, chat, config, conversation, evals, ledger, run, server, worker
 from cli.common import visible
 from contract.errors import P2eError
 
@@ -30,6 +30,7 @@ app.add_typer(conversation.app, name="conversation")
 app.add_typer(config.app, name="config")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(evals.app, name="eval")
+app.add_typer(artifact.app, name="artifact")
 
 
 def _one_line(exc: BaseException) -> str | None:

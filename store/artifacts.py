@@ -51,6 +51,23 @@ class ArtifactDirectory:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def resolve(self, prefix: str) -> str:
+        """The one stored ref that starts with `prefix` (at least 6 hex digits), or
+        ArtifactNotFound naming why (none, several, or not a ref)."""
+        if len(prefix) == 64:
+            if not self._path(prefix).exists():
+                raise ArtifactNotFound(prefix)
+            return prefix
+        if not 6 <= len(prefix) < 64 or not all(c in "0123456789abcdef" for c in prefix):
+            raise ArtifactNotFound(prefix)
+        folder = self.root / prefix[:2]
+        found = sorted(
+            prefix[:2] + p.name for p in folder.glob(f"{prefix[2:]}*") if not p.name.startswith(".")
+        )
+        if len(found) != 1:
+            raise ArtifactNotFound(f"{prefix} ({len(found)} refs start so)" if found else prefix)
+        return found[0]
+
     def get_bytes(self, ref: str) -> bytes:
         try:
             return self._path(ref).read_bytes()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,46 @@ def test_server_status_without_a_server_says_so(cli_env: dict[str, str], tmp_pat
     assert done.returncode == 1
     assert "running    no" in done.stdout
     assert str(tmp_path / "temporal.db") in done.stdout
+
+
+def test_artifact_show_cat_and_diff_cover_every_kind_of_node(cli_env: dict[str, str]) -> None:
+    runs = {
+        "weather": "What's the weather in Paris?",
+        "handoff": "Delegate to agent_helper: what's the weather in Tokyo?",
+    }
+    shown: dict[str, list[dict[str, Any]]] = {}
+    for key, message in runs.items():
+        name = f"cli-artifacts-{key}-{uuid.uuid4().hex[:6]}"
+        done = p2e("run", "--id", name, "--eval", "default,tool_succeeded", message, env=cli_env)
+        assert done.returncode == 0, done.stderr
+        listed = p2e("artifact", "show", f"conv-{name}", "--json", env=cli_env)
+        assert listed.returncode == 0, listed.stderr
+        shown[key] = json.loads(listed.stdout)
+
+    rows = shown["weather"] + shown["handoff"]
+    kinds = {row["kind"] for row in rows}
+    # A delegating reply is stored as a ToolCall node (AgentCall is the stack's name for it).
+    assert kinds == {
+        "UserMessage", "ToolCall", "ToolResult", "AssistantMessage", "AgentResult",
+        "Evaluation", "Content",
+    }  # fmt: skip
+    for kind in kinds:  # every kind reads back whole
+        row = next(r for r in rows if r["kind"] == kind)
+        cat = p2e("artifact", "cat", row["ref"][:10], env=cli_env)
+        assert cat.returncode == 0, cat.stderr
+        if kind == "Content":
+            assert json.loads(cat.stdout) == row["content"]
+        else:
+            assert json.loads(cat.stdout)["kind"] == kind
+    only = p2e("artifact", "show", f"conv-{name}", "--kind", "evaluation", "--json", env=cli_env)
+    assert {r["kind"] for r in json.loads(only.stdout)} == {"Evaluation"}
+
+    answers = [next(r for r in shown[k] if r["kind"] == "AssistantMessage") for k in runs]
+    diff = p2e("artifact", "diff", answers[0]["ref"], answers[1]["ref"], env=cli_env)
+    assert diff.returncode == 0, diff.stderr
+    assert "-In Paris it is 15°C" in diff.stdout
+    assert "+In Tokyo it is 18°C" in diff.stdout
+
+    missing = p2e("artifact", "cat", "abcdef", env=cli_env)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: no artifact abcdef in ")

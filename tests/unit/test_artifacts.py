@@ -172,3 +172,19 @@ async def test_local_store_reads_and_writes_off_the_event_loop(
     monkeypatch.setattr(ArtifactDirectory, "_write", recording_write)
     await store.put_text("off the loop")
     assert threads and threading.main_thread().name not in threads
+
+
+def test_a_ref_is_found_by_a_unique_prefix_of_six_digits_or_more(tmp_path: Path) -> None:
+    store = ArtifactDirectory(tmp_path)
+    ref = store.put_text("content")
+    assert store.resolve(ref) == ref
+    assert store.resolve(ref[:6]) == ref
+    for bad in ("", ref[:5], "xyzxyzxyz", ref[:6].upper(), "0" * 64 if ref[0] != "0" else "1" * 64):
+        with pytest.raises(ArtifactNotFound):
+            store.resolve(bad)
+    # Two refs that share their first 8 digits: the 8-digit prefix names neither.
+    twin = ref[:8] + ("0" if ref[8] != "0" else "1") + ref[9:]
+    (tmp_path / twin[:2] / twin[2:]).write_text("twin")
+    with pytest.raises(ArtifactNotFound, match="2 refs start so"):
+        store.resolve(ref[:8])
+    assert store.resolve(ref[:9]) == ref
