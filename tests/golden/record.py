@@ -4,12 +4,14 @@ record new ones by name (`python -m tests.golden.record NAME ...`).
 Each file is one FSM path of ConversationWorkflow, run on a private dev server; the replay
 tests then check on every run that the workflow code still produces exactly these histories.
 A case named `*_r<N>` records the path as revision N runs it (workflows/revisions.py); the
-others were recorded before revisions and keep replaying revision 0.
+others record revision 0, as they were first recorded, so re-recording them keeps them a
+record of the commands old conversations issue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import sys
 import tempfile
@@ -24,7 +26,7 @@ from temporalio.client import WorkflowHandle
 from agents.registry import AgentRegistry
 from contract.evals import RewardPolicy, Threshold
 from ledger import open_ledger
-from runtime.conversations import start_conversation
+from runtime.conversations import ConversationClient
 from runtime.settings import ConversationSettings
 from runtime.testbed import private_temporal
 from runtime.worker import build_worker
@@ -107,6 +109,12 @@ CASES: dict[str, Case] = {
 }
 
 
+def revision_of(name: str) -> int:
+    """`*_r<N>` records revision N; the cases from before revisions record revision 0."""
+    found = re.search(r"_r(\d+)$", name)
+    return int(found.group(1)) if found else 0
+
+
 def scrub(history: str) -> str:
     """Identities and failure stack traces name this machine; keep that out of the repo."""
     history = history.replace(socket.gethostname(), "recorder")
@@ -135,15 +143,14 @@ async def record(state_dir: Path, names: list[str]) -> None:
                         "rewards": case.rewards,
                     }
                 )
-                handle, _ = await start_conversation(
-                    client,
-                    case_settings,
-                    spec,
-                    case.message,
-                    name=f"golden-{name}",
-                    interactive=case.interactive,
-                    evaluators=case.evaluators,
+                conversations = ConversationClient(case_settings, client)
+                inp = conversations.build_input(
+                    spec, case.message, interactive=case.interactive, evaluators=case.evaluators
                 )
+                # Each case runs the revision its name says, so re-recording an old one
+                # records the old commands again, not the current ones.
+                inp = inp.model_copy(update={"revision": revision_of(name)})
+                handle, _ = await conversations.start(inp, name=f"golden-{name}")
                 if case.drive is not None:
                     await case.drive(handle)
                 await handle.result()
