@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from agents.registry import AgentRegistry
 from cli.common import JsonOption, console, print_json
 from runtime.settings import load_settings
 
@@ -15,6 +14,8 @@ app = typer.Typer(help="Agents defined in config/agents.yml.", no_args_is_help=T
 @app.command("list")
 def list_agents(as_json: JsonOption = False) -> None:
     """List the agents a conversation can run."""
+    from agents.registry import AgentRegistry
+
     settings = load_settings()
     registry = AgentRegistry.load(settings.agents_file)
     if as_json:
