@@ -13,12 +13,12 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Literal
 
 from contract.errors import ConfigError
 from contract.evals import Score, Trigger
 from contract.models import Usage
+from contract.plugins import load_entry_points
 from contract.states import State
 
 ENTRY_POINT_GROUP = "p2engine.evaluators"
@@ -140,11 +140,5 @@ def load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
         return
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry.load()
-        except Exception as exc:  # any import-time failure of someone else's package
-            raise ConfigError(
-                f"evaluator plugin '{entry.name}' ({entry.value}) failed to load: {exc}"
-            ) from exc
+    load_entry_points(ENTRY_POINT_GROUP, "evaluator")
     _plugins_loaded = True

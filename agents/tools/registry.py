@@ -11,12 +11,11 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from contract.errors import ConfigError
+from contract.plugins import load_entry_points
 
 if TYPE_CHECKING:
     from ledger.base import Ledger
@@ -170,11 +169,5 @@ def load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
         return
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry.load()
-        except Exception as exc:  # any import-time failure of someone else's package
-            raise ConfigError(
-                f"tool plugin '{entry.name}' ({entry.value}) failed to load: {exc}"
-            ) from exc
+    load_entry_points(ENTRY_POINT_GROUP, "tool")
     _plugins_loaded = True

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Awaitable
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from temporalio.client import Client
 
@@ -24,6 +26,26 @@ from tests.conftest import queue_settings
 from .helpers import activity_attempts, agent, unique
 
 DOOMED = str(Path(__file__).with_name("die_after_commit.py"))
+T = TypeVar("T")
+
+
+async def until_the_worker_dies(cli_env: dict[str, str], crash: Settings, start: Awaitable[T]) -> T:
+    """Run a worker on `crash`'s queue that SIGKILLs itself right after the ledger's first
+    commit, start the conversation, and return once that worker is dead."""
+    doomed = subprocess.Popen(
+        [sys.executable, DOOMED, "worker"],
+        env={**cli_env, "P2E_TASK_QUEUE": crash.temporal.task_queue},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        started = await start
+        code = await asyncio.wait_for(asyncio.to_thread(doomed.wait), timeout=60)
+    finally:
+        doomed.kill()
+    assert code == -9, "the worker died by SIGKILL right after the commit"
+    return started
 
 
 async def test_transfer_retried_after_a_crash_past_the_commit_pays_once(
@@ -35,25 +57,17 @@ async def test_transfer_retried_after_a_crash_past_the_commit_pays_once(
     before = {w.agent: w.balance for w in await ledger.overview()}
     supply = (await ledger.metrics()).supply
     crash = queue_settings(settings)
-    doomed = subprocess.Popen(
-        [sys.executable, DOOMED, "worker"],
-        env={**cli_env, "P2E_TASK_QUEUE": crash.temporal.task_queue},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        handle, _ = await start_conversation(
+    handle, _ = await until_the_worker_dies(
+        cli_env,
+        crash,
+        start_conversation(
             client,
             crash,
             agent(settings),
             "Transfer 25 to agent_beta for surviving a crash",
             name=unique("ledger-crash"),
-        )
-        code = await asyncio.wait_for(asyncio.to_thread(doomed.wait), timeout=60)
-    finally:
-        doomed.kill()
-    assert code == -9, "the worker died by SIGKILL right after the commit"
+        ),
+    )
     first_run = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
     transfer_id = business_key(handle.id, first_run, 2, 0)
     assert await ledger.get_transfer(transfer_id) is not None, "committed before the crash"
@@ -87,26 +101,18 @@ async def test_a_reward_retried_after_a_crash_past_the_commit_pays_once(
     policy = RewardPolicy(
         budget=Decimal("10"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
     )
-    doomed = subprocess.Popen(
-        [sys.executable, DOOMED, "worker"],
-        env={**cli_env, "P2E_TASK_QUEUE": crash.temporal.task_queue},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        handle, _ = await start_conversation(
+    handle, _ = await until_the_worker_dies(
+        cli_env,
+        crash,
+        start_conversation(
             client,
             crash.model_copy(update={"rewards": policy}),
             agent(settings),
             "What's the weather in Paris?",
             name=unique("reward-crash"),
             evaluators=["gives_temperature"],
-        )
-        code = await asyncio.wait_for(asyncio.to_thread(doomed.wait), timeout=60)
-    finally:
-        doomed.kill()
-    assert code == -9, "the worker died by SIGKILL right after the reward's commit"
+        ),
+    )
 
     async with build_worker(client, crash):
         result = await asyncio.wait_for(handle.result(), timeout=90)

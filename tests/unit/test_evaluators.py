@@ -26,6 +26,7 @@ from evals.registry import (
     load_plugins,
 )
 from evals.rules import tool_succeeded
+from tests.plugins import install_distribution
 
 
 @pytest.fixture(autouse=True)
@@ -121,12 +122,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def install(site: Path, module: str, source: str) -> None:
-    (site / f"{module}.py").write_text(source)
-    dist = site / f"{module}-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nunit = {module}\n")
-    importlib.invalidate_caches()
+    install_distribution(site, ENTRY_POINT_GROUP, "unit", module, source, dist=module)
 
 
 async def test_an_entry_point_plugin_registers_its_evaluators(site: Path) -> None:

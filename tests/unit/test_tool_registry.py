@@ -15,6 +15,7 @@ import agents.tools.registry as registry
 from agents.tools import get_tool, load_plugins, registered_tools, tool
 from agents.tools.registry import _TOOLS, ENTRY_POINT_GROUP
 from contract.errors import ConfigError
+from tests import plugins
 
 NAME = "unit_test_registry_tool"
 
@@ -118,13 +119,7 @@ def plugin_tool(args: Args) -> str:
 def install_distribution(
     site: Path, entry_name: str, module: str, source: str, dist: str = "p2e_unit_test_plugin"
 ) -> None:
-    """Write `module` and a distribution whose `p2engine.tools` entry point names it."""
-    (site / f"{module}.py").write_text(source)
-    dist_info = site / f"{dist}-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{entry_name} = {module}\n")
-    importlib.invalidate_caches()
+    plugins.install_distribution(site, ENTRY_POINT_GROUP, entry_name, module, source, dist)
 
 
 @pytest.fixture
