@@ -157,7 +157,6 @@ class ConversationState(BaseModel):
     overrides: Overrides = Overrides()
     inbox: list[str] = Field(default=[], description="user messages not yet taken")
     runs: int = Field(default=1, description="runs of this conversation (continue-as-new)")
-    scores: list[float] = Field(default=[], description="every evaluation's value so far")
     rewarded: Decimal = Field(default=Decimal(0), description="rewards paid or being paid")
 
 

@@ -660,7 +660,6 @@ class ConversationWorkflow:
                 for item in items
             ]
         for (index, _), outcomes in zip(scored, results, strict=True):
-            self.s.scores += [o.value for o in outcomes if o.value is not None]
             if self.inp.rewards is not None:
                 outcomes = await asyncio.gather(*(self._reward(index, o) for o in outcomes))
             entry = self.s.stack[index]
@@ -750,7 +749,7 @@ class ConversationWorkflow:
             usage=self.s.usage,
             stack=stack,
             penalties=self.s.penalties,
-            score=evaluations.mean(self.s.scores),
+            score=evaluations.score(stack),
         )
 
 

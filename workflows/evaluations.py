@@ -52,5 +52,11 @@ def question_ref(stack: Sequence[StackEntry]) -> str | None:
 
 
 def mean(scores: Sequence[float]) -> float | None:
-    """The conversation's score: the mean of its evaluations, None before the first."""
+    """The mean of some scores, None for none."""
     return sum(scores) / len(scores) if scores else None
+
+
+def score(stack: Sequence[StackEntry]) -> float | None:
+    """The conversation's score: the mean of every evaluation on its stack that scored (an
+    error is no score, not a zero), None before the first."""
+    return mean([o.value for e in stack for o in e.evaluations if o.value is not None])

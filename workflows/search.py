@@ -14,7 +14,7 @@ from temporalio.common import (
 )
 
 from contract.models import ConversationState
-from workflows.evaluations import mean
+from workflows.evaluations import score as conversation_score
 
 AGENT = SearchAttributeKey.for_keyword("P2eAgent")
 ROLLOUT = SearchAttributeKey.for_keyword("P2eRollout")
@@ -35,7 +35,7 @@ def conversation_attributes(agent_id: str, s: ConversationState) -> list[SearchA
         SearchAttributePair(STATE, s.state.value),
         SearchAttributePair(STEP, s.step),
     ]
-    if (score := mean(s.scores)) is not None:
+    if (score := conversation_score(s.stack)) is not None:
         pairs.append(SearchAttributePair(SCORE, score))
     return pairs
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from contract.agent import AgentSpec
-from contract.evals import EvaluatorInfo, Trigger
+from contract.evals import EvalOutcome, EvaluatorInfo, Trigger
 from contract.models import StackEntry
 from contract.states import State
-from workflows.evaluations import evaluator_ids, mean, only_results, question_ref, targets
+from workflows.evaluations import (
+    evaluator_ids,
+    mean,
+    only_results,
+    question_ref,
+    score,
+    targets,
+)
 
 
 def entry(kind: State, ref: str | None) -> StackEntry:
@@ -64,3 +71,14 @@ def test_an_entry_answers_the_last_user_message_before_it() -> None:
     assert question_ref(stack[:2]) == "u1"
     assert question_ref(stack) == "u2"
     assert question_ref([]) is None
+
+
+def test_the_conversations_score_counts_every_scored_evaluation_on_its_stack() -> None:
+    def scored(*values: float | None) -> StackEntry:
+        outcomes = [
+            EvalOutcome(evaluator_id=f"e{n}", version="1", value=v) for n, v in enumerate(values)
+        ]
+        return entry(State.ASSISTANT_MESSAGE, "r").model_copy(update={"evaluations": outcomes})
+
+    assert score([entry(State.USER_MESSAGE, "u")]) is None
+    assert score([scored(1.0, None), entry(State.TOOL_RESULT, "t"), scored(0.5)]) == 0.75
