@@ -33,6 +33,10 @@ class EvaluatorInfo(BaseModel):
     id: str
     version: str
     trigger: Trigger
+    quick: bool = Field(
+        default=False,
+        description="scores in the worker within milliseconds, with no model or network call",
+    )
 
 
 class Evaluation(BaseModel):

@@ -19,6 +19,7 @@ composite naming an unknown evaluator or itself, an id taken by a built-in one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,15 @@ def _parse(path: Path) -> list[Evaluator]:
             )
         if cycle := _cycle(evaluator_id, composites, [evaluator_id]):
             raise ConfigError(f"{path}: composites include each other: {' -> '.join(cycle)}")
-    return configured
+    quick = {e.id: e.quick for e in registered_evaluators() if e.source != "config"}
+    quick |= {e.id: e.kind in rules.RULE_KINDS for e in configured}
+
+    def all_quick(evaluator_id: str) -> bool:
+        if params := composites.get(evaluator_id):
+            return all(all_quick(part) for part in params.of)
+        return quick[evaluator_id]
+
+    return [replace(e, quick=all_quick(e.id)) for e in configured]
 
 
 def _boolean_key(data: object, where: str = "") -> str | None:

@@ -67,6 +67,9 @@ class Evaluator:
     trigger: Trigger
     fn: EvalFn
     source: Source = "built-in"
+    # Scores within milliseconds with no model or network call, so the workflow may run it
+    # inside its own task (a local activity) instead of scheduling an activity of its own.
+    quick: bool = False
 
     async def score(self, target: EvalTarget) -> Score:
         result = self.fn(target)
@@ -97,12 +100,15 @@ def evaluator(
     description: str,
     trigger: Trigger = "step",
     kind: str | None = None,
+    quick: bool = False,
 ) -> Callable[[EvalFn], EvalFn]:
     """Register a function that scores an `EvalTarget`, plain or async. Bump `version` when
-    its scores change meaning, so old and new scores are never averaged together."""
+    its scores change meaning, so old and new scores are never averaged together. Declare
+    `quick` only for a function that makes no model or network call."""
 
     def decorate(fn: EvalFn) -> EvalFn:
-        register(Evaluator(id, version, description, kind or fn.__name__, trigger, fn, _source(fn)))
+        kind_ = kind or fn.__name__
+        register(Evaluator(id, version, description, kind_, trigger, fn, _source(fn), quick))
         return fn
 
     return decorate

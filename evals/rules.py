@@ -30,6 +30,7 @@ def verdict(holds: bool, why: str) -> Score:
     description="1 when the tool call returned a result, 0 when it failed or was skipped",
     trigger="tool",
     kind="rule",
+    quick=True,
 )
 def tool_succeeded(target: EvalTarget) -> Score:
     if target.kind not in (State.TOOL_RESULT, State.AGENT_RESULT):

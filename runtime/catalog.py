@@ -57,7 +57,7 @@ def evaluator_infos(settings: Settings) -> list[EvaluatorInfo]:
 
     load_evaluators(settings.evals_file)
     return [
-        EvaluatorInfo(id=e.id, version=e.version, trigger=e.trigger)
+        EvaluatorInfo(id=e.id, version=e.version, trigger=e.trigger, quick=e.quick)
         for e in registered_evaluators()
     ]
 

@@ -82,9 +82,10 @@ with workflow.unsafe.imports_passed_through():
         LEDGER_ACTIVITY,
         LLM_ACTIVITY,
         LOCAL_ACTIVITY,
+        QUICK_EVAL_ACTIVITY,
         tool_activity,
     )
-    from workflows.revisions import UPSERT_ONCE_PER_TASK
+    from workflows.revisions import QUICK_EVALUATIONS_LOCAL, UPSERT_ONCE_PER_TASK
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW, failure_exception_types=[IllegalTransition])
@@ -102,6 +103,7 @@ class ConversationWorkflow:
         self._turn_head: str | None = None  # the transcript the current model step read
         self._upsert_once_per_task = inp.revision >= UPSERT_ONCE_PER_TASK
         self._upsert_due = False
+        self._quick_evaluations_local = inp.revision >= QUICK_EVALUATIONS_LOCAL
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
         self._evaluating: list[asyncio.Task[None]] = []
         self._scored_upto = len(self.s.stack)  # entries before were scored by an earlier run
@@ -611,7 +613,8 @@ class ConversationWorkflow:
         infos = [info for i in self._evaluator_ids if (info := self.inp.catalog.evaluator(i))]
         if found := evaluations.targets(added, infos):
             scored = [(start + index, ids) for index, ids in found]
-            self._evaluating.append(asyncio.create_task(self._evaluate(scored)))
+            local = self._quick_evaluations_local and evaluations.local(infos)
+            self._evaluating.append(asyncio.create_task(self._evaluate(scored, local=local)))
 
     async def _finish_evaluations(self) -> None:
         """Start what waits to be scored, then wait for every evaluation to end."""
@@ -619,7 +622,7 @@ class ConversationWorkflow:
         if self._evaluating:
             await asyncio.gather(*self._evaluating)
 
-    async def _evaluate(self, scored: list[tuple[int, list[str]]]) -> None:
+    async def _evaluate(self, scored: list[tuple[int, list[str]]], *, local: bool) -> None:
         items = []
         for index, ids in scored:
             entry = self.s.stack[index]
@@ -641,14 +644,21 @@ class ConversationWorkflow:
             usage=self.s.usage,
         )
         steps = sorted({item.step for item in items})
+        summary = f"evaluate step {', '.join(map(str, steps))}"
+        outcomes_type = list[list[EvalOutcome]]
         try:
-            results: list[list[EvalOutcome]] = await workflow.execute_activity(
-                EVALUATE,
-                request,
-                result_type=list[list[EvalOutcome]],
-                summary=f"evaluate step {', '.join(map(str, steps))}",
-                **EVAL_ACTIVITY,
-            )
+            if local:
+                results: list[list[EvalOutcome]] = await workflow.execute_local_activity(
+                    EVALUATE,
+                    request,
+                    result_type=outcomes_type,
+                    summary=summary,
+                    **QUICK_EVAL_ACTIVITY,
+                )
+            else:
+                results = await workflow.execute_activity(
+                    EVALUATE, request, result_type=outcomes_type, summary=summary, **EVAL_ACTIVITY
+                )
         except ActivityError as err:
             failure = f"evaluation failed: {_cause(err)}"
             versions = {e.id: e.version for e in self.inp.catalog.evaluators}

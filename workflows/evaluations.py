@@ -41,6 +41,12 @@ def targets(
     return found
 
 
+def local(evaluators: Sequence[EvaluatorInfo]) -> bool:
+    """Whether an evaluation can run as a local activity, inside the workflow task that
+    starts it: only when every evaluator is quick, since the task waits for it."""
+    return all(e.quick for e in evaluators)
+
+
 def only_results(entries: Sequence[StackEntry]) -> bool:
     """Whether a step added tool or agent results alone (a tool step)."""
     return all(e.kind in SCORED["tool"] for e in entries)

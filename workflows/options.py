@@ -10,13 +10,18 @@ from temporalio.common import RetryPolicy
 from contract.models import ToolInfo
 
 
-class ActivityOptions(TypedDict):
-    """The keyword arguments of `workflow.execute_activity` that a preset sets, typed so that
-    `**options` is checked against the SDK's signature."""
+class LocalActivityOptions(TypedDict):
+    """The keyword arguments of `workflow.execute_local_activity` that a preset sets, typed
+    so that `**options` is checked against the SDK's signature."""
 
     start_to_close_timeout: timedelta
     schedule_to_close_timeout: timedelta
     retry_policy: RetryPolicy
+
+
+class ActivityOptions(LocalActivityOptions):
+    """The same for `workflow.execute_activity`, which also takes a heartbeat timeout."""
+
     heartbeat_timeout: NotRequired[timedelta]
 
 
@@ -54,6 +59,10 @@ LOCAL_ACTIVITY = preset(10 * SECONDS, 1 * MINUTES, 3, 10 * SECONDS)
 
 # Evaluations run beside the conversation; a judge is a model call, so they heartbeat too.
 EVAL_ACTIVITY = preset(2 * MINUTES, 10 * MINUTES, 3, 30 * SECONDS, heartbeat=10 * SECONDS)
+
+# Quick evaluations (rules) run as local activities, inside the workflow task: bounded well
+# under the task's own timeout, since the task waits for them.
+QUICK_EVAL_ACTIVITY: LocalActivityOptions = preset(5 * SECONDS, 30 * SECONDS, 3, 5 * SECONDS)
 
 # Ledger commands are idempotent on the transfer id, so an unknown outcome (a timeout) is
 # retried with the same id; business errors are non-retryable at the source.

@@ -9,3 +9,7 @@ TemporalChangeVersion. tests/golden keeps a history of each revision.
 # 1: search attributes upserted once per workflow task, with only what changed (P2eAgent
 # comes with the start); before, one upsert per change, P2eAgent included.
 UPSERT_ONCE_PER_TASK = 1
+
+# 2: an evaluation whose evaluators are all quick (rules) runs as a local activity, inside
+# the workflow task that asked for it (a marker, no task of its own); before, an activity.
+QUICK_EVALUATIONS_LOCAL = 2

@@ -106,6 +106,15 @@ CASES: dict[str, Case] = {
             budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
         ),
     ),
+    # Rules only: revision 2 scores in local activities.
+    "rewarded_r2": Case(
+        "agent_alpha",
+        "What's the weather in Paris?",
+        evaluators=["tool_succeeded", "gives_temperature"],
+        rewards=RewardPolicy(
+            budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
+        ),
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,6 +40,17 @@ async def activity_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, list[
             started = event.activity_task_started_event_attributes
             attempts[scheduled[started.scheduled_event_id]].append(started.attempt)
     return attempts
+
+
+async def local_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The activity type of each local activity the run recorded (a marker each)."""
+    history = await handle.fetch_history()
+    types = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            [data] = event.marker_recorded_event_attributes.details["data"].payloads
+            types.append(json.loads(data.data)["activity_type"])
+    return types
 
 
 async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from runtime.settings import ConversationSettings, Settings
 from store.artifacts import ArtifactDirectory
 from workflows import search
 
-from .helpers import agent, unique
+from .helpers import activity_attempts, agent, local_activities, unique
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -51,6 +51,10 @@ async def test_evaluators_score_steps_tool_results_and_the_answer(
         State.ASSISTANT_MESSAGE: [("within_tokens", 1.0), ("gives_temperature", 1.0)],
     }
     assert result.score == 1.0
+    # Rules are quick: they score inside the workflow task that asks, as local activities
+    # (one per model step, its tool results with it), never as tasks of their own.
+    assert "evaluate" not in await activity_attempts(handle)
+    assert await local_activities(handle) == ["evaluate", "evaluate"]
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(search.SCORE) == 1.0
     # Each score is a record in the store, linked to the node it scores.
@@ -84,6 +88,9 @@ async def test_the_default_evaluator_grades_every_step_with_the_judge(
     # The scripted judge (agents/scripted.py), weighed 3 to 1 against the token budget:
     # the call is relevant on 2 of 3 words and has no digit, the answer 1 of 3 words.
     assert graded == [(State.TOOL_CALL, 0.75), (State.ASSISTANT_MESSAGE, 0.875)]
+    # A judge calls a model: its evaluations are activities, beside the conversation.
+    assert (await activity_attempts(handle))["evaluate"] == [1, 1]
+    assert await local_activities(handle) == []
     assert result.score == pytest.approx(0.8125, abs=1e-3)
     answer = result.stack[-2]
     ref = answer.evaluations[0].ref

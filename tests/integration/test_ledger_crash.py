@@ -1,6 +1,7 @@
 """Exactly once: a worker killed after the ledger committed a transfer (a tool's, or a
 reward for a score), before its activity completed, leaves a retry that finds the transfer
-already made and pays nothing more."""
+already made and pays nothing more; one killed after an evaluation scored leaves a retry
+that scores and pays once."""
 
 from __future__ import annotations
 
@@ -23,17 +24,20 @@ from runtime.settings import Settings
 from runtime.worker import build_worker
 from tests.conftest import queue_settings
 
-from .helpers import activity_attempts, agent, unique
+from .helpers import activity_attempts, agent, local_activities, unique
 
-DOOMED = str(Path(__file__).with_name("die_after_commit.py"))
+DOOMED = str(Path(__file__).with_name("die_after.py"))
 T = TypeVar("T")
 
 
-async def until_the_worker_dies(cli_env: dict[str, str], crash: Settings, start: Awaitable[T]) -> T:
-    """Run a worker on `crash`'s queue that SIGKILLs itself right after the ledger's first
-    commit, start the conversation, and return once that worker is dead."""
+async def until_the_worker_dies(
+    cli_env: dict[str, str], crash: Settings, start: Awaitable[T], after: str = "commit"
+) -> T:
+    """Run a worker on `crash`'s queue that SIGKILLs itself right `after` the ledger's first
+    commit (or the first evaluation), start the conversation, and return once that worker
+    is dead."""
     doomed = subprocess.Popen(
-        [sys.executable, DOOMED, "worker"],
+        [sys.executable, DOOMED, after, "worker"],
         env={**cli_env, "P2E_TASK_QUEUE": crash.temporal.task_queue},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -44,7 +48,7 @@ async def until_the_worker_dies(cli_env: dict[str, str], crash: Settings, start:
         code = await asyncio.wait_for(asyncio.to_thread(doomed.wait), timeout=60)
     finally:
         doomed.kill()
-    assert code == -9, "the worker died by SIGKILL right after the commit"
+    assert code == -9, f"the worker died by SIGKILL right after the {after}"
     return started
 
 
@@ -123,6 +127,50 @@ async def test_a_reward_retried_after_a_crash_past_the_commit_pays_once(
     assert (reward.status, reward.amount) == ("paid", Decimal("3"))
     mine = [r for r in await ledger.history("agent_alpha", 100) if r.reference == handle.id]
     assert [r.transfer_id for r in mine] == [reward.transfer_id], "one receipt"
+    assert await ledger.balance("agent_alpha") == before + 3
+    assert (await ledger.verify()).ok
+    await ledger.close()
+
+
+async def test_an_evaluation_retried_after_a_crash_scores_and_pays_once(
+    client: Client, settings: Settings, cli_env: dict[str, str]
+) -> None:
+    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
+    for wallet in ("agent_alpha", "treasurer"):
+        await ledger.open_wallet(wallet, Decimal("100"))
+    before = await ledger.balance("agent_alpha")
+    crash = queue_settings(settings)
+    policy = RewardPolicy(
+        budget=Decimal("10"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
+    )
+    handle, _ = await until_the_worker_dies(
+        cli_env,
+        crash,
+        start_conversation(
+            client,
+            crash.model_copy(update={"rewards": policy}),
+            agent(settings),
+            "What's the weather in Paris?",
+            name=unique("evaluation-crash"),
+            evaluators=["gives_temperature"],
+        ),
+        after="evaluation",
+    )
+
+    async with build_worker(client, crash):
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+
+    assert result.reason is FinishReason.DONE
+    # The evaluation ran inside a workflow task the dead worker never completed; the next
+    # worker ran that task again, evaluation included, and recorded it once.
+    assert await local_activities(handle) == ["evaluate"]
+    [scored] = [e for e in result.stack if e.evaluations]
+    [outcome] = scored.evaluations
+    assert (outcome.evaluator_id, outcome.value) == ("gives_temperature", 1.0)
+    assert outcome.reward is not None
+    assert (outcome.reward.status, outcome.reward.amount) == ("paid", Decimal("3"))
+    mine = [r for r in await ledger.history("agent_alpha", 100) if r.reference == handle.id]
+    assert [r.transfer_id for r in mine] == [outcome.reward.transfer_id], "one receipt"
     assert await ledger.balance("agent_alpha") == before + 3
     assert (await ledger.verify()).ok
     await ledger.close()

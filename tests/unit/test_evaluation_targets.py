@@ -8,6 +8,7 @@ from contract.models import StackEntry
 from contract.states import State
 from workflows.evaluations import (
     evaluator_ids,
+    local,
     mean,
     only_results,
     question_ref,
@@ -82,3 +83,11 @@ def test_the_conversations_score_counts_every_scored_evaluation_on_its_stack() -
 
     assert score([entry(State.USER_MESSAGE, "u")]) is None
     assert score([scored(1.0, None), entry(State.TOOL_RESULT, "t"), scored(0.5)]) == 0.75
+
+
+def test_an_evaluation_runs_inside_the_workflow_task_only_when_every_evaluator_is_quick() -> None:
+    rule = EvaluatorInfo(id="rule", version="1", trigger="step", quick=True)
+    judge = EvaluatorInfo(id="judge", version="1", trigger="step")
+    assert local([rule, rule])
+    assert not local([rule, judge])
+    assert not local([judge])

@@ -214,6 +214,36 @@ async def test_a_composite_is_the_weighted_mean_of_its_parts(tmp_path: Path) -> 
     assert result.parts == {"says_paris": 1.0, "gives_temperature": 0.0}
 
 
+def test_rules_and_composites_of_rules_are_quick_and_anything_with_a_judge_is_not(
+    tmp_path: Path,
+) -> None:
+    judged = "{kind: llm_judge, rubric: be brief}"
+    path = write(
+        tmp_path,
+        f"{RULES}  judged: {judged}\n"
+        "  of_rules: {kind: composite, of: {says_paris: 1, tool_succeeded: 1}}\n"
+        "  nested: {kind: composite, of: {of_rules: 1}}\n"
+        "  with_judge: {kind: composite, of: {of_rules: 1, judged: 1}}\n",
+    )
+    load_evaluators(path)
+    quick = {e: get_evaluator(e).quick for e in ("says_paris", "of_rules", "nested", "judged")}
+    assert quick == {"says_paris": True, "of_rules": True, "nested": True, "judged": False}
+    assert get_evaluator("with_judge").quick is False
+    assert get_evaluator("tool_succeeded").quick is True
+
+
+def test_a_plugin_evaluator_is_quick_only_when_it_says_so() -> None:
+    @evaluator("unit_slow", version="1", description="may call out")
+    def slow(target: EvalTarget) -> Score:
+        return Score(value=1.0)
+
+    @evaluator("unit_quick", version="1", description="pure", quick=True)
+    def pure(target: EvalTarget) -> Score:
+        return Score(value=1.0)
+
+    assert (get_evaluator("unit_slow").quick, get_evaluator("unit_quick").quick) == (False, True)
+
+
 def test_loading_a_file_again_keeps_one_registration_and_another_file_replaces_it(
     tmp_path: Path,
 ) -> None:
