@@ -23,10 +23,13 @@ from evals.config import load_evaluators
 from evals.registry import EvalTarget, EvaluationError, Evaluator, get_evaluator
 from store.base import ArtifactStore
 
+QUESTIONS_KEPT = 256
+
 
 class EvalActivities:
     def __init__(self, store: ArtifactStore, evals_file: Path) -> None:
         self.store = store
+        self._questions: dict[str, str] = {}  # ref -> text, oldest first
         load_evaluators(evals_file)
 
     @activity.defn(name=EVALUATE)
@@ -78,12 +81,8 @@ class EvalActivities:
     async def target(self, request: EvalRequest, item: EvalItem) -> EvalTarget:
         """The node as the model saw it (a tool result's content, a step's calls), with the
         user message it answers. A node the next agent step has yet to store comes with the
-        item, and is stored here (the same bytes under the same ref)."""
-        if item.node is not None:
-            node = item.node
-            await self.store.put_node(node)
-        else:
-            node = await self.store.get_node(item.target)
+        item: the workflow stores it with that step, before the conversation ends."""
+        node = item.node or await self.store.get_node(item.target)
         text, question = await asyncio.gather(self._text(node), self._question(item.question))
         return EvalTarget(
             kind=node.kind,
@@ -103,4 +102,13 @@ class EvalActivities:
         return "\n".join([str(message.get("content") or ""), *calls]).strip()
 
     async def _question(self, ref: str | None) -> str:
-        return (await self.store.get_node(ref)).text or "" if ref else ""
+        """The question's text; the steps of a turn answer the same one, so it is read once
+        (a ref names immutable content, so a kept copy never goes stale)."""
+        if ref is None:
+            return ""
+        if (text := self._questions.get(ref)) is None:
+            text = (await self.store.get_node(ref)).text or ""
+            if len(self._questions) >= QUESTIONS_KEPT:
+                self._questions.pop(next(iter(self._questions)))
+            self._questions[ref] = text
+        return text

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
+import activities.evals as evals_activity
 import evals.config as config
 import evals.registry as registry
 from activities.evals import EvalActivities
@@ -17,6 +18,7 @@ from contract.states import State
 from evals.registry import EvalTarget, EvaluationError, evaluator
 from runtime.settings import PROJECT_ROOT
 from store.artifacts import ArtifactDirectory, LocalArtifactStore
+from store.base import ArtifactNotFound
 
 seen: list[EvalTarget] = []
 
@@ -50,7 +52,7 @@ def node(kind: State, parent: str | None, **fields: object) -> ContentNode:
     )
 
 
-async def test_a_pending_tool_result_is_stored_scored_with_its_question_and_recorded(
+async def test_a_pending_tool_result_is_scored_from_the_item_with_its_question_and_recorded(
     tmp_path: Path,
 ) -> None:
     store = LocalArtifactStore(tmp_path)
@@ -105,7 +107,8 @@ async def test_a_pending_tool_result_is_stored_scored_with_its_question_and_reco
     )
     assert (cannot.value, cannot.error) == (None, "the judge answered in riddles")
     directory = ArtifactDirectory(tmp_path)
-    assert directory.get_node(result.ref()) == result  # stored before it was read
+    with pytest.raises(ArtifactNotFound):  # the workflow stores it with its next step
+        directory.get_node(result.ref())
     assert sees.ref is not None and cannot.ref is not None
     record = Evaluation.model_validate_json(directory.get_text(sees.ref))
     assert (record.target, record.step, record.score) == (
@@ -139,3 +142,37 @@ async def test_a_model_step_is_scored_on_its_text_and_calls_and_items_keep_their
     texts = sorted(t.text for t in seen)
     assert texts == ['Let me look.\nget_weather({"city": "Rome"})', "hi", "hi"]
     assert next(t for t in seen if t.kind is State.TOOL_CALL).question == "hi"
+
+
+async def test_the_question_is_read_once_for_the_steps_that_answer_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalArtifactStore(tmp_path)
+    activities = EvalActivities(store, PROJECT_ROOT / "config" / "evals.yml")
+    reads: list[str] = []
+    get_node = store.get_node
+
+    async def counted(ref: str) -> ContentNode:
+        reads.append(ref)
+        return await get_node(ref)
+
+    monkeypatch.setattr(store, "get_node", counted)
+    monkeypatch.setattr(evals_activity, "QUESTIONS_KEPT", 1)
+    questions = [node(State.USER_MESSAGE, None, text=text) for text in ("first?", "second?")]
+    for question in questions:
+        await store.put_node(question)
+
+    async def ask(question: ContentNode) -> str:
+        reply = node(State.ASSISTANT_MESSAGE, question.ref(), text="an answer")
+        item = EvalItem(target=reply.ref(), step=2, evaluators=[], node=reply)
+        request = EvalRequest(conversation_id="c", agent_id="a", items=[item], usage=Usage())
+        target = await activities.target(
+            request, item.model_copy(update={"question": question.ref()})
+        )
+        return target.question
+
+    assert [await ask(q) for q in (questions[0], questions[0])] == ["first?", "first?"]
+    assert reads == [questions[0].ref()]
+    # One is kept here: the second question takes the first one's place.
+    assert [await ask(q) for q in (questions[1], questions[0])] == ["second?", "first?"]
+    assert reads == [questions[0].ref(), questions[1].ref(), questions[0].ref()]
