@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Evaluators that score conversation steps.", no_args_is_help=True)
 
+MEAN = "score"  # `eval top --metric`: the mean of every evaluator, P2eScore
+
 
 @app.command("list")
 def list_evaluators(as_json: JsonOption = False) -> None:
@@ -132,20 +134,37 @@ async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
 @app.command("top")
 def top(
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent's.")] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            "-m",
+            help=f"'{MEAN}' (of every evaluator, the default) or an evaluator's id: rank by "
+            "its mean, over closed conversations.",
+        ),
+    ] = MEAN,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many to show.")] = 10,
     as_json: JsonOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Rank conversations by their mean score (P2eScore in visibility), best first."""
+    """Rank conversations by their mean score (P2eScore in visibility), or by one
+    evaluator's mean (kept in their memo as they close), best first."""
     settings = settings_for(address, namespace)
-    ranked = run_async(_top(settings, agent, limit))
+    evaluator = None if metric == MEAN else _known_evaluator(settings, metric)
+    ranked = run_async(_top(settings, agent, evaluator, limit))
+
+    def value(c: ConversationSummary) -> float | None:
+        return c.score if evaluator is None else c.scores.get(evaluator)
+
     if as_json:
         print_json(
             [
                 {
                     "conversation_id": c.id,
                     "agent": c.agent,
+                    "metric": metric,
+                    "value": value(c),
                     "score": c.score,
                     "status": c.status.name.lower() if c.status else None,
                     "steps": c.step,
@@ -158,14 +177,15 @@ def top(
     if not ranked:
         console.print("no scored conversations yet")
         return
-    table = Table(title="Best-scored conversations")
-    for column in ("conversation", "agent", "score", "status", "steps", "started"):
+    title = "Best-scored conversations" + ("" if evaluator is None else f" by {evaluator}")
+    table = Table(title=title)
+    for column in ("conversation", "agent", metric, "status", "steps", "started"):
         table.add_column(column, no_wrap=True)
     for c in ranked:
         table.add_row(
             c.id,
             c.agent or "-",
-            "-" if c.score is None else f"{c.score:.2f}",
+            f"{value(c) or 0.0:.2f}",
             c.status.name.lower() if c.status else "-",
             "-" if c.step is None else str(c.step),
             f"{c.started:%Y-%m-%d %H:%M}",
@@ -173,7 +193,18 @@ def top(
     console.print(table)
 
 
-async def _top(settings: Settings, agent: str | None, limit: int) -> list[ConversationSummary]:
+def _known_evaluator(settings: Settings, evaluator_id: str) -> str:
+    """`evaluator_id`, or UnknownEvaluator naming the known ones."""
+    from evals.config import load_evaluators
+    from evals.registry import get_evaluator
+
+    load_evaluators(settings.evals_file)
+    return get_evaluator(evaluator_id).id
+
+
+async def _top(
+    settings: Settings, agent: str | None, evaluator: str | None, limit: int
+) -> list[ConversationSummary]:
     from runtime.conversations import ConversationClient
 
-    return await ConversationClient(settings).top_scored(limit, agent)
+    return await ConversationClient(settings).top_scored(limit, agent, evaluator)

@@ -8,6 +8,10 @@ RULE_STEP = "rule_step"
 RUN_TOOL = "run_tool"
 STORE_NODES = "store_nodes"
 EVALUATE = "evaluate"
+
+# Memo key: a closed conversation's mean score per evaluator id, so a ranking by one
+# evaluator reads visibility, not the store.
+SCORES_MEMO = "scores"
 LEDGER_TRANSFER = "ledger_transfer"
 LEDGER_REWARD = "ledger_reward"
 LEDGER_BALANCE = "ledger_balance"

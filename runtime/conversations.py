@@ -7,11 +7,12 @@ writes visibility queries: callers get typed handles and results, never strings 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -44,7 +45,7 @@ from contract.models import (
     TurnResult,
     preview,
 )
-from contract.names import CONVERSATION_WORKFLOW
+from contract.names import CONVERSATION_WORKFLOW, SCORES_MEMO
 from contract.states import State
 from runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
 from runtime.client import connect
@@ -96,6 +97,14 @@ def is_running(description: WorkflowExecutionDescription) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
+async def _memo_scores(execution: WorkflowExecution) -> dict[str, float]:
+    """The per-evaluator means a closed conversation keeps in its memo (SCORES_MEMO)."""
+    means: dict[str, float] = await execution.memo_value(
+        SCORES_MEMO, {}, type_hint=dict[str, float]
+    )
+    return means
+
+
 def _literal(value: str) -> str:
     """A string literal for a visibility query: the parser reads backslash escapes and a
     doubled quote, so an id can never end the literal and add a condition of its own."""
@@ -114,6 +123,7 @@ class ConversationSummary:
     started: datetime
     closed: datetime | None
     score: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # per evaluator, once closed
 
 
 class ConversationClient:
@@ -249,14 +259,22 @@ class ConversationClient:
         """Conversations, newest first, with what their search attributes say."""
         return await self._summaries(f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)}", limit)
 
-    async def top_scored(self, limit: int, agent: str | None = None) -> list[ConversationSummary]:
-        """The best-scored conversations (P2eScore), best first. SQL visibility cannot sort
-        by a custom attribute, so the newest `SCORED_SCAN` scored ones are ranked here."""
+    async def top_scored(
+        self, limit: int, agent: str | None = None, evaluator: str | None = None
+    ) -> list[ConversationSummary]:
+        """The best-scored conversations, best first: by their mean score (P2eScore), or by
+        one evaluator's mean (their memo, from the time they close). SQL visibility cannot
+        sort by a custom attribute, so the newest `SCORED_SCAN` scored ones are ranked here."""
         query = f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)} AND {search.SCORE.name} >= 0"
         if agent is not None:
             query += f" AND {search.AGENT.name} = {_literal(agent)}"
         scored = await self._summaries(query, SCORED_SCAN)
-        return sorted(scored, key=lambda c: (-(c.score or 0.0), c.id))[:limit]
+
+        def value(c: ConversationSummary) -> float | None:
+            return c.score if evaluator is None else c.scores.get(evaluator)
+
+        ranked = [c for c in scored if value(c) is not None]
+        return sorted(ranked, key=lambda c: (-(value(c) or 0.0), c.id))[:limit]
 
     async def _summaries(self, query: str, limit: int) -> list[ConversationSummary]:
         client = await self.temporal()
@@ -273,6 +291,7 @@ class ConversationClient:
                     started=execution.start_time,
                     closed=execution.close_time,
                     score=attributes.get(search.SCORE),
+                    scores=await _memo_scores(execution),
                 )
             )
         return summaries

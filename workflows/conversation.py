@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         LLM_STEP,
         RULE_STEP,
         RUN_TOOL,
+        SCORES_MEMO,
         STORE_NODES,
     )
     from contract.states import FinishReason, State
@@ -85,7 +86,11 @@ with workflow.unsafe.imports_passed_through():
         QUICK_EVAL_ACTIVITY,
         tool_activity,
     )
-    from workflows.revisions import QUICK_EVALUATIONS_LOCAL, UPSERT_ONCE_PER_TASK
+    from workflows.revisions import (
+        QUICK_EVALUATIONS_LOCAL,
+        SCORES_IN_MEMO,
+        UPSERT_ONCE_PER_TASK,
+    )
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW, failure_exception_types=[IllegalTransition])
@@ -104,6 +109,7 @@ class ConversationWorkflow:
         self._upsert_once_per_task = inp.revision >= UPSERT_ONCE_PER_TASK
         self._upsert_due = False
         self._quick_evaluations_local = inp.revision >= QUICK_EVALUATIONS_LOCAL
+        self._scores_in_memo = inp.revision >= SCORES_IN_MEMO
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
         self._evaluating: list[asyncio.Task[None]] = []
         self._scored_upto = len(self.s.stack)  # entries before were scored by an earlier run
@@ -137,6 +143,8 @@ class ConversationWorkflow:
         # The last evaluations may have ended after the last step's upsert.
         self._upsert_due = self._upsert_once_per_task
         self._upsert_changes()
+        if self._scores_in_memo and (means := evaluations.means(self.s.stack)):
+            workflow.upsert_memo({SCORES_MEMO: means})
         return self._result()
 
     def _open(self) -> None:

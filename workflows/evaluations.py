@@ -62,6 +62,17 @@ def mean(scores: Sequence[float]) -> float | None:
     return sum(scores) / len(scores) if scores else None
 
 
+def means(stack: Sequence[StackEntry]) -> dict[str, float]:
+    """Each evaluator's mean over the scores it gave on the stack; one that never scored
+    (only errors) has none."""
+    scores: dict[str, list[float]] = {}
+    for entry in stack:
+        for outcome in entry.evaluations:
+            if outcome.value is not None:
+                scores.setdefault(outcome.evaluator_id, []).append(outcome.value)
+    return {evaluator_id: sum(v) / len(v) for evaluator_id, v in scores.items()}
+
+
 def score(stack: Sequence[StackEntry]) -> float | None:
     """The conversation's score: the mean of every evaluation on its stack that scored (an
     error is no score, not a zero), None before the first."""

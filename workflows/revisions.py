@@ -13,3 +13,7 @@ UPSERT_ONCE_PER_TASK = 1
 # 2: an evaluation whose evaluators are all quick (rules) runs as a local activity, inside
 # the workflow task that asked for it (a marker, no task of its own); before, an activity.
 QUICK_EVALUATIONS_LOCAL = 2
+
+# 3: a conversation with evaluations upserts its memo as it closes, with the mean score per
+# evaluator (SCORES_MEMO); before, no memo.
+SCORES_IN_MEMO = 3

@@ -106,6 +106,12 @@ CASES: dict[str, Case] = {
             budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
         ),
     ),
+    # Revision 3 keeps each evaluator's mean in the memo as it closes.
+    "evaluated_r3": Case(
+        "agent_alpha",
+        "What's the weather in Paris?",
+        evaluators=["within_tokens", "tool_succeeded", "default"],
+    ),
     # Rules only: revision 2 scores in local activities.
     "rewarded_r2": Case(
         "agent_alpha",

@@ -73,6 +73,19 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
     listed = next(row for row in top if row["conversation_id"] == f"conv-{name}")
     assert listed["score"] == pytest.approx(data["score"])
 
+    by_tool = p2e("eval", "top", "--metric", "tool_succeeded", "-n", "1000", "--json", env=cli_env)
+    assert by_tool.returncode == 0, by_tool.stderr
+    mine = next(
+        row
+        for row in json.loads(by_tool.stdout)
+        if row["conversation_id"] == listed["conversation_id"]
+    )
+    assert (mine["metric"], mine["value"]) == ("tool_succeeded", 1.0)
+    unknown = p2e("eval", "top", "--metric", "nope", env=cli_env)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: unknown evaluator 'nope'; known evaluators: default")
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
     refused = p2e("run", "--eval", "default,nope", "hi", env=cli_env)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [

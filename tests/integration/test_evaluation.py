@@ -14,6 +14,7 @@ import evals.registry as registry
 from contract.agent import AgentEval, AgentLimits
 from contract.errors import ConfigError
 from contract.evals import Evaluation, RewardPolicy, Score, Threshold
+from contract.names import SCORES_MEMO
 from contract.states import FinishReason, State
 from evals.registry import EvalTarget, EvaluationError, evaluator
 from ledger.embedded import EmbeddedLedger
@@ -207,6 +208,42 @@ async def test_top_scored_ranks_conversations_by_their_score_from_visibility(
         (ids["hello there"], 0.0),
     ]
     assert [c.id for c in await conversations.top_scored(1, agent=spec.id)] == [ranked[0].id]
+
+
+async def test_ranking_by_one_evaluator_reads_the_means_closed_conversations_keep_in_memo(
+    client: Client, settings: Settings
+) -> None:
+    spec = agent(settings).model_copy(update={"id": unique("by_one").replace("-", "_")})
+    ids = {}
+    for message in ("hello there", "What's the weather in Paris?"):
+        handle, _ = await start_conversation(
+            client,
+            settings,
+            spec,
+            message,
+            name=unique("rank"),
+            evaluators=["gives_temperature", "within_tokens"],
+        )
+        ids[message] = (await handle.result()).conversation_id
+        memo = await (await handle.describe()).memo()
+        assert memo[SCORES_MEMO] == {
+            "gives_temperature": 1.0 if "Paris" in message else 0.0,
+            "within_tokens": 1.0,
+        }
+    conversations = ConversationClient(settings, client)
+
+    async def ranked(evaluator: str) -> list[tuple[str, float | None]]:
+        for _ in range(100):  # visibility catches up a moment after the run closes
+            found = await conversations.top_scored(10, agent=spec.id, evaluator=evaluator)
+            if len(found) == 2:
+                break
+            await asyncio.sleep(0.1)
+        return [(c.id, c.scores.get(evaluator)) for c in found]
+
+    paris, hello = ids["What's the weather in Paris?"], ids["hello there"]
+    assert await ranked("gives_temperature") == [(paris, 1.0), (hello, 0.0)]
+    assert await ranked("within_tokens") == sorted([(paris, 1.0), (hello, 1.0)])
+    assert await conversations.top_scored(10, agent=spec.id, evaluator="helpful") == []
 
 
 async def test_scores_pay_the_agent_once_until_the_budget_is_spent(

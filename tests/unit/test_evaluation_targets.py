@@ -10,6 +10,7 @@ from workflows.evaluations import (
     evaluator_ids,
     local,
     mean,
+    means,
     only_results,
     question_ref,
     score,
@@ -91,3 +92,13 @@ def test_an_evaluation_runs_inside_the_workflow_task_only_when_every_evaluator_i
     assert local([rule, rule])
     assert not local([rule, judge])
     assert not local([judge])
+
+
+def test_each_evaluators_mean_counts_its_scores_and_not_its_errors() -> None:
+    def scored(*outcomes: tuple[str, float | None]) -> StackEntry:
+        evaluations = [EvalOutcome(evaluator_id=i, version="1", value=v) for i, v in outcomes]
+        return entry(State.ASSISTANT_MESSAGE, "r").model_copy(update={"evaluations": evaluations})
+
+    stack = [scored(("a", 1.0), ("b", None)), scored(("a", 0.5)), scored(("b", None), ("c", 0.0))]
+    assert means(stack) == {"a": 0.75, "c": 0.0}
+    assert means([]) == {}
