@@ -9,6 +9,7 @@ activity, which Temporal retries.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from temporalio import activity
@@ -19,6 +20,7 @@ from activities.transcript import node_to_message
 from contract.evals import EvalOutcome, Evaluation, Score
 from contract.models import ContentNode, EvalItem, EvalRequest
 from contract.names import EVALUATE
+from contract.usage import Usage
 from evals.config import load_evaluators
 from evals.registry import EvalTarget, EvaluationError, Evaluator, get_evaluator
 from store.base import ArtifactStore
@@ -52,8 +54,9 @@ class EvalActivities:
                 version=evaluator.version,
                 score=score,
                 error=error,
+                usage=usage,
             )
-            for evaluator, score, error in verdicts
+            for evaluator, score, error, usage in verdicts
         ]
         refs = await asyncio.gather(
             *(self.store.put_text(r.model_dump_json(exclude_none=True)) for r in records)
@@ -65,18 +68,29 @@ class EvalActivities:
                 ref=ref,
                 value=r.score.value if r.score else None,
                 error=r.error,
+                usage=r.usage,
             )
             for r, ref in zip(records, refs, strict=True)
         ]
 
     async def _verdict(
         self, evaluator_id: str, target: EvalTarget
-    ) -> tuple[Evaluator, Score | None, str | None]:
+    ) -> tuple[Evaluator, Score | None, str | None, Usage | None]:
+        """The evaluator's score or error, and what its model calls spent (None for none)."""
         evaluator = get_evaluator(evaluator_id)
+        spent: list[Usage] = []
+
+        async def complete(model: str, messages: list[dict[str, str]]) -> str:
+            text, usage = await complete_text(model, messages)
+            spent.append(usage)
+            return text
+
+        metered = replace(target, complete=complete)
         try:
-            return evaluator, await evaluator.score(target), None
+            score, error = await evaluator.score(metered), None
         except EvaluationError as exc:
-            return evaluator, None, str(exc) or exc.__class__.__name__
+            score, error = None, str(exc) or exc.__class__.__name__
+        return evaluator, score, error, sum(spent, Usage()) if spent else None
 
     async def target(self, request: EvalRequest, item: EvalItem) -> EvalTarget:
         """The node as the model saw it (a tool result's content, a step's calls), with the
@@ -93,7 +107,6 @@ class EvalActivities:
             tool_name=node.tool_name,
             tool_status=item.tool_status,
             usage=request.usage,
-            complete=complete_text,
         )
 
     async def _text(self, node: ContentNode) -> str:

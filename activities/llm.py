@@ -30,8 +30,9 @@ from activities.transcript import Transcript
 from agents import scripted_provider
 from agents.config import ScriptedModelSettings
 from agents.tools import get_tool
-from contract.models import StepInput, StepResult, ToolCallRequest, Usage
+from contract.models import StepInput, StepResult, ToolCallRequest
 from contract.names import LLM_STEP
+from contract.usage import Usage
 
 # litellm's own overhead per call, none of it needed here: debug banners, and (below) its
 # background logging of every call for callbacks nobody registered.
@@ -98,15 +99,27 @@ def _no_unused_logging() -> Iterator[None]:
         is_internal_call.reset(token)
 
 
-async def complete_text(model: str, messages: list[dict[str, str]]) -> str:
-    """One plain completion (no tools) through litellm, its errors mapped as a step's are:
-    what an LLM judge asks of a model."""
+async def complete_text(model: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
+    """One plain completion (no tools) through litellm, its errors mapped as a step's are,
+    and what it spent: what an LLM judge asks of a model."""
+    started = time.perf_counter()
     try:
         with _no_unused_logging():
             response = await litellm.acompletion(model=model, messages=messages, num_retries=0)
     except Exception as exc:
         raise classify_llm_error(exc) from exc
-    return str(response.choices[0].message.content or "")
+    usage = _usage(response, (time.perf_counter() - started) * 1000)
+    return str(response.choices[0].message.content or ""), usage
+
+
+def _usage(response: Any, latency_ms: float) -> Usage:
+    usage = response.usage
+    return Usage(
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cost_usd=_cost(response),
+        latency_ms=latency_ms,
+    )
 
 
 def _cost(response: Any) -> float:
@@ -156,16 +169,6 @@ class LlmActivities:
             ToolCallRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
             for c in message.tool_calls or []
         ]
-        usage = response.usage
         return await self.transcript.reply(
-            inp,
-            message.content,
-            calls,
-            Usage(
-                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                cost_usd=_cost(response),
-                latency_ms=latency_ms,
-            ),
-            inp.model,
+            inp, message.content, calls, _usage(response, latency_ms), inp.model
         )

@@ -8,8 +8,9 @@ from temporalio import activity
 
 from activities.transcript import Transcript
 from agents.rules import respond
-from contract.models import StepInput, StepResult, Usage
+from contract.models import StepInput, StepResult
 from contract.names import RULE_STEP
+from contract.usage import Usage
 
 
 class RuleActivities:

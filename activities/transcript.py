@@ -24,11 +24,11 @@ from contract.models import (
     StepResult,
     StoreNodesInput,
     ToolCallRequest,
-    Usage,
     preview,
 )
 from contract.names import STORE_NODES
 from contract.states import State
+from contract.usage import Usage
 from store.base import ArtifactStore
 
 Message = dict[str, Any]

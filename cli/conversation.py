@@ -155,7 +155,7 @@ async def _query_stack(
 
 
 def _usage_of(stack: list[StackEntry]) -> dict[str, Any]:
-    from contract.models import Usage
+    from contract.usage import Usage
 
     total = Usage()
     for entry in stack:

@@ -120,6 +120,8 @@ async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
                     "error": outcome.error,
                     "rationale": rationale,
                     "ref": outcome.ref,
+                    "tokens": outcome.usage.total_tokens if outcome.usage else 0,
+                    "cost_usd": outcome.usage.cost_usd if outcome.usage else 0.0,
                 }
             )
     values = [r["score"] for r in rows if r["score"] is not None]

@@ -98,6 +98,9 @@ def _print_result(settings: Settings, result: ConversationResult) -> int:
     console.print(reply_text(settings, result.reply_ref, result.reply_preview), highlight=False)
     usage = result.usage
     score = "" if result.score is None else f", score {result.score:.2f}"
+    judged = result.eval_usage
+    if judged.total_tokens or judged.cost_usd:
+        score += f" (judges: {judged.total_tokens} tokens, ${judged.cost_usd:.4f})"
     note(
         f"finished: {result.reason} after {result.steps} steps, {usage.total_tokens} tokens, "
         f"${usage.cost_usd:.4f}{score}"

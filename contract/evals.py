@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contract.usage import Usage
+
 CENT = Decimal("0.01")
 
 # Which nodes an evaluator scores: every model step's output, every tool result, or only
@@ -51,6 +53,7 @@ class Evaluation(BaseModel):
     version: str
     score: Score | None = None
     error: str | None = Field(default=None, description="why there is no score")
+    usage: Usage | None = Field(default=None, description="what its model calls spent, if any")
 
 
 class EvalOutcome(BaseModel):
@@ -62,6 +65,7 @@ class EvalOutcome(BaseModel):
     value: float | None = None
     error: str | None = None
     reward: RewardOutcome | None = None
+    usage: Usage | None = Field(default=None, description="what its model calls spent, if any")
 
 
 # The first line of an LLM judge's system prompt; the offline scripted model answers a

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from contract.agent import AgentSpec, DedupPolicy, Rule
 from contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
 from contract.states import FinishReason, State
+from contract.usage import Usage
 
 PREVIEW_CHARS = 160
 
@@ -22,25 +23,6 @@ PREVIEW_CHARS = 160
 def preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
     flat = " ".join((text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float = 0.0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-            latency_ms=self.latency_ms + other.latency_ms,
-        )
 
 
 class ToolCallRequest(BaseModel):
@@ -158,6 +140,7 @@ class ConversationState(BaseModel):
     inbox: list[str] = Field(default=[], description="user messages not yet taken")
     runs: int = Field(default=1, description="runs of this conversation (continue-as-new)")
     rewarded: Decimal = Field(default=Decimal(0), description="rewards paid or being paid")
+    eval_usage: Usage = Field(default=Usage(), description="what the judges spent, apart")
 
 
 # The revision of the conversation workflow's commands that new conversations start with
@@ -203,6 +186,7 @@ class ConversationResult(BaseModel):
     stack: list[StackEntry]
     penalties: int = 0
     score: float | None = Field(default=None, description="the mean of every evaluation")
+    eval_usage: Usage = Field(default=Usage(), description="what the judges spent, apart")
 
 
 class TurnResult(BaseModel):

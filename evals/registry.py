@@ -17,9 +17,9 @@ from typing import Literal
 
 from contract.errors import ConfigError
 from contract.evals import Score, Trigger
-from contract.models import Usage
 from contract.plugins import load_entry_points
 from contract.states import State
+from contract.usage import Usage
 
 ENTRY_POINT_GROUP = "p2engine.evaluators"
 EVALUATOR_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")

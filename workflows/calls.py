@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from contract.agent import AgentSpec, DedupPolicy
 from contract.hashing import arguments_digest
-from contract.models import ToolOutcome, Usage
+from contract.models import ToolOutcome
+from contract.usage import Usage
 
 
 @dataclass

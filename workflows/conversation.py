@@ -678,6 +678,9 @@ class ConversationWorkflow:
                 for item in items
             ]
         for (index, _), outcomes in zip(scored, results, strict=True):
+            for outcome in outcomes:  # the judges' spending is not the agent's: kept apart
+                if outcome.usage is not None:
+                    self.s.eval_usage += outcome.usage
             if self.inp.rewards is not None:
                 outcomes = await asyncio.gather(*(self._reward(index, o) for o in outcomes))
             entry = self.s.stack[index]
@@ -768,6 +771,7 @@ class ConversationWorkflow:
             stack=stack,
             penalties=self.s.penalties,
             score=evaluations.score(stack),
+            eval_usage=self.s.eval_usage,
         )
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from contract.agent import AgentLimits
-from contract.models import Usage
 from contract.states import FinishReason
+from contract.usage import Usage
 
 
 def limit_reached(limits: AgentLimits, step: int, usage: Usage) -> tuple[FinishReason, str] | None:

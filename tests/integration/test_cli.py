@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -49,6 +50,7 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
                "What's the weather in Paris?", env=cli_env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "finished: done after 3 steps" in done.stderr and ", score 0." in done.stderr
+    assert re.search(r"score 0\.\d\d \(judges: [1-9]\d* tokens, \$0\.0000\)", done.stderr)
 
     shown = p2e("eval", "show", f"conv-{name}", "--json", env=cli_env)
     assert shown.returncode == 0, shown.stderr
@@ -63,6 +65,8 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
     assert all(0 < score <= 1 for score in scores)
     assert data["score"] == pytest.approx(sum(scores) / 3)
     assert data["evaluations"][1]["rationale"] == "get_weather returned ok"
+    # The judge behind `default` spent tokens; a rule spends none.
+    assert [e["tokens"] > 0 for e in data["evaluations"]] == [True, False, True]
     assert data["evaluations"][2]["rationale"] == "weighted mean of helpful, within_tokens"
 
     for _ in range(20):  # visibility catches up a moment after the run closes

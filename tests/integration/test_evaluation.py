@@ -92,6 +92,18 @@ async def test_the_default_evaluator_grades_every_step_with_the_judge(
     # A judge calls a model: its evaluations are activities, beside the conversation.
     assert (await activity_attempts(handle))["evaluate"] == [1, 1]
     assert await local_activities(handle) == []
+    # What the judge spent is kept apart from what the agent spent.
+    spent = [o.usage for e in result.stack for o in e.evaluations]
+    assert all(u is not None and u.total_tokens > 0 for u in spent)
+    assert result.eval_usage.total_tokens == sum(u.total_tokens for u in spent if u)
+    unjudged, _ = await start_conversation(
+        client, settings, agent(settings), "What's the weather in Paris?", name=unique("plain")
+    )
+    plain = await unjudged.result()
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (
+        plain.usage.prompt_tokens, plain.usage.completion_tokens
+    )  # fmt: skip
+    assert plain.eval_usage.total_tokens == 0
     assert result.score == pytest.approx(0.8125, abs=1e-3)
     answer = result.stack[-2]
     ref = answer.evaluations[0].ref

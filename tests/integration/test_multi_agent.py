@@ -20,8 +20,9 @@ from agents.config import ScriptedModelSettings
 from agents.tools import registry
 from agents.tools.weather import WEATHER
 from contract.agent import DedupPolicy
-from contract.models import ConversationResult, StackEntry, ToolStatus, Usage
+from contract.models import ConversationResult, StackEntry, ToolStatus
 from contract.states import FinishReason, State
+from contract.usage import Usage
 from runtime.conversations import start_conversation
 from runtime.settings import ConversationSettings, Settings
 from runtime.worker import build_worker

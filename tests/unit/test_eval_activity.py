@@ -13,8 +13,9 @@ import evals.config as config
 import evals.registry as registry
 from activities.evals import EvalActivities
 from contract.evals import Evaluation, Score
-from contract.models import ContentNode, EvalItem, EvalRequest, ToolCallRequest, Usage
+from contract.models import ContentNode, EvalItem, EvalRequest, ToolCallRequest
 from contract.states import State
+from contract.usage import Usage
 from evals.registry import EvalTarget, EvaluationError, evaluator
 from runtime.settings import PROJECT_ROOT
 from store.artifacts import ArtifactDirectory, LocalArtifactStore
@@ -176,3 +177,41 @@ async def test_the_question_is_read_once_for_the_steps_that_answer_it(
     # One is kept here: the second question takes the first one's place.
     assert [await ask(q) for q in (questions[1], questions[0])] == ["second?", "first?"]
     assert reads == [questions[0].ref(), questions[1].ref(), questions[0].ref()]
+
+
+async def test_what_an_evaluators_model_calls_spend_is_recorded_with_its_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def model(name: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
+        return "ok", Usage(prompt_tokens=100, completion_tokens=10, cost_usd=0.5)
+
+    monkeypatch.setattr(evals_activity, "complete_text", model)
+
+    @evaluator("unit_asks_twice", version="1", description="two model calls")
+    async def asks_twice(target: EvalTarget) -> Score:
+        assert target.complete is not None
+        await target.complete("m", [])
+        await target.complete("m", [])
+        return Score(value=1.0)
+
+    @evaluator("unit_asks_then_fails", version="1", description="a call, then no verdict")
+    async def asks_then_fails(target: EvalTarget) -> Score:
+        assert target.complete is not None
+        await target.complete("m", [])
+        raise EvaluationError("no verdict")
+
+    store = LocalArtifactStore(tmp_path)
+    activities = EvalActivities(store, PROJECT_ROOT / "config" / "evals.yml")
+    reply = node(State.ASSISTANT_MESSAGE, None, text="an answer")
+    ids = ["unit_asks_twice", "unit_asks_then_fails", "tool_succeeded"]
+    item = EvalItem(target=reply.ref(), step=1, evaluators=ids, node=reply)
+    request = EvalRequest(conversation_id="c", agent_id="a", items=[item], usage=Usage())
+
+    [outcomes] = await ActivityEnvironment().run(activities.evaluate, request)
+
+    spent = [(o.usage.prompt_tokens, o.usage.cost_usd) if o.usage else None for o in outcomes]
+    assert spent == [(200, 1.0), (100, 0.5), None]
+    assert outcomes[1].error == "no verdict"
+    directory = ArtifactDirectory(tmp_path)
+    records = [Evaluation.model_validate_json(directory.get_text(o.ref or "")) for o in outcomes]
+    assert [r.usage for r in records] == [o.usage for o in outcomes]

@@ -14,8 +14,8 @@ import evals.config as config
 import evals.registry as registry
 from contract.errors import ConfigError
 from contract.evals import Score
-from contract.models import Usage
 from contract.states import State
+from contract.usage import Usage
 from evals.config import load_evaluators
 from evals.registry import (
     ENTRY_POINT_GROUP,

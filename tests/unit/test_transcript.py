@@ -10,8 +10,9 @@ import pytest
 import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
 from activities.transcript import Transcript, node_to_message
 from agents.personas import PersonaLibrary
-from contract.models import ContentNode, StepInput, ToolCallRequest, Usage
+from contract.models import ContentNode, StepInput, ToolCallRequest
 from contract.states import State
+from contract.usage import Usage
 from runtime.settings import PROJECT_ROOT
 from store.artifacts import LocalArtifactStore
 

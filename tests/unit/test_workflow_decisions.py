@@ -14,9 +14,9 @@ from contract.models import (
     Overrides,
     StackEntry,
     ToolInfo,
-    Usage,
 )
 from contract.states import FinishReason, State
+from contract.usage import Usage
 from workflows import search, validators
 from workflows.calls import call_refusal, duplicate_verdict
 from workflows.children import child_input, child_search_attributes, child_summary
