@@ -13,16 +13,35 @@ from dataclasses import replace
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.llm import complete_text
 from activities.transcript import node_to_message
-from contract.evals import EvalOutcome, Evaluation, Score
+from contract.evals import (
+    Comparison,
+    EvalOutcome,
+    Evaluation,
+    PairOutcome,
+    PairRequest,
+    Score,
+    preference_for_a,
+    winner_of,
+)
 from contract.models import ContentNode, EvalItem, EvalRequest
-from contract.names import EVALUATE
+from contract.names import COMPARE, EVALUATE
 from contract.usage import Usage
 from evals.config import load_evaluators
-from evals.registry import EvalTarget, EvaluationError, Evaluator, get_evaluator
+from evals.registry import (
+    Complete,
+    EvalTarget,
+    EvaluationError,
+    Evaluator,
+    PairTarget,
+    UnknownEvaluator,
+    get_evaluator,
+    get_pairwise,
+)
 from store.base import ArtifactStore
 
 QUESTIONS_KEPT = 256
@@ -79,18 +98,62 @@ class EvalActivities:
         """The evaluator's score or error, and what its model calls spent (None for none)."""
         evaluator = get_evaluator(evaluator_id)
         spent: list[Usage] = []
-
-        async def complete(model: str, messages: list[dict[str, str]]) -> str:
-            text, usage = await complete_text(model, messages)
-            spent.append(usage)
-            return text
-
-        metered = replace(target, complete=complete)
+        score: Score | None = None
+        error: str | None = None
         try:
-            score, error = await evaluator.score(metered), None
+            score = await evaluator.score(replace(target, complete=_metered(spent)))
         except EvaluationError as exc:
-            score, error = None, str(exc) or exc.__class__.__name__
-        return evaluator, score, error, sum(spent, Usage()) if spent else None
+            error = str(exc) or exc.__class__.__name__
+        return evaluator, score, error, _total(spent)
+
+    @activity.defn(name=COMPARE)
+    async def compare(self, request: PairRequest) -> PairOutcome:
+        """A's preference over B by a pairwise evaluator, shown them in the order the
+        workflow drew, and the Comparison record stored."""
+        try:
+            evaluator = get_pairwise(request.evaluator_id)
+        except UnknownEvaluator as exc:  # this worker's config lacks it: no retry will help
+            raise ApplicationError(str(exc), type="UnknownEvaluator", non_retryable=True) from exc
+        a, b, question = await asyncio.gather(
+            self.store.get_node(request.a.ref),
+            self.store.get_node(request.b.ref),
+            self._question(request.question),
+        )
+        a_text, b_text = await asyncio.gather(self._text(a), self._text(b))
+        first, second = (b_text, a_text) if request.swapped else (a_text, b_text)
+        spent: list[Usage] = []
+        target = PairTarget(question, first, second, _metered(spent))
+        score: Score | None = None
+        error: str | None = None
+        async with heartbeating():
+            try:
+                shown = await evaluator.compare(target)
+                value = preference_for_a(shown.value, request.swapped)
+                score = shown.model_copy(update={"value": value})
+            except EvaluationError as exc:
+                error = str(exc) or exc.__class__.__name__
+        record = Comparison(
+            question=request.question,
+            a=request.a,
+            b=request.b,
+            evaluator_id=evaluator.id,
+            version=evaluator.version,
+            swapped=request.swapped,
+            score=score,
+            error=error,
+            usage=_total(spent),
+        )
+        ref = await self.store.put_text(record.model_dump_json(exclude_none=True))
+        return PairOutcome(
+            evaluator_id=evaluator.id,
+            version=evaluator.version,
+            ref=ref,
+            value=score.value if score else None,
+            winner=winner_of(score.value) if score else None,
+            swapped=request.swapped,
+            error=error,
+            usage=record.usage,
+        )
 
     async def target(self, request: EvalRequest, item: EvalItem) -> EvalTarget:
         """The node as the model saw it (a tool result's content, a step's calls), with the
@@ -125,3 +188,18 @@ class EvalActivities:
                 self._questions.pop(next(iter(self._questions)))
             self._questions[ref] = text
         return text
+
+
+def _metered(spent: list[Usage]) -> Complete:
+    """The worker's model call for a judge, noting what each call spends in `spent`."""
+
+    async def complete(model: str, messages: list[dict[str, str]]) -> str:
+        text, usage = await complete_text(model, messages)
+        spent.append(usage)
+        return text
+
+    return complete
+
+
+def _total(spent: list[Usage]) -> Usage | None:
+    return sum(spent, Usage()) if spent else None

@@ -19,6 +19,9 @@ work against the question on four features, each 0..1, and scores their mean:
 - concise: 1 when the work is 20 to 600 characters long;
 - no_refusal: 0 when the work says cannot, sorry, unable or error.
 Work that contains "simulate judge garbage" gets a reply that is not a verdict, every time.
+Asked to compare two works (contract.evals.PAIR_MARKER), it grades each so and names the one
+with the higher mean the winner, a tie when the means are equal; it never looks at which
+came first.
 Weather and delegation use only tools the agent has; otherwise the model says so. When a tool
 rejects its arguments, the model retries once with unknown keys moved onto the missing
 required ones, as a model reading the validation message would.
@@ -34,7 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.turn import Turn, latest_turn
-from contract.evals import JUDGE_MARKER, QUESTION_HEADING, WORK_HEADING
+from contract.evals import (
+    FIRST_HEADING,
+    JUDGE_MARKER,
+    PAIR_MARKER,
+    QUESTION_HEADING,
+    SECOND_HEADING,
+    WORK_HEADING,
+)
 from contract.models import ToolCallRequest
 
 PROVIDER = "scripted"  # models are `scripted/<name>`, served by scripted_provider.py
@@ -201,25 +211,48 @@ def _parallel_calls(name: str, arguments: str, position: int) -> ScriptedReply:
     return ScriptedReply(tool_calls=calls)
 
 
+GARBAGE_VERDICT = "It looks fine to me."
+
+
 def judge_verdict(prompt: str) -> str:
     """The scripted judge's reply to a judge prompt (see the module docstring)."""
     question, _, work = prompt.partition(f"\n\n{WORK_HEADING}")
     question = question.removeprefix(QUESTION_HEADING).strip()
     work = work.partition("\n")[2].strip()
     if "simulate judge garbage" in work.lower():
-        return "It looks fine to me."
+        return GARBAGE_VERDICT
+    parts = _features(question, work)
+    weak = [name for name, value in parts.items() if value < 1] or ["none"]
+    rationale = f"scripted judge: weak on {', '.join(weak)}"
+    return json.dumps({"score": _mean(parts), "rationale": rationale, "parts": parts})
+
+
+def pair_verdict(prompt: str) -> str:
+    """The scripted judge's reply to a pairwise prompt (see the module docstring)."""
+    question, _, works = prompt.partition(f"\n\n{FIRST_HEADING}\n")
+    question = question.removeprefix(QUESTION_HEADING).strip()
+    first, _, second = works.partition(f"\n\n{SECOND_HEADING}\n")
+    if "simulate judge garbage" in f"{first}\n{second}".lower():
+        return GARBAGE_VERDICT
+    a, b = _mean(_features(question, first.strip())), _mean(_features(question, second.strip()))
+    winner = "A" if a > b else "B" if b > a else "tie"
+    rationale = f"scripted judge: A scores {a}, B {b}"
+    return json.dumps({"winner": winner, "rationale": rationale})
+
+
+def _features(question: str, work: str) -> dict[str, float]:
     asked = {w.lower() for w in WORD_RE.findall(question)}
     found = {w.lower() for w in WORD_RE.findall(work)}
-    parts = {
+    return {
         "relevant": round(len(asked & found) / len(asked), 3) if asked else 1.0,
         "specific": 1.0 if re.search(r"\d", work) else 0.0,
         "concise": 1.0 if 20 <= len(work) <= 600 else 0.0,
         "no_refusal": 0.0 if REFUSAL_RE.search(work) else 1.0,
     }
-    score = round(sum(parts.values()) / len(parts), 3)
-    weak = [name for name, value in parts.items() if value < 1] or ["none"]
-    rationale = f"scripted judge: weak on {', '.join(weak)}"
-    return json.dumps({"score": score, "rationale": rationale, "parts": parts})
+
+
+def _mean(parts: dict[str, float]) -> float:
+    return round(sum(parts.values()) / len(parts), 3)
 
 
 def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> ScriptedReply:
@@ -227,9 +260,11 @@ def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) ->
     schema). Weather and delegation use only offered tools; an explicit "call TOOL with
     {json}" is obeyed literally, as a model that invents a tool would."""
     first = messages[0] if messages else {}
-    if first.get("role") == "system" and str(first.get("content", "")).startswith(JUDGE_MARKER):
-        prompt = next((m for m in messages if m.get("role") == "user"), {}).get("content", "")
-        return ScriptedReply(text=judge_verdict(str(prompt)))
+    system = str(first.get("content", "")) if first.get("role") == "system" else ""
+    for marker, verdict in ((JUDGE_MARKER, judge_verdict), (PAIR_MARKER, pair_verdict)):
+        if system.startswith(marker):
+            prompt = next((m for m in messages if m.get("role") == "user"), {}).get("content", "")
+            return ScriptedReply(text=verdict(str(prompt)))
     turn = latest_turn(messages)
     if turn.question is None:
         return ScriptedReply(text="I have no question to answer.")

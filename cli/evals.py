@@ -14,17 +14,22 @@ from cli.common import (
     console,
     print_json,
     run_async,
+    serving,
     settings_for,
 )
 from runtime.settings import load_settings
 
 if TYPE_CHECKING:
+    from contract.evals import PairOutcome
+    from evals.registry import Evaluator, PairEvaluator
     from runtime.conversations import ConversationSummary
     from runtime.settings import Settings
 
 app = typer.Typer(help="Evaluators that score conversation steps.", no_args_is_help=True)
 
 MEAN = "score"  # `eval top --metric`: the mean of every evaluator, P2eScore
+PAIRS = "pairs"  # what `eval list` says a pairwise evaluator scores
+DEFAULT_PAIRWISE = "better_answer"  # shipped in config/evals.yml
 
 
 @app.command("list")
@@ -32,11 +37,15 @@ def list_evaluators(as_json: JsonOption = False) -> None:
     """List the evaluators `--eval` and agents.yml `eval:` can name: built in, from plugins,
     and configured in config/evals.yml."""
     from evals.config import load_evaluators
-    from evals.registry import registered_evaluators
+    from evals.registry import registered_evaluators, registered_pairwise
 
     settings = load_settings()
     load_evaluators(settings.evals_file)
-    evaluators = registered_evaluators()
+    rows: list[tuple[Evaluator | PairEvaluator, str]] = [
+        *((e, e.trigger) for e in registered_evaluators()),
+        *((p, PAIRS) for p in registered_pairwise()),
+    ]
+    rows.sort(key=lambda row: row[0].id)
     if as_json:
         print_json(
             [
@@ -44,11 +53,11 @@ def list_evaluators(as_json: JsonOption = False) -> None:
                     "id": e.id,
                     "version": e.version,
                     "kind": e.kind,
-                    "trigger": e.trigger,
+                    "trigger": trigger,
                     "source": e.source,
                     "description": e.description,
                 }
-                for e in evaluators
+                for e, trigger in rows
             ]
         )
         return
@@ -57,11 +66,47 @@ def list_evaluators(as_json: JsonOption = False) -> None:
         table.add_column(column, no_wrap=True)
     table.add_column("description")
     scores = {"step": "each step", "tool": "tool results", "final": "final answer"}
-    for e in evaluators:
+    scores[PAIRS] = "two answers (eval compare)"
+    for e, trigger in rows:
         table.add_row(
-            f"{e.id} v{e.version}", f"{e.kind} ({e.source})", scores[e.trigger], e.description
+            f"{e.id} v{e.version}", f"{e.kind} ({e.source})", scores[trigger], e.description
         )
     console.print(table)
+
+
+@app.command("compare")
+def compare(
+    a: Annotated[str, typer.Argument(help="A finished conversation (conv-NAME or NAME).")],
+    b: Annotated[str, typer.Argument(help="Another, answering the same question.")],
+    evaluator: Annotated[
+        str, typer.Option("--eval", "-e", help="A pairwise evaluator (`p2e eval list`).")
+    ] = DEFAULT_PAIRWISE,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Compare two conversations' answers to the same question with a pairwise judge. The
+    order the judge sees them in is drawn at random and recorded, so that over many
+    comparisons its bias for a position cancels out; the verdict is stored as a Comparison
+    record (`p2e artifact cat REF`)."""
+    settings = settings_for(address, namespace)
+    outcome = run_async(_compare(settings, a, b, evaluator))
+    if as_json:
+        print_json(outcome.model_dump(mode="json"))
+        return
+    first, second = (b, a) if outcome.swapped else (a, b)
+    if outcome.value is None:
+        console.print(f"no verdict: {outcome.error}", highlight=False)
+        raise typer.Exit(1)
+    names = {"a": f"A ({a})", "b": f"B ({b})", "tie": "a tie"}
+    verdict = names[outcome.winner or "tie"]
+    console.print(
+        f"{outcome.evaluator_id} v{outcome.version}: {verdict}, preference for A "
+        f"{outcome.value:.2f} (shown {first} first, then {second})",
+        highlight=False,
+    )
+    if outcome.ref:
+        console.print(f"record: {outcome.ref}", highlight=False)
 
 
 @app.command("show")
@@ -193,6 +238,15 @@ def top(
             f"{c.started:%Y-%m-%d %H:%M}",
         )
     console.print(table)
+
+
+async def _compare(settings: Settings, a: str, b: str, evaluator: str) -> PairOutcome:
+    from runtime.conversations import ConversationClient
+
+    conversations = ConversationClient(settings)
+    pair = await conversations.pair(a, b, evaluator)
+    async with serving(await conversations.temporal(), settings):
+        return await conversations.compare(pair)
 
 
 def _known_evaluator(settings: Settings, evaluator_id: str) -> str:

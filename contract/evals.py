@@ -73,6 +73,78 @@ class EvalOutcome(BaseModel):
 JUDGE_MARKER = "You grade one piece of an AI agent's work."
 QUESTION_HEADING = "QUESTION:"
 WORK_HEADING = "WORK:"
+# The same for a pairwise judge, which sees two works under these headings.
+PAIR_MARKER = "You compare two pieces of AI agents' work."
+FIRST_HEADING = "WORK A:"
+SECOND_HEADING = "WORK B:"
+
+
+# --- pairwise comparison -----------------------------------------------------------------
+# A pairwise evaluator scores the preference for the work it is shown first: 1 when that
+# one is better, 0 when the other is, 0.5 for a tie. Which of A and B goes first is drawn
+# by the workflow (`workflow.random()`), so a judge's bias for a position averages out over
+# comparisons; every score kept is A's.
+
+Winner = Literal["a", "b", "tie"]
+
+
+def preference_for_a(first: float, swapped: bool) -> float:
+    """A's preference from the preference for the work shown first (B, when `swapped`)."""
+    return 1.0 - first if swapped else first
+
+
+def winner_of(preference: float) -> Winner:
+    """Who a preference for A names the winner."""
+    return "a" if preference > 0.5 else "b" if preference < 0.5 else "tie"
+
+
+class PairSide(BaseModel):
+    """One of the two works compared: a conversation's answer."""
+
+    conversation_id: str
+    ref: str = Field(description="its answer's node")
+
+
+class PairInput(BaseModel):
+    """What to compare: two answers to the same question, by one pairwise evaluator."""
+
+    evaluator_id: str
+    question: str = Field(description="the ref of the user message both answer")
+    a: PairSide
+    b: PairSide
+
+
+class PairRequest(PairInput):
+    swapped: bool = Field(description="whether B is shown first")
+
+
+class Comparison(BaseModel):
+    """One pairwise verdict, stored in the artifact store; `score` is A's preference, its
+    rationale the judge's words about the works as shown (B first when `swapped`)."""
+
+    kind: Literal["Comparison"] = "Comparison"
+    question: str
+    a: PairSide
+    b: PairSide
+    evaluator_id: str
+    version: str
+    swapped: bool
+    score: Score | None = None
+    error: str | None = Field(default=None, description="why there is no verdict")
+    usage: Usage | None = Field(default=None, description="what its model calls spent, if any")
+
+
+class PairOutcome(BaseModel):
+    """What a comparison returns: A's preference (None with an error), and the record's ref."""
+
+    evaluator_id: str
+    version: str
+    ref: str | None = None
+    value: Unit | None = None
+    winner: Winner | None = None
+    swapped: bool
+    error: str | None = None
+    usage: Usage | None = None
 
 
 class Threshold(BaseModel):

@@ -8,6 +8,8 @@ RULE_STEP = "rule_step"
 RUN_TOOL = "run_tool"
 STORE_NODES = "store_nodes"
 EVALUATE = "evaluate"
+COMPARE = "compare"
+COMPARE_WORKFLOW = "CompareWorkflow"
 
 # Memo key: a closed conversation's mean score per evaluator id, so a ranking by one
 # evaluator reads visibility, not the store.

@@ -4,6 +4,7 @@
       gives_temperature:            # the id `--eval` and agents.yml `eval:` name
         kind: regex                 # contains | regex | json_schema | max_tokens | max_cost
                                     # | llm_judge (rubric: ID or text, model, attempts)
+                                    # | pairwise_judge (the same; compares two answers)
         pattern: "-?\\d+°C"         #   ... and that kind's parameters
         description: the answer gives a temperature
         trigger: final              # step (default) | tool | final
@@ -13,7 +14,7 @@
         of: {gives_temperature: 2, tool_succeeded: 1}
 
 Loading checks everything before registering anything: an unknown kind or parameter, a
-composite naming an unknown evaluator or itself, an id taken by a built-in one.
+composite naming an unknown or pairwise evaluator or itself, an id taken by a built-in one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,10 +34,13 @@ from evals.registry import (
     EvalFn,
     EvalTarget,
     Evaluator,
+    PairEvaluator,
+    PairFn,
     get_evaluator,
     load_plugins,
     register,
     registered_evaluators,
+    registered_pairwise,
     unregister,
 )
 
@@ -92,24 +96,26 @@ def composite(p: Composite) -> EvalFn:
 
 
 JUDGE = "llm_judge"
-KINDS: dict[str, tuple[type[rules.RuleParams], Callable[[Any], EvalFn]]] = {
+PAIRWISE_JUDGE = "pairwise_judge"
+KINDS: dict[str, tuple[type[rules.RuleParams], Callable[[Any], EvalFn | PairFn]]] = {
     **rules.RULE_KINDS,
     COMPOSITE: (Composite, composite),
     JUDGE: (judge.Judge, lambda params: judge.judge(params, params.rubric)),
+    PAIRWISE_JUDGE: (judge.Judge, lambda params: judge.pairwise_judge(params, params.rubric)),
 }
 
 _loaded: Path | None = None
 
 
-def load_evaluators(path: Path) -> list[Evaluator]:
+def load_evaluators(path: Path) -> list[Evaluator | PairEvaluator]:
     """Register the plugins' evaluators and those of `path` (once per file; another file
     replaces the configured ones)."""
     global _loaded
     load_plugins()
     if _loaded == path:
-        return [e for e in registered_evaluators() if e.source == "config"]
+        return [e for e in _registered() if e.source == "config"]
     configured = _parse(path)
-    for previous in registered_evaluators():
+    for previous in _registered():
         if previous.source == "config":
             unregister(previous.id)
     for evaluator in configured:
@@ -118,7 +124,11 @@ def load_evaluators(path: Path) -> list[Evaluator]:
     return configured
 
 
-def _parse(path: Path) -> list[Evaluator]:
+def _registered() -> list[Evaluator | PairEvaluator]:
+    return [*registered_evaluators(), *registered_pairwise()]
+
+
+def _parse(path: Path) -> list[Evaluator | PairEvaluator]:
     text = read_config_text(path, "evaluators file")
     try:
         data = yaml.safe_load(text)
@@ -130,8 +140,10 @@ def _parse(path: Path) -> list[Evaluator]:
         parsed = _EvalsFile.model_validate(data or {})
     except ValidationError as exc:
         raise ConfigError(f"{path}: {first_problem(exc)}") from exc
-    taken = {e.id for e in registered_evaluators() if e.source != "config"}
+    taken = {e.id for e in _registered() if e.source != "config"}
+    pairs = {e.id for e in registered_pairwise() if e.source != "config"}
     configured: list[Evaluator] = []
+    configured_pairs: list[PairEvaluator] = []
     composites: dict[str, Composite] = {}
     for evaluator_id, entry in parsed.evaluators.items():
         if evaluator_id in taken:
@@ -149,6 +161,14 @@ def _parse(path: Path) -> list[Evaluator]:
             except ConfigError as exc:
                 raise ConfigError(f"{path}: evaluator '{evaluator_id}': {exc}") from exc
             params = params.model_copy(update={"rubric": rubric})
+        if entry.kind == PAIRWISE_JUDGE:
+            pairs.add(evaluator_id)
+            description = entry.description or "a pairwise judge"
+            fn = cast(PairFn, build(params))
+            configured_pairs.append(
+                PairEvaluator(evaluator_id, entry.version, description, entry.kind, fn, "config")
+            )
+            continue
         configured.append(
             Evaluator(
                 evaluator_id,
@@ -156,7 +176,7 @@ def _parse(path: Path) -> list[Evaluator]:
                 entry.description or f"{entry.kind} rule",
                 entry.kind,
                 entry.trigger,
-                build(params),
+                cast(EvalFn, build(params)),
                 "config",
             )
         )
@@ -167,7 +187,12 @@ def _parse(path: Path) -> list[Evaluator]:
         if unknown := sorted(set(params.of) - known):
             raise ConfigError(
                 f"{path}: composite '{evaluator_id}' names unknown evaluator '{unknown[0]}'; "
-                f"known evaluators: {', '.join(sorted(known - {evaluator_id}))}"
+                f"known evaluators: {', '.join(sorted(known - {evaluator_id} - pairs))}"
+            )
+        if pairwise := sorted(set(params.of) & pairs):
+            raise ConfigError(
+                f"{path}: composite '{evaluator_id}' names pairwise evaluator '{pairwise[0]}', "
+                "which compares two answers and cannot score one"
             )
         if cycle := _cycle(evaluator_id, composites, [evaluator_id]):
             raise ConfigError(f"{path}: composites include each other: {' -> '.join(cycle)}")
@@ -179,7 +204,7 @@ def _parse(path: Path) -> list[Evaluator]:
             return all(all_quick(part) for part in params.of)
         return quick[evaluator_id]
 
-    return [replace(e, quick=all_quick(e.id)) for e in configured]
+    return [*(replace(e, quick=all_quick(e.id)) for e in configured), *configured_pairs]
 
 
 def _boolean_key(data: object, where: str = "") -> str | None:

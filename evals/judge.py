@@ -1,5 +1,7 @@
 """The LLM judge: a rubric, a model (any litellm string) and a verdict the model returns as
 JSON, `{"score": 0..1, "rationale": "...", "parts": {"name": 0..1}}`, validated as a Score.
+The pairwise judge is shown two answers, A and B, and replies `{"winner": "A" | "B" | "tie",
+"rationale": "..."}`: a preference for A of 1, 0 or 0.5.
 
 A reply that is not a valid verdict is answered with a nudge naming the problem and asked
 again, up to `attempts` times; then the evaluation records the error (EvaluationError) and
@@ -13,12 +15,22 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from contract.errors import ConfigError, first_problem, read_config_text
-from contract.evals import JUDGE_MARKER, QUESTION_HEADING, WORK_HEADING, Score, Unit
-from evals.registry import EvalTarget, EvaluationError
+from contract.evals import (
+    FIRST_HEADING,
+    JUDGE_MARKER,
+    PAIR_MARKER,
+    QUESTION_HEADING,
+    SECOND_HEADING,
+    WORK_HEADING,
+    Score,
+    Unit,
+)
+from evals.registry import Complete, EvalTarget, EvaluationError, PairTarget
 from evals.rules import RuleParams
 
 RUBRIC_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -26,6 +38,10 @@ DEFAULT_JUDGE_MODEL = "scripted/judge"
 FORMAT = (
     'Reply with one JSON object and nothing else: {"score": <a number from 0 to 1>, '
     '"rationale": "<one or two sentences>", "parts": {"<criterion>": <0 to 1>, ...}}.'
+)
+PAIR_FORMAT = (
+    'Reply with one JSON object and nothing else: {"winner": "A", "B" or "tie", '
+    '"rationale": "<one or two sentences>"}.'
 )
 
 
@@ -35,6 +51,13 @@ class Verdict(BaseModel):
     score: Unit
     rationale: str = ""
     parts: dict[str, Unit] = {}
+
+
+class Preference(BaseModel):
+    """What a pairwise judge must reply."""
+
+    winner: Literal["A", "B", "tie"]
+    rationale: str = ""
 
 
 class Judge(RuleParams):
@@ -62,16 +85,21 @@ def judge_messages(rubric: str, target: EvalTarget) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def parse_verdict(reply: str) -> Score:
-    """The Score in a judge's reply (a JSON object, maybe inside a code fence), or a
-    ValueError saying what is wrong with it."""
+def _json_object(reply: str) -> object:
+    """The JSON in a reply, maybe inside a code fence, or a ValueError."""
     text = reply.strip()
     if fenced := re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL):
         text = fenced.group(1)
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError:
         raise ValueError("not a JSON object") from None
+
+
+def parse_verdict(reply: str) -> Score:
+    """The Score in a judge's reply (a JSON object, maybe inside a code fence), or a
+    ValueError saying what is wrong with it."""
+    data = _json_object(reply)
     try:
         verdict = Verdict.model_validate(data)
     except ValidationError as exc:
@@ -81,22 +109,63 @@ def parse_verdict(reply: str) -> Score:
 
 def judge(params: Judge, rubric: str) -> Callable[[EvalTarget], Awaitable[Score]]:
     async def score(target: EvalTarget) -> Score:
-        if target.complete is None:
-            raise EvaluationError("no model to judge with in this process")
         messages = judge_messages(rubric, target)
-        problem = ""
-        for _ in range(params.attempts):
-            reply = await target.complete(params.model, messages)
-            try:
-                return parse_verdict(reply)
-            except ValueError as exc:
-                problem = str(exc)
-            messages += [
-                {"role": "assistant", "content": reply},
-                {"role": "user", "content": f"That is not a valid verdict ({problem}). {FORMAT}"},
-            ]
-        raise EvaluationError(
-            f"judge {params.model} gave no valid verdict in {params.attempts} attempts: {problem}"
-        )
+        return await _ask(params, target.complete, messages, parse_verdict, FORMAT)
 
     return score
+
+
+def pairwise_judge(params: Judge, rubric: str) -> Callable[[PairTarget], Awaitable[Score]]:
+    async def compare(target: PairTarget) -> Score:
+        messages = pair_messages(rubric, target)
+        return await _ask(params, target.complete, messages, parse_preference, PAIR_FORMAT)
+
+    return compare
+
+
+def pair_messages(rubric: str, target: PairTarget) -> list[dict[str, str]]:
+    system = f"{PAIR_MARKER}\n\nRubric:\n{rubric}\n\n{PAIR_FORMAT}"
+    user = (
+        f"{QUESTION_HEADING}\n{target.question or '(none)'}\n\n"
+        f"{FIRST_HEADING}\n{target.first}\n\n{SECOND_HEADING}\n{target.second}"
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def parse_preference(reply: str) -> Score:
+    """The preference for work A in a pairwise judge's reply, or a ValueError."""
+    data = _json_object(reply)
+    try:
+        verdict = Preference.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(first_problem(exc)) from None
+    value = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict.winner]
+    return Score(value=value, rationale=verdict.rationale)
+
+
+async def _ask(
+    params: Judge,
+    complete: Complete | None,
+    messages: list[dict[str, str]],
+    parse: Callable[[str], Score],
+    reply_format: str,
+) -> Score:
+    """Ask the judge model, and again with a nudge naming the problem while its reply does
+    not parse, up to `params.attempts` times."""
+    if complete is None:
+        raise EvaluationError("no model to judge with in this process")
+    problem = ""
+    for _ in range(params.attempts):
+        reply = await complete(params.model, messages)
+        try:
+            return parse(reply)
+        except ValueError as exc:
+            problem = str(exc)
+        messages = [
+            *messages,
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": f"That is not a valid verdict ({problem}). {reply_format}"},
+        ]
+    raise EvaluationError(
+        f"judge {params.model} gave no valid verdict in {params.attempts} attempts: {problem}"
+    )

@@ -13,7 +13,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from contract.errors import ConfigError
 from contract.evals import Score, Trigger
@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "p2engine.evaluators"
 EVALUATOR_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 Source = Literal["built-in", "config", "plugin"]
+T = TypeVar("T")
 
 
 class EvaluationError(Exception):
@@ -59,6 +60,20 @@ EvalFn = Callable[[EvalTarget], Score | Awaitable[Score]]
 
 
 @dataclass(frozen=True)
+class PairTarget:
+    """What a pairwise evaluator sees: two answers to one question, in the order shown."""
+
+    question: str
+    first: str
+    second: str
+    complete: Complete | None = None
+
+
+# -> the preference for `first` (contract/evals.py says how it is kept).
+PairFn = Callable[[PairTarget], Score | Awaitable[Score]]
+
+
+@dataclass(frozen=True)
 class Evaluator:
     id: str
     version: str
@@ -76,10 +91,27 @@ class Evaluator:
         return await result if inspect.isawaitable(result) else result
 
 
+@dataclass(frozen=True)
+class PairEvaluator:
+    """Compares two answers to one question (used by `p2e eval compare` and rollouts)."""
+
+    id: str
+    version: str
+    description: str
+    kind: str
+    fn: PairFn
+    source: Source = "built-in"
+
+    async def compare(self, target: PairTarget) -> Score:
+        result = self.fn(target)
+        return await result if inspect.isawaitable(result) else result
+
+
 _EVALUATORS: dict[str, Evaluator] = {}
+_PAIRWISE: dict[str, PairEvaluator] = {}  # one namespace of ids with _EVALUATORS
 
 
-def register(evaluator: Evaluator) -> Evaluator:
+def register(evaluator: Evaluator | PairEvaluator) -> None:
     """Add an evaluator; an id that is malformed or taken is refused."""
     if not EVALUATOR_ID.match(evaluator.id):
         raise ConfigError(
@@ -87,10 +119,12 @@ def register(evaluator: Evaluator) -> Evaluator:
         )
     if not evaluator.version.strip():
         raise ConfigError(f"evaluator '{evaluator.id}' needs a version")
-    if evaluator.id in _EVALUATORS:
+    if evaluator.id in _EVALUATORS or evaluator.id in _PAIRWISE:
         raise ConfigError(f"evaluator '{evaluator.id}' is registered twice")
-    _EVALUATORS[evaluator.id] = evaluator
-    return evaluator
+    if isinstance(evaluator, PairEvaluator):
+        _PAIRWISE[evaluator.id] = evaluator
+    else:
+        _EVALUATORS[evaluator.id] = evaluator
 
 
 def evaluator(
@@ -114,28 +148,72 @@ def evaluator(
     return decorate
 
 
-def _source(fn: EvalFn) -> Source:
+def pairwise(
+    id: str, *, version: str, description: str, kind: str | None = None
+) -> Callable[[PairFn], PairFn]:
+    """Register a function that compares the two answers of a `PairTarget`, returning the
+    preference for the first (1 better, 0 worse, 0.5 a tie)."""
+
+    def decorate(fn: PairFn) -> PairFn:
+        register(PairEvaluator(id, version, description, kind or fn.__name__, fn, _source(fn)))
+        return fn
+
+    return decorate
+
+
+def _source(fn: EvalFn | PairFn) -> Source:
     module = getattr(fn, "__module__", "") or ""
     return "built-in" if module.startswith("evals.") else "plugin"
 
 
 def get_evaluator(evaluator_id: str) -> Evaluator:
-    try:
-        return _EVALUATORS[evaluator_id]
-    except KeyError:
-        known = ", ".join(sorted(_EVALUATORS)) or "none"
+    """The evaluator that scores one target; a pairwise one is refused by name."""
+    if misuse := pairwise_misuse(evaluator_id):
+        raise UnknownEvaluator(misuse)
+    return _lookup(_EVALUATORS, evaluator_id, "evaluators")
+
+
+def pairwise_misuse(evaluator_id: str) -> str | None:
+    """Why a pairwise evaluator cannot be named where one answer is scored, if it is one."""
+    if evaluator_id not in _PAIRWISE:
+        return None
+    return (
+        f"evaluator '{evaluator_id}' compares two answers and cannot score one; "
+        "use it with `p2e eval compare`"
+    )
+
+
+def get_pairwise(evaluator_id: str) -> PairEvaluator:
+    """The pairwise evaluator; one that scores a single target is refused by name."""
+    if evaluator_id in _EVALUATORS:
         raise UnknownEvaluator(
-            f"unknown evaluator '{evaluator_id}'; known evaluators: {known}"
-        ) from None
+            f"evaluator '{evaluator_id}' scores one answer and cannot compare two; "
+            f"pairwise evaluators: {', '.join(sorted(_PAIRWISE)) or 'none'}"
+        )
+    return _lookup(_PAIRWISE, evaluator_id, "pairwise evaluators")
+
+
+def _lookup(registry: dict[str, T], evaluator_id: str, what: str) -> T:
+    try:
+        return registry[evaluator_id]
+    except KeyError:
+        known = ", ".join(sorted(registry)) or "none"
+        message = f"unknown evaluator '{evaluator_id}'; known {what}: {known}"
+        raise UnknownEvaluator(message) from None
 
 
 def registered_evaluators() -> list[Evaluator]:
     return [_EVALUATORS[name] for name in sorted(_EVALUATORS)]
 
 
+def registered_pairwise() -> list[PairEvaluator]:
+    return [_PAIRWISE[name] for name in sorted(_PAIRWISE)]
+
+
 def unregister(evaluator_id: str) -> None:
     """Forget an evaluator, so a reloaded config can register its own again."""
     _EVALUATORS.pop(evaluator_id, None)
+    _PAIRWISE.pop(evaluator_id, None)
 
 
 _plugins_loaded = False

@@ -42,13 +42,16 @@ def check_agent(agent: AgentSpec, catalog: Catalog, source: Path) -> None:
 
 
 def check_evaluators(ids: list[str], catalog: Catalog, where: str) -> None:
+    from evals.registry import pairwise_misuse
+
     known = [e.id for e in catalog.evaluators]
     for evaluator_id in ids:
         if evaluator_id not in known:
-            raise ConfigError(
-                f"{where}: unknown evaluator '{evaluator_id}'; known evaluators: "
+            problem = pairwise_misuse(evaluator_id) or (
+                f"unknown evaluator '{evaluator_id}'; known evaluators: "
                 f"{', '.join(known) or 'none'}"
             )
+            raise ConfigError(f"{where}: {problem}")
 
 
 def evaluator_infos(settings: Settings) -> list[EvaluatorInfo]:

@@ -31,7 +31,7 @@ from agents.registry import AgentRegistry
 from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
 from contract.agent import AgentSpec
 from contract.errors import ConfigError, ConversationNotFound, InvalidInput, refuse
-from contract.evals import RewardPolicy
+from contract.evals import PairInput, PairOutcome, PairSide, RewardPolicy
 from contract.ids import name_problem
 from contract.inputs import message_problem
 from contract.models import (
@@ -50,8 +50,11 @@ from contract.states import State
 from runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
 from runtime.client import connect
 from runtime.settings import Settings
+from store.artifacts import ArtifactDirectory
 from workflows import search
+from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.evaluations import question_ref
 
 PREFIX = "conv-"
 SCORED_SCAN = 10_000  # how many scored conversations `top_scored` ranks, newest first
@@ -231,6 +234,56 @@ class ConversationClient:
                 await ledger.close()
         except LedgerError as exc:
             raise ConfigError(f"rewards: the payer wallet '{payer}' cannot pay: {exc}") from exc
+
+    # --- comparing ------------------------------------------------------------------------
+
+    async def pair(self, a: str, b: str, evaluator_id: str) -> PairInput:
+        """What comparing two finished conversations' answers to the same question with a
+        pairwise evaluator takes; refused in one line when they cannot be compared."""
+        from evals.config import load_evaluators
+        from evals.registry import get_pairwise
+
+        load_evaluators(self.settings.evals_file)
+        get_pairwise(evaluator_id)
+        (a_side, a_question), (b_side, b_question) = [await self._answer(c) for c in (a, b)]
+        store = ArtifactDirectory(self.settings.artifacts_dir)
+        asked = [store.get_node(q).text or "" for q in (a_question, b_question)]
+        if asked[0] != asked[1]:
+            raise InvalidInput(
+                f"{a_side.conversation_id} and {b_side.conversation_id} answer different "
+                f"questions ({preview(asked[0], 40)!r} and {preview(asked[1], 40)!r})"
+            )
+        return PairInput(evaluator_id=evaluator_id, question=a_question, a=a_side, b=b_side)
+
+    async def compare(self, pair: PairInput) -> PairOutcome:
+        """Run the comparison in a CompareWorkflow, which draws the order the two are shown."""
+        client = await self.temporal()
+        outcome: PairOutcome = await client.execute_workflow(
+            CompareWorkflow.run,
+            pair,
+            id=f"compare-{pair.evaluator_id}-{secrets.token_hex(4)}",
+            task_queue=self.settings.temporal.task_queue,
+            static_summary=(
+                f"{pair.evaluator_id}: {pair.a.conversation_id} vs {pair.b.conversation_id}"
+            ),
+        )
+        return outcome
+
+    async def _answer(self, conversation: str) -> tuple[PairSide, str]:
+        """A finished conversation's final answer and the ref of the question it answers."""
+        handle, description = await self.describe(conversation)
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            state = description.status.name.lower() if description.status else "unknown"
+            raise InvalidInput(f"{handle.id} is {state}; compare finished conversations")
+        result: ConversationResult = await handle.result()
+        stack = result.stack
+        for index in range(len(stack) - 1, -1, -1):
+            entry = stack[index]
+            if entry.kind is State.ASSISTANT_MESSAGE and entry.ref is not None:
+                if (question := question_ref(stack[: index + 1])) is not None:
+                    return PairSide(conversation_id=handle.id, ref=entry.ref), question
+                break
+        raise InvalidInput(f"{handle.id} has no answer to a question to compare")
 
     # --- finding --------------------------------------------------------------------------
 

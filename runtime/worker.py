@@ -15,6 +15,7 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from runtime.sandbox import workflow_runner
 from runtime.settings import Settings
+from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
 
 # Workers that `p2e run` starts for one conversation carry this suffix, so that a later run
@@ -56,7 +57,7 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[ConversationWorkflow],
+        workflows=[ConversationWorkflow, CompareWorkflow],
         workflow_runner=workflow_runner(),
         activities=[
             llm.llm_step,
@@ -64,6 +65,7 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
             tools.run_tool,
             content.store_nodes,
             evaluation.evaluate,
+            evaluation.compare,
             money.transfer,
             money.reward,
             money.balance,

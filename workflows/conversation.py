@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.children import child_input, child_search_attributes, child_summary
     from workflows.details import current_details
+    from workflows.failures import root_cause
     from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
     from workflows.fsm import transition as fsm_transition
     from workflows.limits import limit_reached
@@ -349,7 +350,7 @@ class ConversationWorkflow:
                 **(LOCAL_ACTIVITY if rules else LLM_ACTIVITY),
             )
         except ActivityError as err:
-            self._finish(FinishReason.ERROR, f"agent step failed: {_cause(err)}")
+            self._finish(FinishReason.ERROR, f"agent step failed: {root_cause(err)}")
             return None
         return result
 
@@ -423,7 +424,7 @@ class ConversationWorkflow:
             )
         except ActivityError as err:
             # The model reads the failure and decides; the conversation goes on.
-            cause = _cause(err)
+            cause = root_cause(err)
             status: ToolStatus = "timeout" if "timeout" in cause.lower() else "error"
             outcome = _inline(status, {"error": f"tool {call.name} failed: {cause}"})
         return CallResult(outcome, penalty=penalty)
@@ -453,7 +454,7 @@ class ConversationWorkflow:
                 static_summary=child_summary(target, args.message),
             )
         except ChildWorkflowError as err:
-            return refused(f"delegation to {target.id} failed: {_cause(err)}")
+            return refused(f"delegation to {target.id} failed: {root_cause(err)}")
         summary = {"agent_id": target.id, "status": result.reason.value}
         status: ToolStatus = "ok" if result.reason is FinishReason.DONE else "error"
         return CallResult(
@@ -668,7 +669,7 @@ class ConversationWorkflow:
                     EVALUATE, request, result_type=outcomes_type, summary=summary, **EVAL_ACTIVITY
                 )
         except ActivityError as err:
-            failure = f"evaluation failed: {_cause(err)}"
+            failure = f"evaluation failed: {root_cause(err)}"
             versions = {e.id: e.version for e in self.inp.catalog.evaluators}
             results = [
                 [
@@ -728,7 +729,7 @@ class ConversationWorkflow:
             )
         except ActivityError as err:
             self.s.rewarded -= due
-            failed = RewardOutcome(status="failed", amount=due, reason=_cause(err))
+            failed = RewardOutcome(status="failed", amount=due, reason=root_cause(err))
             return outcome.model_copy(update={"reward": failed})
         paid = RewardOutcome(status="paid", amount=due, transfer_id=request.transfer_id)
         return outcome.model_copy(update={"reward": paid})
@@ -789,9 +790,3 @@ def _call_preview(call: ToolCallRequest, limit: int = 160) -> str:
         except (ValueError, KeyError, TypeError):
             pass
     return preview(f"{call.name}({call.arguments})", limit)
-
-
-def _cause(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return " ".join(str(err).split())[:300]

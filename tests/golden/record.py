@@ -1,7 +1,8 @@
 """Re-record the golden histories (`make golden`) after an intended workflow change, or
 record new ones by name (`python -m tests.golden.record NAME ...`).
 
-Each file is one FSM path of ConversationWorkflow, run on a private dev server; the replay
+Each file is one FSM path of ConversationWorkflow (or a CompareWorkflow's comparison), run
+on a private dev server; the replay
 tests then check on every run that the workflow code still produces exactly these histories.
 A case named `*_r<N>` records the path as revision N runs it (workflows/revisions.py); the
 others record revision 0, as they were first recorded, so re-recording them keeps them a
@@ -30,6 +31,7 @@ from runtime.conversations import ConversationClient
 from runtime.settings import ConversationSettings
 from runtime.testbed import private_temporal
 from runtime.worker import build_worker
+from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
 
 GOLDEN_DIR = Path(__file__).parent
@@ -124,6 +126,13 @@ CASES: dict[str, Case] = {
 }
 
 
+# CompareWorkflow histories: two conversations answer one question, then the pairwise
+# evaluator compares them (name -> (the two agents, the question, the evaluator)).
+COMPARISONS: dict[str, tuple[tuple[str, str], str, str]] = {
+    "compare": (("agent_alpha", "agent_beta"), "What's the weather in Paris?", "better_answer"),
+}
+
+
 def revision_of(name: str) -> int:
     """`*_r<N>` records revision N; the cases from before revisions record revision 0."""
     found = re.search(r"_r(\d+)$", name)
@@ -148,6 +157,9 @@ async def record(state_dir: Path, names: list[str]) -> None:
         await ledger.close()
         async with build_worker(client, settings):
             for name in names:
+                if name in COMPARISONS:
+                    await _record_comparison(ConversationClient(settings, client), registry, name)
+                    continue
                 case = CASES[name]
                 spec = registry.get(case.agent_id).model_copy(update=case.changes)
                 case_settings = settings.model_copy(
@@ -171,15 +183,42 @@ async def record(state_dir: Path, names: list[str]) -> None:
                 await handle.result()
                 # The handle names the first run, so a continued conversation records the
                 # run that ended in continue-as-new.
-                history = (await handle.fetch_history()).to_json()
-                (GOLDEN_DIR / f"{name}.json").write_text(scrub(history))
-                print(f"recorded {name}.json")
+                await _write(name, handle)
+
+
+async def _record_comparison(
+    conversations: ConversationClient, registry: AgentRegistry, name: str
+) -> None:
+    agents, question, evaluator = COMPARISONS[name]
+    answered = []
+    for n, agent_id in enumerate(agents):
+        inp = conversations.build_input(registry.get(agent_id), question)
+        answering, _ = await conversations.start(inp, name=f"golden-{name}-{n}")
+        answered.append((await answering.result()).conversation_id)
+    first, second = answered
+    pair = await conversations.pair(first, second, evaluator)
+    client = await conversations.temporal()
+    handle = await client.start_workflow(
+        CompareWorkflow.run,
+        pair,
+        id=f"golden-{name}",
+        task_queue=conversations.settings.temporal.task_queue,
+    )
+    await handle.result()
+    await _write(name, handle)
+
+
+async def _write(name: str, handle: WorkflowHandle[Any, Any]) -> None:
+    history = (await handle.fetch_history()).to_json()
+    (GOLDEN_DIR / f"{name}.json").write_text(scrub(history))
+    print(f"recorded {name}.json")
 
 
 def main() -> None:
-    names = sys.argv[1:] or list(CASES)
-    if unknown := [name for name in names if name not in CASES]:
-        sys.exit(f"no golden case {', '.join(unknown)}; cases: {', '.join(CASES)}")
+    cases = [*CASES, *COMPARISONS]
+    names = sys.argv[1:] or cases
+    if unknown := [name for name in names if name not in cases]:
+        sys.exit(f"no golden case {', '.join(unknown)}; cases: {', '.join(cases)}")
     with tempfile.TemporaryDirectory(prefix="p2e-golden-") as state_dir:
         asyncio.run(record(Path(state_dir), names))
 

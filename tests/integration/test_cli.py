@@ -98,6 +98,45 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
     ]
 
 
+def test_eval_compare_judges_two_answers_and_refuses_what_it_cannot_compare(
+    cli_env: dict[str, str],
+) -> None:
+    names = [f"cli-pair-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    for name, agent, question in zip(
+        names,
+        ("agent_alpha", "agent_beta", "agent_alpha"),
+        ("What's the weather in Paris?", "What's the weather in Paris?", "hello"),
+        strict=True,
+    ):
+        done = p2e("run", "--agent", agent, "--id", name, question, env=cli_env)
+        assert done.returncode == 0, done.stderr
+
+    compared = p2e("eval", "compare", names[0], names[1], "--json", env=cli_env)
+    assert compared.returncode == 0, compared.stderr
+    outcome = json.loads(compared.stdout)
+    assert outcome["evaluator_id"] == "better_answer" and outcome["winner"] in ("a", "b", "tie")
+    assert {"value", "swapped", "ref", "usage"} <= set(outcome)
+    record = json.loads(p2e("artifact", "cat", outcome["ref"], env=cli_env).stdout)
+    assert (record["kind"], record["a"]["conversation_id"]) == ("Comparison", f"conv-{names[0]}")
+
+    shown = p2e("eval", "compare", names[0], names[1], env=cli_env)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"better_answer v1: ((A|B) \(cli-pair-\w+\)|a tie)", shown.stdout)
+    assert re.search(r"\(shown cli-pair-\w+ first, then cli-pair-\w+\)", shown.stdout)
+
+    different = p2e("eval", "compare", names[0], names[2], env=cli_env)
+    assert different.returncode == 2
+    assert "answer different questions" in different.stderr
+    assert len(different.stderr.strip().splitlines()) == 1
+    single = p2e("eval", "compare", names[0], names[1], "--eval", "default", env=cli_env)
+    assert (single.returncode, single.stderr.count("\n")) == (2, 1)
+    assert "'default' scores one answer and cannot compare two" in single.stderr
+    listed = json.loads(p2e("eval", "list", "--json", env=cli_env).stdout)
+    assert {"id": "better_answer", "trigger": "pairs"}.items() <= next(
+        e for e in listed if e["id"] == "better_answer"
+    ).items()
+
+
 def test_detach_prints_the_id_and_running_again_attaches(cli_env: dict[str, str]) -> None:
     detached = p2e("run", "--id", "cli-detach", "--detach", "hello", env=cli_env)
     assert detached.returncode == 0, detached.stderr

@@ -16,7 +16,8 @@ from temporalio.worker import Replayer
 
 from contract.models import ConversationInput, ConversationResult
 from contract.names import RUN_TOOL
-from tests.golden.record import CASES
+from tests.golden.record import CASES, COMPARISONS
+from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
 
 GOLDEN_DIR = Path(__file__).parent.parent / "golden"
@@ -28,12 +29,14 @@ def load(name: str) -> WorkflowHistory:
 
 
 def test_every_recorded_path_has_a_golden_history() -> None:
-    assert {p.stem for p in GOLDEN_DIR.glob("*.json")} == set(CASES)
+    assert {p.stem for p in GOLDEN_DIR.glob("*.json")} == {*CASES, *COMPARISONS}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted([*CASES, *COMPARISONS]))
 async def test_golden_history_replays_without_nondeterminism(name: str) -> None:
-    replayer = Replayer(workflows=[ConversationWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[ConversationWorkflow, CompareWorkflow], data_converter=pydantic_data_converter
+    )
     result = await replayer.replay_workflow(load(name), raise_on_replay_failure=False)
     assert result.replay_failure is None
 

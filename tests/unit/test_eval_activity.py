@@ -6,17 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import activities.evals as evals_activity
 import evals.config as config
 import evals.registry as registry
 from activities.evals import EvalActivities
-from contract.evals import Evaluation, Score
+from contract.evals import Comparison, Evaluation, PairRequest, PairSide, Score
 from contract.models import ContentNode, EvalItem, EvalRequest, ToolCallRequest
 from contract.states import State
 from contract.usage import Usage
-from evals.registry import EvalTarget, EvaluationError, evaluator
+from evals.registry import EvalTarget, EvaluationError, PairTarget, evaluator, pairwise
 from runtime.settings import PROJECT_ROOT
 from store.artifacts import ArtifactDirectory, LocalArtifactStore
 from store.base import ArtifactNotFound
@@ -27,6 +28,7 @@ seen: list[EvalTarget] = []
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_EVALUATORS", dict(registry._EVALUATORS))
+    monkeypatch.setattr(registry, "_PAIRWISE", dict(registry._PAIRWISE))
     monkeypatch.setattr(config, "_loaded", None)
     seen.clear()
 
@@ -215,3 +217,59 @@ async def test_what_an_evaluators_model_calls_spend_is_recorded_with_its_verdict
     directory = ArtifactDirectory(tmp_path)
     records = [Evaluation.model_validate_json(directory.get_text(o.ref or "")) for o in outcomes]
     assert [r.usage for r in records] == [o.usage for o in outcomes]
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+async def test_a_comparison_shows_the_drawn_order_and_keeps_as_preference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swapped: bool
+) -> None:
+    async def model(name: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
+        return "ok", Usage(prompt_tokens=7)
+
+    monkeypatch.setattr(evals_activity, "complete_text", model)
+    shown: list[tuple[str, str, str]] = []
+
+    @pairwise("unit_first_wins", version="2", description="biased to the first it sees")
+    async def first_wins(target: PairTarget) -> Score:
+        assert target.complete is not None
+        await target.complete("m", [])
+        shown.append((target.question, target.first, target.second))
+        return Score(value=1.0, rationale="the first, always")
+
+    store = LocalArtifactStore(tmp_path)
+    activities = EvalActivities(store, PROJECT_ROOT / "config" / "evals.yml")
+    question = node(State.USER_MESSAGE, None, text="weather in Oslo?")
+    answers = [
+        node(State.ASSISTANT_MESSAGE, question.ref(), text=text, conversation_id=conversation)
+        for text, conversation in (("4°C", "conv-a"), ("cold", "conv-b"))
+    ]
+    for stored in (question, *answers):
+        await store.put_node(stored)
+    a, b = (PairSide(conversation_id=n.conversation_id, ref=n.ref()) for n in answers)
+    request = PairRequest(
+        evaluator_id="unit_first_wins", question=question.ref(), a=a, b=b, swapped=swapped
+    )
+
+    outcome = await ActivityEnvironment().run(activities.compare, request)
+
+    assert shown == [("weather in Oslo?", *(("cold", "4°C") if swapped else ("4°C", "cold")))]
+    # The judge preferred whatever came first; kept as A's preference, that is B when swapped.
+    assert (outcome.value, outcome.winner, outcome.swapped) == (
+        (0.0, "b", True) if swapped else (1.0, "a", False)
+    )
+    assert outcome.usage is not None and outcome.usage.prompt_tokens == 7
+    assert outcome.ref is not None
+    record = Comparison.model_validate_json(ArtifactDirectory(tmp_path).get_text(outcome.ref))
+    assert (record.a, record.b, record.swapped, record.version) == (a, b, swapped, "2")
+    assert record.score == Score(value=outcome.value, rationale="the first, always")
+
+
+async def test_a_pairwise_evaluator_this_worker_lacks_fails_the_activity_for_good(
+    tmp_path: Path,
+) -> None:
+    activities = EvalActivities(LocalArtifactStore(tmp_path), PROJECT_ROOT / "config" / "evals.yml")
+    side = PairSide(conversation_id="c", ref="0" * 64)
+    request = PairRequest(evaluator_id="nope", question="0" * 64, a=side, b=side, swapped=False)
+    with pytest.raises(ApplicationError) as error:
+        await ActivityEnvironment().run(activities.compare, request)
+    assert error.value.non_retryable and "unknown evaluator 'nope'" in str(error.value)

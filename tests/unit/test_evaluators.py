@@ -20,10 +20,13 @@ from evals.config import load_evaluators
 from evals.registry import (
     ENTRY_POINT_GROUP,
     EvalTarget,
+    PairTarget,
     UnknownEvaluator,
     evaluator,
     get_evaluator,
+    get_pairwise,
     load_plugins,
+    pairwise,
 )
 from evals.rules import tool_succeeded
 from tests.plugins import install_distribution
@@ -33,6 +36,7 @@ from tests.plugins import install_distribution
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test registers into a copy of the registry, with no config file loaded yet."""
     monkeypatch.setattr(registry, "_EVALUATORS", dict(registry._EVALUATORS))
+    monkeypatch.setattr(registry, "_PAIRWISE", dict(registry._PAIRWISE))
     monkeypatch.setattr(config, "_loaded", None)
 
 
@@ -90,6 +94,26 @@ def test_an_unknown_id_names_the_known_ones() -> None:
         UnknownEvaluator, match=r"unknown evaluator 'nope'; known evaluators: .*tool"
     ):
         get_evaluator("nope")
+
+
+async def test_a_pairwise_evaluator_shares_the_ids_and_is_kept_apart_from_single_ones() -> None:
+    @pairwise("unit_longer", version="1", description="the longer answer wins")
+    def longer(target: PairTarget) -> Score:
+        return Score(value=1.0 if len(target.first) > len(target.second) else 0.0)
+
+    found = get_pairwise("unit_longer")
+    assert (found.kind, found.source) == ("longer", "plugin")
+    assert (await found.compare(PairTarget("q", "a long one", "short"))).value == 1.0
+    with pytest.raises(UnknownEvaluator, match="'unit_longer' compares two answers"):
+        get_evaluator("unit_longer")
+    with pytest.raises(UnknownEvaluator, match="'tool_succeeded' scores one answer"):
+        get_pairwise("tool_succeeded")
+    with pytest.raises(UnknownEvaluator, match="known pairwise evaluators: unit_longer"):
+        get_pairwise("nope")
+    with pytest.raises(ConfigError, match="'unit_longer' is registered twice"):
+        evaluator("unit_longer", version="1", description="impostor")(tool_succeeded)
+    with pytest.raises(ConfigError, match="'tool_succeeded' is registered twice"):
+        pairwise("tool_succeeded", version="1", description="impostor")(longer)
 
 
 def test_scores_and_sub_scores_stay_within_0_and_1() -> None:
@@ -306,6 +330,12 @@ def test_loading_a_file_again_keeps_one_registration_and_another_file_replaces_i
         ),
         ("evaluators:\n  x: {kind: llm_judge, rubric: r r, attempts: 9}\n", "'attempts'"),
         ("evaluators: {x: [\n", "not valid YAML"),
+        (
+            "evaluators:\n  p: {kind: pairwise_judge, rubric: r r}\n"
+            "  x: {kind: composite, of: {p: 1}}\n",
+            "composite 'x' names pairwise evaluator 'p'",
+        ),
+        ("evaluators:\n  p: {kind: pairwise_judge, rubric: missing}\n", "rubric not found"),
     ],
 )
 def test_a_bad_file_is_one_config_error_and_registers_nothing(
@@ -327,7 +357,18 @@ def test_a_missing_file_is_one_config_error(tmp_path: Path) -> None:
 def test_the_shipped_file_loads() -> None:
     project = Path(__file__).resolve().parents[2]
     ids = {e.id for e in load_evaluators(project / "config" / "evals.yml")}
-    assert "default" in ids
+    assert {"default", "better_answer"} <= ids
+    assert get_pairwise("better_answer").kind == "pairwise_judge"
+
+
+def test_a_configured_pairwise_judge_is_replaced_with_its_file(tmp_path: Path) -> None:
+    load_evaluators(write(tmp_path, "evaluators:\n  versus: {kind: pairwise_judge, rubric: r r}\n"))
+    assert get_pairwise("versus").source == "config"
+    other = tmp_path / "other.yml"
+    other.write_text("evaluators:\n  says_oslo: {kind: contains, text: Oslo}\n")
+    load_evaluators(other)
+    with pytest.raises(UnknownEvaluator):
+        get_pairwise("versus")
 
 
 async def test_a_judge_reads_its_rubric_next_to_the_file(tmp_path: Path) -> None:

@@ -8,12 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from agents.scripted import judge_verdict
+from agents.scripted import judge_verdict, pair_verdict
 from contract.errors import ConfigError
-from contract.evals import JUDGE_MARKER, Score
+from contract.evals import JUDGE_MARKER, PAIR_MARKER, Score
 from contract.states import State
-from evals.judge import Judge, judge, judge_messages, parse_verdict, rubric_text
-from evals.registry import EvalTarget, EvaluationError
+from evals.judge import (
+    Judge,
+    judge,
+    judge_messages,
+    pair_messages,
+    pairwise_judge,
+    parse_preference,
+    parse_verdict,
+    rubric_text,
+)
+from evals.registry import EvalTarget, EvaluationError, PairTarget
 
 
 def work(text: str, question: str = "What's the weather in Paris?", **fields: object) -> EvalTarget:
@@ -104,3 +113,60 @@ def test_the_scripted_judge_answers_garbage_when_asked_to() -> None:
     prompt = judge_messages("rubric", work("simulate judge garbage"))[1]["content"]
     with pytest.raises(ValueError):
         parse_verdict(judge_verdict(prompt))
+
+
+# --- pairwise --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("winner", "value"), [("A", 1.0), ("B", 0.0), ("tie", 0.5)])
+def test_a_preference_names_the_winner_as_shown(winner: str, value: float) -> None:
+    reply = json.dumps({"winner": winner, "rationale": "why"})
+    assert parse_preference(reply) == Score(value=value, rationale="why")
+    assert parse_preference(f"```\n{reply}\n```").value == value
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ("A is better", "not a JSON object"),
+        ('{"rationale": "x"}', "'winner': Field required"),
+        ('{"winner": "first"}', "'winner': Input should be 'A', 'B' or 'tie'"),
+    ],
+)
+def test_a_bad_preference_says_what_is_wrong(reply: str, problem: str) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_preference(reply)
+    assert problem in str(error.value)
+
+
+async def test_the_pairwise_judge_sees_both_works_and_is_nudged_like_the_judge() -> None:
+    asked: list[list[dict[str, str]]] = []
+    replies = iter(['{"winner": "first"}', '{"winner": "B", "rationale": "more specific"}'])
+
+    async def model(name: str, messages: list[dict[str, str]]) -> str:
+        asked.append(list(messages))
+        return next(replies)
+
+    compare = pairwise_judge(Judge(rubric="be useful", model="m"), "be useful")
+    target = PairTarget("What's up?", "Nothing.", "It is 15°C.", complete=model)
+    assert await compare(target) == Score(value=0.0, rationale="more specific")
+    first, second = asked
+    assert first[0]["content"].startswith(PAIR_MARKER) and "be useful" in first[0]["content"]
+    assert first[1]["content"].index("Nothing.") < first[1]["content"].index("It is 15°C.")
+    assert second[-1]["content"].startswith("That is not a valid verdict ('winner':")
+    with pytest.raises(EvaluationError, match="no model"):
+        await compare(PairTarget("q", "a", "b"))
+
+
+def scripted_pair(first: str, second: str, question: str = "What's the weather in Paris?") -> str:
+    prompt = pair_messages("r", PairTarget(question, first, second))[1]["content"]
+    return str(json.loads(pair_verdict(prompt))["winner"])
+
+
+def test_the_scripted_pairwise_judge_prefers_the_better_graded_work_in_either_order() -> None:
+    better, worse = "The weather in Paris is 15°C and partly cloudy.", "Sorry, I cannot."
+    assert (scripted_pair(better, worse), scripted_pair(worse, better)) == ("A", "B")
+    assert scripted_pair(better, better) == "tie"
+    assert pair_verdict(
+        pair_messages("r", PairTarget("q", "simulate judge garbage", "b"))[1]["content"]
+    ).startswith("It looks fine")
