@@ -108,7 +108,7 @@ async def test_a_pairwise_evaluator_shares_the_ids_and_is_kept_apart_from_single
         get_evaluator("unit_longer")
     with pytest.raises(UnknownEvaluator, match="'tool_succeeded' scores one answer"):
         get_pairwise("tool_succeeded")
-    with pytest.raises(UnknownEvaluator, match="known pairwise evaluators: .*unit_longer"):
+    with pytest.raises(UnknownEvaluator, match=r"known pairwise evaluators: .*unit_longer"):
         get_pairwise("nope")
     with pytest.raises(ConfigError, match="'unit_longer' is registered twice"):
         evaluator("unit_longer", version="1", description="impostor")(tool_succeeded)
