@@ -20,13 +20,14 @@ from agents.personas import PersonaLibrary
 from agents.turn import openai_tool_call
 from contract.models import (
     ContentNode,
+    ConversationState,
     StepInput,
     StepResult,
     StoreNodesInput,
     ToolCallRequest,
     preview,
 )
-from contract.names import STORE_NODES
+from contract.names import LOAD_STATE, STORE_NODES
 from contract.states import State
 from contract.usage import Usage
 from store.base import ArtifactStore
@@ -173,3 +174,8 @@ class ContentActivities:
     @activity.defn(name=STORE_NODES)
     async def store_nodes(self, inp: StoreNodesInput) -> list[str]:
         return [await self.store.put_node(node) for node in inp.nodes]
+
+    @activity.defn(name=LOAD_STATE)
+    async def load_state(self, ref: str) -> ConversationState:
+        """A branch's state at start, stored by whoever started it."""
+        return ConversationState.model_validate_json(await self.store.get_text(ref))

@@ -122,6 +122,37 @@ class Catalog(BaseModel):
         return next((e for e in self.evaluators if e.id == evaluator_id), None)
 
 
+class Checkpoint(BaseModel):
+    """What a step left that the stack alone does not say, so that a branch can start from
+    the end of any step: the stack's length then, the FSM state, the transcript head, the
+    usage, the calls waiting to run and the overrides in force."""
+
+    step: int
+    length: int = Field(description="stack entries at the end of the step")
+    state: State
+    waiting_for: WaitingFor | None = None
+    head: str | None = None
+    usage: Usage = Usage()
+    calls: list[ToolCallRequest] = []
+    overrides: Overrides = Overrides()
+    penalties: int = 0
+
+
+class BranchOrigin(BaseModel):
+    """Where a branch starts: its source conversation and the step it branched after."""
+
+    source: str
+    step: int = Field(ge=1)
+
+
+class BranchStart(BaseModel):
+    """A branch's input: its state at start is stored in the artifact store, so the input
+    stays small however long the source's stack is."""
+
+    origin: BranchOrigin
+    state_ref: str = Field(description="the ConversationState it starts with, as JSON")
+
+
 class ConversationState(BaseModel):
     """Everything the workflow keeps; carried whole across continue-as-new."""
 
@@ -141,6 +172,8 @@ class ConversationState(BaseModel):
     runs: int = Field(default=1, description="runs of this conversation (continue-as-new)")
     rewarded: Decimal = Field(default=Decimal(0), description="rewards paid or being paid")
     eval_usage: Usage = Field(default=Usage(), description="what the judges spent, apart")
+    checkpoints: list[Checkpoint] = Field(default=[], description="one per step, for branches")
+    branch_of: BranchOrigin | None = None
 
 
 # The revision of the conversation workflow's commands that new conversations start with
@@ -162,6 +195,21 @@ class ConversationInput(BaseModel):
     revision: int = Field(default=0, ge=0, description="the workflow behaviour it started with")
     evaluators: list[str] = Field(default=[], description="run-wide, beside the agent's own")
     rewards: RewardPolicy | None = Field(default=None, description="how scores pay the agent")
+    branch: BranchStart | None = Field(default=None, description="start as a branch of another")
+
+
+class BranchBase(BaseModel):
+    """What a branch of a conversation starts from: its input and its state so far."""
+
+    input: ConversationInput
+    state: ConversationState
+
+
+class BranchChild(BaseModel):
+    """The `branch` update: the branch a running conversation starts as its child."""
+
+    workflow_id: str
+    input: ConversationInput
 
 
 class ConversationStatus(BaseModel):

@@ -11,6 +11,12 @@ EVALUATE = "evaluate"
 COMPARE = "compare"
 COMPARE_WORKFLOW = "CompareWorkflow"
 
+LOAD_STATE = "load_state"
+BRANCH_TAKEN = "BranchTaken"  # the `branch` update's error type: the branch's id exists
+
+# Memo key: a branch's origin, {"source": id, "step": n}.
+BRANCH_MEMO = "branch"
+
 # Memo key: a closed conversation's mean score per evaluator id, so a ranking by one
 # evaluator reads visibility, not the store.
 SCORES_MEMO = "scores"

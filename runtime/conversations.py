@@ -108,7 +108,7 @@ async def _memo_scores(execution: WorkflowExecution) -> dict[str, float]:
     return means
 
 
-def _literal(value: str) -> str:
+def query_literal(value: str) -> str:
     """A string literal for a visibility query: the parser reads backslash escapes and a
     doubled quote, so an id can never end the literal and add a condition of its own."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
@@ -310,7 +310,9 @@ class ConversationClient:
 
     async def list_conversations(self, limit: int) -> list[ConversationSummary]:
         """Conversations, newest first, with what their search attributes say."""
-        return await self._summaries(f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)}", limit)
+        return await self._summaries(
+            f"WorkflowType = {query_literal(CONVERSATION_WORKFLOW)}", limit
+        )
 
     async def top_scored(
         self, limit: int, agent: str | None = None, evaluator: str | None = None
@@ -318,9 +320,11 @@ class ConversationClient:
         """The best-scored conversations, best first: by their mean score (P2eScore), or by
         one evaluator's mean (their memo, from the time they close). SQL visibility cannot
         sort by a custom attribute, so the newest `SCORED_SCAN` scored ones are ranked here."""
-        query = f"WorkflowType = {_literal(CONVERSATION_WORKFLOW)} AND {search.SCORE.name} >= 0"
+        query = (
+            f"WorkflowType = {query_literal(CONVERSATION_WORKFLOW)} AND {search.SCORE.name} >= 0"
+        )
         if agent is not None:
-            query += f" AND {search.AGENT.name} = {_literal(agent)}"
+            query += f" AND {search.AGENT.name} = {query_literal(agent)}"
         scored = await self._summaries(query, SCORED_SCAN)
 
         def value(c: ConversationSummary) -> float | None:
@@ -353,11 +357,11 @@ class ConversationClient:
         """The conversation under `root_id` (itself or a delegated child) waiting for the
         human agent `agent_id` to answer."""
         client = await self.temporal()
-        root = _literal(root_id)
+        root = query_literal(root_id)
         query = (
-            f"ExecutionStatus = 'Running' AND {search.AGENT.name} = {_literal(agent_id)} AND "
-            f"{search.STATE.name} = {_literal(State.WAITING.value)} AND "
-            f"(WorkflowId = {root} OR WorkflowId STARTS_WITH {_literal(root_id + '/')})"
+            f"ExecutionStatus = 'Running' AND {search.AGENT.name} = {query_literal(agent_id)} AND "
+            f"{search.STATE.name} = {query_literal(State.WAITING.value)} AND "
+            f"(WorkflowId = {root} OR WorkflowId STARTS_WITH {query_literal(root_id + '/')})"
         )
         async for execution in client.list_workflows(query, limit=10):
             handle = _handle(client, execution.id)

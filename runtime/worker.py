@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker, WorkflowRunner
 
 from runtime.sandbox import workflow_runner
 from runtime.settings import Settings
@@ -30,7 +30,15 @@ def worker_identity(ephemeral: bool) -> str:
     return base + EPHEMERAL_SUFFIX if ephemeral else base
 
 
-def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    ephemeral: bool = False,
+    runner: WorkflowRunner | None = None,
+) -> Worker:
+    """The worker for `settings`' task queue; `runner` replaces the sandbox (for a test that
+    reads the workflow's live objects)."""
     from activities.evals import EvalActivities
     from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
@@ -58,12 +66,13 @@ def build_worker(client: Client, settings: Settings, *, ephemeral: bool = False)
         client,
         task_queue=settings.temporal.task_queue,
         workflows=[ConversationWorkflow, CompareWorkflow],
-        workflow_runner=workflow_runner(),
+        workflow_runner=runner or workflow_runner(),
         activities=[
             llm.llm_step,
             rules.rule_step,
             tools.run_tool,
             content.store_nodes,
+            content.load_state,
             evaluation.evaluate,
             evaluation.compare,
             money.transfer,

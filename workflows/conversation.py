@@ -20,7 +20,13 @@ from decimal import Decimal
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -33,6 +39,9 @@ with workflow.unsafe.imports_passed_through():
     from contract.evals import EvalOutcome, RewardOutcome
     from contract.ids import business_key, child_workflow_id
     from contract.models import (
+        BranchBase,
+        BranchChild,
+        BranchStart,
         ContentNode,
         ConversationInput,
         ConversationResult,
@@ -54,10 +63,12 @@ with workflow.unsafe.imports_passed_through():
         preview,
     )
     from contract.names import (
+        BRANCH_TAKEN,
         CONVERSATION_WORKFLOW,
         EVALUATE,
         LEDGER_REWARD,
         LLM_STEP,
+        LOAD_STATE,
         RULE_STEP,
         RUN_TOOL,
         SCORES_MEMO,
@@ -65,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contract.states import FinishReason, State
     from ledger.models import Receipt, TransferRequest
-    from workflows import evaluations, rewards, search, validators
+    from workflows import branching, evaluations, rewards, search, validators
     from workflows.calls import (
         CallResult,
         StepCalls,
@@ -130,7 +141,9 @@ class ConversationWorkflow:
     async def run(self, inp: ConversationInput) -> ConversationResult:
         if not self._upsert_once_per_task:
             workflow.upsert_search_attributes([search.AGENT.value_set(inp.agent.id)])
-        if inp.resume is None:
+        if inp.branch is not None and inp.resume is None:
+            await self._load_branch(inp.branch)
+        elif inp.resume is None:
             self._open()
         self._publish()
         while self.s.state not in TERMINAL:
@@ -147,6 +160,19 @@ class ConversationWorkflow:
         if self._scores_in_memo and (means := evaluations.means(self.s.stack)):
             workflow.upsert_memo({SCORES_MEMO: means})
         return self._result()
+
+    async def _load_branch(self, branch: BranchStart) -> None:
+        """Start from the state the source had at the branch point: stored by whoever
+        started the branch, so the input stays small however long the source ran."""
+        origin = branch.origin
+        self.s = await workflow.execute_activity(
+            LOAD_STATE,
+            branch.state_ref,
+            result_type=ConversationState,
+            summary=f"state of {origin.source} after step {origin.step}",
+            **LOCAL_ACTIVITY,
+        )
+        self._scored_upto = len(self.s.stack)
 
     def _open(self) -> None:
         self.s.head = self.inp.context_head
@@ -181,6 +207,11 @@ class ConversationWorkflow:
     @workflow.query
     def overrides(self) -> Overrides:
         return self.s.overrides
+
+    @workflow.query
+    def branch_base(self) -> BranchBase:
+        """Everything a branch of this conversation starts from."""
+        return BranchBase(input=self.inp.model_copy(update={"resume": None}), state=self.s)
 
     # --- updates: messages, answers and runtime overrides ---------------------------------
 
@@ -250,6 +281,32 @@ class ConversationWorkflow:
     @set_model.validator
     def _check_model(self, model: str | None) -> None:
         refuse(validators.model_problem(self.s, self.agent, model))
+
+    @workflow.update
+    async def branch(self, child: BranchChild) -> str:
+        """Start a branch of this conversation as its child: it shows in this run's
+        Relationships and, abandoned on close, outlives it. The caller stored its state."""
+        assert child.input.branch is not None
+        origin = child.input.branch.origin
+        try:
+            await workflow.start_child_workflow(
+                ConversationWorkflow.run,
+                child.input,
+                id=child.workflow_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=branching.branch_search_attributes(child.input.agent.id, origin),
+                memo=branching.branch_memo(origin),
+                static_summary=branching.branch_summary(origin, child.input.message),
+            )
+        except WorkflowAlreadyStartedError:
+            raise ApplicationError(
+                f"{child.workflow_id} exists", type=BRANCH_TAKEN, non_retryable=True
+            ) from None
+        return child.workflow_id
+
+    @branch.validator
+    def _check_branch(self, child: BranchChild) -> None:
+        refuse(None if child.input.branch is not None else "a branch needs its start")
 
     def _override(self, **changes: object) -> Overrides:
         self.s.overrides = self.s.overrides.model_copy(update=changes)
@@ -607,6 +664,7 @@ class ConversationWorkflow:
         """Runs once after every step that added to the stack (a model or rule step, the
         results of its calls, a person's answer): starts the evaluations of what it added,
         which run beside the conversation, and keeps the Web UI current."""
+        self.s.checkpoints.append(branching.checkpoint(self.s))
         self._start_evaluations(flush=False)
         self._publish()
 

@@ -51,17 +51,29 @@ def end_problem(s: ConversationState) -> str | None:
 
 
 def behavior_problem(s: ConversationState, catalog: Catalog, persona: str | None) -> str | None:
-    if problem := open_problem(s):
-        return problem
+    return open_problem(s) or persona_problem(catalog, persona)
+
+
+def tools_problem(s: ConversationState, catalog: Catalog, tools: list[str] | None) -> str | None:
+    return open_problem(s) or unknown_tool_problem(catalog, tools)
+
+
+def model_problem(s: ConversationState, agent: AgentSpec, model: str | None) -> str | None:
+    return open_problem(s) or model_name_problem(agent, model)
+
+
+# What is wrong with an override's value, whatever the conversation's state (a branch of a
+# finished conversation takes them too).
+
+
+def persona_problem(catalog: Catalog, persona: str | None) -> str | None:
     known = catalog.personas
     if persona is not None and persona != NO_PERSONA and persona not in known:
         return f"unknown persona '{persona}'; known: {', '.join(known) or 'none'}"
     return None
 
 
-def tools_problem(s: ConversationState, catalog: Catalog, tools: list[str] | None) -> str | None:
-    if problem := open_problem(s):
-        return problem
+def unknown_tool_problem(catalog: Catalog, tools: list[str] | None) -> str | None:
     known = [t.name for t in catalog.tools]
     unknown = [name for name in tools or [] if name not in known]
     if unknown:
@@ -69,9 +81,7 @@ def tools_problem(s: ConversationState, catalog: Catalog, tools: list[str] | Non
     return None
 
 
-def model_problem(s: ConversationState, agent: AgentSpec, model: str | None) -> str | None:
-    if problem := open_problem(s):
-        return problem
+def model_name_problem(agent: AgentSpec, model: str | None) -> str | None:
     if model is not None and not model.strip():
         return "the model name is empty"
     if model is not None and agent.type != "llm":

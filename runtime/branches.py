@@ -1,0 +1,189 @@
+"""Branches: a new conversation that starts from the state another had at the end of one of
+its steps, and runs beside it. The source is never changed and nothing before the branch
+point runs again: the branch starts with the source's stack, transcript head, usage,
+duplicate-call memory and overrides, all taken from the source's own record.
+
+That record comes from a query while the source runs, and from replaying its history in
+this process when it is closed or no worker answers. A running source starts the branch
+itself as its child (the `branch` update), so the Web UI shows it among the source's
+relationships; otherwise the branch is a workflow of its own. Either way its state goes to
+the artifact store and its input names it, so the input's size does not grow with the
+source's length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from contract.errors import InvalidInput, P2eError, refuse
+from contract.models import (
+    CURRENT_REVISION,
+    BranchBase,
+    BranchChild,
+    BranchOrigin,
+    BranchStart,
+    ConversationInput,
+    Overrides,
+)
+from contract.names import BRANCH_TAKEN
+from runtime.conversations import (
+    ConversationClient,
+    ConversationHandle,
+    check_name,
+    conversation_id,
+    query_literal,
+)
+from runtime.replay import replay
+from store.artifacts import ArtifactDirectory
+from workflows import branching, search, validators
+from workflows.conversation import ConversationWorkflow
+
+QUERY_TIMEOUT_S = 5.0
+MAX_BRANCH_IDS = 1000  # `<conv>~b1` ... tried in turn when no id is given
+
+
+@dataclass(frozen=True)
+class StartedBranch:
+    id: str
+    origin: BranchOrigin
+    as_child: bool  # started by its running source, as its child
+
+
+@dataclass(frozen=True)
+class BranchChanges:
+    """What a branch does differently from the branch point on."""
+
+    message: str | None = None
+    model: str | None = None
+    tools: list[str] | None = None
+    persona: str | None = None
+
+
+class Branches:
+    def __init__(self, conversations: ConversationClient) -> None:
+        self.conversations = conversations
+
+    async def start(
+        self, source: str, step: int, changes: BranchChanges, name: str | None = None
+    ) -> StartedBranch:
+        """Branch `source` at the end of `step`; refused in one line, before anything is
+        stored or started, when the step was never reached or a change is unknown."""
+        if name is not None:
+            check_name(name)
+        handle, running = await self._find(source)
+        base, live = await self._base(handle, running)
+        refuse(branching.branch_problem(base.state, step, changes.message))
+        catalog, agent = base.input.catalog, base.input.agent
+        refuse(validators.model_name_problem(agent, changes.model))
+        refuse(validators.unknown_tool_problem(catalog, changes.tools))
+        refuse(validators.persona_problem(catalog, changes.persona))
+
+        origin = BranchOrigin(source=handle.id, step=step)
+        state = branching.state_at(base.state, step, origin, changes.message)
+        overridden = {
+            key: value
+            for key, value in (
+                ("model", changes.model),
+                ("tools", changes.tools),
+                ("persona", changes.persona),
+            )
+            if value is not None
+        }
+        state.overrides = Overrides.model_validate({**state.overrides.model_dump(), **overridden})
+        settings = self.conversations.settings
+        state_ref = ArtifactDirectory(settings.artifacts_dir).put_text(state.model_dump_json())
+        inp = base.input.model_copy(
+            update={
+                "message": changes.message,
+                "resume": None,
+                "branch": BranchStart(origin=origin, state_ref=state_ref),
+                "revision": CURRENT_REVISION,
+            }
+        )
+        for workflow_id in self._ids(handle.id, name):
+            try:
+                if live:
+                    await self._start_as_child(handle, workflow_id, inp)
+                else:
+                    await self._start_alone(workflow_id, inp)
+                return StartedBranch(workflow_id, origin, as_child=live)
+            except _Taken:
+                if name is not None:
+                    raise InvalidInput(f"{workflow_id} already exists") from None
+        raise P2eError(f"{handle.id} has {MAX_BRANCH_IDS} branches; name the next with --id")
+
+    async def _find(self, source: str) -> tuple[ConversationHandle, bool]:
+        handle, description = await self.conversations.describe(source)
+        return handle, description.status == WorkflowExecutionStatus.RUNNING
+
+    async def _base(self, handle: ConversationHandle, running: bool) -> tuple[BranchBase, bool]:
+        """The source's input and state, and whether a worker answered for it (live)."""
+        if running:
+            try:
+                query = handle.query(ConversationWorkflow.branch_base)
+                return await asyncio.wait_for(query, timeout=QUERY_TIMEOUT_S), True
+            except (TimeoutError, RPCError):
+                pass  # no worker serves it: its history says the same
+        history = await handle.fetch_history()
+        replayed = await replay(history)
+        instance = replayed.instance
+        if not isinstance(instance, ConversationWorkflow):
+            raise InvalidInput(f"{handle.id} is not a conversation")
+        if replayed.failure is not None:
+            raise P2eError(
+                f"{handle.id} does not replay with this code ({replayed.failure}); "
+                "`p2e replay` says where"
+            )
+        return BranchBase(
+            input=instance.inp.model_copy(update={"resume": None}), state=instance.s
+        ), False
+
+    def _ids(self, source: str, name: str | None) -> list[str]:
+        if name is not None:
+            return [conversation_id(name)]
+        return [f"{source}~b{n}" for n in range(1, MAX_BRANCH_IDS + 1)]
+
+    async def _start_as_child(
+        self, handle: ConversationHandle, workflow_id: str, inp: ConversationInput
+    ) -> None:
+        try:
+            await handle.execute_update(
+                ConversationWorkflow.branch, BranchChild(workflow_id=workflow_id, input=inp)
+            )
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == BRANCH_TAKEN:
+                raise _Taken from None
+            raise
+
+    async def _start_alone(self, workflow_id: str, inp: ConversationInput) -> None:
+        assert inp.branch is not None
+        origin = inp.branch.origin
+        client = await self.conversations.temporal()
+        try:
+            await client.start_workflow(
+                ConversationWorkflow.run,
+                inp,
+                id=workflow_id,
+                task_queue=self.conversations.settings.temporal.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=branching.branch_search_attributes(inp.agent.id, origin),
+                memo=branching.branch_memo(origin),
+                static_summary=branching.branch_summary(origin, inp.message),
+            )
+        except WorkflowAlreadyStartedError:
+            raise _Taken from None
+
+    def branches_query(self, source: str) -> str:
+        """The visibility query that finds the branches of `source` (the Web UI's filter)."""
+        return f"{search.BRANCH_OF.name} = {query_literal(source)}"
+
+
+class _Taken(Exception):
+    """The branch id is in use: try the next."""

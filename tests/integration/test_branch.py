@@ -1,0 +1,207 @@
+"""Branches: a conversation started from the state another had at the end of one of its
+steps, beside it, repeating nothing before the branch point."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import UnsandboxedWorkflowRunner
+
+import workflows.branching as branching
+from contract.errors import ConversationNotFound, InvalidInput
+from contract.models import ConversationInput, ConversationState
+from contract.states import FinishReason, State
+from ledger.embedded import EmbeddedLedger
+from runtime.branches import BranchChanges, Branches
+from runtime.conversations import ConversationClient, start_conversation
+from runtime.settings import Settings
+from runtime.worker import build_worker
+from store.artifacts import ArtifactDirectory
+from tests.conftest import queue_settings
+from workflows.conversation import ConversationWorkflow
+
+from .helpers import agent, eventually, kinds, unique, wait_until_waiting, workflow_exists
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+# The state fields a branch takes from its source; the rest (its lineage, the checkpoints
+# it goes on to record, what the source had yet to store) are its own.
+COMPARED = {"state", "waiting_for", "step", "usage", "head", "calls", "reason", "stack"} | {
+    "seen_calls", "penalties", "overrides", "inbox", "rewarded", "eval_usage"
+}  # fmt: skip
+
+
+@pytest.fixture()
+async def observed(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Settings, dict[tuple[str, int], ConversationState]]]:
+    """Settings for a queue of its own, whose worker runs the workflow unsandboxed so that
+    the live state of every conversation at the end of each step can be copied, as the
+    workflow records its checkpoint."""
+    from temporalio import workflow
+
+    seen: dict[tuple[str, int], ConversationState] = {}
+    record = branching.checkpoint
+
+    def capture(s: ConversationState) -> Any:
+        seen[(workflow.info().workflow_id, s.step)] = s.model_copy(deep=True)
+        return record(s)
+
+    monkeypatch.setattr(branching, "checkpoint", capture)
+    own = queue_settings(settings)
+    async with build_worker(client, own, runner=UnsandboxedWorkflowRunner()):
+        yield own, seen
+
+
+async def finished(client: Client, settings: Settings, message: str, **changes: Any) -> str:
+    handle, _ = await start_conversation(
+        client, settings, agent(settings, **changes), message, name=unique("source")
+    )
+    result = await handle.result()
+    assert result.reason is FinishReason.DONE
+    return result.conversation_id
+
+
+async def start_state(conversations: ConversationClient, branch_id: str) -> ConversationState:
+    """The state a branch started with: what its input names in the artifact store."""
+    handle = await conversations.attach(branch_id)
+    history = await handle.fetch_history()
+    payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    [inp] = await pydantic_data_converter.decode([payload], [ConversationInput])
+    assert inp.branch is not None
+    text = ArtifactDirectory(conversations.settings.artifacts_dir).get_text(inp.branch.state_ref)
+    return ConversationState.model_validate_json(text)
+
+
+def same(state: ConversationState, captured: ConversationState) -> None:
+    assert state.model_dump(include=COMPARED) == captured.model_dump(include=COMPARED)
+
+
+@pytest.mark.parametrize(
+    ("message", "changes"),
+    [
+        ("What's the weather in Paris, Rome and Oslo?", {}),  # tool calls, step by step
+        ("delegate to agent_beta: the weather in Paris", {}),  # a delegation
+        ('call get_weather with {"town": "Paris"}', {}),  # arguments corrected
+        ('call get_weather 2 times with {"city": "Paris"}', {}),  # a repeated call
+    ],
+)
+async def test_a_branch_of_a_finished_conversation_starts_with_the_state_it_had_at_that_step(
+    client: Client,
+    observed: tuple[Settings, dict[tuple[str, int], ConversationState]],
+    message: str,
+    changes: dict[str, Any],
+) -> None:
+    settings, states_at_each_step = observed
+    source = await finished(client, settings, message, **changes)
+    conversations = ConversationClient(settings, client)
+    steps = sorted(step for (wf, step) in states_at_each_step if wf == source)
+    at = steps[len(steps) // 2]
+
+    started = await Branches(conversations).start(source, at, BranchChanges())
+
+    assert started.id == f"{source}~b1" and not started.as_child
+    same(await start_state(conversations, started.id), states_at_each_step[(source, at)])
+    result = await (await conversations.attach(started.id)).result()
+    assert result.reason is FinishReason.DONE
+    source_result = await (await conversations.attach(source)).result()
+    prefix = len(states_at_each_step[(source, at)].stack)
+    assert result.stack[:prefix] == source_result.stack[:prefix]
+
+
+async def test_a_branch_after_a_payment_pays_nothing_again(
+    client: Client, settings: Settings
+) -> None:
+    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
+    for wallet in ("agent_alpha", "agent_beta"):
+        await ledger.open_wallet(wallet, Decimal("100"))
+    source = await finished(client, settings, "Transfer 5 to agent_beta for helping")
+    before = {w.agent: w.balance for w in await ledger.overview()}
+    conversations = ConversationClient(settings, client)
+
+    started = await Branches(conversations).start(source, 2, BranchChanges())
+    result = await (await conversations.attach(started.id)).result()
+
+    assert result.reason is FinishReason.DONE
+    assert kinds(result.stack)[-2:] == [State.ASSISTANT_MESSAGE, State.FINISHED]
+    assert {w.agent: w.balance for w in await ledger.overview()} == before
+    references = [r.reference for r in await ledger.history("agent_alpha", 100)]
+    assert started.id not in references and source in references
+    await ledger.close()
+
+
+async def test_a_branch_after_a_delegation_starts_no_child(
+    client: Client, settings: Settings
+) -> None:
+    source = await finished(client, settings, "delegate to agent_beta: the weather in Paris")
+    conversations = ConversationClient(settings, client)
+
+    started = await Branches(conversations).start(source, 2, BranchChanges())
+    result = await (await conversations.attach(started.id)).result()
+
+    assert result.reason is FinishReason.DONE
+    [child] = [e for e in result.stack if e.kind is State.AGENT_RESULT]
+    assert child.child_id is not None and child.child_id.startswith(f"{source}/")
+    assert not await workflow_exists(client, f"{started.id}/d1-agent_beta")
+
+
+async def test_a_running_conversation_starts_its_branch_as_its_child(
+    client: Client, settings: Settings
+) -> None:
+    conversations = ConversationClient(settings, client)
+    handle, _ = await conversations.start(
+        conversations.build_input(agent(settings), None, interactive=True), name=unique("live")
+    )
+    await wait_until_waiting(handle, "user")
+    await handle.execute_update(ConversationWorkflow.send_message, "weather in Paris")
+    branches = Branches(conversations)
+
+    started = await branches.start(handle.id, 3, BranchChanges(message="and in Oslo?"))
+
+    assert started.as_child
+    branch = await conversations.attach(started.id)
+    description = await branch.describe()
+    assert description.parent_id == handle.id
+    await wait_until_waiting(branch, "user")
+    stack = await conversations.stack(branch)
+    assert [e.preview for e in stack if e.kind is State.USER_MESSAGE][-1] == "and in Oslo?"
+
+    async def listed() -> bool:
+        found = [w.id async for w in client.list_workflows(branches.branches_query(handle.id))]
+        return found == [started.id]
+
+    await eventually(listed)
+    # A second branch of the same step gets the next id; the source is unchanged.
+    second = await branches.start(handle.id, 3, BranchChanges())
+    assert second.id == f"{handle.id}~b2"
+    assert len(await conversations.stack(handle)) < len(stack)
+    await asyncio.gather(conversations.end(handle), conversations.end(branch))
+
+
+async def test_a_branch_that_cannot_start_is_refused_and_starts_nothing(
+    client: Client, settings: Settings
+) -> None:
+    source = await finished(client, settings, "What's the weather in Paris?")
+    conversations = ConversationClient(settings, client)
+    branches = Branches(conversations)
+    refusals = [
+        (0, BranchChanges(), "step must be 1 or more"),
+        (9, BranchChanges(), "step 9 was never reached (steps 1 to 3)"),
+        (1, BranchChanges(message="hi"), "step 1 ends with calls still to run (ToolCall)"),
+        (2, BranchChanges(message="hi"), "step 2 ends with results the model has yet to read"),
+        (2, BranchChanges(model=" "), "the model name is empty"),
+        (2, BranchChanges(tools=["nope"]), "unknown tool 'nope'"),
+        (2, BranchChanges(persona="nope"), "unknown persona 'nope'"),
+    ]
+    for step, changes, problem in refusals:
+        with pytest.raises(InvalidInput, match=problem.replace("(", r"\(").replace(")", r"\)")):
+            await branches.start(source, step, changes)
+    with pytest.raises(ConversationNotFound):
+        await branches.start("conv-nope", 1, BranchChanges())
+    assert not await workflow_exists(client, f"{source}~b1")
