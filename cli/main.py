@@ -10,7 +10,19 @@ import traceback
 import typer
 from typer.exceptions import Abort, TyperException
 
-from cli import agent, artifact, chat, config, conversation, evals, ledger, run, server, worker
+from cli import (
+    agent,
+    artifact,
+    branches,
+    chat,
+    config,
+    conversation,
+    evals,
+    ledger,
+    run,
+    server,
+    worker,
+)
 from cli.common import visible
 from contract.errors import P2eError
 
@@ -26,6 +38,8 @@ app.command("chat")(chat.chat)
 app.command("worker")(worker.worker)
 app.add_typer(server.app, name="server")
 app.add_typer(agent.app, name="agent")
+conversation.app.command("branch")(branches.branch)
+conversation.app.command("branches")(branches.branches)
 app.add_typer(conversation.app, name="conversation")
 app.add_typer(config.app, name="config")
 app.add_typer(ledger.app, name="ledger")

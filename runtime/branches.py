@@ -35,6 +35,7 @@ from contract.names import BRANCH_TAKEN
 from runtime.conversations import (
     ConversationClient,
     ConversationHandle,
+    ConversationSummary,
     check_name,
     conversation_id,
     query_literal,
@@ -56,6 +57,15 @@ class StartedBranch:
 
 
 @dataclass(frozen=True)
+class PreparedBranch:
+    source: ConversationHandle
+    input: ConversationInput
+    origin: BranchOrigin
+    live: bool  # a worker answered for the running source: it starts the branch
+    name: str | None
+
+
+@dataclass(frozen=True)
 class BranchChanges:
     """What a branch does differently from the branch point on."""
 
@@ -74,6 +84,13 @@ class Branches:
     ) -> StartedBranch:
         """Branch `source` at the end of `step`; refused in one line, before anything is
         stored or started, when the step was never reached or a change is unknown."""
+        return await self.launch(await self.prepare(source, step, changes, name))
+
+    async def prepare(
+        self, source: str, step: int, changes: BranchChanges, name: str | None = None
+    ) -> PreparedBranch:
+        """Everything `launch` starts, checked and with the branch's state stored; needs no
+        worker unless the source runs (a worker answers for it, or its history does)."""
         if name is not None:
             check_name(name)
         handle, running = await self._find(source)
@@ -106,13 +123,18 @@ class Branches:
                 "revision": CURRENT_REVISION,
             }
         )
+        return PreparedBranch(handle, inp, origin, live, name)
+
+    async def launch(self, prepared: PreparedBranch) -> StartedBranch:
+        """Start the branch: the next free `<source>~b<n>`, or its name."""
+        handle, inp, name = prepared.source, prepared.input, prepared.name
         for workflow_id in self._ids(handle.id, name):
             try:
-                if live:
+                if prepared.live:
                     await self._start_as_child(handle, workflow_id, inp)
                 else:
                     await self._start_alone(workflow_id, inp)
-                return StartedBranch(workflow_id, origin, as_child=live)
+                return StartedBranch(workflow_id, prepared.origin, as_child=prepared.live)
             except _Taken:
                 if name is not None:
                     raise InvalidInput(f"{workflow_id} already exists") from None
@@ -183,6 +205,20 @@ class Branches:
     def branches_query(self, source: str) -> str:
         """The visibility query that finds the branches of `source` (the Web UI's filter)."""
         return f"{search.BRANCH_OF.name} = {query_literal(source)}"
+
+    async def tree(self, source: str) -> list[tuple[int, ConversationSummary]]:
+        """Every branch of `source`, of its branches and so on, depth-first, each with its
+        depth (1 for a branch of `source` itself)."""
+        handle, _ = await self.conversations.describe(source)  # unknown: ConversationNotFound
+        found: list[tuple[int, ConversationSummary]] = []
+
+        async def walk(parent: str, depth: int) -> None:
+            for branch in await self.conversations.branches_of(parent):
+                found.append((depth, branch))
+                await walk(branch.id, depth + 1)
+
+        await walk(handle.id, 1)
+        return found
 
 
 class _Taken(Exception):

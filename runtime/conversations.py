@@ -36,6 +36,7 @@ from contract.ids import name_problem
 from contract.inputs import message_problem
 from contract.models import (
     CURRENT_REVISION,
+    BranchOrigin,
     Catalog,
     ConversationInput,
     ConversationResult,
@@ -45,7 +46,7 @@ from contract.models import (
     TurnResult,
     preview,
 )
-from contract.names import CONVERSATION_WORKFLOW, SCORES_MEMO
+from contract.names import BRANCH_MEMO, CONVERSATION_WORKFLOW, SCORES_MEMO
 from contract.states import State
 from runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
 from runtime.client import connect
@@ -58,6 +59,7 @@ from workflows.evaluations import question_ref
 
 PREFIX = "conv-"
 SCORED_SCAN = 10_000  # how many scored conversations `top_scored` ranks, newest first
+BRANCHES_LISTED = 1_000  # the branches of one conversation `branches_of` lists
 
 ConversationHandle = WorkflowHandle[ConversationWorkflow, ConversationResult]
 
@@ -100,6 +102,14 @@ def is_running(description: WorkflowExecutionDescription) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
+async def _memo_origin(execution: WorkflowExecution) -> BranchOrigin | None:
+    """Where a branch started (BRANCH_MEMO); None for a conversation that is no branch."""
+    origin: BranchOrigin | None = await execution.memo_value(
+        BRANCH_MEMO, None, type_hint=BranchOrigin
+    )
+    return origin
+
+
 async def _memo_scores(execution: WorkflowExecution) -> dict[str, float]:
     """The per-evaluator means a closed conversation keeps in its memo (SCORES_MEMO)."""
     means: dict[str, float] = await execution.memo_value(
@@ -127,6 +137,7 @@ class ConversationSummary:
     closed: datetime | None
     score: float | None = None
     scores: dict[str, float] = field(default_factory=dict)  # per evaluator, once closed
+    branch_of: BranchOrigin | None = None
 
 
 class ConversationClient:
@@ -349,9 +360,16 @@ class ConversationClient:
                     closed=execution.close_time,
                     score=attributes.get(search.SCORE),
                     scores=await _memo_scores(execution),
+                    branch_of=await _memo_origin(execution),
                 )
             )
         return summaries
+
+    async def branches_of(self, source: str) -> list[ConversationSummary]:
+        """The branches started from `source`, oldest first (visibility: `P2eBranchOf`)."""
+        query = f"{search.BRANCH_OF.name} = {query_literal(source)}"
+        found = await self._summaries(query, BRANCHES_LISTED)
+        return sorted(found, key=lambda c: c.started)
 
     async def human_turn(self, root_id: str, agent_id: str) -> ConversationHandle | None:
         """The conversation under `root_id` (itself or a delegated child) waiting for the

@@ -1,0 +1,159 @@
+"""`p2e conversation branch` and `branches`: start a conversation from another's step, and
+show the tree of a conversation's branches."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli.common import (
+    AddressOption,
+    JsonOption,
+    NamespaceOption,
+    console,
+    note,
+    print_json,
+    run_async,
+    serving,
+    settings_for,
+    ui_url,
+)
+
+if TYPE_CHECKING:
+    from runtime.branches import BranchChanges, StartedBranch
+    from runtime.conversations import ConversationClient
+    from runtime.settings import Settings
+
+SETTLED_POLL_S = 0.2
+
+
+def branch(
+    conversation: Annotated[str, typer.Argument(help="The source: conv-NAME or NAME.")],
+    at: Annotated[int, typer.Option("--at", help="Branch after this step (1 or more).")],
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="The branch's next user message.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Another model from the branch on.")] = None,
+    tools: Annotated[
+        str | None, typer.Option(help="Other tools from the branch on: a,b ('' for none).")
+    ] = None,
+    persona: Annotated[str | None, typer.Option(help="Another persona ('none').")] = None,
+    name: Annotated[
+        str | None, typer.Option("--id", help="The branch's name (default <conv>~b<n>).")
+    ] = None,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Start a new conversation from the state CONVERSATION had at the end of step --at:
+    its stack, transcript, usage, duplicate-call memory and overrides, nothing run again.
+    The source is never changed; a running source starts the branch as its child."""
+    from runtime.branches import BranchChanges
+
+    settings = settings_for(address, namespace)
+    listed = None if tools is None else [t.strip() for t in tools.split(",") if t.strip()]
+    changes = BranchChanges(message=message, model=model, tools=listed, persona=persona)
+    started = run_async(_branch(settings, conversation, at, changes, name))
+    if as_json:
+        print_json(
+            {
+                "id": started.id,
+                "source": started.origin.source,
+                "step": started.origin.step,
+                "as_child": started.as_child,
+            }
+        )
+        return
+    how = "as its child" if started.as_child else "on its own"
+    console.print(
+        f"{started.id}: a branch of {started.origin.source} at step {started.origin.step}, "
+        f"started {how}",
+        highlight=False,
+    )
+    if link := ui_url(settings, started.id):
+        console.print(f"web ui: {link}", highlight=False)
+
+
+async def _branch(
+    settings: Settings, source: str, step: int, changes: BranchChanges, name: str | None
+) -> StartedBranch:
+    from runtime.branches import Branches
+    from runtime.conversations import ConversationClient
+    from runtime.worker import standing_worker_present
+
+    conversations = ConversationClient(settings)
+    branches = Branches(conversations)
+    prepared = await branches.prepare(source, step, changes, name)
+    client = await conversations.temporal()
+    standing = await standing_worker_present(client, settings)
+    async with serving(client, settings):
+        started = await branches.launch(prepared)
+        if not standing:
+            note("running the branch here until it finishes or waits for its user")
+            await _settled(conversations, started.id)
+    return started
+
+
+async def _settled(conversations: ConversationClient, branch_id: str) -> None:
+    """Until the branch has finished or waits for a person."""
+    import asyncio
+
+    from contract.states import State
+
+    handle = await conversations.attach(branch_id)
+    while (await conversations.status(handle)).state not in (State.FINISHED, State.WAITING):
+        await asyncio.sleep(SETTLED_POLL_S)
+
+
+def branches(
+    conversation: Annotated[str, typer.Argument(help="conv-NAME or NAME.")],
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show the tree of CONVERSATION's branches (and theirs): where each starts, how far it
+    has got, its state and its score. The Web UI finds them with P2eBranchOf = '<conv>'."""
+    settings = settings_for(address, namespace)
+    rows = run_async(_tree(settings, conversation))
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"{conversation} has no branches", highlight=False)
+        return
+    table = Table(title=f"Branches of {rows[0]['source']}" if rows else "Branches")
+    for column in ("branch", "at step", "steps", "state", "score"):
+        table.add_column(column, no_wrap=column != "branch", overflow="fold")
+    for row in rows:
+        table.add_row(
+            "  " * (row["depth"] - 1) + row["id"],
+            str(row["step"]),
+            "-" if row["steps"] is None else str(row["steps"]),
+            row["state"] or row["status"],
+            "-" if row["score"] is None else f"{row['score']:.2f}",
+        )
+    console.print(table)
+
+
+async def _tree(settings: Settings, conversation: str) -> list[dict[str, Any]]:
+    from runtime.branches import Branches
+    from runtime.conversations import ConversationClient
+
+    found = await Branches(ConversationClient(settings)).tree(conversation)
+    if not found:
+        note("visibility lists a new branch a moment after it starts")
+    return [
+        {
+            "id": summary.id,
+            "depth": depth,
+            "source": summary.branch_of.source if summary.branch_of else None,
+            "step": summary.branch_of.step if summary.branch_of else None,
+            "steps": summary.step,
+            "state": summary.state,
+            "status": summary.status.name.lower() if summary.status else None,
+            "score": summary.score,
+        }
+        for depth, summary in found
+    ]
