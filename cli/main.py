@@ -19,6 +19,7 @@ from cli import (
     conversation,
     evals,
     ledger,
+    replay,
     run,
     server,
     worker,
@@ -36,6 +37,7 @@ app = typer.Typer(
 app.command("run")(run.run)
 app.command("chat")(chat.chat)
 app.command("worker")(worker.worker)
+app.command("replay")(replay.replay)
 app.add_typer(server.app, name="server")
 app.add_typer(agent.app, name="agent")
 conversation.app.command("branch")(branches.branch)

@@ -9,12 +9,16 @@ closed conversation, or one no worker serves, is branched and inspected.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -24,6 +28,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from contract.errors import InvalidInput
 from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
 
@@ -37,6 +42,21 @@ class Replayed:
     failure: Exception | None
     instance: Any  # a ConversationWorkflow or CompareWorkflow, None if the run never began
 
+    @property
+    def problem(self) -> str | None:
+        """The first non-determinism (or other failure) in one line, naming its event."""
+        if self.failure is None:
+            return None
+        text = str(self.failure)
+        found = re.search(r'message: "(?:\[TMPRL\d+\] )?(.*?)(?<!\\)"', text)
+        return " ".join((found.group(1) if found else text).split())[:300]
+
+    @property
+    def event_id(self) -> int | None:
+        """The id of the recorded event the replay could not match, when it names one."""
+        found = re.search(r"HistoryEvent\(id: (\d+)", str(self.failure or ""))
+        return int(found.group(1)) if found else None
+
 
 async def replay(history: WorkflowHistory) -> Replayed:
     """Replay `history` with the current code. Unsandboxed, so the rebuilt object can be read
@@ -47,9 +67,50 @@ async def replay(history: WorkflowHistory) -> Replayed:
         workflow_runner=UnsandboxedWorkflowRunner(),
         data_converter=pydantic_data_converter,
         interceptors=[kept],
+        runtime=_quiet_runtime(),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     return Replayed(result.replay_failure, kept.instance)
+
+
+def until_event(history: WorkflowHistory, event_id: int) -> WorkflowHistory:
+    """The history as it was when event `event_id` was recorded."""
+    events = [e for e in history.events if e.event_id <= event_id]
+    return WorkflowHistory(history.workflow_id, events)
+
+
+def history_from_file(path: Path) -> WorkflowHistory:
+    """A downloaded history: the Web UI's download or `temporal workflow show --output
+    json`, which hold the events alone or under "events". Its workflow id is the one its
+    first event records, else the file's name."""
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: not a JSON history ({exc.msg})") from None
+    events = data.get("events") if isinstance(data, dict) else data
+    if not isinstance(events, list) or not events:
+        raise InvalidInput(f"{path}: no history events in it")
+    try:
+        history = WorkflowHistory.from_json(path.stem, {"events": events})
+    except Exception as exc:  # the proto parser's own error types
+        raise InvalidInput(f"{path}: not a workflow history ({exc})") from None
+    # The run's id matters (child ids are built from it); servers record it at the start.
+    started = history.events[0].workflow_execution_started_event_attributes
+    return WorkflowHistory(started.workflow_id or path.stem, history.events)
+
+
+_runtime: Runtime | None = None
+
+
+def _quiet_runtime() -> Runtime:
+    """A runtime whose core logs errors only: a replay that finds a non-determinism reports
+    it once, in its result, not also as a warning on stderr."""
+    global _runtime
+    if _runtime is None:
+        logging = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+        _runtime = Runtime(telemetry=TelemetryConfig(logging=logging))
+    return _runtime
 
 
 class _KeepInstance(Interceptor):

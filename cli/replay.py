@@ -1,0 +1,173 @@
+"""`p2e replay`: replay recorded histories against the current code, and show what a
+conversation held at any step of a past run, computed by replaying, never by re-running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.common import (
+    AddressOption,
+    JsonOption,
+    NamespaceOption,
+    console,
+    print_json,
+    run_async,
+    settings_for,
+)
+from cli.display import stack_table
+from contract.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHistory
+
+    from runtime.replay import Replayed
+    from runtime.settings import Settings
+
+QUERIED = 1000  # the most runs `--query` replays
+
+
+def replay(
+    workflow_id: Annotated[
+        str | None, typer.Argument(help="A workflow id (conv-NAME); or --history / --query.")
+    ] = None,
+    history_file: Annotated[
+        Path | None,
+        typer.Option("--history", help="A downloaded history (Web UI, temporal workflow show)."),
+    ] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help="Replay every run a visibility query finds.")
+    ] = None,
+    step: Annotated[
+        int | None, typer.Option("--step", help="Show the state and stack at the end of step N.")
+    ] = None,
+    until_event: Annotated[
+        int | None, typer.Option("--until-event", help="Show them as of event E.")
+    ] = None,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Replay a recorded run with the current workflow code: exit 0 when it replays, 1 when
+    the code no longer issues the recorded commands (naming the first event it could not
+    match). Nothing runs again: every result comes from the history."""
+    sources = [workflow_id is not None, history_file is not None, query is not None]
+    if sum(sources) != 1:
+        raise InvalidInput("name one workflow id, or --history FILE, or --query QUERY")
+    if step is not None and until_event is not None:
+        raise InvalidInput("--step and --until-event each pick a point: give one")
+    if query is not None and (step is not None or until_event is not None):
+        raise InvalidInput("--step and --until-event show one run; not with --query")
+    settings = settings_for(address, namespace)
+    if query is not None:
+        raise typer.Exit(_replay_many(settings, query, as_json))
+    found = run_async(_replay_one(settings, workflow_id, history_file, until_event))
+    history, replayed = found
+    at = _point(replayed, step, until_event)
+    verdict = _verdict(history.workflow_id, replayed)
+    if as_json:
+        print_json({**verdict, **({"at": at} if at else {})})
+    else:
+        console.print(_line(verdict), highlight=False)
+        if at:
+            _show_point(at)
+    raise typer.Exit(0 if replayed.failure is None else 1)
+
+
+async def _replay_one(
+    settings: Settings, workflow_id: str | None, history_file: Path | None, until: int | None
+) -> tuple[WorkflowHistory, Replayed]:
+    from runtime.conversations import ConversationClient
+    from runtime.replay import history_from_file, replay, until_event
+
+    if history_file is not None:
+        if not history_file.is_file():
+            raise InvalidInput(f"{history_file}: no such file")
+        history = history_from_file(history_file)
+    else:
+        assert workflow_id is not None
+        handle, _ = await ConversationClient(settings).describe(workflow_id)
+        history = await handle.fetch_history()
+    if until is not None:
+        last = history.events[-1].event_id
+        if not 1 <= until <= last:
+            raise InvalidInput(f"--until-event must be 1 to {last}, the events recorded")
+        history = until_event(history, until)
+    return history, await replay(history)
+
+
+def _replay_many(settings: Settings, query: str, as_json: bool) -> int:
+    rows = run_async(_replays(settings, query))
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        console.print("no workflow matches the query", highlight=False)
+    for row in [] if as_json else rows:
+        console.print(_line(row), highlight=False)
+    return 1 if any(not row["replays"] for row in rows) else 0
+
+
+async def _replays(settings: Settings, query: str) -> list[dict[str, Any]]:
+    from runtime.conversations import ConversationClient
+    from runtime.replay import replay
+
+    client = await ConversationClient(settings).temporal()
+    rows = []
+    async for execution in client.list_workflows(query, limit=QUERIED):
+        history = await client.get_workflow_handle(
+            execution.id, run_id=execution.run_id
+        ).fetch_history()
+        rows.append(_verdict(execution.id, await replay(history)))
+    return rows
+
+
+def _verdict(workflow_id: str, replayed: Replayed) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "replays": replayed.failure is None,
+        "event_id": replayed.event_id,
+        "problem": replayed.problem,
+    }
+
+
+def _line(verdict: dict[str, Any]) -> str:
+    if verdict["replays"]:
+        return f"{verdict['workflow_id']}: replays with this code"
+    where = f" at event {verdict['event_id']}" if verdict["event_id"] else ""
+    return f"{verdict['workflow_id']}: does not replay{where}: {verdict['problem']}"
+
+
+def _point(replayed: Replayed, step: int | None, until: int | None) -> dict[str, Any] | None:
+    """The conversation's FSM state and stack at the point asked for, from the replay."""
+    from contract.models import BranchOrigin
+    from workflows.branching import branch_problem, state_at
+    from workflows.conversation import ConversationWorkflow
+
+    if step is None and until is None:
+        return None
+    instance = replayed.instance
+    if not isinstance(instance, ConversationWorkflow):
+        raise InvalidInput("--step and --until-event show conversations only")
+    s = instance.s
+    if step is not None:
+        if problem := branch_problem(s, step, None):
+            raise InvalidInput(problem)
+        s = state_at(s, step, BranchOrigin(source="replay", step=step))
+    return {
+        "state": str(s.state),
+        "step": s.step,
+        "waiting_for": s.waiting_for,
+        "usage": s.usage.model_dump(),
+        "stack": [entry.model_dump(mode="json") for entry in s.stack],
+    }
+
+
+def _show_point(at: dict[str, Any]) -> None:
+    from contract.models import StackEntry
+
+    waiting = f", waiting for its {at['waiting_for']}" if at["waiting_for"] else ""
+    console.print(f"state {at['state']} at step {at['step']}{waiting}", highlight=False)
+    stack = [StackEntry.model_validate(e) for e in at["stack"]]
+    console.print(stack_table(f"Stack at step {at['step']}", stack))
