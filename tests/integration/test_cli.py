@@ -292,3 +292,42 @@ def test_artifact_show_cat_and_diff_cover_every_kind_of_node(cli_env: dict[str, 
     missing = p2e("artifact", "cat", "abcdef", env=cli_env)
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: no artifact abcdef in ")
+
+
+def test_branch_branches_and_replay_as_a_user_runs_them(cli_env: dict[str, str]) -> None:
+    name = f"cli-src-{uuid.uuid4().hex[:8]}"
+    done = p2e("run", "--id", name, "delegate to agent_beta: the weather in Paris", env=cli_env)
+    assert done.returncode == 0, done.stderr
+
+    branched = p2e("conversation", "branch", name, "--at", "2", "--json", env=cli_env)
+    assert branched.returncode == 0, branched.stderr
+    started = json.loads(branched.stdout)
+    assert started == {
+        "id": f"conv-{name}~b1",
+        "source": f"conv-{name}",
+        "step": 2,
+        "as_child": False,
+    }
+    again = p2e(
+        "conversation", "branch", f"conv-{name}~b1", "--at", "3", "-m", "thanks!", env=cli_env
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"conv-{name}~b1~b1: a branch of conv-{name}~b1 at step 3" in again.stdout
+
+    for _ in range(50):  # visibility lists a branch a moment after it starts
+        shown = p2e("conversation", "branches", name, "--json", env=cli_env)
+        tree = [(row["id"], row["depth"], row["step"]) for row in json.loads(shown.stdout)]
+        if len(tree) == 2:
+            break
+    assert tree == [(f"conv-{name}~b1", 1, 2), (f"conv-{name}~b1~b1", 2, 3)]
+
+    replayed = p2e("replay", name, "--step", "2", env=cli_env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"conv-{name}: replays with this code" in replayed.stdout
+    assert "state AgentResult at step 2" in replayed.stdout
+
+    never = p2e("conversation", "branch", name, "--at", "40", env=cli_env)
+    assert (never.returncode, never.stderr.count("\n")) == (2, 1)
+    assert "step 40 was never reached (steps 1 to 3)" in never.stderr
+    unknown = p2e("replay", "conv-nope", env=cli_env)
+    assert (unknown.returncode, unknown.stderr) == (2, "error: no conversation 'conv-nope'\n")
