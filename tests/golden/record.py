@@ -26,7 +26,9 @@ from temporalio.client import WorkflowHandle
 
 from agents.registry import AgentRegistry
 from contract.evals import RewardPolicy, Threshold
+from contract.states import State
 from ledger import open_ledger
+from runtime.branches import BranchChanges, Branches
 from runtime.conversations import ConversationClient
 from runtime.settings import ConversationSettings
 from runtime.testbed import private_temporal
@@ -37,7 +39,8 @@ from workflows.conversation import ConversationWorkflow
 GOLDEN_DIR = Path(__file__).parent
 PROJECT_ROOT = GOLDEN_DIR.parent.parent
 
-Drive = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]
+# What a person does while a case runs (updates), through the handle or the typed client.
+Drive = Callable[[WorkflowHandle[Any, Any], ConversationClient], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -52,19 +55,36 @@ class Case:
     rewards: RewardPolicy | None = None
 
 
-async def _answer_when_asked(handle: WorkflowHandle[Any, Any]) -> None:
+async def _answer_when_asked(handle: WorkflowHandle[Any, Any], _: ConversationClient) -> None:
     while (await handle.query(ConversationWorkflow.state)).waiting_for != "human":
         await asyncio.sleep(0.1)
     await handle.execute_update(ConversationWorkflow.answer, "Approved, ship it.")
 
 
-async def _chat_with_overrides(handle: WorkflowHandle[Any, Any]) -> None:
+async def _chat_with_overrides(handle: WorkflowHandle[Any, Any], _: ConversationClient) -> None:
     await handle.execute_update(ConversationWorkflow.send_message, "weather in Paris")
     await handle.execute_update(ConversationWorkflow.set_model, "scripted/other")
     await handle.execute_update(ConversationWorkflow.set_behavior, "critic")
     await handle.execute_update(ConversationWorkflow.set_tools, [])
     await handle.execute_update(ConversationWorkflow.send_message, "weather in Rome")
     await handle.execute_update(ConversationWorkflow.end)
+
+
+async def _branch_while_chatting(
+    handle: WorkflowHandle[Any, Any], conversations: ConversationClient
+) -> None:
+    """The running conversation starts a branch of its step 3 as its child (an update)."""
+    await handle.execute_update(ConversationWorkflow.send_message, "weather in Paris")
+    branch = await Branches(conversations).start(
+        handle.id, 3, BranchChanges(message="and in Oslo?"), name="golden-branching_r3-child"
+    )
+    while (await conversations.status(await conversations.attach(branch.id))).state not in (
+        State.WAITING,
+        State.FINISHED,
+    ):
+        await asyncio.sleep(0.1)
+    await handle.execute_update(ConversationWorkflow.end)
+    await conversations.end(await conversations.attach(branch.id))
 
 
 CASES: dict[str, Case] = {
@@ -108,6 +128,7 @@ CASES: dict[str, Case] = {
             budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
         ),
     ),
+    "branching_r3": Case("agent_alpha", None, interactive=True, drive=_branch_while_chatting),
     # Revision 3 keeps each evaluator's mean in the memo as it closes.
     "evaluated_r3": Case(
         "agent_alpha",
@@ -130,6 +151,18 @@ CASES: dict[str, Case] = {
 # evaluator compares them (name -> (the two agents, the question, the evaluator)).
 COMPARISONS: dict[str, tuple[tuple[str, str], str, str]] = {
     "compare": (("agent_alpha", "agent_beta"), "What's the weather in Paris?", "better_answer"),
+}
+
+
+# Branch histories: a finished conversation, then a branch of it that runs on its own
+# (name -> (the source's message, the step, what the branch changes)).
+BRANCHES: dict[str, tuple[str, int, BranchChanges]] = {
+    "branched_r3": ("What's the weather in Paris, Rome and Oslo?", 4, BranchChanges()),
+    "branched_message_r3": (
+        "What's the weather in Paris?",
+        3,
+        BranchChanges(message="And in Oslo?", model="scripted/other"),
+    ),
 }
 
 
@@ -160,6 +193,9 @@ async def record(state_dir: Path, names: list[str]) -> None:
                 if name in COMPARISONS:
                     await _record_comparison(ConversationClient(settings, client), registry, name)
                     continue
+                if name in BRANCHES:
+                    await _record_branch(ConversationClient(settings, client), registry, name)
+                    continue
                 case = CASES[name]
                 spec = registry.get(case.agent_id).model_copy(update=case.changes)
                 case_settings = settings.model_copy(
@@ -179,7 +215,7 @@ async def record(state_dir: Path, names: list[str]) -> None:
                 inp = inp.model_copy(update={"revision": revision_of(name)})
                 handle, _ = await conversations.start(inp, name=f"golden-{name}")
                 if case.drive is not None:
-                    await case.drive(handle)
+                    await case.drive(handle, conversations)
                 await handle.result()
                 # The handle names the first run, so a continued conversation records the
                 # run that ended in continue-as-new.
@@ -208,6 +244,19 @@ async def _record_comparison(
     await _write(name, handle)
 
 
+async def _record_branch(
+    conversations: ConversationClient, registry: AgentRegistry, name: str
+) -> None:
+    message, step, changes = BRANCHES[name]
+    inp = conversations.build_input(registry.get("agent_alpha"), message)
+    source, _ = await conversations.start(inp, name=f"golden-{name}-source")
+    await source.result()
+    branch = await Branches(conversations).start(source.id, step, changes, name=f"golden-{name}")
+    handle = await conversations.attach(branch.id)
+    await handle.result()
+    await _write(name, handle)
+
+
 async def _write(name: str, handle: WorkflowHandle[Any, Any]) -> None:
     history = (await handle.fetch_history()).to_json()
     (GOLDEN_DIR / f"{name}.json").write_text(scrub(history))
@@ -215,7 +264,7 @@ async def _write(name: str, handle: WorkflowHandle[Any, Any]) -> None:
 
 
 def main() -> None:
-    cases = [*CASES, *COMPARISONS]
+    cases = [*CASES, *COMPARISONS, *BRANCHES]
     names = sys.argv[1:] or cases
     if unknown := [name for name in names if name not in cases]:
         sys.exit(f"no golden case {', '.join(unknown)}; cases: {', '.join(cases)}")

@@ -16,7 +16,7 @@ from temporalio.worker import Replayer
 
 from contract.models import ConversationInput, ConversationResult
 from contract.names import RUN_TOOL
-from tests.golden.record import CASES, COMPARISONS
+from tests.golden.record import BRANCHES, CASES, COMPARISONS
 from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
 
@@ -29,10 +29,10 @@ def load(name: str) -> WorkflowHistory:
 
 
 def test_every_recorded_path_has_a_golden_history() -> None:
-    assert {p.stem for p in GOLDEN_DIR.glob("*.json")} == {*CASES, *COMPARISONS}
+    assert {p.stem for p in GOLDEN_DIR.glob("*.json")} == {*CASES, *COMPARISONS, *BRANCHES}
 
 
-@pytest.mark.parametrize("name", sorted([*CASES, *COMPARISONS]))
+@pytest.mark.parametrize("name", sorted([*CASES, *COMPARISONS, *BRANCHES]))
 async def test_golden_history_replays_without_nondeterminism(name: str) -> None:
     replayer = Replayer(
         workflows=[ConversationWorkflow, CompareWorkflow], data_converter=pydantic_data_converter
