@@ -37,6 +37,7 @@ bench: setup
 	$(PY) -m bench.step_overhead
 	$(PY) -m bench.eval_overhead
 	$(PY) -m bench.history_size
+	$(PY) -m bench.branch
 	$(PY) -m bench.ledger
 
 # Re-record the golden histories after an intended change to workflow code.
