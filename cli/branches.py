@@ -96,6 +96,76 @@ async def _branch(
     return started
 
 
+def rewind(
+    conversation: Annotated[str, typer.Argument(help="conv-NAME or NAME.")],
+    step: Annotated[int, typer.Argument(help="Go back to the end of this step (1 or more).")],
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="The next user message there.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Another model from there on.")] = None,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Go back to the end of STEP: branch CONVERSATION there as an interactive conversation
+    and make the branch the active one, which `p2e chat -c CONVERSATION` continues. The
+    conversation itself stays as it was, listed among `branches` with the new one."""
+    from runtime.branches import BranchChanges
+
+    settings = settings_for(address, namespace)
+    changes = BranchChanges(message=message, model=model)
+    started = run_async(_rewind(settings, conversation, step, changes))
+    if as_json:
+        print_json({"id": started.id, "source": started.origin.source, "step": step})
+        return
+    console.print(
+        f"{started.origin.source} rewound to step {step}: {started.id} is its active branch; "
+        f"`p2e chat -c {started.origin.source}` continues it",
+        highlight=False,
+    )
+
+
+async def _rewind(
+    settings: Settings, conversation: str, step: int, changes: BranchChanges
+) -> StartedBranch:
+    from runtime.branches import ActiveBranches, Branches
+    from runtime.conversations import ConversationClient
+    from runtime.worker import standing_worker_present
+
+    conversations = ConversationClient(settings)
+    active = ActiveBranches(Branches(conversations))
+    prepared = await active.prepare_rewind(conversation, step, changes)
+    client = await conversations.temporal()
+    standing = await standing_worker_present(client, settings)
+    async with serving(client, settings):
+        started = await active.rewind(prepared)
+        if not standing:
+            await _settled(conversations, started.id)
+    return started
+
+
+def checkout(
+    conversation: Annotated[str, typer.Argument(help="conv-NAME or NAME.")],
+    branch: Annotated[str, typer.Argument(help="One of its branches, or itself.")],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Make BRANCH the branch of CONVERSATION that `p2e chat -c` continues (the
+    conversation itself undoes a rewind)."""
+    settings = settings_for(address, namespace)
+    chosen = run_async(_checkout(settings, conversation, branch))
+    console.print(f"{chosen} is the active branch of {conversation}", highlight=False)
+
+
+async def _checkout(settings: Settings, conversation: str, branch: str) -> str:
+    from runtime.branches import ActiveBranches, Branches
+    from runtime.conversations import ConversationClient
+
+    conversations = ConversationClient(settings)
+    async with serving(await conversations.temporal(), settings):
+        return await ActiveBranches(Branches(conversations)).checkout(conversation, branch)
+
+
 async def _settled(conversations: ConversationClient, branch_id: str) -> None:
     """Until the branch has finished or waits for a person."""
     import asyncio

@@ -96,12 +96,31 @@ async def _read_line(prompt: str) -> str | None:
     return await asyncio.to_thread(read)
 
 
+async def _active_branch(conversations: ConversationClient, name: str) -> str | None:
+    """The branch a rewound conversation continues in; None when there is none (or no
+    conversation by that name yet)."""
+    from contract.errors import ConversationNotFound
+    from runtime.branches import ActiveBranches, Branches
+
+    try:
+        handle, _ = await conversations.describe(name)
+        active = await ActiveBranches(Branches(conversations)).active(handle.id)
+    except ConversationNotFound:
+        return None
+    return None if active == handle.id else active
+
+
 async def _chat(settings: Settings, agent_id: str, name: str | None, model: str | None) -> int:
     from runtime.conversations import ConversationClient
 
     conversations = ConversationClient(settings)
     inp = conversations.build_input(agent_id, None, model=model, interactive=True)
-    handle, started = await conversations.start(inp, name=name)
+    active = await _active_branch(conversations, name) if name is not None else None
+    if active is not None:
+        handle, started = await conversations.attach(active), False
+        note(f"continuing the active branch of {name}: {active}")
+    else:
+        handle, started = await conversations.start(inp, name=name)
     async with serving(await conversations.temporal(), settings):
         status = await conversations.status(handle)
         if status.agent_id != agent_id:

@@ -103,6 +103,41 @@ def show(
     )
 
 
+@app.command()
+def watch(
+    conversation: Annotated[str, typer.Argument(help="Conversation id (conv-NAME) or NAME.")],
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between looks at the conversation.")
+    ] = 0.5,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show a conversation's stack live, as its steps happen; ends when the conversation
+    does (a closed one is shown once). Needs a worker serving it, as `show` does."""
+    settings = settings_for(address, namespace)
+    run_async(_watch(settings, conversation, interval))
+
+
+async def _watch(settings: Settings, conversation: str, interval: float) -> None:
+    import asyncio
+
+    from rich.live import Live
+
+    found = await stack_of(settings, conversation)
+    title = f"{found.conversation_id} · {found.status}"
+    with Live(stack_table(title, found.stack), console=console, auto_refresh=False) as live:
+        while found.status == "running":
+            await asyncio.sleep(interval)
+            found = await stack_of(settings, found.conversation_id)
+            last = found.stack[-1].kind if found.stack else None
+            state = (
+                f"{found.status}, {last}" if found.status == "running" and last else found.status
+            )
+            live.update(
+                stack_table(f"{found.conversation_id} · {state}", found.stack), refresh=True
+            )
+
+
 @dataclass(frozen=True)
 class FoundStack:
     conversation_id: str

@@ -205,6 +205,13 @@ class BranchBase(BaseModel):
     state: ConversationState
 
 
+class ActiveBranch(BaseModel):
+    """The branch of `root` that `p2e chat -c <root>` continues (the root itself at first)."""
+
+    root: str
+    active: str
+
+
 class BranchChild(BaseModel):
     """The `branch` update: the branch a running conversation starts as its child."""
 

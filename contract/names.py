@@ -17,6 +17,12 @@ BRANCH_TAKEN = "BranchTaken"  # the `branch` update's error type: the branch's i
 # Memo key: a branch's origin, {"source": id, "step": n}.
 BRANCH_MEMO = "branch"
 
+# Which branch of a conversation is active: a workflow per conversation, id
+# `<conversation>~active`, whose memo names the branch.
+ACTIVE_BRANCH_WORKFLOW = "ActiveBranchWorkflow"
+ACTIVE_BRANCH_SUFFIX = "~active"
+ACTIVE_BRANCH_MEMO = "active"
+
 # Memo key: a closed conversation's mean score per evaluator id, so a ranking by one
 # evaluator reads visibility, not the store.
 SCORES_MEMO = "scores"

@@ -14,16 +14,21 @@ source's length.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from contract.errors import InvalidInput, P2eError, refuse
 from contract.models import (
     CURRENT_REVISION,
+    ActiveBranch,
     BranchBase,
     BranchChild,
     BranchOrigin,
@@ -31,7 +36,7 @@ from contract.models import (
     ConversationInput,
     Overrides,
 )
-from contract.names import BRANCH_TAKEN
+from contract.names import ACTIVE_BRANCH_MEMO, ACTIVE_BRANCH_SUFFIX, BRANCH_TAKEN
 from runtime.conversations import (
     ConversationClient,
     ConversationHandle,
@@ -43,6 +48,7 @@ from runtime.conversations import (
 from runtime.replay import replay
 from store.artifacts import ArtifactDirectory
 from workflows import branching, search, validators
+from workflows.active_branch import ActiveBranchWorkflow
 from workflows.conversation import ConversationWorkflow
 
 QUERY_TIMEOUT_S = 5.0
@@ -73,6 +79,7 @@ class BranchChanges:
     model: str | None = None
     tools: list[str] | None = None
     persona: str | None = None
+    interactive: bool | None = None  # None: as the source is
 
 
 class Branches:
@@ -115,8 +122,10 @@ class Branches:
         state.overrides = Overrides.model_validate({**state.overrides.model_dump(), **overridden})
         settings = self.conversations.settings
         state_ref = ArtifactDirectory(settings.artifacts_dir).put_text(state.model_dump_json())
+        interactive = base.input.interactive if changes.interactive is None else changes.interactive
         inp = base.input.model_copy(
             update={
+                "interactive": interactive,
                 "message": changes.message,
                 "resume": None,
                 "branch": BranchStart(origin=origin, state_ref=state_ref),
@@ -219,6 +228,76 @@ class Branches:
 
         await walk(handle.id, 1)
         return found
+
+
+class ActiveBranches:
+    """Which branch `p2e chat -c <conversation>` continues: `rewind` and `checkout` set it,
+    in the conversation's ActiveBranchWorkflow (one per rewound conversation)."""
+
+    def __init__(self, branches: Branches) -> None:
+        self.branches = branches
+        self.conversations = branches.conversations
+
+    async def prepare_rewind(
+        self, conversation: str, step: int, changes: BranchChanges
+    ) -> PreparedBranch:
+        """A branch of `conversation` at `step` that goes on as an interactive one."""
+        interactive = replace(changes, interactive=True)
+        return await self.branches.prepare(conversation, step, interactive)
+
+    async def rewind(self, prepared: PreparedBranch) -> StartedBranch:
+        """Start the branch and make it the active one."""
+        started = await self.branches.launch(prepared)
+        await self._set(prepared.source.id, started.id)
+        return started
+
+    async def checkout(self, conversation: str, branch: str) -> str:
+        """Make `branch` (the conversation itself, or a branch in its tree) the active one."""
+        root, _ = await self.conversations.describe(conversation)
+        chosen, _ = await self.conversations.describe(branch)
+        if chosen.id != root.id:
+            tree = {summary.id for _, summary in await self.branches.tree(root.id)}
+            if chosen.id not in tree:
+                raise InvalidInput(f"{chosen.id} is not a branch of {root.id}")
+        await self._set(root.id, chosen.id)
+        return chosen.id
+
+    async def active(self, conversation: str) -> str:
+        """The branch `conversation` continues in: its active branch's active branch, and
+        so on, or the conversation itself when it was never rewound."""
+        handle, _ = await self.conversations.describe(conversation)
+        current, seen = handle.id, {handle.id}
+        client = await self.conversations.temporal()
+        while True:
+            try:
+                record = await client.get_workflow_handle(active_id(current)).describe()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return current
+                raise
+            chosen = await record.memo_value(ACTIVE_BRANCH_MEMO, current, type_hint=str)
+            if chosen in seen:
+                return chosen
+            current = chosen
+            seen.add(current)
+
+    async def _set(self, root: str, branch: str) -> None:
+        client = await self.conversations.temporal()
+        start = WithStartWorkflowOperation(
+            ActiveBranchWorkflow.run,
+            ActiveBranch(root=root, active=root),
+            id=active_id(root),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            task_queue=self.conversations.settings.temporal.task_queue,
+            static_summary=f"the active branch of {root}",
+        )
+        await client.execute_update_with_start_workflow(
+            ActiveBranchWorkflow.checkout, branch, start_workflow_operation=start
+        )
+
+
+def active_id(conversation: str) -> str:
+    return f"{conversation}{ACTIVE_BRANCH_SUFFIX}"
 
 
 class _Taken(Exception):

@@ -29,10 +29,11 @@ from temporalio.worker import (
 )
 
 from contract.errors import InvalidInput
+from workflows.active_branch import ActiveBranchWorkflow
 from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
 
-WORKFLOWS = [ConversationWorkflow, CompareWorkflow]
+WORKFLOWS = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker, WorkflowRunner
 
 from runtime.sandbox import workflow_runner
 from runtime.settings import Settings
+from workflows.active_branch import ActiveBranchWorkflow
 from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
 
@@ -65,7 +66,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[ConversationWorkflow, CompareWorkflow],
+        workflows=[ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow],
         workflow_runner=runner or workflow_runner(),
         activities=[
             llm.llm_step,
