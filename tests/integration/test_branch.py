@@ -18,7 +18,7 @@ from contract.errors import ConversationNotFound, InvalidInput
 from contract.models import ConversationInput, ConversationState
 from contract.states import FinishReason, State
 from ledger.embedded import EmbeddedLedger
-from runtime.branches import BranchChanges, Branches
+from runtime.branches import ActiveBranches, BranchChanges, Branches
 from runtime.conversations import ConversationClient, start_conversation
 from runtime.settings import ConversationSettings, Settings
 from runtime.worker import build_worker
@@ -225,3 +225,41 @@ async def test_a_branch_that_cannot_start_is_refused_and_starts_nothing(
     with pytest.raises(ConversationNotFound):
         await branches.start("conv-nope", 1, BranchChanges())
     assert not await workflow_exists(client, f"{source}~b1")
+
+
+async def test_two_rewinds_at_once_leave_one_active_branch_and_both_listed(
+    client: Client, settings: Settings
+) -> None:
+    source = await finished(client, settings, "What's the weather in Paris?")
+    conversations = ConversationClient(settings, client)
+    active = ActiveBranches(Branches(conversations))
+    assert await active.active(source) == source  # never rewound
+
+    prepared = [
+        await active.prepare_rewind(source, 3, BranchChanges(message=text))
+        for text in ("and Rome?", "and Oslo?")
+    ]
+    started = await asyncio.gather(*(active.rewind(p) for p in prepared))
+
+    ids = sorted(s.id for s in started)
+    assert ids == [f"{source}~b1", f"{source}~b2"]
+    assert await active.active(source) in ids
+    for branch in ids:  # rewound branches go on as interactive conversations
+        await wait_until_waiting(await conversations.attach(branch), "user")
+
+    async def both_listed() -> bool:
+        return sorted(s.id for _, s in await Branches(conversations).tree(source)) == ids
+
+    await eventually(both_listed)
+    assert await active.checkout(source, ids[0]) == ids[0]
+    assert await active.active(source) == ids[0]
+    assert await active.checkout(source, source) == source  # back to the conversation itself
+    assert await active.active(source) == source
+    with pytest.raises(InvalidInput, match="is not a branch of"):
+        await active.checkout(source, await finished(client, settings, "hello"))
+    # A rewind of the active branch is followed: the conversation continues in the newest.
+    await active.checkout(source, ids[1])
+    deeper = await active.rewind(await active.prepare_rewind(ids[1], 3, BranchChanges()))
+    assert await active.active(source) == deeper.id
+    for branch in [*ids, deeper.id]:
+        await conversations.end(await conversations.attach(branch))

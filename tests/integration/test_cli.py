@@ -331,3 +331,43 @@ def test_branch_branches_and_replay_as_a_user_runs_them(cli_env: dict[str, str])
     assert "step 40 was never reached (steps 1 to 3)" in never.stderr
     unknown = p2e("replay", "conv-nope", env=cli_env)
     assert (unknown.returncode, unknown.stderr) == (2, "error: no conversation 'conv-nope'\n")
+
+
+def test_rewind_then_chat_continues_the_branch_and_watch_ends_with_it(
+    cli_env: dict[str, str],
+) -> None:
+    name = f"cli-rw-{uuid.uuid4().hex[:8]}"
+    chat = subprocess.run(
+        [P2E, "chat", "agent_alpha", "-c", name], input="weather in Paris\n/exit\n",
+        env=cli_env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert chat.returncode == 0, chat.stderr
+
+    rewound = p2e("conversation", "rewind", name, "3", "-m", "and in Rome?", env=cli_env)
+    assert rewound.returncode == 0, rewound.stderr
+    branch = f"conv-{name}~b1"
+    assert f"{branch} is its active branch" in rewound.stdout
+
+    watcher = subprocess.Popen(
+        [P2E, "conversation", "watch", branch, "--interval", "0.2"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    again = subprocess.run(
+        [P2E, "chat", "agent_alpha", "-c", name], input="/end\n",
+        env=cli_env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"continuing the active branch of {name}: {branch}" in again.stderr
+    assert f"{branch} ended" in again.stderr
+    out, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, err
+    assert "and in Rome?" in out and "Finished" in out
+
+    back = p2e("conversation", "checkout", name, name, env=cli_env)
+    assert back.returncode == 0, back.stderr
+    source = p2e("conversation", "show", name, "--json", env=cli_env)
+    assert "and in Rome?" not in source.stdout  # the source never changed
+    unknown = p2e("conversation", "checkout", name, "conv-nope", env=cli_env)
+    assert (unknown.returncode, unknown.stderr.strip().splitlines()[-1]) == (
+        2, "error: no conversation 'conv-nope'"
+    )  # fmt: skip
