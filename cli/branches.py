@@ -47,9 +47,11 @@ def branch(
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Start a new conversation from the state CONVERSATION had at the end of step --at:
-    its stack, transcript, usage, duplicate-call memory and overrides, nothing run again.
-    The source is never changed; a running source starts the branch as its child."""
+    """Start a new conversation from the end of step --at of CONVERSATION.
+
+    It starts with the source's stack, transcript, usage, duplicate-call memory and
+    overrides as they were then; nothing before runs again. The source is never changed; a
+    running source starts the branch as its child."""
     from runtime.branches import BranchChanges
 
     settings = settings_for(address, namespace)
@@ -107,9 +109,10 @@ def rewind(
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Go back to the end of STEP: branch CONVERSATION there as an interactive conversation
-    and make the branch the active one, which `p2e chat -c CONVERSATION` continues. The
-    conversation itself stays as it was, listed among `branches` with the new one."""
+    """Go back to the end of STEP, in a new branch that `p2e chat -c` continues.
+
+    The branch is interactive and becomes CONVERSATION's active branch. The conversation
+    itself stays as it was, listed among `branches` with the new one."""
     from runtime.branches import BranchChanges
 
     settings = settings_for(address, namespace)
@@ -150,8 +153,9 @@ def checkout(
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Make BRANCH the branch of CONVERSATION that `p2e chat -c` continues (the
-    conversation itself undoes a rewind)."""
+    """Make BRANCH the one `p2e chat -c CONVERSATION` continues.
+
+    Naming the conversation itself undoes a rewind."""
     settings = settings_for(address, namespace)
     chosen = run_async(_checkout(settings, conversation, branch))
     console.print(f"{chosen} is the active branch of {conversation}", highlight=False)
@@ -183,8 +187,10 @@ def branches(
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Show the tree of CONVERSATION's branches (and theirs): where each starts, how far it
-    has got, its state and its score. The Web UI finds them with P2eBranchOf = '<conv>'."""
+    """Show the tree of CONVERSATION's branches, and theirs.
+
+    Each with the step it starts after, how far it has got, its state and its score. The
+    Web UI finds them with P2eBranchOf = '<conv>'."""
     settings = settings_for(address, namespace)
     rows = run_async(_tree(settings, conversation))
     if as_json:

@@ -112,8 +112,9 @@ def watch(
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Show a conversation's stack live, as its steps happen; ends when the conversation
-    does (a closed one is shown once). Needs a worker serving it, as `show` does."""
+    """Show a conversation's stack live, until it ends.
+
+    A closed one is shown once. Needs a worker serving it, as `show` does."""
     settings = settings_for(address, namespace)
     run_async(_watch(settings, conversation, interval))
 

@@ -50,9 +50,11 @@ def replay(
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Replay a recorded run with the current workflow code: exit 0 when it replays, 1 when
-    the code no longer issues the recorded commands (naming the first event it could not
-    match). Nothing runs again: every result comes from the history."""
+    """Replay recorded runs with the current workflow code.
+
+    Exit 0 when they replay, 1 when the code no longer issues the recorded commands (naming
+    the first event it could not match). Nothing runs again: every result comes from the
+    history."""
     sources = [workflow_id is not None, history_file is not None, query is not None]
     if sum(sources) != 1:
         raise InvalidInput("name one workflow id, or --history FILE, or --query QUERY")
