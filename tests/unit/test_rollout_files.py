@@ -1,0 +1,190 @@
+"""Rollout files (contract/rollouts.py, workflows/expansion.py, runtime/rollout_files.py):
+the original's shape runs, every arm is expanded in order, and whatever is wrong is named
+by file, line and field before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contract.agent import AgentSpec
+from contract.errors import ConfigError
+from contract.evals import EvaluatorInfo
+from contract.models import Catalog, ToolInfo
+from runtime.rollout_files import load_rollout
+
+CATALOG = Catalog(
+    agents=[AgentSpec(id="agent_alpha", tools=["get_weather"]), AgentSpec(id="agent_beta")],
+    tools=[ToolInfo(name="get_weather"), ToolInfo(name="delegate")],
+    personas=["critic", "friendly"],
+    evaluators=[EvaluatorInfo(id="helpful", version="1", trigger="step")],
+)
+
+ORIGINAL = """\
+teams:
+  joke_team:
+    initial_message: Tell me a joke about space.
+    base:
+      agent_id: agent_alpha
+      model: scripted/default
+    variants:
+      - id: good
+        temperature: 0.3
+        top_p: 0.9
+      - temperature: 0.7
+        max_tokens: 120
+        behavior_template: critic
+      - initial_message: Write a serious memo.
+    eval:
+      evaluator_id: helpful
+      metric: score
+      rubric: joke_quality
+      prompts: ["is it funny"]
+      judge_version: "2"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "r.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_an_original_file_runs_with_its_ids_kept_and_its_extra_keys_warned_about(
+    tmp_path: Path,
+) -> None:
+    loaded = load_rollout(write(tmp_path, ORIGINAL), CATALOG)
+    assert [a.key for a in loaded.arms] == [
+        "joke_team/good/r0",
+        "joke_team/v002/r0",
+        "joke_team/v003/r0",
+    ]
+    good, mediocre, memo = loaded.arms
+    assert (good.agent.temperature, good.agent.top_p, good.agent.model) == (
+        0.3,
+        0.9,
+        "scripted/default",
+    )
+    assert (mediocre.agent.max_tokens, mediocre.agent.persona) == (120, "critic")
+    assert good.agent.tools == ["get_weather"]  # the agent's own, where no variant sets them
+    assert (good.message, memo.message) == ("Tell me a joke about space.", "Write a serious memo.")
+    path = tmp_path / "r.yml"
+    assert loaded.warnings == [
+        f"{path}:19: 'prompts' is ignored here: the original only used it to decide whether "
+        "to judge; an evaluator is named",
+        f"{path}:20: 'judge_version' is ignored here: an evaluator's version is its own "
+        "(config/evals.yml)",
+    ]
+
+
+def test_a_grid_repeats_and_inputs_multiply_in_order(tmp_path: Path) -> None:
+    text = """\
+repeats: 2
+inputs: [weather in Paris, weather in Oslo]
+teams:
+  t:
+    base: {agent_id: agent_alpha}
+    variants: {model: [scripted/a, scripted/b], temperature: [0.1, 0.2, 0.3]}
+"""
+    arms = load_rollout(write(tmp_path, text), CATALOG).arms
+    assert len(arms) == 2 * 3 * 2 * 2
+    assert [a.key for a in arms[:4]] == [
+        "t/v001/c0-r0",
+        "t/v001/c0-r1",
+        "t/v001/c1-r0",
+        "t/v001/c1-r1",
+    ]
+    assert [(a.agent.model, a.agent.temperature) for a in arms[::4]] == [
+        ("scripted/a", 0.1), ("scripted/a", 0.2), ("scripted/a", 0.3),
+        ("scripted/b", 0.1), ("scripted/b", 0.2), ("scripted/b", 0.3),
+    ]  # fmt: skip
+    assert {a.message for a in arms if a.case == 1} == {"weather in Oslo"}
+
+
+def test_inputs_from_a_jsonl_dataset_beside_the_file(tmp_path: Path) -> None:
+    (tmp_path / "cases.jsonl").write_text('{"message": "one"}\n\n{"message": "two"}\n')
+    text = (
+        "inputs: cases.jsonl\nteams:\n  t:\n    base: {agent_id: agent_beta}\n    variants: [{}]\n"
+    )
+    loaded = load_rollout(write(tmp_path, text), CATALOG)
+    assert loaded.inputs == ["one", "two"] and [a.message for a in loaded.arms] == ["one", "two"]
+    (tmp_path / "cases.jsonl").write_text('{"message": "one"}\n{"text": "two"}\n')
+    with pytest.raises(ConfigError, match=r"cases.jsonl:2: needs a \"message\" of text"):
+        load_rollout(tmp_path / "r.yml", CATALOG)
+
+
+TEAM = "teams:\n  t:\n    base: {agent_id: agent_alpha}\n    initial_message: hi\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("teams:\n\tt: {}\n", 2, "a tab in the indentation"),
+        ("teams: [1,\n", 2, "not valid YAML"),
+        ("teems: {}\n", 1, "'teems': Extra inputs are not permitted"),
+        (TEAM + "    variants: [{colour: red}]\n", 5, "'teams.t.variants.0.colour': Extra inputs"),
+        (
+            TEAM + "    variants:\n      - temperature: 3\n",
+            6,
+            "'teams.t.variants.0.temperature': Input should be less than or equal to 2",
+        ),
+        (TEAM + "    variants: [{top_p: 0}]\n", 5, "'teams.t.variants.0.top_p'"),
+        (TEAM + "    variants: {}\n", 5, "'teams.t.variants': "),
+        (TEAM + "    variants: {model: []}\n", 5, "grid key 'model' has no values"),
+        (TEAM + "    variants: {colour: [red]}\n", 5, "grid key 'colour' is no variant setting"),
+        (
+            TEAM + "    variants:\n      - {}\n      - {agent_id: agent_gamma}\n",
+            7,
+            "unknown agent 'agent_gamma'; agents: agent_alpha, agent_beta",
+        ),
+        (TEAM + "    variants:\n      - {tools: [teleport]}\n", 6, "unknown tool 'teleport'"),
+        (TEAM + "    variants:\n      - {persona: pirate}\n", 6, "unknown persona 'pirate'"),
+        (
+            TEAM + "    variants: [{}]\n    eval: {evaluator_id: vibes}\n",
+            6,
+            "unknown evaluator 'vibes'",
+        ),
+        (TEAM + "    variants: [{id: a}, {id: a}]\n", 5, "variant id 'a' is used twice"),
+        (
+            "teams:\n  t:\n    base: {agent_id: agent_alpha}\n    variants: [{}]\n",
+            4,
+            "no initial_message",
+        ),
+        (
+            "repeats: 0\n" + TEAM + "    variants: [{}]\n",
+            1,
+            "'repeats': Input should be greater than or equal to 1",
+        ),
+        (
+            "baseline: nope\n" + TEAM + "    variants: [{id: a}]\n",
+            1,
+            "'baseline': 'nope' names no variant; variants: t/a",
+        ),
+        (
+            "max_arms: 5\nrepeats: 3\n" + TEAM + "    variants: [{}, {}]\n",
+            3,
+            "6 arms is more than max_arms (5)",
+        ),
+        ("inputs: missing.jsonl\n" + TEAM + "    variants: [{}]\n", 1, "no dataset"),
+    ],
+)
+def test_a_bad_file_is_one_error_naming_its_line_and_field(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_rollout(path, CATALOG)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert problem in message, message
+    assert "\n" not in message
+
+
+def test_a_baseline_is_a_variant_of_one_team_or_team_and_variant(tmp_path: Path) -> None:
+    other = "  u:\n    base: {agent_id: agent_beta}\n    initial_message: hi\n"
+    two = TEAM + "    variants: [{id: a}]\n" + other + "    variants: [{id: a}, {id: b}]\n"
+    assert load_rollout(write(tmp_path, "baseline: b\n" + two), CATALOG).spec.baseline == "b"
+    assert load_rollout(write(tmp_path, "baseline: u/a\n" + two), CATALOG).spec.baseline == "u/a"
+    with pytest.raises(ConfigError, match="'a' is in several teams; name team/variant"):
+        load_rollout(write(tmp_path, "baseline: a\n" + two), CATALOG)
