@@ -60,8 +60,8 @@ def load_rollout(path: Path, catalog: Catalog) -> RolloutFile:
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         message = first["msg"].removeprefix("Value error, ")
         # A union's errors name the member they come from ("list[...]"): not a key.
-        where = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
-        raise located.error(where, message) from None
+        field = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
+        raise located.error(field, message) from None
     inputs = _inputs(spec, path, located)
     _check_names(spec, catalog, located)
     agents = {agent.id: agent for agent in catalog.agents}
