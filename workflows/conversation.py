@@ -111,9 +111,11 @@ class ConversationWorkflow:
     def __init__(self, inp: ConversationInput) -> None:
         self.inp = inp
         self.s = inp.resume or ConversationState()
-        if inp.resume is None and inp.message is None and inp.interactive:
+        fresh = inp.resume is None and inp.branch is None
+        if fresh and inp.message is None and inp.interactive:
             # Set here, not in run(): an update that arrives with the start is validated
-            # before run() begins, and must see a conversation waiting for its user.
+            # before run() begins, and must see a conversation waiting for its user. A
+            # branch waits for nothing until its state is loaded.
             self.s.state, self.s.waiting_for = State.WAITING, "user"
         self._answer: str | None = None
         self._end_requested = False

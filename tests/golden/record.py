@@ -78,13 +78,11 @@ async def _branch_while_chatting(
     branch = await Branches(conversations).start(
         handle.id, 3, BranchChanges(message="and in Oslo?"), name="golden-branching_r3-child"
     )
-    while (await conversations.status(await conversations.attach(branch.id))).state not in (
-        State.WAITING,
-        State.FINISHED,
-    ):
-        await asyncio.sleep(0.1)
+    child = await conversations.attach(branch.id)
+    while not (stack := await conversations.stack(child)) or stack[-1].kind is not State.WAITING:
+        await asyncio.sleep(0.1)  # until the branch has answered its message
     await handle.execute_update(ConversationWorkflow.end)
-    await conversations.end(await conversations.attach(branch.id))
+    await conversations.end(child)
 
 
 CASES: dict[str, Case] = {
