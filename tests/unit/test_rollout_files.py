@@ -188,3 +188,26 @@ def test_a_baseline_is_a_variant_of_one_team_or_team_and_variant(tmp_path: Path)
     assert load_rollout(write(tmp_path, "baseline: u/a\n" + two), CATALOG).spec.baseline == "u/a"
     with pytest.raises(ConfigError, match="'a' is in several teams; name team/variant"):
         load_rollout(write(tmp_path, "baseline: a\n" + two), CATALOG)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["demo", "weather", "task_with_payment", "competitive_payment", "hierarchical_distribution"],
+)
+def test_every_shipped_example_loads_against_the_shipped_team(name: str) -> None:
+    from runtime.catalog import load_catalog
+    from runtime.settings import PROJECT_ROOT, Settings
+
+    path = PROJECT_ROOT / "config" / "rollouts" / f"{name}.yml"
+    loaded = load_rollout(path, load_catalog(Settings()))
+    assert loaded.arms and loaded.warnings == []
+    assert len({a.key for a in loaded.arms}) == len(loaded.arms)
+
+
+def test_the_demo_runs_at_least_three_variants_five_times_on_the_scripted_model() -> None:
+    from runtime.catalog import load_catalog
+    from runtime.settings import PROJECT_ROOT, Settings
+
+    demo = load_rollout(PROJECT_ROOT / "config" / "rollouts" / "demo.yml", load_catalog(Settings()))
+    assert len({a.variant for a in demo.arms}) >= 3 and demo.spec.repeats >= 5
+    assert {(a.agent.model or "").split("/")[0] for a in demo.arms} == {"scripted"}
