@@ -1,0 +1,144 @@
+"""The statistics a rollout's comparison reports: per variant a mean with its 95% interval,
+against the baseline paired differences, their p-values corrected across variants, effect
+sizes, and the variants no other beats on both cost and score.
+
+Plain functions of lists of numbers (numpy and scipy underneath), so each is tested
+against hand-computed cases and scipy's own references; the rollout runs them in an
+activity, so what they found is recorded with the rollout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean and its confidence interval; no bounds from fewer than two values."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    n: int
+    method: Literal["t", "bootstrap"]
+
+
+@dataclass(frozen=True)
+class Paired:
+    """B against A on the same cases: the mean of B - A with its interval, the Wilcoxon
+    signed-rank p-value, and the effect size (the mean difference in standard deviations
+    of the differences, Cohen's d_z)."""
+
+    n: int
+    difference: Interval
+    p_value: float | None
+    effect_size: float | None
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Student's t interval of the mean."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values")
+    mean = float(np.mean(values))
+    if n < 2:
+        return Interval(mean, None, None, n, "t")
+    sem = float(stats.sem(values))
+    if sem == 0:
+        return Interval(mean, mean, mean, n, "t")
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
+    return Interval(mean, float(low), float(high), n, "t")
+
+
+def bootstrap_interval(
+    values: Sequence[float], seed: int, confidence: float = CONFIDENCE, resamples: int = RESAMPLES
+) -> Interval:
+    """The percentile bootstrap interval of the mean, from `resamples` draws seeded by
+    `seed`: the same values and seed always give the same interval."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values")
+    data = np.asarray(values, dtype=float)
+    mean = float(data.mean())
+    if n < 2:
+        return Interval(mean, None, None, n, "bootstrap")
+    draws = np.random.default_rng(seed).choice(data, size=(resamples, n), replace=True)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws.mean(axis=1), [tail, 100 - tail])
+    return Interval(mean, float(low), float(high), n, "bootstrap")
+
+
+def paired(a: Sequence[float], b: Sequence[float], seed: int) -> Paired:
+    """B against A, case by case (a[i] and b[i] ran on the same input and seed)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired values differ in number: {len(a)} and {len(b)}")
+    differences = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    interval = bootstrap_interval(differences.tolist(), seed)
+    p_value: float | None = None
+    if np.any(differences != 0):
+        p_value = float(stats.wilcoxon(differences, zero_method="wilcox").pvalue)
+    elif len(differences):
+        p_value = 1.0  # no case differs
+    sd = float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0
+    effect = float(differences.mean() / sd) if sd > 0 else None
+    return Paired(len(differences), interval, p_value, effect)
+
+
+def mcnemar(a_passed: Sequence[bool], b_passed: Sequence[bool]) -> float:
+    """The exact McNemar p-value for pass/fail results on the same cases: the binomial
+    test of the cases only one of them passed."""
+    if len(a_passed) != len(b_passed):
+        raise ValueError("paired results differ in number")
+    only_a = sum(1 for x, y in zip(a_passed, b_passed, strict=True) if x and not y)
+    only_b = sum(1 for x, y in zip(a_passed, b_passed, strict=True) if y and not x)
+    if only_a + only_b == 0:
+        return 1.0
+    return float(stats.binomtest(only_b, only_a + only_b, 0.5).pvalue)
+
+
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm-Bonferroni adjusted p-values: the k-th smallest of m times (m - k + 1), never
+    less than the one before, never above 1."""
+    ordered = sorted(p_values.items(), key=lambda item: item[1])
+    m = len(ordered)
+    adjusted: dict[str, float] = {}
+    running = 0.0
+    for k, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - k) * p))
+        adjusted[name] = running
+    return adjusted
+
+
+def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """(mean of B - mean of A) over their pooled standard deviation; None when it is 0."""
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return None
+    pooled = ((na - 1) * np.var(a, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (na + nb - 2)
+    if pooled == 0:
+        return None
+    return float((np.mean(b) - np.mean(a)) / math.sqrt(pooled))
+
+
+def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
+    """The names whose (cost, score) no other point beats: as cheap or cheaper and as good
+    or better, and strictly one of the two. In order of cost."""
+    front = [
+        name
+        for name, (cost, score) in points.items()
+        if not any(
+            (c <= cost and s >= score) and (c < cost or s > score)
+            for other, (c, s) in points.items()
+            if other != name
+        )
+    ]
+    return sorted(front, key=lambda name: (points[name][0], -points[name][1], name))
