@@ -11,12 +11,13 @@ import sys
 from collections.abc import Awaitable
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.client import Client
 
 from contract.evals import RewardPolicy, Threshold
 from contract.ids import business_key
+from contract.models import ConversationResult
 from contract.states import FinishReason, State
 from ledger.embedded import EmbeddedLedger
 from runtime.conversations import start_conversation
@@ -94,9 +95,12 @@ async def test_transfer_retried_after_a_crash_past_the_commit_pays_once(
     await ledger.close()
 
 
-async def test_a_reward_retried_after_a_crash_past_the_commit_pays_once(
-    client: Client, settings: Settings, cli_env: dict[str, str]
-) -> None:
+async def rewarded_through_a_crash(
+    client: Client, settings: Settings, cli_env: dict[str, str], after: str
+) -> tuple[Any, ConversationResult, EmbeddedLedger, Decimal]:
+    """A conversation whose score pays 3, on a worker that SIGKILLs itself right `after` the
+    first commit or evaluation, finished by a second worker: its handle, its result, the
+    ledger and the agent's balance before."""
     ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
     for wallet in ("agent_alpha", "treasurer"):
         await ledger.open_wallet(wallet, Decimal("100"))
@@ -113,16 +117,20 @@ async def test_a_reward_retried_after_a_crash_past_the_commit_pays_once(
             crash.model_copy(update={"rewards": policy}),
             agent(settings),
             "What's the weather in Paris?",
-            name=unique("reward-crash"),
+            name=unique(f"{after}-crash"),
             evaluators=["gives_temperature"],
         ),
+        after=after,
     )
-
     async with build_worker(client, crash):
         result = await asyncio.wait_for(handle.result(), timeout=90)
-
     assert result.reason is FinishReason.DONE
-    assert (await activity_attempts(handle))["ledger_reward"] == [2], "the reward was retried"
+    return handle, result, ledger, before
+
+
+async def paid_once(
+    handle: Any, result: ConversationResult, ledger: EmbeddedLedger, before: Decimal
+) -> None:
     [reward] = [o.reward for e in result.stack for o in e.evaluations if o.reward]
     assert (reward.status, reward.amount) == ("paid", Decimal("3"))
     mine = [r for r in await ledger.history("agent_alpha", 100) if r.reference == handle.id]
@@ -132,45 +140,26 @@ async def test_a_reward_retried_after_a_crash_past_the_commit_pays_once(
     await ledger.close()
 
 
+async def test_a_reward_retried_after_a_crash_past_the_commit_pays_once(
+    client: Client, settings: Settings, cli_env: dict[str, str]
+) -> None:
+    handle, result, ledger, before = await rewarded_through_a_crash(
+        client, settings, cli_env, "commit"
+    )
+    assert (await activity_attempts(handle))["ledger_reward"] == [2], "the reward was retried"
+    await paid_once(handle, result, ledger, before)
+
+
 async def test_an_evaluation_retried_after_a_crash_scores_and_pays_once(
     client: Client, settings: Settings, cli_env: dict[str, str]
 ) -> None:
-    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
-    for wallet in ("agent_alpha", "treasurer"):
-        await ledger.open_wallet(wallet, Decimal("100"))
-    before = await ledger.balance("agent_alpha")
-    crash = queue_settings(settings)
-    policy = RewardPolicy(
-        budget=Decimal("10"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
+    handle, result, ledger, before = await rewarded_through_a_crash(
+        client, settings, cli_env, "evaluation"
     )
-    handle, _ = await until_the_worker_dies(
-        cli_env,
-        crash,
-        start_conversation(
-            client,
-            crash.model_copy(update={"rewards": policy}),
-            agent(settings),
-            "What's the weather in Paris?",
-            name=unique("evaluation-crash"),
-            evaluators=["gives_temperature"],
-        ),
-        after="evaluation",
-    )
-
-    async with build_worker(client, crash):
-        result = await asyncio.wait_for(handle.result(), timeout=90)
-
-    assert result.reason is FinishReason.DONE
     # The evaluation ran inside a workflow task the dead worker never completed; the next
     # worker ran that task again, evaluation included, and recorded it once.
     assert await local_activities(handle) == ["evaluate"]
     [scored] = [e for e in result.stack if e.evaluations]
     [outcome] = scored.evaluations
     assert (outcome.evaluator_id, outcome.value) == ("gives_temperature", 1.0)
-    assert outcome.reward is not None
-    assert (outcome.reward.status, outcome.reward.amount) == ("paid", Decimal("3"))
-    mine = [r for r in await ledger.history("agent_alpha", 100) if r.reference == handle.id]
-    assert [r.transfer_id for r in mine] == [outcome.reward.transfer_id], "one receipt"
-    assert await ledger.balance("agent_alpha") == before + 3
-    assert (await ledger.verify()).ok
-    await ledger.close()
+    await paid_once(handle, result, ledger, before)

@@ -4,21 +4,17 @@ them after an intended change)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
-from contract.models import ConversationInput, ConversationResult
-from contract.names import RUN_TOOL
+from runtime.replay import WORKFLOWS
 from tests.golden.record import BRANCHES, CASES, COMPARISONS
-from workflows.compare import CompareWorkflow
-from workflows.conversation import ConversationWorkflow
+from tests.replay.changed import CallsTheToolFirst
 
 GOLDEN_DIR = Path(__file__).parent.parent / "golden"
 
@@ -34,21 +30,9 @@ def test_every_recorded_path_has_a_golden_history() -> None:
 
 @pytest.mark.parametrize("name", sorted([*CASES, *COMPARISONS, *BRANCHES]))
 async def test_golden_history_replays_without_nondeterminism(name: str) -> None:
-    replayer = Replayer(
-        workflows=[ConversationWorkflow, CompareWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load(name), raise_on_replay_failure=False)
     assert result.replay_failure is None
-
-
-@workflow.defn(name="ConversationWorkflow", sandboxed=False)
-class CallsTheToolFirst:
-    """A changed workflow: runs the tool before the model, unlike the recorded runs."""
-
-    @workflow.run
-    async def run(self, inp: ConversationInput) -> ConversationResult:
-        await workflow.execute_activity(RUN_TOOL, "{}", start_to_close_timeout=timedelta(seconds=5))
-        raise ApplicationError("unreachable in replay")
 
 
 async def test_replay_rejects_a_workflow_that_changed_its_commands() -> None:

@@ -4,29 +4,15 @@ named at the event it no longer matches, and bad input is one line with exit 2."
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 import runtime.replay
 from cli.main import _run
-from contract.models import ConversationInput, ConversationResult
-from contract.names import RUN_TOOL
+from tests.replay.changed import CallsTheToolFirst
 
 GOLDEN = Path(__file__).parent.parent / "golden"
-
-
-@workflow.defn(name="ConversationWorkflow", sandboxed=False)
-class CallsTheToolFirst:
-    """A deliberately changed workflow: it runs the tool before the model."""
-
-    @workflow.run
-    async def run(self, inp: ConversationInput) -> ConversationResult:
-        await workflow.execute_activity(RUN_TOOL, "{}", start_to_close_timeout=timedelta(seconds=5))
-        raise ApplicationError("unreachable in replay")
 
 
 def p2e(
