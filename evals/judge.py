@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -33,6 +33,7 @@ from contract.evals import (
 from evals.registry import Complete, EvalTarget, EvaluationError, PairTarget
 from evals.rules import RuleParams
 
+R = TypeVar("R", bound=BaseModel)
 RUBRIC_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 DEFAULT_JUDGE_MODEL = "scripted/judge"
 FORMAT = (
@@ -77,33 +78,39 @@ def rubric_text(rubric: str, rubrics_dir: Path) -> str:
 
 
 def judge_messages(rubric: str, target: EvalTarget) -> list[dict[str, str]]:
-    system = f"{JUDGE_MARKER}\n\nRubric:\n{rubric}\n\n{FORMAT}"
-    user = (
-        f"{QUESTION_HEADING}\n{target.question or '(none)'}\n\n"
-        f"{WORK_HEADING} ({target.kind}, step {target.step})\n{target.text}"
-    )
+    work = f"{WORK_HEADING} ({target.kind}, step {target.step})\n{target.text}"
+    return _messages(JUDGE_MARKER, rubric, FORMAT, target.question, work)
+
+
+def _messages(
+    marker: str, rubric: str, reply_format: str, question: str, work: str
+) -> list[dict[str, str]]:
+    """A judge's prompt: the marker, the rubric and the reply's format; then the question
+    and the work."""
+    system = f"{marker}\n\nRubric:\n{rubric}\n\n{reply_format}"
+    user = f"{QUESTION_HEADING}\n{question or '(none)'}\n\n{work}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _json_object(reply: str) -> object:
-    """The JSON in a reply, maybe inside a code fence, or a ValueError."""
+def _reply_as(model: type[R], reply: str) -> R:
+    """A judge's reply (a JSON object, maybe inside a code fence) as `model`, or a
+    ValueError saying what is wrong with it."""
     text = reply.strip()
     if fenced := re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL):
         text = fenced.group(1)
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError:
         raise ValueError("not a JSON object") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(first_problem(exc)) from None
 
 
 def parse_verdict(reply: str) -> Score:
-    """The Score in a judge's reply (a JSON object, maybe inside a code fence), or a
-    ValueError saying what is wrong with it."""
-    data = _json_object(reply)
-    try:
-        verdict = Verdict.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(first_problem(exc)) from None
+    """The Score in a judge's reply, or a ValueError saying what is wrong with it."""
+    verdict = _reply_as(Verdict, reply)
     return Score(value=verdict.score, rationale=verdict.rationale, parts=verdict.parts)
 
 
@@ -124,21 +131,13 @@ def pairwise_judge(params: Judge, rubric: str) -> Callable[[PairTarget], Awaitab
 
 
 def pair_messages(rubric: str, target: PairTarget) -> list[dict[str, str]]:
-    system = f"{PAIR_MARKER}\n\nRubric:\n{rubric}\n\n{PAIR_FORMAT}"
-    user = (
-        f"{QUESTION_HEADING}\n{target.question or '(none)'}\n\n"
-        f"{FIRST_HEADING}\n{target.first}\n\n{SECOND_HEADING}\n{target.second}"
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    works = f"{FIRST_HEADING}\n{target.first}\n\n{SECOND_HEADING}\n{target.second}"
+    return _messages(PAIR_MARKER, rubric, PAIR_FORMAT, target.question, works)
 
 
 def parse_preference(reply: str) -> Score:
     """The preference for work A in a pairwise judge's reply, or a ValueError."""
-    data = _json_object(reply)
-    try:
-        verdict = Preference.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(first_problem(exc)) from None
+    verdict = _reply_as(Preference, reply)
     value = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict.winner]
     return Score(value=value, rationale=verdict.rationale)
 

@@ -85,9 +85,24 @@ async def _branch_while_chatting(
     await conversations.end(child)
 
 
+# Cases recorded again at a later revision: the same path, the commands that revision issues.
+TOOL_CALL = Case("agent_alpha", "What's the weather in Paris?")
+CHAT_WITH_OVERRIDES = Case("agent_alpha", None, interactive=True, drive=_chat_with_overrides)
+EVALUATED = Case(
+    "agent_alpha",
+    "What's the weather in Paris?",
+    evaluators=["within_tokens", "tool_succeeded", "default"],
+)
+REWARDED = Case(
+    "agent_alpha",
+    "What's the weather in Paris?",
+    evaluators=["tool_succeeded", "gives_temperature"],
+    rewards=RewardPolicy(budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]),
+)
+
 CASES: dict[str, Case] = {
     "text_reply": Case("agent_beta", "hello"),
-    "tool_call": Case("agent_alpha", "What's the weather in Paris?"),
+    "tool_call": TOOL_CALL,
     "tool_error": Case("agent_alpha", "What's the weather in Atlantis?"),
     "tool_refused": Case("agent_beta", 'call get_weather with {"city": "Paris"}'),
     "tool_corrected": Case("agent_alpha", 'call get_weather with {"town": "Paris"}'),
@@ -100,48 +115,22 @@ CASES: dict[str, Case] = {
     "rule_based": Case("treasurer", "what's the weather for the job?"),
     "human": Case("reviewer", "May we ship the release?", drive=_answer_when_asked),
     "human_timeout": Case("reviewer", "Anyone there?", {"human_timeout_s": 1}),
-    "interactive_overrides": Case(
-        "agent_alpha", None, interactive=True, drive=_chat_with_overrides
-    ),
+    "interactive_overrides": CHAT_WITH_OVERRIDES,
     "transfer": Case("agent_alpha", "Transfer 25 to agent_beta for helping"),
     "continue_as_new": Case(
         "agent_alpha",
         "weather in Paris, Rome, Oslo, Lima, Cairo, Dubai, Seoul and Vienna",
         continue_as_new_events=60,
     ),
-    "tool_call_r1": Case("agent_alpha", "What's the weather in Paris?"),
-    "interactive_overrides_r1": Case(
-        "agent_alpha", None, interactive=True, drive=_chat_with_overrides
-    ),
-    "evaluated_r1": Case(
-        "agent_alpha",
-        "What's the weather in Paris?",
-        evaluators=["within_tokens", "tool_succeeded", "default"],
-    ),
-    "rewarded_r1": Case(
-        "agent_alpha",
-        "What's the weather in Paris?",
-        evaluators=["tool_succeeded", "gives_temperature"],
-        rewards=RewardPolicy(
-            budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
-        ),
-    ),
+    "tool_call_r1": TOOL_CALL,
+    "interactive_overrides_r1": CHAT_WITH_OVERRIDES,
+    "evaluated_r1": EVALUATED,
+    "rewarded_r1": REWARDED,
     "branching_r3": Case("agent_alpha", None, interactive=True, drive=_branch_while_chatting),
     # Revision 3 keeps each evaluator's mean in the memo as it closes.
-    "evaluated_r3": Case(
-        "agent_alpha",
-        "What's the weather in Paris?",
-        evaluators=["within_tokens", "tool_succeeded", "default"],
-    ),
+    "evaluated_r3": EVALUATED,
     # Rules only: revision 2 scores in local activities.
-    "rewarded_r2": Case(
-        "agent_alpha",
-        "What's the weather in Paris?",
-        evaluators=["tool_succeeded", "gives_temperature"],
-        rewards=RewardPolicy(
-            budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]
-        ),
-    ),
+    "rewarded_r2": REWARDED,
 }
 
 
