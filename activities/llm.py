@@ -75,6 +75,19 @@ def model_problem(model: str) -> str | None:
     return None
 
 
+def prompt_price(model: str, text: str) -> float | None:
+    """What a call of `model` with `text` as its prompt and a one-token answer costs, from
+    litellm's local cost map; None for a model it has no price for."""
+    try:
+        tokens = litellm.token_counter(model=model, text=text)
+        prompt, completion = litellm.cost_per_token(
+            model=model, prompt_tokens=tokens, completion_tokens=1
+        )
+    except Exception:  # no price for the model, or a tokenizer it cannot load offline
+        return None
+    return float(prompt + completion)
+
+
 @contextmanager
 def _no_unused_logging() -> Iterator[None]:
     """With no litellm callback registered, mark the call internal (litellm's own flag for

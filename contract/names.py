@@ -30,3 +30,9 @@ LEDGER_TRANSFER = "ledger_transfer"
 LEDGER_REWARD = "ledger_reward"
 LEDGER_BALANCE = "ledger_balance"
 LEDGER_SNAPSHOT = "ledger_snapshot"
+
+ROLLOUT_WORKFLOW = "RolloutWorkflow"
+STORE_ARMS = "store_arms"
+SETTLE_ROLLOUT = "settle_rollout"
+# Memo key of a rollout: a RolloutMemo, for `p2e rollout list`, `show` and `export`.
+ROLLOUT_MEMO = "rollout"

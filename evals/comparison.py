@@ -44,6 +44,16 @@ class Paired:
     effect_size: float | None
 
 
+@dataclass(frozen=True)
+class Unpaired:
+    """B against A on different cases: the difference of the means with its interval, the
+    p-value and the effect size (Cohen's d)."""
+
+    difference: Interval
+    p_value: float
+    effect_size: float | None
+
+
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """Student's t interval of the mean."""
     n = len(values)
@@ -91,6 +101,21 @@ def paired(a: Sequence[float], b: Sequence[float], seed: int) -> Paired:
     sd = float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0
     effect = float(differences.mean() / sd) if sd > 0 else None
     return Paired(len(differences), interval, p_value, effect)
+
+
+def welch(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Unpaired:
+    """B against A on different cases: the difference of the means with Welch's t interval
+    and p-value (no equal variances assumed), and Cohen's d."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("each side needs at least two values")
+    mean = float(np.mean(b) - np.mean(a))
+    if np.var(a) == 0 and np.var(b) == 0:
+        p = 1.0 if mean == 0 else 0.0
+        return Unpaired(Interval(mean, mean, mean, len(a) + len(b), "t"), p, None)
+    test = stats.ttest_ind(b, a, equal_var=False)
+    low, high = test.confidence_interval(confidence)
+    interval = Interval(mean, float(low), float(high), len(a) + len(b), "t")
+    return Unpaired(interval, float(test.pvalue), cohens_d(a, b))
 
 
 def mcnemar(a_passed: Sequence[bool], b_passed: Sequence[bool]) -> float:

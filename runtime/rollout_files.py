@@ -34,8 +34,9 @@ class RolloutFile:
     warnings: list[str]
 
 
-def load_rollout(path: Path, catalog: Catalog) -> RolloutFile:
-    """The rollout in `path`, checked against `catalog`, or one located ConfigError."""
+def load_rollout(path: Path, catalog: Catalog, *, repeats: int | None = None) -> RolloutFile:
+    """The rollout in `path`, checked against `catalog`, or one located ConfigError;
+    `repeats` replaces the file's (`p2e rollout start --repeats`)."""
     text = read_config_text(path, "rollout file")
     for number, line in enumerate(text.splitlines(), start=1):
         if "\t" in line[: len(line) - len(line.lstrip())]:
@@ -62,6 +63,10 @@ def load_rollout(path: Path, catalog: Catalog) -> RolloutFile:
         # A union's errors name the member they come from ("list[...]"): not a key.
         field = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
         raise located.error(field, message) from None
+    if repeats is not None:
+        if repeats < 1:
+            raise ConfigError(f"--repeats must be at least 1, not {repeats}")
+        spec = spec.model_copy(update={"repeats": repeats})
     inputs = _inputs(spec, path, located)
     _check_names(spec, catalog, located)
     agents = {agent.id: agent for agent in catalog.agents}

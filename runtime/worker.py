@@ -18,6 +18,7 @@ from runtime.settings import Settings
 from workflows.active_branch import ActiveBranchWorkflow
 from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.rollout import RolloutWorkflow
 
 # Workers that `p2e run` starts for one conversation carry this suffix, so that a later run
 # does not mistake a finished one for a standing worker.
@@ -43,6 +44,7 @@ def build_worker(
     from activities.evals import EvalActivities
     from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
+    from activities.rollouts import RolloutActivities
     from activities.rules import RuleActivities
     from activities.tools import ToolActivities
     from activities.transcript import ContentActivities, Transcript
@@ -63,10 +65,11 @@ def build_worker(
     content = ContentActivities(store)
     evaluation = EvalActivities(store, settings.evals_file)
     money = LedgerActivities(ledger, settings.ledger.treasury)
+    rollouts = RolloutActivities(store, ledger)
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow],
+        workflows=[ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow],
         workflow_runner=runner or workflow_runner(),
         activities=[
             llm.llm_step,
@@ -80,6 +83,8 @@ def build_worker(
             money.reward,
             money.balance,
             money.snapshot,
+            rollouts.store_arms,
+            rollouts.settle,
         ],
         identity=worker_identity(ephemeral),
         # Five fixed pollers leave a burst of parallel calls waiting in the server's backlog

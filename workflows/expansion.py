@@ -1,11 +1,12 @@
 """A rollout's arms: every variant of every team, on every input, `repeats` times. Pure and
-deterministic (the order is the file's), so the workflow that fans them out and the client
-that checks a file before starting it expand alike; tested without Temporal."""
+deterministic, so the workflow that fans them out and the client that checks a file before
+starting it expand alike; tested without Temporal."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from contract.agent import AgentSpec
 from contract.errors import ConfigError
@@ -49,38 +50,66 @@ def arm_count(spec: RolloutSpec, cases: int) -> int:
     return sum(len(variants(n, t)) for n, t in spec.teams.items()) * cases * spec.repeats
 
 
-def expand(spec: RolloutSpec, agents: Mapping[str, AgentSpec], inputs: list[str]) -> list[Arm]:
-    """Every arm, in order; `inputs` replaces each variant's first message when given. A
-    rollout over `spec.max_arms`, an unknown agent or a variant with no message is refused."""
-    cases = len(inputs) or 1
-    total = arm_count(spec, cases)
-    if total > spec.max_arms:
-        raise ExpansionError(
-            "teams", f"{total} arms is more than max_arms ({spec.max_arms}); raise it or split"
+@dataclass(frozen=True)
+class PlannedVariant:
+    team: str
+    variant: str
+    agent: AgentSpec
+    messages: list[str]  # one per case
+
+
+class ArmPlan:
+    """The arms of a rollout, made one at a time from their index, so a rollout of 10,000
+    arms never holds them all. Arms go round the variants: every variant runs case 0 of
+    repeat 0 before any runs its next, so a rollout stopped early (cancelled, out of
+    budget) has compared its variants on the same cases, and drift over time (a provider's
+    load, a cache warming) falls on all of them alike."""
+
+    def __init__(
+        self, spec: RolloutSpec, agents: Mapping[str, AgentSpec], inputs: Sequence[str]
+    ) -> None:
+        self.cases = len(inputs) or 1
+        self.repeats = spec.repeats
+        total = arm_count(spec, self.cases)
+        if total > spec.max_arms:
+            raise ExpansionError(
+                "teams", f"{total} arms is more than max_arms ({spec.max_arms}); raise it or split"
+            )
+        self.variants: list[PlannedVariant] = []
+        for name, team in spec.teams.items():
+            for variant_id, at, settings in variants(name, team):
+                first = settings.initial_message or team.initial_message
+                messages = list(inputs) or ([first] if first else [])
+                if not messages:
+                    raise ExpansionError(at, "no initial_message (in the variant or the team)")
+                agent = _agent(settings, agents, at)
+                self.variants.append(PlannedVariant(name, variant_id, agent, messages))
+        self.total = total
+
+    def arm(self, index: int) -> Arm:
+        """The arm at `index` (0 <= index < total)."""
+        order = index % len(self.variants)
+        planned = self.variants[order]
+        repeat, case = divmod(index // len(self.variants), self.cases)
+        label = f"r{repeat}" if self.cases == 1 else f"c{case}-r{repeat}"
+        return Arm(
+            key=f"{planned.team}/{planned.variant}/{label}",
+            team=planned.team,
+            variant=planned.variant,
+            order=order,
+            case=case,
+            repeat=repeat,
+            agent=planned.agent,
+            message=planned.messages[case],
         )
-    arms: list[Arm] = []
-    for name, team in spec.teams.items():
-        for variant_id, at, settings in variants(name, team):
-            agent = _agent(settings, agents, at)
-            first = settings.initial_message or team.initial_message
-            messages = inputs or ([first] if first else [])
-            if not messages:
-                raise ExpansionError(at, "no initial_message (in the variant or the team)")
-            for case, message in enumerate(messages):
-                for repeat in range(spec.repeats):
-                    label = f"r{repeat}" if cases == 1 else f"c{case}-r{repeat}"
-                    arms.append(
-                        Arm(
-                            key=f"{name}/{variant_id}/{label}",
-                            team=name,
-                            variant=variant_id,
-                            case=case,
-                            repeat=repeat,
-                            agent=agent,
-                            message=message,
-                        )
-                    )
-    return arms
+
+
+def expand(spec: RolloutSpec, agents: Mapping[str, AgentSpec], inputs: list[str]) -> list[Arm]:
+    """Every arm, in the order they start; `inputs` replaces each variant's first message
+    when given. A rollout over `spec.max_arms`, an unknown agent or a variant with no
+    message is refused."""
+    plan = ArmPlan(spec, agents, inputs)
+    return [plan.arm(index) for index in range(plan.total)]
 
 
 def _agent(settings: Variant, agents: Mapping[str, AgentSpec], at: str) -> AgentSpec:

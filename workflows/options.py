@@ -68,6 +68,14 @@ QUICK_EVAL_ACTIVITY: LocalActivityOptions = preset(5 * SECONDS, 30 * SECONDS, 3,
 # retried with the same id; business errors are non-retryable at the source.
 LEDGER_ACTIVITY = preset(15 * SECONDS, 5 * MINUTES, 10, 30 * SECONDS)
 
+# A rollout stores its finished arms' records as a local activity: the batch stays out of
+# the history, which keeps only the ref.
+STORE_RECORDS_ACTIVITY: LocalActivityOptions = preset(10 * SECONDS, 1 * MINUTES, 3, 10 * SECONDS)
+
+# Settling a rollout reads its records and the ledger and runs the statistics: one long
+# call at the end, retried on a worker that died.
+SETTLE_ACTIVITY = preset(5 * MINUTES, 30 * MINUTES, 5, 30 * SECONDS, heartbeat=30 * SECONDS)
+
 
 def tool_activity(info: ToolInfo) -> ActivityOptions:
     """Per-tool options from the `@tool(timeout=, retry=)` registration."""

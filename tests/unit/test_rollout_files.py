@@ -71,6 +71,8 @@ def test_an_original_file_runs_with_its_ids_kept_and_its_extra_keys_warned_about
     assert (good.message, memo.message) == ("Tell me a joke about space.", "Write a serious memo.")
     path = tmp_path / "r.yml"
     assert loaded.warnings == [
+        f"{path}:18: 'rubric' is ignored here: an evaluator's rubric is its own "
+        "(config/evals.yml); name the evaluator",
         f"{path}:19: 'prompts' is ignored here: the original only used it to decide whether "
         "to judge; an evaluator is named",
         f"{path}:20: 'judge_version' is ignored here: an evaluator's version is its own "
@@ -78,7 +80,7 @@ def test_an_original_file_runs_with_its_ids_kept_and_its_extra_keys_warned_about
     ]
 
 
-def test_a_grid_repeats_and_inputs_multiply_in_order(tmp_path: Path) -> None:
+def test_a_grid_repeats_and_inputs_multiply_going_round_the_variants(tmp_path: Path) -> None:
     text = """\
 repeats: 2
 inputs: [weather in Paris, weather in Oslo]
@@ -89,13 +91,16 @@ teams:
 """
     arms = load_rollout(write(tmp_path, text), CATALOG).arms
     assert len(arms) == 2 * 3 * 2 * 2
-    assert [a.key for a in arms[:4]] == [
+    # Every variant runs a case before any runs the next, and every case before a repeat.
+    assert [a.key for a in arms[::6]] == [
         "t/v001/c0-r0",
-        "t/v001/c0-r1",
         "t/v001/c1-r0",
+        "t/v001/c0-r1",
         "t/v001/c1-r1",
     ]
-    assert [(a.agent.model, a.agent.temperature) for a in arms[::4]] == [
+    assert [a.key for a in arms[:6]] == [f"t/v00{n}/c0-r0" for n in range(1, 7)]
+    assert len({a.key for a in arms}) == len(arms)
+    assert [(a.agent.model, a.agent.temperature) for a in arms[:6]] == [
         ("scripted/a", 0.1), ("scripted/a", 0.2), ("scripted/a", 0.3),
         ("scripted/b", 0.1), ("scripted/b", 0.2), ("scripted/b", 0.3),
     ]  # fmt: skip

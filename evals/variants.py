@@ -1,0 +1,211 @@
+"""A rollout's comparison: its arms' records summed up per variant and set against the
+baseline with the statistics of evals/comparison.py.
+
+What it reports, and why:
+- per variant, the mean of the metric with a 95% Student's t interval (its `method`), and
+  the success rate (arms that finished done and reached the pass score, of the arms run);
+- against the baseline, arms on the same case and repeat are paired: the paired bootstrap
+  interval of the differences, the Wilcoxon signed-rank p-value, Cohen's d_z, and the exact
+  McNemar test on pass/fail. Variants on other cases than the baseline's are compared
+  unpaired, with Welch's t. The p-values are Holm-corrected across the variants, and a
+  difference is significant only below 0.05 after the correction;
+- the variants no other one beats on both mean cost and mean score (the Pareto front).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from contract.rollouts import (
+    METRICS,
+    AgainstBaseline,
+    ArmRecord,
+    Estimate,
+    VariantComparison,
+    VariantStats,
+)
+from evals.comparison import Interval, holm, mcnemar, paired, pareto_front, t_interval, welch
+
+SIGNIFICANCE = 0.05
+ERRORS_KEPT = 5
+
+
+def resolve_baseline(records: Sequence[ArmRecord], baseline: str | None) -> str | None:
+    """`team/variant` for a baseline given as that or as a variant id one team has."""
+    if baseline is None:
+        return None
+    keys = list(dict.fromkeys(r.variant_key for r in records))
+    matches = [k for k in keys if baseline in (k, k.partition("/")[2])]
+    return matches[0] if len(matches) == 1 else None
+
+
+def compare(
+    records: Sequence[ArmRecord], metric: str, baseline: str | None, seed: int
+) -> VariantComparison:
+    """The comparison of the variants in `records`, in the order of their arms' keys as
+    the file lists them (records come in the order arms finished)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric '{metric}'; metrics: {', '.join(METRICS)}")
+    groups: dict[str, list[ArmRecord]] = {}
+    for record in sorted(records, key=lambda r: (r.order, r.case, r.repeat)):
+        groups.setdefault(record.variant_key, []).append(record)
+    base_key = resolve_baseline(records, baseline)
+    notes = [
+        f"{metric}: mean with a 95% Student's t interval; arms that never got a value "
+        "(skipped, cancelled, or failed before scoring) are left out of it"
+    ]
+    if baseline is not None and base_key is None:
+        notes.append(f"baseline '{baseline}' names no variant of these arms")
+    stats = [_variant(group, metric) for group in groups.values()]
+    if base_key is not None:
+        _against(stats, groups, base_key, metric, seed, notes)
+    notes += _shared_wallets(records)
+    higher = METRICS[metric]
+    ranked = [s for s in stats if s.metric is not None]
+    best = None
+    if ranked:
+        pick = max if higher else min
+        best = pick(ranked, key=lambda s: s.metric.mean if s.metric else 0).key
+    points = {s.key: (s.cost_usd, score) for s, score in _score_means(stats, groups)}
+    return VariantComparison(
+        metric=metric,
+        baseline=base_key,
+        variants=stats,
+        best=best,
+        pareto=pareto_front(points),
+        notes=notes,
+    )
+
+
+def _estimate(interval: Interval) -> Estimate:
+    return Estimate(
+        mean=interval.mean,
+        low=interval.low,
+        high=interval.high,
+        n=interval.n,
+        method=interval.method,
+    )
+
+
+def _values(records: Sequence[ArmRecord], metric: str) -> list[float]:
+    ran = (r.value(metric) for r in records if r.status in ("done", "failed"))
+    return [v for v in ran if v is not None]
+
+
+def _variant(records: list[ArmRecord], metric: str) -> VariantStats:
+    ran = [r for r in records if r.status in ("done", "failed")]
+    values = _values(records, metric)
+    count = len(ran) or 1
+    errors = list(dict.fromkeys(r.error for r in records if r.status == "failed" and r.error))
+    return VariantStats(
+        team=records[0].team,
+        variant=records[0].variant,
+        arms=len(records),
+        done=sum(r.status == "done" for r in records),
+        failed=sum(r.status == "failed" for r in records),
+        skipped=sum(r.status == "skipped" for r in records),
+        cancelled=sum(r.status == "cancelled" for r in records),
+        success_rate=sum(r.passed for r in ran) / count,
+        metric=_estimate(t_interval(values)) if values else None,
+        tokens=sum(r.tokens for r in ran) / count,
+        cost_usd=sum(r.cost_usd for r in ran) / count,
+        latency_s=sum(r.latency_s for r in ran) / count,
+        transactions=sum(r.transactions for r in records),
+        net_flow=sum((r.net_flow for r in records), Decimal(0)),
+        reward=sum((r.reward for r in records), Decimal(0)),
+        errors=[e for e in errors if e][:ERRORS_KEPT],
+    )
+
+
+def _pairs(
+    base: list[ArmRecord], other: list[ArmRecord], metric: str
+) -> list[tuple[ArmRecord, ArmRecord]] | None:
+    """The arms of `other` matched with the baseline's on the same case and repeat, or None
+    when the two ran on different cases (their messages differ)."""
+    by_place = {(r.case, r.repeat): r for r in base}
+    if {(r.case, r.case_id) for r in base} != {(r.case, r.case_id) for r in other}:
+        return None
+    matched = []
+    for record in other:
+        twin = by_place.get((record.case, record.repeat))
+        if twin is not None and record.value(metric) is not None and twin.value(metric) is not None:
+            matched.append((twin, record))
+    return matched
+
+
+def _against(
+    stats: list[VariantStats],
+    groups: dict[str, list[ArmRecord]],
+    base_key: str,
+    metric: str,
+    seed: int,
+    notes: list[str],
+) -> None:
+    """Fill in each variant's `versus`, with Holm's correction across all of them."""
+    base = groups[base_key]
+    p_values: dict[str, float] = {}
+    mcnemar_values: dict[str, float] = {}
+    for s in stats:
+        if s.key == base_key:
+            continue
+        pairs = _pairs(base, groups[s.key], metric)
+        if pairs is not None:
+            versus = AgainstBaseline(paired=True, n=len(pairs))
+            if pairs:
+                result = paired(
+                    [a.value(metric) or 0.0 for a, _ in pairs],
+                    [b.value(metric) or 0.0 for _, b in pairs],
+                    seed,
+                )
+                versus.difference = _estimate(result.difference)
+                versus.test, versus.p_value = "wilcoxon", result.p_value
+                versus.effect_size = result.effect_size
+                versus.mcnemar_p = mcnemar(
+                    [a.passed for a, _ in pairs], [b.passed for _, b in pairs]
+                )
+                mcnemar_values[s.key] = versus.mcnemar_p
+        else:
+            a, b = _values(base, metric), _values(groups[s.key], metric)
+            versus = AgainstBaseline(paired=False, n=len(a) + len(b))
+            notes.append(f"{s.key} ran on other cases than the baseline: compared unpaired")
+            if len(a) >= 2 and len(b) >= 2:
+                result_u = welch(a, b)
+                versus.difference = _estimate(result_u.difference)
+                versus.test, versus.p_value = "welch", result_u.p_value
+                versus.effect_size = result_u.effect_size
+        if versus.p_value is not None:
+            p_values[s.key] = versus.p_value
+        s.versus = versus
+    adjusted, adjusted_mcnemar = holm(p_values), holm(mcnemar_values)
+    for s in stats:
+        if s.versus is None:
+            continue
+        s.versus.p_holm = adjusted.get(s.key)
+        s.versus.mcnemar_holm = adjusted_mcnemar.get(s.key)
+        s.versus.significant = s.versus.p_holm is not None and s.versus.p_holm < SIGNIFICANCE
+
+
+def _score_means(
+    stats: list[VariantStats], groups: dict[str, list[ArmRecord]]
+) -> list[tuple[VariantStats, float]]:
+    found = []
+    for s in stats:
+        scores = _values(groups[s.key], "score")
+        if scores:
+            found.append((s, sum(scores) / len(scores)))
+    return found
+
+
+def _shared_wallets(records: Sequence[ArmRecord]) -> list[str]:
+    """Say which agents' wallets several variants share: their balances mix, so the
+    comparison's money figures are each arm's own transfers, never balances."""
+    variants_of: dict[str, set[str]] = {}
+    for record in records:
+        variants_of.setdefault(record.agent_id, set()).add(record.variant_key)
+    return [
+        f"the variants of {agent} ({len(keys)}) share its wallet: transactions and net flow "
+        "count each arm's own transfers (by reference), not balances"
+        for agent, keys in sorted(variants_of.items())
+        if len(keys) > 1
+    ]

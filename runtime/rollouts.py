@@ -1,0 +1,365 @@
+"""Client-side operations on rollouts and their schedules, for the CLI, benchmarks and tests.
+
+`RolloutClient` is the one place that names the rollout workflow's query and memo and
+writes its visibility queries. A file is loaded and checked whole (runtime/rollout_files.py)
+before anything connects, so a bad file never starts the dev server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleBackfill,
+    ScheduleDescription,
+    ScheduleHandle,
+    ScheduleIntervalSpec,
+    ScheduleListDescription,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
+from contract.agent import DEFAULT_MODEL
+from contract.errors import InvalidInput, P2eError, refuse
+from contract.ids import name_problem
+from contract.models import CURRENT_REVISION, preview
+from contract.names import ROLLOUT_MEMO, ROLLOUT_WORKFLOW
+from contract.rollouts import (
+    ArmRecord,
+    RolloutInput,
+    RolloutMemo,
+    RolloutProgress,
+    RolloutResult,
+    parse_records,
+)
+from runtime.catalog import load_catalog
+from runtime.client import connect
+from runtime.conversations import check_model, query_literal
+from runtime.rollout_files import RolloutFile, load_rollout
+from runtime.settings import Settings
+from store.artifacts import ArtifactDirectory
+from workflows.rollout import RolloutWorkflow
+
+PREFIX = "rollout-"
+SCHEDULE_PREFIX = "rollout-schedule-"
+OVERLAPS = {
+    "skip": ScheduleOverlapPolicy.SKIP,
+    "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
+    "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL,
+    "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
+    "terminate_other": ScheduleOverlapPolicy.TERMINATE_OTHER,
+    "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
+}
+
+RolloutHandle = WorkflowHandle[RolloutWorkflow, RolloutResult]
+
+
+class RolloutNotFound(P2eError):
+    pass
+
+
+class ScheduleNotFound(P2eError):
+    pass
+
+
+@dataclass(frozen=True)
+class PreparedRollout:
+    """A checked file and the input its workflow starts with."""
+
+    file: RolloutFile
+    input: RolloutInput
+
+
+@dataclass(frozen=True)
+class RolloutSummary:
+    id: str
+    name: str
+    total: int
+    phase: str
+    status: WorkflowExecutionStatus | None
+    started: datetime
+    closed: datetime | None
+
+
+def _handle(client: Client, workflow_id: str) -> RolloutHandle:
+    return client.get_workflow_handle_for(RolloutWorkflow.run, workflow_id)
+
+
+def rollout_id(name: str) -> str:
+    return name if name.startswith(PREFIX) else PREFIX + name
+
+
+def generated_name(stem: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stem}-{stamp}-{secrets.token_hex(2)}"
+
+
+def parse_every(text: str) -> timedelta:
+    """`90s`, `15m`, `1h`, `2d`: a schedule's interval."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise InvalidInput(
+            f"--every takes a number and s, m, h or d (like 30s or 1h), not {text!r}"
+        )
+    return timedelta(seconds=int(number) * units[unit])
+
+
+class RolloutClient:
+    """Typed operations on rollouts over one Temporal client, connecting on first use."""
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self.settings = settings
+        self._client = client
+
+    async def temporal(self) -> Client:
+        if self._client is None:
+            self._client = await connect(self.settings)
+        return self._client
+
+    # --- starting -------------------------------------------------------------------------
+
+    def prepare(
+        self, path: Path, *, model: str | None = None, repeats: int | None = None
+    ) -> PreparedRollout:
+        """Load and check `path` against this machine's team; `model` replaces every arm's
+        model, `repeats` the file's repeats."""
+        catalog = load_catalog(self.settings)
+        loaded = load_rollout(path, catalog, repeats=repeats)
+        if model is not None:
+            check_model(model)
+        else:
+            for found in dict.fromkeys(arm.agent.model for arm in loaded.arms):
+                if found is not None:
+                    check_model(found)
+        inp = RolloutInput(
+            name=path.stem,
+            spec=loaded.spec,
+            inputs=loaded.inputs,
+            catalog=catalog,
+            model=model,
+            revision=CURRENT_REVISION,
+            rewards=self.settings.rewards,
+            continue_as_new_events=self.settings.conversation.continue_as_new_events,
+        )
+        refuse(budget_problem(loaded, model, self.settings))
+        return PreparedRollout(loaded, inp)
+
+    async def start(self, inp: RolloutInput, *, name: str | None = None) -> RolloutHandle:
+        if name is not None:
+            refuse(name_problem(name.removeprefix(PREFIX), "--id"))
+        inp = inp.model_copy(update={"ledger": await self.ledger_problem()})
+        client = await self.temporal()
+        workflow_id = rollout_id(name or generated_name(inp.name))
+        try:
+            return await client.start_workflow(
+                RolloutWorkflow.run,
+                inp,
+                id=workflow_id,
+                task_queue=self.settings.temporal.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=_summary(inp),
+            )
+        except WorkflowAlreadyStartedError:
+            raise InvalidInput(
+                f"a rollout '{workflow_id}' exists already; pick another --id"
+            ) from None
+
+    async def ledger_problem(self) -> str | None:
+        """Why the rollout will have no ledger figures (no ledger yet), or None."""
+        from ledger import open_ledger
+        from ledger.errors import LedgerError
+
+        try:
+            ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
+            try:
+                await ledger.metrics()
+            finally:
+                await ledger.close()
+        except LedgerError as exc:
+            return str(exc)
+        return None
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def handle(self, rollout: str) -> tuple[RolloutHandle, WorkflowExecution]:
+        client = await self.temporal()
+        for candidate in dict.fromkeys([rollout, rollout_id(rollout)]):
+            handle = _handle(client, candidate)
+            try:
+                description = await handle.describe()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue
+            if description.workflow_type != ROLLOUT_WORKFLOW:
+                raise RolloutNotFound(f"'{candidate}' is a {description.workflow_type}, no rollout")
+            return handle, description
+        raise RolloutNotFound(f"no rollout '{rollout}' (p2e rollout list shows them)")
+
+    async def progress(self, handle: RolloutHandle) -> RolloutProgress:
+        return await handle.query(RolloutWorkflow.progress)
+
+    async def memo(self, execution: WorkflowExecution) -> RolloutMemo | None:
+        found: RolloutMemo | None = await execution.memo_value(
+            ROLLOUT_MEMO, None, type_hint=RolloutMemo
+        )
+        return found
+
+    async def records(self, execution: WorkflowExecution) -> list[ArmRecord]:
+        """Every arm's record, from the store; those of a rollout still running are only
+        in its workflow, so it has none yet."""
+        memo = await self.memo(execution)
+        store = ArtifactDirectory(self.settings.artifacts_dir)
+        return [
+            r for ref in (memo.records if memo else []) for r in parse_records(store.get_bytes(ref))
+        ]
+
+    async def list_rollouts(self, limit: int) -> list[RolloutSummary]:
+        client = await self.temporal()
+        found = []
+        query = f"WorkflowType = {query_literal(ROLLOUT_WORKFLOW)}"
+        async for execution in client.list_workflows(query, limit=limit):
+            memo = await self.memo(execution)
+            found.append(
+                RolloutSummary(
+                    id=execution.id,
+                    name=memo.name if memo else "?",
+                    total=memo.total if memo else 0,
+                    phase=memo.phase if memo else "starting",
+                    status=execution.status,
+                    started=execution.start_time,
+                    closed=execution.close_time,
+                )
+            )
+        return found
+
+    async def cancel(self, handle: RolloutHandle) -> None:
+        await handle.cancel()
+
+    # --- schedules ------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        prepared: PreparedRollout,
+        *,
+        schedule_id: str | None,
+        cron: str | None,
+        every: timedelta | None,
+        overlap: str = "skip",
+    ) -> str:
+        if (cron is None) == (every is None):
+            raise InvalidInput("give --cron or --every, one of them")
+        if overlap not in OVERLAPS:
+            raise InvalidInput(f"--overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
+        name = schedule_id or prepared.input.name
+        refuse(name_problem(name.removeprefix(SCHEDULE_PREFIX), "--id"))
+        sid = name if name.startswith(SCHEDULE_PREFIX) else SCHEDULE_PREFIX + name
+        client = await self.temporal()
+        spec = (
+            ScheduleSpec(cron_expressions=[cron])
+            if cron is not None
+            else ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every or timedelta())])
+        )
+        try:
+            await client.create_schedule(
+                sid,
+                Schedule(
+                    # Each run's id is this one with the time it was due appended.
+                    action=ScheduleActionStartWorkflow(
+                        RolloutWorkflow.run,
+                        prepared.input,
+                        id=PREFIX + sid.removeprefix(SCHEDULE_PREFIX),
+                        task_queue=self.settings.temporal.task_queue,
+                        static_summary=_summary(prepared.input),
+                    ),
+                    spec=spec,
+                    policy=SchedulePolicy(overlap=OVERLAPS[overlap]),
+                    state=ScheduleState(note=f"rollout {prepared.file.path}"),
+                ),
+            )
+        except ScheduleAlreadyRunningError:
+            raise InvalidInput(f"a schedule '{sid}' exists already; pick another --id") from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise InvalidInput(f"Temporal refused the schedule: {exc.message}") from None
+            raise
+        return sid
+
+    async def schedule(self, schedule_id: str) -> tuple[ScheduleHandle, ScheduleDescription]:
+        client = await self.temporal()
+        for candidate in dict.fromkeys([schedule_id, SCHEDULE_PREFIX + schedule_id]):
+            handle = client.get_schedule_handle(candidate)
+            try:
+                return handle, await handle.describe()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        raise ScheduleNotFound(f"no schedule '{schedule_id}' (p2e rollout schedule list)")
+
+    async def schedules(self) -> AsyncIterator[ScheduleListDescription]:
+        client = await self.temporal()
+        async for listed in await client.list_schedules():
+            if listed.id.startswith(SCHEDULE_PREFIX):
+                yield listed
+
+    async def backfill(
+        self, handle: ScheduleHandle, start: datetime, end: datetime, overlap: str
+    ) -> None:
+        if end <= start:
+            raise InvalidInput("the backfill's end must be after its start")
+        if overlap not in OVERLAPS:
+            raise InvalidInput(f"--overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
+        await handle.backfill(
+            ScheduleBackfill(start_at=start, end_at=end, overlap=OVERLAPS[overlap])
+        )
+
+
+def _summary(inp: RolloutInput) -> str:
+    teams = ", ".join(inp.spec.teams)
+    return preview(f"rollout {inp.name}: {teams}", 200)
+
+
+def budget_problem(loaded: RolloutFile, model: str | None, settings: Settings) -> str | None:
+    """Why the rollout's budget cannot pay for one arm: less than the first model call of
+    its cheapest arm costs (the prompt priced by litellm's local cost map). Models without
+    a price (the scripted one, local endpoints) cost nothing known, so never fail this."""
+    budget = loaded.spec.budget
+    if budget is None:
+        return None
+    prices = []
+    for arm in loaded.arms[: len({(a.team, a.variant) for a in loaded.arms})]:
+        chosen = model or arm.agent.model or settings.default_model or DEFAULT_MODEL
+        if chosen.startswith(f"{SCRIPTED_PROVIDER}/"):
+            return None
+        from activities.llm import prompt_price
+
+        price = prompt_price(chosen, arm.message)
+        if price is None:
+            return None
+        prices.append((price, arm, chosen))
+    cheapest, arm, chosen = min(prices, key=lambda found: found[0])
+    if float(budget) < cheapest:
+        return (
+            f"budget ${budget} does not pay for one arm: the first call of {arm.team}/"
+            f"{arm.variant} on {chosen} costs about ${cheapest:.6f}"
+        )
+    return None
