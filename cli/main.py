@@ -20,6 +20,7 @@ from cli import (
     evals,
     ledger,
     replay,
+    rollouts,
     run,
     server,
     worker,
@@ -49,6 +50,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(evals.app, name="eval")
 app.add_typer(artifact.app, name="artifact")
+app.add_typer(rollouts.app, name="rollout")
 
 
 def _one_line(exc: BaseException) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,7 +27,13 @@ if TYPE_CHECKING:
 
 
 def run(
-    message: Annotated[str, typer.Argument(help="The user message that opens the conversation.")],
+    message: Annotated[
+        str,
+        typer.Argument(
+            help="The user message that opens the conversation, or a rollout file (*.yml) "
+            "to run as `p2e rollout start FILE --follow`."
+        ),
+    ],
     agent: Annotated[str, typer.Option("--agent", "-a", help="Agent id from agents.yml.")] = (
         "agent_alpha"
     ),
@@ -54,8 +61,12 @@ def run(
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Run a conversation with an agent and print its reply."""
+    """Run a conversation with an agent and print its reply, or a rollout file."""
     settings = settings_for(address, namespace)
+    if message.endswith((".yml", ".yaml")) and Path(message).is_file():
+        from cli.rollouts import start_file
+
+        raise typer.Exit(start_file(Path(message), model, settings))
     ids = [part.strip() for part in (evaluators or "").split(",") if part.strip()]
     raise typer.Exit(run_async(_run(settings, agent, message, name, model, detach, ids)))
 

@@ -334,6 +334,7 @@ class VariantStats(BaseModel):
 class VariantComparison(BaseModel):
     metric: str
     baseline: str | None
+    seed: int = Field(default=0, description="what the bootstrap intervals were drawn with")
     confidence: float = 0.95
     variants: list[VariantStats]
     best: str | None = Field(default=None, description="the highest mean metric")

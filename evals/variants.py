@@ -71,6 +71,7 @@ def compare(
     return VariantComparison(
         metric=metric,
         baseline=base_key,
+        seed=seed,
         variants=stats,
         best=best,
         pareto=pareto_front(points),

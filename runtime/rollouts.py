@@ -11,6 +11,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from temporalio.client import (
@@ -30,6 +31,9 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
+)
+from temporalio.client import (
+    ScheduleActionExecutionStartWorkflow as StartedRun,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -96,6 +100,44 @@ class RolloutSummary:
     status: WorkflowExecutionStatus | None
     started: datetime
     closed: datetime | None
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    """A rollout schedule as `p2e rollout schedule describe` shows it."""
+
+    id: str
+    cron: list[str]
+    every: list[timedelta]
+    overlap: str
+    paused: bool
+    note: str | None
+    runs: int
+    skipped: int
+    running: list[str]
+    recent: list[tuple[datetime, str]]  # (when it was due, the rollout it started)
+    upcoming: list[datetime]
+
+
+def schedule_summary(d: ScheduleDescription) -> ScheduleSummary:
+    spec = d.schedule.spec
+    return ScheduleSummary(
+        id=d.id,
+        cron=list(spec.cron_expressions),
+        every=[i.every for i in spec.intervals],
+        overlap=d.schedule.policy.overlap.name.lower(),
+        paused=d.schedule.state.paused,
+        note=d.schedule.state.note,
+        runs=d.info.num_actions,
+        skipped=d.info.num_actions_skipped_overlap,
+        running=[a.workflow_id for a in d.info.running_actions if isinstance(a, StartedRun)],
+        recent=[
+            (a.scheduled_at, a.action.workflow_id)
+            for a in d.info.recent_actions
+            if isinstance(a.action, StartedRun)
+        ],
+        upcoming=list(d.info.next_action_times[:3]),
+    )
 
 
 def _handle(client: Client, workflow_id: str) -> RolloutHandle:
@@ -249,6 +291,31 @@ class RolloutClient:
                     started=execution.start_time,
                     closed=execution.close_time,
                 )
+            )
+        return found
+
+    async def variant_flows(self, rollout: str, since: datetime) -> dict[str, tuple[int, Decimal]]:
+        """Transfers so far and their net flow per variant (`team/variant`), read from the
+        ledger while the rollout runs; empty where there is no ledger."""
+        from ledger import open_ledger
+        from ledger.errors import LedgerError
+        from ledger.flows import AUDIT_LIMIT, arm_entries
+
+        try:
+            ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
+            try:
+                entries = await ledger.audit(since=since - timedelta(minutes=5), limit=AUDIT_LIMIT)
+            finally:
+                await ledger.close()
+        except LedgerError:
+            return {}
+        found: dict[str, tuple[int, Decimal]] = {}
+        for key, moved in arm_entries(entries, rollout).items():
+            variant = key.rpartition("/")[0]
+            count, total = found.get(variant, (0, Decimal(0)))
+            found[variant] = (
+                count + len(moved),
+                total + sum((e.amount for e in moved), Decimal(0)),
             )
         return found
 

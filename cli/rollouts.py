@@ -1,0 +1,600 @@
+"""`p2e rollout`: run a rollout file's variants side by side, follow them, compare them, and
+run rollouts as scheduled batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli.common import (
+    AddressOption,
+    JsonOption,
+    NamespaceOption,
+    console,
+    note,
+    print_json,
+    run_async,
+    serving,
+    settings_for,
+    ui_url,
+)
+from contract.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from contract.rollouts import ArmRecord, RolloutResult, VariantComparison
+    from runtime.rollouts import PreparedRollout, RolloutClient, RolloutHandle
+    from runtime.settings import Settings
+
+app = typer.Typer(
+    help="Rollouts: variants of agents run side by side and compared.", no_args_is_help=True
+)
+schedules = typer.Typer(
+    help="Rollouts run on a schedule (Temporal Schedules).", no_args_is_help=True
+)
+app.add_typer(schedules, name="schedule")
+
+FileArg = Annotated[
+    Path, typer.Argument(help="A rollout file (config/rollouts/*.yml).", show_default=False)
+]
+RolloutArg = Annotated[str, typer.Argument(help="A rollout id (rollout-NAME or NAME).")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Run every arm on this litellm model (e.g. scripted/default)."
+    ),
+]
+RepeatsOption = Annotated[
+    int | None, typer.Option("--repeats", "-r", min=1, help="Runs per variant and input.")
+]
+ScheduleArg = Annotated[str, typer.Argument(help="A schedule id (p2e rollout schedule list).")]
+REFRESH_S = 0.5
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _client(settings: Settings) -> RolloutClient:
+    from runtime.rollouts import RolloutClient
+
+    return RolloutClient(settings)
+
+
+def _prepare(
+    client: RolloutClient, path: Path, model: str | None, repeats: int | None
+) -> PreparedRollout:
+    prepared = client.prepare(path, model=model, repeats=repeats)
+    for warning in prepared.file.warnings:
+        note(f"warning: {warning}")
+    return prepared
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+@app.command()
+def start(
+    path: FileArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Show a live table as arms finish.")
+    ] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Print the rollout id and return.")
+    ] = False,
+    model: ModelOption = None,
+    repeats: RepeatsOption = None,
+    name: Annotated[
+        str | None, typer.Option("--id", help="Rollout name (workflow id rollout-NAME).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="At the end, print the comparison as JSON.")
+    ] = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Start a rollout: every variant of every team, on every input, `repeats` times, each
+    a conversation; at the end, the comparison of the variants."""
+    if follow and detach:
+        raise InvalidInput("--follow and --detach exclude each other")
+    settings = settings_for(address, namespace)
+    code = run_async(_start(settings, path, follow, detach, model, repeats, name, as_json))
+    raise typer.Exit(code)
+
+
+def start_file(path: Path, model: str | None, settings: Settings) -> int:
+    """`p2e run FILE.yml`: the rollout in the file, followed live."""
+    return run_async(_start(settings, path, True, False, model, None, None, False))
+
+
+async def _start(
+    settings: Settings,
+    path: Path,
+    follow: bool,
+    detach: bool,
+    model: str | None,
+    repeats: int | None,
+    name: str | None,
+    as_json: bool,
+) -> int:
+    client = _client(settings)
+    prepared = _prepare(client, path, model, repeats)
+    arms = len(prepared.file.arms)
+    handle = await client.start(prepared.input, name=name)
+    note(f"started {handle.id}: {arms} arms, {prepared.input.spec.concurrency} at a time")
+    if link := ui_url(settings, handle.id):
+        note(f'web ui: {link} (its arms: P2eRollout="{handle.id}")')
+    if detach:
+        console.print(handle.id, highlight=False)
+        return 0
+    async with serving(await client.temporal(), settings):
+        result = await _wait(client, handle, follow)
+    return _print_result(result, as_json)
+
+
+async def _wait(client: RolloutClient, handle: RolloutHandle, follow: bool) -> RolloutResult:
+    """The rollout's result; meanwhile a live table (`follow`) or a line of progress."""
+    from temporalio.service import RPCError
+
+    from cli.rollout_tables import live_table
+
+    description = await handle.describe()
+    started = description.start_time
+    waiting = asyncio.ensure_future(handle.result())
+    if follow:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while not waiting.done():
+                with contextlib.suppress(RPCError):
+                    progress = await client.progress(handle)
+                    flows = await client.variant_flows(handle.id, started)
+                    live.update(live_table(progress, flows))
+                await asyncio.wait([waiting], timeout=REFRESH_S)
+            with contextlib.suppress(RPCError):  # the table as the rollout ended
+                progress = await client.progress(handle)
+                live.update(live_table(progress, await client.variant_flows(handle.id, started)))
+    else:
+        last = -1
+        while not waiting.done():
+            with contextlib.suppress(RPCError):
+                progress = await client.progress(handle)
+                if progress.finished != last:
+                    last = progress.finished
+                    note(f"  {progress.finished}/{progress.total} arms finished")
+            await asyncio.wait([waiting], timeout=REFRESH_S * 4)
+    return await waiting
+
+
+def _print_result(result: RolloutResult, as_json: bool) -> int:
+    from cli.rollout_tables import comparison_view
+
+    if as_json:
+        print_json(result.comparison.model_dump(mode="json"))
+    else:
+        console.print(comparison_view(result.comparison))
+        for wallet in result.wallets:
+            note(f"wallet {wallet.agent}: {wallet.before} -> {wallet.after}")
+        console.print(f"rollout: {result.rollout_id}", highlight=False)
+    failed = sum(v.failed for v in result.comparison.variants)
+    return 1 if failed else 0
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_rollouts(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 20,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """List rollouts, newest first (scheduled runs too)."""
+    found = run_async(_client(settings_for(address, namespace)).list_rollouts(limit))
+    rows = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "arms": r.total,
+            "phase": r.phase,
+            "status": r.status.name.lower() if r.status else None,
+            "started": r.started.isoformat(),
+            "closed": r.closed.isoformat() if r.closed else None,
+        }
+        for r in found
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Rollouts")
+    for column in ("id", "name", "arms", "phase", "status", "started"):
+        table.add_column(column, no_wrap=column == "id")
+    for r in found:
+        state = r.status.name.lower() if r.status else ""
+        table.add_row(r.id, r.name, str(r.total), r.phase, state, r.started.isoformat()[:19])
+    console.print(table)
+
+
+@app.command()
+def status(
+    rollout: RolloutArg,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """How far a rollout is: arms finished, running and failed per variant."""
+    settings = settings_for(address, namespace)
+    raise typer.Exit(run_async(_status(settings, rollout, as_json)))
+
+
+async def _status(settings: Settings, rollout: str, as_json: bool) -> int:
+    from cli.rollout_tables import live_table
+
+    client = _client(settings)
+    handle, description = await client.handle(rollout)
+    async with serving(await client.temporal(), settings):
+        progress = await client.progress(handle)
+    if as_json:
+        data = progress.model_dump(mode="json")
+        data["status"] = description.status.name.lower() if description.status else None
+        print_json(data)
+        return 0
+    flows = await client.variant_flows(handle.id, description.start_time)
+    console.print(live_table(progress, flows))
+    return 0
+
+
+@app.command()
+def show(
+    rollout: RolloutArg,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Every arm of a finished or cancelled rollout: status, score, usage and errors."""
+    settings = settings_for(address, namespace)
+    raise typer.Exit(run_async(_show(settings, rollout, as_json)))
+
+
+async def _records(client: RolloutClient, rollout: str) -> tuple[str, list[ArmRecord]]:
+    handle, description = await client.handle(rollout)
+    records = await client.records(description)
+    if not records:
+        raise InvalidInput(
+            f"{handle.id} has no records yet: it is still running (p2e rollout status {handle.id})"
+        )
+    return handle.id, sorted(records, key=lambda r: (r.order, r.case, r.repeat))
+
+
+async def _show(settings: Settings, rollout: str, as_json: bool) -> int:
+    from cli.rollout_tables import arms_table
+
+    rollout_id, records = await _records(_client(settings), rollout)
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in records])
+        return 0
+    console.print(arms_table(f"{rollout_id}: {len(records)} arms", records))
+    return 0
+
+
+@app.command()
+def compare(
+    rollout: RolloutArg,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", "-b", help="The variant to compare against.")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="score, reward, cost_usd, tokens, latency_s, ...")
+    ] = None,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Compare a rollout's variants again, against another baseline or on another metric."""
+    settings = settings_for(address, namespace)
+    raise typer.Exit(run_async(_compare(settings, rollout, baseline, metric, as_json)))
+
+
+async def _compare(
+    settings: Settings, rollout: str, baseline: str | None, metric: str | None, as_json: bool
+) -> int:
+    from cli.rollout_tables import comparison_view
+    from contract.rollouts import METRICS
+    from evals.variants import compare as compare_variants
+    from evals.variants import resolve_baseline
+
+    client = _client(settings)
+    handle, description = await client.handle(rollout)
+    result = await _result(handle, description)
+    records = await client.records(description)
+    if not records:
+        raise InvalidInput(f"{handle.id} has no records yet: it is still running")
+    chosen_metric = metric or (result.comparison.metric if result else "score")
+    if chosen_metric not in METRICS:
+        raise InvalidInput(f"unknown metric '{chosen_metric}'; metrics: {', '.join(METRICS)}")
+    chosen = baseline or (result.comparison.baseline if result else None)
+    if baseline is not None and resolve_baseline(records, baseline) is None:
+        known = ", ".join(dict.fromkeys(r.variant_key for r in records))
+        raise InvalidInput(f"--baseline '{baseline}' names no variant; variants: {known}")
+    seed = _seed(result)
+    comparison: VariantComparison = await asyncio.to_thread(
+        compare_variants, records, chosen_metric, chosen, seed
+    )
+    if as_json:
+        print_json(comparison.model_dump(mode="json"))
+    else:
+        console.print(comparison_view(comparison))
+    return 0
+
+
+def _seed(result: RolloutResult | None) -> int:
+    return 0 if result is None else result.comparison.seed
+
+
+async def _result(handle: RolloutHandle, description: Any) -> RolloutResult | None:
+    from temporalio.client import WorkflowExecutionStatus
+
+    if description.status != WorkflowExecutionStatus.COMPLETED:
+        return None
+    return await handle.result()
+
+
+@app.command()
+def cancel(
+    rollout: RolloutArg,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Cancel a running rollout: its running arms are cancelled, the rest never start, and
+    every arm keeps a record."""
+    settings = settings_for(address, namespace)
+
+    async def run() -> None:
+        client = _client(settings)
+        handle, description = await client.handle(rollout)
+        from temporalio.client import WorkflowExecutionStatus
+
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            state = description.status.name.lower() if description.status else "unknown"
+            raise InvalidInput(f"{handle.id} is not running ({state})")
+        await client.cancel(handle)
+        note(f"cancel requested for {handle.id}")
+
+    run_async(run())
+
+
+@app.command()
+def export(
+    rollout: RolloutArg,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", help="jsonl or csv.")
+    ] = ExportFormat.jsonl,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Every arm's record, one per line (JSON) or row (CSV), for analysis elsewhere."""
+    import json
+
+    from cli.rollout_tables import EXPORT_FIELDS, export_row
+
+    settings = settings_for(address, namespace)
+    _, records = run_async(_records(_client(settings), rollout))
+    rows = [export_row(r) for r in records]
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(output.open("w", newline="")) if output else sys.stdout
+        if fmt is ExportFormat.csv:
+            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            out.writelines(json.dumps(row) + "\n" for row in rows)
+    if output:
+        note(f"wrote {len(rows)} arms to {output}")
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+@schedules.command("create")
+def schedule_create(
+    path: FileArg,
+    cron: Annotated[
+        str | None, typer.Option("--cron", help='A cron expression, e.g. "0 3 * * *".')
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option("--every", help="An interval: 30s, 15m, 1h, 1d.")
+    ] = None,
+    schedule_id: Annotated[str | None, typer.Option("--id", help="Schedule name.")] = None,
+    overlap: Annotated[
+        str,
+        typer.Option(
+            "--overlap",
+            help="When a run is due while one runs: skip, buffer_one, buffer_all, "
+            "cancel_other, terminate_other or allow_all.",
+        ),
+    ] = "skip",
+    model: ModelOption = None,
+    repeats: RepeatsOption = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Run a rollout file on a schedule; each run is a rollout of its own (rollout list)."""
+    from runtime.rollouts import parse_every
+
+    settings = settings_for(address, namespace)
+    interval = parse_every(every) if every is not None else None
+    client = _client(settings)
+    prepared = _prepare(client, path, model, repeats)
+
+    async def run() -> str:
+        inp = prepared.input.model_copy(update={"ledger": await client.ledger_problem()})
+        from runtime.rollouts import PreparedRollout
+
+        return await client.create_schedule(
+            PreparedRollout(prepared.file, inp),
+            schedule_id=schedule_id,
+            cron=cron,
+            every=interval,
+            overlap=overlap,
+        )
+
+    console.print(run_async(run()), highlight=False)
+
+
+@schedules.command("list")
+def schedule_list(
+    as_json: JsonOption = False, address: AddressOption = None, namespace: NamespaceOption = None
+) -> None:
+    """List the rollout schedules."""
+    settings = settings_for(address, namespace)
+
+    async def run() -> list[dict[str, Any]]:
+        rows = []
+        async for listed in _client(settings).schedules():
+            info = listed.info
+            rows.append(
+                {
+                    "id": listed.id,
+                    "paused": listed.schedule.state.paused if listed.schedule else None,
+                    "recent": [
+                        a.scheduled_at.isoformat() for a in (info.recent_actions if info else [])
+                    ][-3:],
+                    "next": [t.isoformat() for t in (info.next_action_times if info else [])][:1],
+                }
+            )
+        return rows
+
+    rows = run_async(run())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Rollout schedules")
+    for column in ("id", "paused", "next run", "last run"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            str(row["paused"]),
+            (row["next"] or [""])[0][:19],
+            (row["recent"] or [""])[-1][:19],
+        )
+    console.print(table)
+
+
+@schedules.command("describe")
+def schedule_describe(
+    schedule_id: ScheduleArg,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """A schedule's spec, state and recent runs."""
+    settings = settings_for(address, namespace)
+
+    async def run() -> dict[str, Any]:
+        from runtime.rollouts import schedule_summary
+
+        _, description = await _client(settings).schedule(schedule_id)
+        found = schedule_summary(description)
+        return {
+            "id": found.id,
+            "cron": found.cron,
+            "every": [str(every) for every in found.every],
+            "overlap": found.overlap,
+            "paused": found.paused,
+            "note": found.note,
+            "runs": found.runs,
+            "skipped": found.skipped,
+            "running": found.running,
+            "recent": [{"due": due.isoformat(), "rollout": rid} for due, rid in found.recent],
+            "next": [t.isoformat() for t in found.upcoming],
+        }
+
+    data = run_async(run())
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        console.print(f"{key}: {value}", highlight=False)
+
+
+def _on_schedule(schedule_id: str, settings: Settings, action: str, **kwargs: Any) -> None:
+    async def run() -> None:
+        handle, _ = await _client(settings).schedule(schedule_id)
+        await getattr(handle, action)(**kwargs)
+
+    run_async(run())
+    note(f"{schedule_id}: {action} done")
+
+
+@schedules.command("pause")
+def schedule_pause(
+    schedule_id: ScheduleArg,
+    reason: Annotated[str | None, typer.Option("--note", help="Why, for the record.")] = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Pause a schedule: no run starts until it is unpaused."""
+    _on_schedule(schedule_id, settings_for(address, namespace), "pause", note=reason)
+
+
+@schedules.command("unpause")
+def schedule_unpause(
+    schedule_id: ScheduleArg, address: AddressOption = None, namespace: NamespaceOption = None
+) -> None:
+    """Let a paused schedule run again."""
+    _on_schedule(schedule_id, settings_for(address, namespace), "unpause")
+
+
+@schedules.command("trigger")
+def schedule_trigger(
+    schedule_id: ScheduleArg, address: AddressOption = None, namespace: NamespaceOption = None
+) -> None:
+    """Start a run now, as if it were due (the overlap policy applies)."""
+    _on_schedule(schedule_id, settings_for(address, namespace), "trigger")
+
+
+@schedules.command("backfill")
+def schedule_backfill(
+    schedule_id: ScheduleArg,
+    start_at: Annotated[datetime, typer.Option("--start", help="From this time (ISO 8601, UTC).")],
+    end_at: Annotated[datetime, typer.Option("--end", help="Up to this time.")],
+    overlap: Annotated[str, typer.Option("--overlap", help="As for create.")] = "allow_all",
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Run the rollouts that would have been due between two times."""
+    from datetime import UTC
+
+    settings = settings_for(address, namespace)
+
+    async def run() -> None:
+        client = _client(settings)
+        handle, _ = await client.schedule(schedule_id)
+        start = start_at if start_at.tzinfo else start_at.replace(tzinfo=UTC)
+        end = end_at if end_at.tzinfo else end_at.replace(tzinfo=UTC)
+        await client.backfill(handle, start, end, overlap)
+
+    run_async(run())
+    note(f"{schedule_id}: backfill requested")
+
+
+@schedules.command("delete")
+def schedule_delete(
+    schedule_id: ScheduleArg, address: AddressOption = None, namespace: NamespaceOption = None
+) -> None:
+    """Delete a schedule; the rollouts it started stay."""
+    _on_schedule(schedule_id, settings_for(address, namespace), "delete")
