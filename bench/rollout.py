@@ -71,6 +71,7 @@ class Run:
     arms: int
     wall_s: float
     latencies_s: list[float]  # each conversation's, from its start to its result
+    cpu_s: dict[str, float]  # CPU time of the worker, the server and this client
 
     @property
     def rate(self) -> float:
@@ -107,6 +108,12 @@ def write_rollout(directory: Path, variants: int, concurrency: int) -> Path:
     }
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_status_bytes(pid: int, field: str) -> int:
@@ -179,6 +186,14 @@ class Bench:
         self.rollouts = RolloutClient(settings, client)
         self.file = write_rollout(settings.state_dir, args.variants, args.concurrency)
         self.started = 0
+        self.pids: dict[str, int] = {}  # "server" and, while one runs, "worker"
+
+    def cpu(self) -> dict[str, float]:
+        used = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return used | {"client": time.process_time()}
+
+    def cpu_since(self, before: dict[str, float]) -> dict[str, float]:
+        return {name: used - before[name] for name, used in self.cpu().items()}
 
     def prepare(self, total: int) -> RolloutInput:
         inp = self.rollouts.prepare(self.file, model=MODEL, repeats=total // self.args.variants)
@@ -187,15 +202,24 @@ class Bench:
             input_ = input_.model_copy(update={"arms_per_run": self.args.arms_per_run})
         return input_
 
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[WorkerProcess]:
+        async with worker_process(self.settings, self.client) as worker:
+            self.pids["worker"] = worker.process.pid
+            try:
+                yield worker
+            finally:
+                del self.pids["worker"]
+
     def name(self, kind: str) -> str:
         self.started += 1
         return f"bench-{kind}-{self.started}"
 
     async def rollout(self, inp: RolloutInput) -> tuple[Run, RolloutHandle]:
-        begun = time.perf_counter()
+        begun, cpu = time.perf_counter(), self.cpu()
         handle = await self.rollouts.start(inp, name=self.name("rollout"))
         result = await handle.result()
-        wall = time.perf_counter() - begun
+        wall, used = time.perf_counter() - begun, self.cpu_since(cpu)
         records = parse_records(
             ArtifactDirectory(self.settings.artifacts_dir).get_bytes(result.records_ref)
         )
@@ -206,7 +230,7 @@ class Bench:
                 f"{handle.id}: {len(records)} records of {result.total}, {len(wrong)} not "
                 f"done in {STEPS} steps (first: {first})"
             )
-        return Run("rollout", len(records), wall, [r.latency_s for r in records]), handle
+        return Run("rollout", len(records), wall, [r.latency_s for r in records], used), handle
 
     async def baseline(self, inp: RolloutInput) -> Run:
         """The rollout's arms started from here, each as the rollout would start it but with
@@ -233,9 +257,10 @@ class Bench:
                     raise RuntimeError(f"{handle.id}: {result.reason} in {result.steps} steps")
                 return time.perf_counter() - begun
 
-        begun = time.perf_counter()
+        begun, cpu = time.perf_counter(), self.cpu()
         latencies = await asyncio.gather(*(one(i) for i in range(plan.total)))
-        return Run("baseline", plan.total, time.perf_counter() - begun, list(latencies))
+        wall, used = time.perf_counter() - begun, self.cpu_since(cpu)
+        return Run("baseline", plan.total, wall, list(latencies), used)
 
     async def warm_up(self) -> None:
         """Imports, the sandbox, sticky queues, the server's caches: a small run of each."""
@@ -311,7 +336,7 @@ async def throughput(bench: Bench) -> None:
     inp = bench.prepare(args.arms)
     runs: dict[str, list[Run]] = {"rollout": [], "baseline": []}
     histories: list[History] = []
-    async with worker_process(bench.settings, bench.client) as worker:
+    async with bench.serving() as worker:
         await bench.warm_up()
         for round_number in range(args.rounds):
             order = ["rollout", "baseline"]
@@ -351,6 +376,11 @@ async def throughput(bench: Bench) -> None:
             f"{statistics.median(latencies) * 1000:.0f} ms, "
             f"max {max(latencies) * 1000:.0f} ms"
         )
+    for kind, found in runs.items():
+        used = {name: sum(r.cpu_s[name] for r in found) for name in found[0].cpu_s}
+        arms_run = sum(r.arms for r in found)
+        parts = [f"{name} {seconds / arms_run * 1000:.1f} ms" for name, seconds in used.items()]
+        print(f"{kind}: CPU per conversation: {', '.join(parts)}")
     first = histories[0]
     print(
         f"rollout parent: {len(first.events)} runs of {', '.join(map(str, first.events))} "
@@ -368,7 +398,7 @@ async def memory(bench: Bench) -> None:
     figures: dict[int, tuple[int, int]] = {}
     for size in bench.args.memory_arms:
         inp = bench.prepare(size)
-        async with worker_process(bench.settings, bench.client) as worker:
+        async with bench.serving() as worker:
             await bench.warm_up()
             before = worker.rss()
             run, handle = await bench.rollout(inp)
@@ -393,6 +423,8 @@ async def memory(bench: Bench) -> None:
 async def main_async(args: argparse.Namespace, state_dir: Path) -> None:
     async with private_temporal(state_dir, "bench") as temporal:
         bench = Bench(temporal.settings, temporal.client, args)
+        if (record := temporal.server.record()) is not None:
+            bench.pids["server"] = record.pid
         if not args.skip_throughput:
             await throughput(bench)
         if args.memory:

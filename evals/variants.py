@@ -28,6 +28,7 @@ from contract.rollouts import (
 from evals.comparison import Interval, holm, mcnemar, paired, pareto_front, t_interval, welch
 
 SIGNIFICANCE = 0.05
+RAN = ("done", "failed")  # arms that ran; skipped and cancelled ones have no figures
 ERRORS_KEPT = 5
 
 
@@ -90,12 +91,12 @@ def _estimate(interval: Interval) -> Estimate:
 
 
 def _values(records: Sequence[ArmRecord], metric: str) -> list[float]:
-    ran = (r.value(metric) for r in records if r.status in ("done", "failed"))
+    ran = (r.value(metric) for r in records if r.status in RAN)
     return [v for v in ran if v is not None]
 
 
 def _variant(records: list[ArmRecord], metric: str) -> VariantStats:
-    ran = [r for r in records if r.status in ("done", "failed")]
+    ran = [r for r in records if r.status in RAN]
     values = _values(records, metric)
     count = len(ran) or 1
     errors = list(dict.fromkeys(r.error for r in records if r.status == "failed" and r.error))
@@ -124,11 +125,11 @@ def _pairs(
 ) -> list[tuple[ArmRecord, ArmRecord]] | None:
     """The arms of `other` matched with the baseline's on the same case and repeat, or None
     when the two ran on different cases (their messages differ)."""
-    by_place = {(r.case, r.repeat): r for r in base}
+    by_place = {(r.case, r.repeat): r for r in base if r.status in RAN}
     if {(r.case, r.case_id) for r in base} != {(r.case, r.case_id) for r in other}:
         return None
     matched = []
-    for record in other:
+    for record in (r for r in other if r.status in RAN):
         twin = by_place.get((record.case, record.repeat))
         if twin is not None and record.value(metric) is not None and twin.value(metric) is not None:
             matched.append((twin, record))

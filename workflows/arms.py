@@ -107,7 +107,8 @@ def finished_record(
         reason=result.reason.value,
         error=None if done else _last_words(result),
         score=value,
-        passed=done and (value is None or value >= pass_score),
+        # With an evaluator, passing takes its score; without one, finishing done.
+        passed=done and (value >= pass_score if value is not None else evaluator is None),
         reward=reward,
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,

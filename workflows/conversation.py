@@ -25,6 +25,7 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
+    is_cancelled_exception,
 )
 from temporalio.workflow import ParentClosePolicy
 
@@ -99,6 +100,7 @@ with workflow.unsafe.imports_passed_through():
         tool_activity,
     )
     from workflows.revisions import (
+        CANCEL_ENDS_CONVERSATION,
         QUICK_EVALUATIONS_LOCAL,
         SCORES_IN_MEMO,
         UPSERT_ONCE_PER_TASK,
@@ -124,6 +126,7 @@ class ConversationWorkflow:
         self._upsert_due = False
         self._quick_evaluations_local = inp.revision >= QUICK_EVALUATIONS_LOCAL
         self._scores_in_memo = inp.revision >= SCORES_IN_MEMO
+        self._cancel_ends_conversation = inp.revision >= CANCEL_ENDS_CONVERSATION
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
         self._evaluating: list[asyncio.Task[None]] = []
         self._scored_upto = len(self.s.stack)  # entries before were scored by an earlier run
@@ -310,6 +313,13 @@ class ConversationWorkflow:
     def _check_branch(self, child: BranchChild) -> None:
         refuse(None if child.input.branch is not None else "a branch needs its start")
 
+    def _end_if_cancelled(self, err: ActivityError | ChildWorkflowError) -> None:
+        """A cancel request reaches the call it interrupts as that call's error; from
+        revision 4 it ends the conversation as cancelled (the error raised on makes the SDK
+        cancel the run) instead of being read as the call's failure."""
+        if self._cancel_ends_conversation and is_cancelled_exception(err):
+            raise err
+
     def _override(self, **changes: object) -> Overrides:
         self.s.overrides = self.s.overrides.model_copy(update=changes)
         self._publish()
@@ -409,6 +419,7 @@ class ConversationWorkflow:
                 **(LOCAL_ACTIVITY if rules else LLM_ACTIVITY),
             )
         except ActivityError as err:
+            self._end_if_cancelled(err)
             self._finish(FinishReason.ERROR, f"agent step failed: {root_cause(err)}")
             return None
         return result
@@ -482,6 +493,7 @@ class ConversationWorkflow:
                 **tool_activity(info),
             )
         except ActivityError as err:
+            self._end_if_cancelled(err)
             # The model reads the failure and decides; the conversation goes on.
             cause = root_cause(err)
             status: ToolStatus = "timeout" if "timeout" in cause.lower() else "error"
@@ -513,6 +525,7 @@ class ConversationWorkflow:
                 static_summary=child_summary(target, args.message),
             )
         except ChildWorkflowError as err:
+            self._end_if_cancelled(err)
             return refused(f"delegation to {target.id} failed: {root_cause(err)}")
         summary = {"agent_id": target.id, "status": result.reason.value}
         status: ToolStatus = "ok" if result.reason is FinishReason.DONE else "error"

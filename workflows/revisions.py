@@ -17,3 +17,8 @@ QUICK_EVALUATIONS_LOCAL = 2
 # 3: a conversation with evaluations upserts its memo as it closes, with the mean score per
 # evaluator (SCORES_MEMO); before, no memo.
 SCORES_IN_MEMO = 3
+
+# 4: a cancel request that interrupts a model step, a tool call or a delegation ends the
+# conversation cancelled (CancelWorkflowExecution); before, the interrupted call was read
+# as a failed one and the conversation went on or finished with an error.
+CANCEL_ENDS_CONVERSATION = 4

@@ -22,7 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
 
 from agents.registry import AgentRegistry
 from contract.evals import RewardPolicy, Threshold
@@ -53,6 +54,8 @@ class Case:
     drive: Drive | None = None  # what a person does while it runs (updates)
     evaluators: list[str] = field(default_factory=list)
     rewards: RewardPolicy | None = None
+    scripted_latency_ms: int = 0  # a slow model, for a drive that acts during a step
+    cancelled: bool = False  # the drive cancels it: its result is that it was cancelled
 
 
 async def _answer_when_asked(handle: WorkflowHandle[Any, Any], _: ConversationClient) -> None:
@@ -86,6 +89,13 @@ async def _branch_while_chatting(
 
 
 # Cases recorded again at a later revision: the same path, the commands that revision issues.
+async def _cancel_during_the_first_step(
+    handle: WorkflowHandle[Any, Any], _: ConversationClient
+) -> None:
+    await asyncio.sleep(1)  # the model step takes 3 s
+    await handle.cancel()
+
+
 TOOL_CALL = Case("agent_alpha", "What's the weather in Paris?")
 CHAT_WITH_OVERRIDES = Case("agent_alpha", None, interactive=True, drive=_chat_with_overrides)
 EVALUATED = Case(
@@ -131,6 +141,15 @@ CASES: dict[str, Case] = {
     "evaluated_r3": EVALUATED,
     # Rules only: revision 2 scores in local activities.
     "rewarded_r2": REWARDED,
+    # Revision 4 ends a conversation whose model step a cancel request interrupted as
+    # cancelled.
+    "cancelled_r4": Case(
+        "agent_alpha",
+        "What's the weather in Paris?",
+        scripted_latency_ms=3000,
+        drive=_cancel_during_the_first_step,
+        cancelled=True,
+    ),
 }
 
 
@@ -175,38 +194,52 @@ async def record(state_dir: Path, names: list[str]) -> None:
         for agent_id in registry.ids:
             await ledger.open_wallet(agent_id, settings.ledger.initial_balance)
         await ledger.close()
-        async with build_worker(client, settings):
-            for name in names:
+        for name in names:
+            case = CASES.get(name)
+            latency = case.scripted_latency_ms if case else 0
+            scripted = settings.scripted.model_copy(update={"latency_ms": latency})
+            worker_settings = settings.model_copy(update={"scripted": scripted})
+            async with build_worker(client, worker_settings):
                 if name in COMPARISONS:
                     await _record_comparison(ConversationClient(settings, client), registry, name)
-                    continue
-                if name in BRANCHES:
+                elif name in BRANCHES:
                     await _record_branch(ConversationClient(settings, client), registry, name)
-                    continue
-                case = CASES[name]
-                spec = registry.get(case.agent_id).model_copy(update=case.changes)
-                case_settings = settings.model_copy(
-                    update={
-                        "conversation": ConversationSettings(
-                            continue_as_new_events=case.continue_as_new_events
-                        ),
-                        "rewards": case.rewards,
-                    }
-                )
-                conversations = ConversationClient(case_settings, client)
-                inp = conversations.build_input(
-                    spec, case.message, interactive=case.interactive, evaluators=case.evaluators
-                )
-                # Each case runs the revision its name says, so re-recording an old one
-                # records the old commands again, not the current ones.
-                inp = inp.model_copy(update={"revision": revision_of(name)})
-                handle, _ = await conversations.start(inp, name=f"golden-{name}")
-                if case.drive is not None:
-                    await case.drive(handle, conversations)
-                await handle.result()
-                # The handle names the first run, so a continued conversation records the
-                # run that ended in continue-as-new.
-                await _write(name, handle)
+                else:
+                    await _record_case(ConversationClient(settings, client), registry, name)
+
+
+async def _record_case(
+    conversations: ConversationClient, registry: AgentRegistry, name: str
+) -> None:
+    case = CASES[name]
+    settings = conversations.settings
+    spec = registry.get(case.agent_id).model_copy(update=case.changes)
+    case_settings = settings.model_copy(
+        update={
+            "conversation": ConversationSettings(
+                continue_as_new_events=case.continue_as_new_events
+            ),
+            "rewards": case.rewards,
+        }
+    )
+    conversations = ConversationClient(case_settings, await conversations.temporal())
+    inp = conversations.build_input(
+        spec, case.message, interactive=case.interactive, evaluators=case.evaluators
+    )
+    # Each case runs the revision its name says, so re-recording an old one records the old
+    # commands again, not the current ones.
+    inp = inp.model_copy(update={"revision": revision_of(name)})
+    handle, _ = await conversations.start(inp, name=f"golden-{name}")
+    if case.drive is not None:
+        await case.drive(handle, conversations)
+    try:
+        await handle.result()
+    except WorkflowFailureError as ended:
+        if not (case.cancelled and isinstance(ended.cause, CancelledError)):
+            raise
+    # The handle names the first run, so a continued conversation records the run that
+    # ended in continue-as-new.
+    await _write(name, handle)
 
 
 async def _record_comparison(

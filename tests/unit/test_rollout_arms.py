@@ -17,6 +17,7 @@ from contract.models import Catalog, ConversationResult, StackEntry, ToolInfo
 from contract.rollouts import (
     Arm,
     ArmRecord,
+    ArmStatus,
     RolloutInput,
     RolloutSpec,
     Team,
@@ -282,7 +283,11 @@ def test_the_score_is_the_mean_of_the_teams_evaluator_alone() -> None:
         entry(
             State.ASSISTANT_MESSAGE,
             2,
-            evaluations=[outcome("helpful", 0.6), outcome("concise", 1.0), outcome("helpful", None)],
+            evaluations=[
+                outcome("helpful", 0.6),
+                outcome("concise", 1.0),
+                outcome("helpful", None),
+            ],
         ),
         entry(State.ASSISTANT_MESSAGE, 3, evaluations=[outcome("concise", 0.9)]),
     ]
@@ -400,7 +405,13 @@ def test_a_failed_conversation_with_no_finished_words_says_how_it_ended() -> Non
 
 @pytest.mark.parametrize(
     ("value", "pass_score", "passed"),
-    [(0.69, 0.7, False), (0.7, 0.7, True), (0.95, 0.7, True), (0.3, 0.25, True), (0.2, 0.25, False)],
+    [
+        (0.69, 0.7, False),
+        (0.7, 0.7, True),
+        (0.95, 0.7, True),
+        (0.3, 0.25, True),
+        (0.2, 0.25, False),
+    ],
 )
 def test_passed_is_the_score_reaching_the_teams_pass_score(
     value: float, pass_score: float, passed: bool
@@ -432,10 +443,10 @@ def test_an_arm_whose_evaluator_never_scored_has_not_passed() -> None:
 
 @pytest.mark.parametrize("status", ["failed", "cancelled", "skipped"])
 def test_an_unfinished_record_has_its_identity_status_and_error_and_nothing_else(
-    status: str,
+    status: ArmStatus,
 ) -> None:
     the_arm = arm("t", "b", message="hi", case=1, repeat=3, order=2)
-    record = unfinished_record(ROLLOUT, the_arm, status, "the budget is spent")  # type: ignore[arg-type]
+    record = unfinished_record(ROLLOUT, the_arm, status, "the budget is spent")
     assert (record.status, record.error, record.reason) == (status, "the budget is spent", None)
     assert record.workflow_id == "rollout-7/t/b/c1-r3"
     assert (record.key, record.order, record.case, record.repeat) == ("t/b/c1-r3", 2, 1, 3)
@@ -453,7 +464,7 @@ def planned(team_name: str, variant: str) -> PlannedVariant:
 
 def record(
     variant: str,
-    status: str = "done",
+    status: ArmStatus = "done",
     score: float | None = None,
     *,
     passed: bool = False,
@@ -471,7 +482,7 @@ def record(
         case_id="c",
         agent_id="agent_alpha",
         workflow_id=f"{ROLLOUT}/t/{variant}/r0",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         score=score,
         passed=passed,
         prompt_tokens=tokens[0],

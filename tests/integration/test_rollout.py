@@ -1,0 +1,193 @@
+"""Rollouts on a real dev server: every arm a child conversation, listed by its rollout in
+visibility, recorded whatever became of it (done, failed, cancelled, skipped), across
+continue-as-new, and settled against the ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
+
+from agents.config import ScriptedModelSettings
+from contract.errors import InvalidInput
+from contract.rollouts import ArmRecord, RolloutInput
+from ledger.embedded import EmbeddedLedger
+from runtime.rollouts import RolloutClient, RolloutHandle
+from runtime.settings import Settings
+from runtime.worker import build_worker
+from tests.conftest import queue_settings
+
+from .helpers import eventually, unique
+
+MIXED = """\
+repeats: 2
+concurrency: 3
+baseline: plain
+teams:
+  desk:
+    initial_message: What's the weather in Paris?
+    base: {agent_id: agent_alpha, model: scripted/default}
+    variants:
+      - id: plain
+      - id: expert
+        persona: weather_expert
+      - id: broken
+        initial_message: simulate error 400
+    eval: {evaluator_id: helpful}
+"""
+
+
+def rollout_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / f"{unique('r')}.yml"
+    path.write_text(text)
+    return path
+
+
+async def arm_ids(client: Client, rollout_id: str) -> list[str]:
+    """The conversations visibility lists for the Web UI filter P2eRollout="<id>"."""
+    query = f"P2eRollout = '{rollout_id}'"
+    return sorted([e.id async for e in client.list_workflows(query)])
+
+
+async def records_of(rollouts: RolloutClient, handle: RolloutHandle) -> list[ArmRecord]:
+    return await rollouts.records(await handle.describe())
+
+
+async def test_every_arm_runs_once_is_listed_by_its_rollout_and_is_compared(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    mine = queue_settings(settings)
+    rollouts = RolloutClient(mine, client)
+    prepared = rollouts.prepare(rollout_file(tmp_path, MIXED))
+    async with build_worker(client, mine):
+        handle = await rollouts.start(prepared.input, name=unique("mixed"))
+        result = await handle.result()
+        progress = await rollouts.progress(handle)
+    expected = sorted(
+        f"{handle.id}/desk/{v}/r{n}" for v in ("plain", "expert", "broken") for n in (0, 1)
+    )
+    await eventually(lambda: _listed(client, handle.id, expected), timeout=20)
+    assert progress.phase == "done" and progress.finished == progress.total == 6
+    records = await records_of(rollouts, handle)
+    assert sorted(r.workflow_id for r in records) == expected
+    broken = [r for r in records if r.variant == "broken"]
+    assert {r.status for r in broken} == {"failed"} and all(r.error for r in broken)
+    assert {r.status for r in records if r.variant != "broken"} == {"done"}
+    comparison = result.comparison
+    assert [v.variant for v in comparison.variants] == ["plain", "expert", "broken"]
+    assert comparison.baseline == "desk/plain"
+    by_variant = {v.variant: v for v in comparison.variants}
+    assert by_variant["broken"].failed == 2 and by_variant["broken"].success_rate == 0
+    assert by_variant["expert"].versus is not None and by_variant["expert"].versus.paired
+    # The children carry their variant for the Web UI.
+    child = await client.get_workflow_handle(expected[0]).describe()
+    assert child.search_attributes["P2eVariant"] == ["desk/broken"]
+
+
+async def _listed(client: Client, rollout_id: str, expected: list[str]) -> bool:
+    return await arm_ids(client, rollout_id) == expected
+
+
+async def test_a_rollout_continues_as_new_and_keeps_every_arms_record(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    mine = queue_settings(settings)
+    rollouts = RolloutClient(mine, client)
+    text = MIXED.replace("repeats: 2", "repeats: 3")
+    prepared = rollouts.prepare(rollout_file(tmp_path, text))
+    inp: RolloutInput = prepared.input.model_copy(update={"arms_per_run": 4})
+    async with build_worker(client, mine):
+        handle = await rollouts.start(inp, name=unique("batches"))
+        result = await handle.result()
+        progress = await rollouts.progress(handle)
+    assert progress.runs == 3  # 9 arms, 4 per run
+    records = await records_of(rollouts, handle)
+    assert len(records) == len({r.key for r in records}) == result.total == 9
+    assert sum(v.arms for v in result.comparison.variants) == 9
+
+
+async def test_cancelling_a_rollout_cancels_its_running_arms_and_records_them_all(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    slow = queue_settings(settings).model_copy(
+        update={"scripted": ScriptedModelSettings(latency_ms=3000)}
+    )
+    rollouts = RolloutClient(slow, client)
+    text = MIXED.replace("concurrency: 3", "concurrency: 2")
+    prepared = rollouts.prepare(rollout_file(tmp_path, text))
+    async with build_worker(client, slow):
+        handle = await rollouts.start(prepared.input, name=unique("cancelled"))
+
+        async def two_running() -> bool:
+            return (await rollouts.progress(handle)).running == 2
+
+        await eventually(two_running, timeout=20)
+        await rollouts.cancel(handle)
+        with pytest.raises(WorkflowFailureError) as ended:
+            await handle.result()
+        assert isinstance(ended.value.cause, CancelledError)
+        description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    records = await rollouts.records(description)
+    assert len(records) == 6 and {r.status for r in records} == {"cancelled"}, [
+        (r.key, r.status, r.error) for r in records
+    ]
+    for arm in [r for r in records if r.error != "never started"]:
+        child = await client.get_workflow_handle(arm.workflow_id).describe()
+        assert child.status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_a_spent_budget_stops_new_arms_and_skips_the_rest(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    priced = queue_settings(settings).model_copy(
+        update={"scripted": ScriptedModelSettings(cost_per_1k_tokens=1.0)}
+    )
+    rollouts = RolloutClient(priced, client)
+    text = MIXED.replace("concurrency: 3", "concurrency: 1\nbudget: 0.5")
+    prepared = rollouts.prepare(rollout_file(tmp_path, text))
+    async with build_worker(client, priced):
+        handle = await rollouts.start(prepared.input, name=unique("budget"))
+        await handle.result()
+    records = await records_of(rollouts, handle)
+    ran = [r for r in records if r.status != "skipped"]
+    assert len(records) == 6 and 0 < len(ran) < 6
+    assert sum(r.cost_usd for r in ran[:-1]) < 0.5 <= sum(r.cost_usd for r in ran)
+    assert all("budget" in (r.error or "") for r in records if r.status == "skipped")
+
+
+async def test_each_arm_s_transfers_are_counted_from_the_ledger(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    mine = queue_settings(settings)
+    ledger = EmbeddedLedger(mine.state_dir / "ledger.db", mine.ledger.max_transfer)
+    for wallet in ("agent_alpha", "agent_beta"):
+        await ledger.open_wallet(wallet, Decimal("1000"))
+    rollouts = RolloutClient(mine, client)
+    prepared = rollouts.prepare(Path("config/rollouts/task_with_payment.yml"))
+    async with build_worker(client, mine):
+        handle = await rollouts.start(prepared.input, name=unique("paying"))
+        result = await handle.result()
+    records = {r.key: r for r in await records_of(rollouts, handle)}
+    assert records["paying_desk/small_fee/r0"].net_flow == Decimal("-5")
+    assert records["paying_desk/large_fee/r1"].net_flow == Decimal("-40")
+    assert all(r.transactions == 1 for r in records.values())
+    by_variant = {v.variant: v for v in result.comparison.variants}
+    assert by_variant["large_fee"].net_flow == Decimal("-80")
+    alpha = next(w for w in result.wallets if w.agent == "agent_alpha")
+    assert alpha.before - alpha.after == Decimal(2 * (5 + 40 + 10))
+    assert any("share its wallet" in n for n in result.comparison.notes)
+
+
+async def test_a_rollout_id_taken_is_refused(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    rollouts = RolloutClient(queue_settings(settings), client)
+    prepared = rollouts.prepare(rollout_file(tmp_path, MIXED))
+    name = unique("twice")
+    await rollouts.start(prepared.input, name=name)
+    with pytest.raises(InvalidInput, match="exists already"):
+        await rollouts.start(prepared.input, name=name)
