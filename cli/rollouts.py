@@ -132,7 +132,8 @@ async def _start(
     handle = await client.start(prepared.input, name=name)
     note(f"started {handle.id}: {arms} arms, {prepared.input.spec.concurrency} at a time")
     if link := ui_url(settings, handle.id):
-        note(f'web ui: {link} (its arms: P2eRollout="{handle.id}")')
+        note(f"web ui: {link}")
+    note(f'its arms in the Web UI: filter P2eRollout="{handle.id}"')
     if detach:
         console.print(handle.id, highlight=False)
         return 0

@@ -4,6 +4,7 @@ continue-as-new, and settled against the ledger."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from agents.config import ScriptedModelSettings
 from contract.errors import InvalidInput
 from contract.rollouts import ArmRecord, RolloutInput
 from ledger.embedded import EmbeddedLedger
-from runtime.rollouts import RolloutClient, RolloutHandle
+from runtime.rollouts import RolloutClient, RolloutHandle, ScheduleNotFound, schedule_summary
 from runtime.settings import Settings
 from runtime.worker import build_worker
 from tests.conftest import queue_settings
 
 from .helpers import eventually, unique
+from .test_ledger_crash import until_the_worker_dies
 
 MIXED = """\
 repeats: 2
@@ -191,3 +193,82 @@ async def test_a_rollout_id_taken_is_refused(
     await rollouts.start(prepared.input, name=name)
     with pytest.raises(InvalidInput, match="exists already"):
         await rollouts.start(prepared.input, name=name)
+
+
+async def test_a_worker_killed_mid_rollout_leaves_every_arm_run_once_and_paid_once(
+    client: Client, settings: Settings, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
+    for wallet in ("agent_alpha", "agent_beta"):
+        await ledger.open_wallet(wallet, Decimal("1000"))
+    before = await ledger.balance("agent_alpha")
+    crash = queue_settings(settings)
+    rollouts = RolloutClient(crash, client)
+    text = Path("config/rollouts/task_with_payment.yml").read_text() + "concurrency: 2\n"
+    prepared = rollouts.prepare(rollout_file(tmp_path, text))
+    # The worker dies right after the ledger committed the rollout's first transfer.
+    handle = await until_the_worker_dies(
+        cli_env, crash, rollouts.start(prepared.input, name=unique("crash"))
+    )
+    assert not (await records_of(rollouts, handle)), "the rollout had not finished"
+    async with build_worker(client, crash):
+        result = await handle.result()
+    expected = sorted(
+        f"{handle.id}/paying_desk/{v}/r{n}"
+        for v in ("small_fee", "large_fee", "reward")
+        for n in (0, 1)
+    )
+    await eventually(lambda: _listed(client, handle.id, expected), timeout=20)
+    records = await records_of(rollouts, handle)
+    assert sorted(r.workflow_id for r in records) == expected
+    assert {r.status for r in records} == {"done"}
+    assert [r.transactions for r in records] == [1] * 6, "each arm paid exactly once"
+    journal = await ledger.audit(limit=100_000)
+    paid = [e for e in journal if e.reference.startswith(f"{handle.id}/")]
+    assert len(paid) == 6 and len({e.transfer_id for e in paid}) == 6
+    assert before - await ledger.balance("agent_alpha") == Decimal(2 * (5 + 40 + 10))
+    assert result.total == 6
+
+
+ONE_ARM = """\
+teams:
+  desk:
+    initial_message: hello
+    base: {agent_id: agent_beta}
+    variants: [{id: only}]
+"""
+
+
+async def test_a_schedule_runs_rollouts_on_trigger_and_on_its_interval(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    mine = queue_settings(settings)
+    rollouts = RolloutClient(mine, client)
+    prepared = rollouts.prepare(rollout_file(tmp_path, ONE_ARM))
+    name = unique("nightly")
+    async with build_worker(client, mine):
+        schedule_id = await rollouts.create_schedule(
+            prepared, schedule_id=name, cron=None, every=timedelta(seconds=3)
+        )
+        try:
+            handle, _ = await rollouts.schedule(schedule_id)
+            await handle.trigger()
+
+            async def two_finished() -> bool:
+                runs = [
+                    r
+                    for r in await rollouts.list_rollouts(100)
+                    if r.id.startswith(f"rollout-{name}-")
+                ]
+                return len([r for r in runs if r.phase == "done"]) >= 2
+
+            await eventually(two_finished, timeout=30, interval=0.5)
+            summary = schedule_summary(await handle.describe())
+        finally:
+            await (await rollouts.schedule(schedule_id))[0].delete()
+    assert summary.every == [timedelta(seconds=3)] and summary.overlap == "skip"
+    assert summary.runs >= 2 and all(
+        rid.startswith(f"rollout-{name}-") for _, rid in summary.recent
+    )
+    with pytest.raises(ScheduleNotFound):
+        await rollouts.schedule(schedule_id)

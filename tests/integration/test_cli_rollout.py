@@ -1,0 +1,116 @@
+"""`p2e rollout` as a user runs it: a subprocess against the session's server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .test_cli import p2e
+
+DEMO = "config/rollouts/demo.yml"
+
+
+def test_start_follow_ends_with_the_comparison_and_the_rollout_reads_back(
+    cli_env: dict[str, str],
+) -> None:
+    name = f"cli-demo-{uuid.uuid4().hex[:8]}"
+    done = p2e("rollout", "start", DEMO, "--follow", "--repeats", "2", "--id", name, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    rollout = f"rollout-{name}"
+    assert f'filter P2eRollout="{rollout}"' in done.stderr
+    # The live table, as it ended, then the comparison with the best variant marked.
+    assert f"{rollout} · done · 8/8 arms" in done.stdout
+    assert "Comparison on score, 95% intervals, against weather_desk/plain" in done.stdout
+    assert "★ ◆ plain" in done.stdout and "n.s." in done.stdout
+    assert f"rollout: {rollout}" in done.stdout
+
+    listed = json.loads(p2e("rollout", "list", "--json", env=cli_env).stdout)
+    mine = next(row for row in listed if row["id"] == rollout)
+    assert (mine["name"], mine["arms"], mine["phase"], mine["status"]) == (
+        "demo", 8, "done", "completed",
+    )  # fmt: skip
+
+    compared = p2e("rollout", "compare", name, "--baseline", "expert", "--json", env=cli_env)
+    assert compared.returncode == 0, compared.stderr
+    data = json.loads(compared.stdout)
+    assert data["baseline"] == "weather_desk/expert"
+    plain = next(v for v in data["variants"] if v["variant"] == "plain")
+    assert plain["metric"]["low"] is not None and plain["metric"]["high"] is not None
+    assert plain["versus"]["p_value"] is not None and "p_holm" in plain["versus"]
+
+    exported = p2e("rollout", "export", name, "--format", "csv", env=cli_env)
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"done"}
+    assert {r["workflow_id"].rpartition("/")[0] for r in rows} >= {f"{rollout}/weather_desk/plain"}
+
+    shown = json.loads(p2e("rollout", "show", name, "--json", env=cli_env).stdout)
+    assert [r["key"] for r in shown][:2] == ["weather_desk/plain/r0", "weather_desk/plain/r1"]
+    status = json.loads(p2e("rollout", "status", name, "--json", env=cli_env).stdout)
+    assert (status["phase"], status["total"], status["status"]) == ("done", 8, "completed")
+
+
+def test_run_with_a_rollout_file_runs_the_rollout(cli_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "tiny.yml"
+    path.write_text(
+        "teams:\n  desk:\n    initial_message: hello\n    base: {agent_id: agent_beta}\n"
+        "    variants: [{id: a}, {id: b, model: openai/gpt-4o}]\n"
+    )
+    done = p2e("run", str(path), "--model", "scripted/default", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "Comparison on score" in done.stdout and "2/2 arms" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rollout", "start", "missing.yml"], "missing.yml"),
+        (["rollout", "start", DEMO, "--repeats", "0"], "--repeats"),
+        (["rollout", "start", DEMO, "--follow", "--detach"], "exclude each other"),
+        (["rollout", "start", DEMO, "--model", "no such model"], "model"),
+        (["rollout", "status", "rollout-nobody-here"], "no rollout 'rollout-nobody-here'"),
+        (["rollout", "compare", "nobody"], "no rollout"),
+        (["rollout", "schedule", "create", DEMO, "--every", "soon"], "--every"),
+        (["rollout", "schedule", "create", DEMO], "--cron or --every"),
+        (["rollout", "schedule", "describe", "nobody"], "no schedule 'nobody'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    cli_env: dict[str, str], args: list[str], message: str
+) -> None:
+    done = p2e(*args, env=cli_env)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_file_names_its_line_and_starts_nothing(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        "teams:\n  desk:\n    initial_message: hi\n    base: {agent_id: agent_alpha}\n"
+        "    variants:\n      - id: hot\n        temperature: 7\n"
+    )
+    before = p2e("rollout", "list", "--json", env=cli_env).stdout
+    done = p2e("rollout", "start", str(path), env=cli_env)
+    assert done.returncode == 2
+    assert f"error: {path}:7: 'teams.desk.variants.0.temperature'" in done.stderr
+    assert p2e("rollout", "list", "--json", env=cli_env).stdout == before
+
+
+def test_a_budget_smaller_than_one_arm_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "cheap.yml"
+    path.write_text(
+        "budget: 0.000001\nteams:\n  desk:\n    initial_message: What's the weather in Paris?\n"
+        "    base: {agent_id: agent_alpha, model: openai/gpt-4o}\n    variants: [{id: a}]\n"
+    )
+    done = p2e("rollout", "start", str(path), env=cli_env)
+    assert done.returncode == 2
+    assert "does not pay for one arm" in done.stderr and "openai/gpt-4o" in done.stderr
