@@ -7,10 +7,9 @@ before anything connects, so a bad file never starts the dev server.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -55,7 +54,7 @@ from contract.rollouts import (
 )
 from runtime.catalog import load_catalog
 from runtime.client import connect
-from runtime.conversations import check_model, query_literal
+from runtime.conversations import check_model, generated_name, query_literal
 from runtime.rollout_files import RolloutFile, load_rollout
 from runtime.settings import Settings
 from store.artifacts import ArtifactDirectory
@@ -146,11 +145,6 @@ def _handle(client: Client, workflow_id: str) -> RolloutHandle:
 
 def rollout_id(name: str) -> str:
     return name if name.startswith(PREFIX) else PREFIX + name
-
-
-def generated_name(stem: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stem}-{stamp}-{secrets.token_hex(2)}"
 
 
 def parse_every(text: str) -> timedelta:

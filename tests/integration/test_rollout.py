@@ -48,6 +48,11 @@ def rollout_file(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def scripted(settings: Settings, **model: float) -> Settings:
+    """Settings on a queue of their own whose worker's scripted model is slow or priced."""
+    return queue_settings(settings).model_copy(update={"scripted": ScriptedModelSettings(**model)})
+
+
 async def arm_ids(client: Client, rollout_id: str) -> list[str]:
     """The conversations visibility lists for the Web UI filter P2eRollout="<id>"."""
     query = f"P2eRollout = '{rollout_id}'"
@@ -114,9 +119,7 @@ async def test_a_rollout_continues_as_new_and_keeps_every_arms_record(
 async def test_cancelling_a_rollout_cancels_its_running_arms_and_records_them_all(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
-    slow = queue_settings(settings).model_copy(
-        update={"scripted": ScriptedModelSettings(latency_ms=3000)}
-    )
+    slow = scripted(settings, latency_ms=3000)
     rollouts = RolloutClient(slow, client)
     text = MIXED.replace("concurrency: 3", "concurrency: 2")
     prepared = rollouts.prepare(rollout_file(tmp_path, text))
@@ -145,9 +148,7 @@ async def test_cancelling_a_rollout_cancels_its_running_arms_and_records_them_al
 async def test_a_spent_budget_stops_new_arms_and_skips_the_rest(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
-    priced = queue_settings(settings).model_copy(
-        update={"scripted": ScriptedModelSettings(cost_per_1k_tokens=1.0)}
-    )
+    priced = scripted(settings, cost_per_1k_tokens=1.0)
     rollouts = RolloutClient(priced, client)
     text = MIXED.replace("concurrency: 3", "concurrency: 1\nbudget: 0.5")
     prepared = rollouts.prepare(rollout_file(tmp_path, text))
