@@ -32,8 +32,9 @@ from contract.errors import InvalidInput
 from workflows.active_branch import ActiveBranchWorkflow
 from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.rollout import RolloutWorkflow
 
-WORKFLOWS = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow]
+WORKFLOWS = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from contract.states import State
 from ledger import open_ledger
 from runtime.branches import BranchChanges, Branches
 from runtime.conversations import ConversationClient
+from runtime.rollouts import RolloutClient
 from runtime.settings import ConversationSettings
 from runtime.testbed import private_temporal
 from runtime.worker import build_worker
@@ -172,6 +173,32 @@ BRANCHES: dict[str, tuple[str, int, BranchChanges]] = {
 }
 
 
+# RolloutWorkflow histories (name -> (the rollout file, arms per run)): its arms, two ledger
+# snapshots and the settling, and a first run that ends in continue-as-new.
+ROLLOUT_FILE = """\
+repeats: 2
+concurrency: 2
+baseline: plain
+teams:
+  desk:
+    initial_message: What's the weather in Paris?
+    base: {agent_id: agent_alpha, model: scripted/default}
+    variants:
+      - id: plain
+      - {id: broken, initial_message: simulate error 400}
+    eval: {evaluator_id: tool_succeeded}
+"""
+ROLLOUTS: dict[str, tuple[str, int]] = {
+    "rollout": (ROLLOUT_FILE, 500),
+    "rollout_continued": (ROLLOUT_FILE, 2),
+}
+
+
+def golden_id(name: str) -> str:
+    """The workflow id a golden history was recorded under: child ids depend on it."""
+    return f"rollout-golden-{name}" if name in ROLLOUTS else f"conv-golden-{name}"
+
+
 def revision_of(name: str) -> int:
     """`*_r<N>` records revision N; the cases from before revisions record revision 0."""
     found = re.search(r"_r(\d+)$", name)
@@ -204,6 +231,8 @@ async def record(state_dir: Path, names: list[str]) -> None:
                     await _record_comparison(ConversationClient(settings, client), registry, name)
                 elif name in BRANCHES:
                     await _record_branch(ConversationClient(settings, client), registry, name)
+                elif name in ROLLOUTS:
+                    await _record_rollout(RolloutClient(settings, client), state_dir, name)
                 else:
                     await _record_case(ConversationClient(settings, client), registry, name)
 
@@ -277,6 +306,19 @@ async def _record_branch(
     await _write(name, handle)
 
 
+async def _record_rollout(rollouts: RolloutClient, state_dir: Path, name: str) -> None:
+    text, arms_per_run = ROLLOUTS[name]
+    path = state_dir / f"{name}.yml"
+    path.write_text(text)
+    prepared = rollouts.prepare(path)
+    inp = prepared.input.model_copy(update={"arms_per_run": arms_per_run, "revision": 4})
+    handle = await rollouts.start(inp, name=f"golden-{name}")
+    await handle.result()
+    # The first run: the one that continued as new, when the rollout did.
+    client = await rollouts.temporal()
+    await _write(name, client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id))
+
+
 async def _write(name: str, handle: WorkflowHandle[Any, Any]) -> None:
     history = (await handle.fetch_history()).to_json()
     (GOLDEN_DIR / f"{name}.json").write_text(scrub(history))
@@ -284,7 +326,7 @@ async def _write(name: str, handle: WorkflowHandle[Any, Any]) -> None:
 
 
 def main() -> None:
-    cases = [*CASES, *COMPARISONS, *BRANCHES]
+    cases = [*CASES, *COMPARISONS, *BRANCHES, *ROLLOUTS]
     names = sys.argv[1:] or cases
     if unknown := [name for name in names if name not in cases]:
         sys.exit(f"no golden case {', '.join(unknown)}; cases: {', '.join(cases)}")

@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from runtime.replay import WORKFLOWS
-from tests.golden.record import BRANCHES, CASES, COMPARISONS
+from tests.golden.record import BRANCHES, CASES, COMPARISONS, ROLLOUTS, golden_id
 from tests.replay.changed import CallsTheToolFirst
 
 GOLDEN_DIR = Path(__file__).parent.parent / "golden"
@@ -21,14 +21,14 @@ GOLDEN_DIR = Path(__file__).parent.parent / "golden"
 
 def load(name: str) -> WorkflowHistory:
     path = GOLDEN_DIR / f"{name}.json"
-    return WorkflowHistory.from_json(f"conv-golden-{name}", path.read_text())
+    return WorkflowHistory.from_json(golden_id(name), path.read_text())
 
 
 def test_every_recorded_path_has_a_golden_history() -> None:
-    assert {p.stem for p in GOLDEN_DIR.glob("*.json")} == {*CASES, *COMPARISONS, *BRANCHES}
+    assert {p.stem for p in GOLDEN_DIR.glob("*.json")} == {*CASES, *COMPARISONS, *BRANCHES, *ROLLOUTS}
 
 
-@pytest.mark.parametrize("name", sorted([*CASES, *COMPARISONS, *BRANCHES]))
+@pytest.mark.parametrize("name", sorted([*CASES, *COMPARISONS, *BRANCHES, *ROLLOUTS]))
 async def test_golden_history_replays_without_nondeterminism(name: str) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load(name), raise_on_replay_failure=False)
