@@ -8,10 +8,14 @@ rollout's own bookkeeping (the parent's workflow tasks, starting each child, sto
 records, continuing as new every `arms_per_run` arms, settling and comparing) is in it.
 The baseline starts the very conversations the rollout's arms are (the same input, id
 form, search attributes and summary) as top-level workflows through a window of the same
-size, and waits for each result: what is left between the two is the parent. The machine
-is noisy, so the two take turns (rollout, baseline, baseline, rollout, ...) on the same
-server and worker, and the ratio rollout/baseline is the figure to read; 25 conv/s is the
-absolute target.
+size, and waits for each result: what is left between the two is the parent. (Not through
+`ConversationClient.start`: its generated ids have 16 random bits per second, which collide
+at these rates.) The machine is noisy, so the two take turns (rollout, baseline, baseline,
+rollout, ...) on the same server and worker, and the ratio rollout/baseline is the figure
+to read; 25 conv/s is the absolute target. Beside the rates: the CPU time per conversation
+of the worker, the dev server and this client (/proc/<pid>/stat), which noise moves less
+than wall time, and from the parent's history its size, its workflow tasks and how long
+each arm's child took to start on the server against how long it ran.
 
 Memory: the worker is a subprocess (`python -m cli.main worker`, the command users run,
 pointed at the private server by its environment and given a settings file of defaults),
@@ -86,8 +90,16 @@ class History:
     bytes: list[int]
     workflow_tasks: int
     task_wait_ms: float  # mean workflow task schedule-to-start
-    task_work_ms: float  # mean workflow task start-to-complete: the parent's code
+    task_work_ms: float  # mean workflow task start-to-complete, queueing in the worker too
     settle_s: float  # the settle activity, scheduled to completed
+    start_delays_s: list[float]  # per arm: start initiated to child started, on the server
+    runs_s: list[float]  # per arm: child started to completed
+    span_s: float  # the runs' first event to their last, continue-as-new gaps included
+
+    @property
+    def running(self) -> float:
+        """How many children ran at a time on average, of the `concurrency` slots."""
+        return sum(self.runs_s) / self.span_s
 
 
 def write_rollout(directory: Path, variants: int, concurrency: int) -> Path:
@@ -274,6 +286,9 @@ class Bench:
         waits: list[float] = []
         works: list[float] = []
         settle_s = 0.0
+        delays: list[float] = []
+        runs: list[float] = []
+        span: list[float] = []
         run_id = handle.first_execution_run_id or handle.run_id
         while run_id:
             run = self.client.get_workflow_handle(handle.id, run_id=run_id)
@@ -283,6 +298,10 @@ class Bench:
             waits += _task_gaps(recorded, "scheduled")
             works += _task_gaps(recorded, "started")
             settle_s += _settle_s(recorded)
+            arm_delays, arm_runs = _arm_times(recorded)
+            delays += arm_delays
+            runs += arm_runs
+            span += [_seconds(recorded[0]), _seconds(recorded[-1])]
             last = recorded[-1]
             attributes = last.workflow_execution_continued_as_new_event_attributes
             continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
@@ -294,6 +313,9 @@ class Bench:
             statistics.fmean(waits) * 1000,
             statistics.fmean(works) * 1000,
             settle_s,
+            delays,
+            runs,
+            max(span) - min(span),
         )
 
 
@@ -314,6 +336,25 @@ def _task_gaps(events: Sequence[HistoryEvent], since: str) -> list[float]:
             started = by_id[event.workflow_task_completed_event_attributes.started_event_id]
             gaps.append(_seconds(event) - _seconds(started))
     return gaps
+
+
+def _arm_times(events: Sequence[HistoryEvent]) -> tuple[list[float], list[float]]:
+    """Per child of one run: initiated to started, and started to completed (seconds)."""
+    initiated: dict[int, float] = {}
+    started: dict[int, float] = {}
+    delays, runs = [], []
+    for event in events:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            initiated[event.event_id] = _seconds(event)
+        elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            at = event.child_workflow_execution_started_event_attributes.initiated_event_id
+            started[at] = _seconds(event)
+            delays.append(started[at] - initiated[at])
+        elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+            at = event.child_workflow_execution_completed_event_attributes.initiated_event_id
+            runs.append(_seconds(event) - started[at])
+    return delays, runs
 
 
 def _settle_s(events: Sequence[HistoryEvent]) -> float:
@@ -388,6 +429,13 @@ async def throughput(bench: Bench) -> None:
         f"{first.workflow_tasks} workflow tasks, mean wait {first.task_wait_ms:.1f} ms, "
         f"mean work {first.task_work_ms:.1f} ms; settle {first.settle_s:.2f} s"
     )
+    print(
+        f"rollout arms: child start (initiated to started) median "
+        f"{statistics.median(first.start_delays_s) * 1000:.0f} ms, max "
+        f"{max(first.start_delays_s) * 1000:.0f} ms; child run median "
+        f"{statistics.median(first.runs_s) * 1000:.0f} ms; {first.running:.1f} of "
+        f"{args.concurrency} slots running on average"
+    )
     print(f"worker peak RSS (VmHWM) over the throughput runs: {mib(peak)}")
     met = rollout_rate >= TARGET_RATE
     print(f"target {TARGET_RATE:.0f} conv/s: {'met' if met else 'NOT met'}")
@@ -451,8 +499,8 @@ def main() -> None:
     if args.quick:
         args.arms, args.concurrency, args.rounds = 100, 20, 1
         args.memory_arms, args.arms_per_run = [40, 200], args.arms_per_run or 50
-    if len(args.memory_arms) != 2:
-        parser.error("--memory-arms takes two sizes, like 200,2000")
+    if len(args.memory_arms) != 2 or args.memory_arms[0] == args.memory_arms[1]:
+        parser.error("--memory-arms takes two different sizes, like 200,2000")
     if min(args.arms, args.concurrency, args.variants, args.rounds, *args.memory_arms) < 1:
         parser.error("every count must be >= 1")
     if any(n % args.variants for n in (args.arms, *args.memory_arms)):

@@ -74,7 +74,8 @@ def conversation_id(name: str) -> str:
 
 def generated_name(agent_id: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{agent_id}-{stamp}-{secrets.token_hex(2)}"
+    # 32 random bits: thousands started within one second stay apart.
+    return f"{agent_id}-{stamp}-{secrets.token_hex(4)}"
 
 
 def check_model(model: str) -> None:

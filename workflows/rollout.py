@@ -1,12 +1,13 @@
 """RolloutWorkflow: a rollout's arms, each a child ConversationWorkflow, run through a
 sliding window of `concurrency`, then settled against the ledger and compared.
 
-The arms are made from their index (workflows/expansion.py), so every replay starts the same
-ones under the same ids (`<rollout>/<team>/<variant>/r<n>`): a worker that dies mid-rollout
-leaves nothing to start twice. A run starts at most `arms_per_run` arms, lets them finish,
-stores their records and continues as new, so its history and its worker's memory stay the
-same size however many arms there are. Cancelling the rollout cancels the running arms;
-every arm ends up with a record, failed and cancelled ones too.
+The arms are made from their index (workflows/expansion.py), so every replay starts the
+same ones under the same ids (`<rollout>/<team>/<variant>/r<n>`): a worker that dies
+mid-rollout leaves nothing to start twice. A run starts at most `arms_per_run` arms (fewer
+if Temporal suggests continuing as new first: long conversations make large results), lets
+them finish, stores their records and continues as new, so its history and its worker's
+memory stay the same size however many arms there are. Cancelling the rollout cancels the
+running arms; every arm ends up with a record, failed and cancelled ones too.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class RolloutWorkflow:
                 len(self.running) < self.inp.spec.concurrency
                 and self.s.next_arm < self.plan.total
                 and started < self.inp.arms_per_run
+                and not workflow.info().is_continue_as_new_suggested()
             ):
                 if arms.budget_spent(self.inp.spec, self.s.spent_usd):
                     self._skip_the_rest()
@@ -116,7 +118,6 @@ class RolloutWorkflow:
 
     async def _run_arm(self, arm: Arm) -> ArmRecord:
         rollout_id = workflow.info().workflow_id
-        begun = workflow.now()
         try:
             handle = await workflow.start_child_workflow(
                 ConversationWorkflow.run,
@@ -127,6 +128,9 @@ class RolloutWorkflow:
                 execution_timeout=arms.arm_timeout(self.inp.spec, arm),
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             )
+            # From the child's start, so the latency compared is the arm's own, not the
+            # time its start waited in a busy server's queue.
+            begun = workflow.now()
             result: ConversationResult = await handle
         except asyncio.CancelledError:
             return arms.unfinished_record(rollout_id, arm, "cancelled", "the rollout was cancelled")
