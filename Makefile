@@ -38,6 +38,7 @@ bench: setup
 	$(PY) -m bench.eval_overhead
 	$(PY) -m bench.history_size
 	$(PY) -m bench.branch
+	$(PY) -m bench.rollout --memory
 	$(PY) -m bench.ledger
 
 # Re-record the golden histories after an intended change to workflow code.
