@@ -53,6 +53,18 @@ def scripted(settings: Settings, **model: float) -> Settings:
     return queue_settings(settings).model_copy(update={"scripted": ScriptedModelSettings(**model)})
 
 
+async def own_ledger(settings: Settings, tmp_path: Path) -> tuple[Settings, EmbeddedLedger]:
+    """Settings on a queue and state dir of their own, whose new ledger has agent_alpha and
+    agent_beta with 1,000 each: no other test's payments change what these arms can pay."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    mine = queue_settings(settings).model_copy(update={"state_dir": state_dir})
+    ledger = EmbeddedLedger(state_dir / "ledger.db", mine.ledger.max_transfer)
+    for wallet in ("agent_alpha", "agent_beta"):
+        await ledger.open_wallet(wallet, Decimal("1000"))
+    return mine, ledger
+
+
 async def arm_ids(client: Client, rollout_id: str) -> list[str]:
     """The conversations visibility lists for the Web UI filter P2eRollout="<id>"."""
     query = f"P2eRollout = '{rollout_id}'"
@@ -165,10 +177,7 @@ async def test_a_spent_budget_stops_new_arms_and_skips_the_rest(
 async def test_each_arm_s_transfers_are_counted_from_the_ledger(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
-    mine = queue_settings(settings)
-    ledger = EmbeddedLedger(mine.state_dir / "ledger.db", mine.ledger.max_transfer)
-    for wallet in ("agent_alpha", "agent_beta"):
-        await ledger.open_wallet(wallet, Decimal("1000"))
+    mine, _ = await own_ledger(settings, tmp_path)
     rollouts = RolloutClient(mine, client)
     prepared = rollouts.prepare(Path("config/rollouts/task_with_payment.yml"))
     async with build_worker(client, mine):
@@ -199,17 +208,16 @@ async def test_a_rollout_id_taken_is_refused(
 async def test_a_worker_killed_mid_rollout_leaves_every_arm_run_once_and_paid_once(
     client: Client, settings: Settings, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    ledger = EmbeddedLedger(settings.state_dir / "ledger.db", settings.ledger.max_transfer)
-    for wallet in ("agent_alpha", "agent_beta"):
-        await ledger.open_wallet(wallet, Decimal("1000"))
+    crash, ledger = await own_ledger(settings, tmp_path)
     before = await ledger.balance("agent_alpha")
-    crash = queue_settings(settings)
     rollouts = RolloutClient(crash, client)
     text = Path("config/rollouts/task_with_payment.yml").read_text() + "concurrency: 2\n"
     prepared = rollouts.prepare(rollout_file(tmp_path, text))
     # The worker dies right after the ledger committed the rollout's first transfer.
     handle = await until_the_worker_dies(
-        cli_env, crash, rollouts.start(prepared.input, name=unique("crash"))
+        {**cli_env, "P2E_STATE_DIR": str(crash.state_dir)},
+        crash,
+        rollouts.start(prepared.input, name=unique("crash")),
     )
     assert not (await records_of(rollouts, handle)), "the rollout had not finished"
     async with build_worker(client, crash):
