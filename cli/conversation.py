@@ -120,23 +120,43 @@ def watch(
 
 
 async def _watch(settings: Settings, conversation: str, interval: float) -> None:
+    """A running conversation no worker answers for yet (one about to start, as `p2e chat`
+    starts its own) is waited for, not given up on: the watch ends when it does."""
     import asyncio
 
     from rich.live import Live
 
-    found = await stack_of(settings, conversation)
-    title = f"{found.conversation_id} · {found.status}"
-    with Live(stack_table(title, found.stack), console=console, auto_refresh=False) as live:
-        while found.status == "running":
-            await asyncio.sleep(interval)
-            found = await stack_of(settings, found.conversation_id)
-            last = found.stack[-1].kind if found.stack else None
-            state = (
-                f"{found.status}, {last}" if found.status == "running" and last else found.status
-            )
+    found: FoundStack | None = None
+    with Live(console=console, auto_refresh=False) as live:
+        while found is None or found.status == "running":
+            if found is not None:
+                await asyncio.sleep(interval)
+            try:
+                found = await stack_of(settings, found.conversation_id if found else conversation)
+                last = found.stack[-1].kind if found.stack else None
+                state = (
+                    f"{found.status}, {last}"
+                    if found.status == "running" and last
+                    else found.status
+                )
+            except NoWorkerAnswered as waiting:
+                if not waiting.running:
+                    raise
+                if found is None:
+                    found = FoundStack(waiting.conversation_id, "running", None, {}, [])
+                state = "running, waiting for a worker"
             live.update(
                 stack_table(f"{found.conversation_id} · {state}", found.stack), refresh=True
             )
+
+
+class NoWorkerAnswered(P2eError):
+    def __init__(self, conversation_id: str, state: str) -> None:
+        super().__init__(
+            f"{conversation_id} is {state} and no worker answered its query; start `p2e worker`"
+        )
+        self.conversation_id = conversation_id
+        self.running = state == "running"
 
 
 @dataclass(frozen=True)
@@ -184,10 +204,7 @@ async def _query_stack(
     try:
         return await asyncio.wait_for(conversations.stack(handle), timeout=QUERY_TIMEOUT_S)
     except (TimeoutError, RPCError) as exc:
-        state = "running" if running else "closed"
-        raise P2eError(
-            f"{handle.id} is {state} and no worker answered its query; start `p2e worker`"
-        ) from exc
+        raise NoWorkerAnswered(handle.id, "running" if running else "closed") from exc
 
 
 def _usage_of(stack: list[StackEntry]) -> dict[str, Any]:

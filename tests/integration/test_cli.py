@@ -371,3 +371,26 @@ def test_rewind_then_chat_continues_the_branch_and_watch_ends_with_it(
     assert (unknown.returncode, unknown.stderr.strip().splitlines()[-1]) == (
         2, "error: no conversation 'conv-nope'"
     )  # fmt: skip
+
+
+def test_watch_waits_for_a_worker_and_ends_with_the_conversation(cli_env: dict[str, str]) -> None:
+    name = f"cli-wait-{uuid.uuid4().hex[:8]}"
+    started = p2e("run", "--detach", "--id", name, "weather in Paris?", env=cli_env)
+    assert started.returncode == 0, started.stderr
+    watcher = subprocess.Popen(
+        [P2E, "conversation", "watch", name, "--interval", "0.2"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            watcher.wait(timeout=8)  # no worker yet: it waits, and does not give up
+        worker = subprocess.Popen([P2E, "worker"], env=cli_env, stderr=subprocess.DEVNULL)
+        try:
+            out, err = watcher.communicate(timeout=90)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    assert "completed" in out and "Finished" in out  # the final view (stdout is no terminal)
