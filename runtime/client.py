@@ -55,3 +55,17 @@ async def _check_namespace(client: Client, namespace: str, address: str) -> None
             raise UnknownNamespace(f"no namespace '{namespace}' at {address}") from None
         if exc.status != RPCStatusCode.PERMISSION_DENIED:  # a scoped key may not describe
             raise
+
+
+class LazyClient:
+    """Holds the settings and a Temporal client made on first use, so a command checks its
+    input before reaching for Temporal and a typo never starts the dev server."""
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self.settings = settings
+        self._client = client
+
+    async def temporal(self) -> Client:
+        if self._client is None:
+            self._client = await connect(self.settings)
+        return self._client

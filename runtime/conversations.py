@@ -49,7 +49,7 @@ from contract.models import (
 from contract.names import BRANCH_MEMO, CONVERSATION_WORKFLOW, SCORES_MEMO
 from contract.states import State
 from runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
-from runtime.client import connect
+from runtime.client import LazyClient
 from runtime.settings import Settings
 from store.artifacts import ArtifactDirectory
 from workflows import search
@@ -141,21 +141,12 @@ class ConversationSummary:
     branch_of: BranchOrigin | None = None
 
 
-class ConversationClient:
+class ConversationClient(LazyClient):
     """Typed operations on conversations over one Temporal client.
 
     Without a client it connects on first use, so the CLI checks its input (agent, message,
     model) before reaching for Temporal, and a typo never starts the dev server.
     """
-
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        self.settings = settings
-        self._client = client
-
-    async def temporal(self) -> Client:
-        if self._client is None:
-            self._client = await connect(self.settings)
-        return self._client
 
     # --- starting -------------------------------------------------------------------------
 

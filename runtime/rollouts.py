@@ -53,7 +53,7 @@ from contract.rollouts import (
     parse_records,
 )
 from runtime.catalog import load_catalog
-from runtime.client import connect
+from runtime.client import LazyClient
 from runtime.conversations import check_model, generated_name, query_literal
 from runtime.rollout_files import RolloutFile, load_rollout
 from runtime.settings import Settings
@@ -158,17 +158,8 @@ def parse_every(text: str) -> timedelta:
     return timedelta(seconds=int(number) * units[unit])
 
 
-class RolloutClient:
+class RolloutClient(LazyClient):
     """Typed operations on rollouts over one Temporal client, connecting on first use."""
-
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        self.settings = settings
-        self._client = client
-
-    async def temporal(self) -> Client:
-        if self._client is None:
-            self._client = await connect(self.settings)
-        return self._client
 
     # --- starting -------------------------------------------------------------------------
 
