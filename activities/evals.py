@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.llm import complete_text
+from activities.tracing import NO_SPANS, Spans
 from activities.transcript import node_to_message
 from contract.evals import (
     Comparison,
@@ -48,8 +49,9 @@ QUESTIONS_KEPT = 256
 
 
 class EvalActivities:
-    def __init__(self, store: ArtifactStore, evals_file: Path) -> None:
+    def __init__(self, store: ArtifactStore, evals_file: Path, spans: Spans = NO_SPANS) -> None:
         self.store = store
+        self.spans = spans
         self._questions: dict[str, str] = {}  # ref -> text, oldest first
         load_evaluators(evals_file)
 
@@ -77,6 +79,7 @@ class EvalActivities:
             )
             for evaluator, score, error, usage in verdicts
         ]
+        self.spans.evaluations(item.step, records)
         refs = await asyncio.gather(
             *(self.store.put_text(r.model_dump_json(exclude_none=True)) for r in records)
         )

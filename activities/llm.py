@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
 from activities.heartbeat import heartbeating
+from activities.tracing import NO_SPANS, Spans
 from activities.transcript import Transcript
 from agents import scripted_provider
 from agents.config import ScriptedModelSettings
@@ -146,8 +147,11 @@ def _cost(response: Any) -> float:
 
 
 class LlmActivities:
-    def __init__(self, transcript: Transcript, scripted: ScriptedModelSettings) -> None:
+    def __init__(
+        self, transcript: Transcript, scripted: ScriptedModelSettings, spans: Spans = NO_SPANS
+    ) -> None:
         self.transcript = transcript
+        self.spans = spans
         scripted_provider.register(scripted)
 
     @activity.defn(name=LLM_STEP)
@@ -167,21 +171,26 @@ class LlmActivities:
         info = activity.info()
         if info.start_to_close_timeout:
             options["timeout"] = max(1.0, info.start_to_close_timeout.total_seconds() - 1)
-        started = time.perf_counter()
-        try:
-            async with heartbeating():
-                with _no_unused_logging():
-                    response = await litellm.acompletion(
-                        model=inp.model, messages=messages, num_retries=0, **options
-                    )
-        except Exception as exc:
-            raise classify_llm_error(exc) from exc
-        latency_ms = (time.perf_counter() - started) * 1000
-        message = response.choices[0].message
-        calls = [
-            ToolCallRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
-            for c in message.tool_calls or []
-        ]
-        return await self.transcript.reply(
-            inp, message.content, calls, _usage(response, latency_ms), inp.model
-        )
+        with self.spans.chat(inp.model, options) as span:
+            started = time.perf_counter()
+            try:
+                async with heartbeating():
+                    with _no_unused_logging():
+                        response = await litellm.acompletion(
+                            model=inp.model, messages=messages, num_retries=0, **options
+                        )
+            except Exception as exc:
+                raise classify_llm_error(exc) from exc
+            latency_ms = (time.perf_counter() - started) * 1000
+            choice = response.choices[0]
+            message = choice.message
+            calls = [
+                ToolCallRequest(
+                    id=c.id, name=c.function.name, arguments=c.function.arguments or "{}"
+                )
+                for c in message.tool_calls or []
+            ]
+            usage = _usage(response, latency_ms)
+            if span is not None:
+                span.finished(usage, choice.finish_reason, messages, message.content, calls)
+        return await self.transcript.reply(inp, message.content, calls, usage, inp.model)

@@ -11,6 +11,7 @@ import json
 from pydantic import ValidationError
 from temporalio import activity
 
+from activities.tracing import NO_SPANS, Spans
 from agents.tools import ToolError, get_tool
 from agents.tools.registry import ToolContext, ToolServices, invalid_arguments
 from contract.ids import business_key
@@ -22,14 +23,25 @@ from store.tool_cache import ToolCache, cache_key
 
 class ToolActivities:
     def __init__(
-        self, store: ArtifactStore, cache: ToolCache, services: ToolServices | None = None
+        self,
+        store: ArtifactStore,
+        cache: ToolCache,
+        services: ToolServices | None = None,
+        spans: Spans = NO_SPANS,
     ) -> None:
         self.store = store
         self.cache = cache
         self.services = services or ToolServices()
+        self.spans = spans
 
     @activity.defn(name=RUN_TOOL)
     async def run_tool(self, inp: ToolInput) -> ToolOutcome:
+        with self.spans.tool(inp.call) as span:
+            outcome = await self._run(inp)
+            self.spans.tool_result(span, outcome.status, outcome.preview)
+        return outcome
+
+    async def _run(self, inp: ToolInput) -> ToolOutcome:
         try:
             tool = get_tool(inp.call.name)
             arguments = tool.input_model.model_validate_json(inp.call.arguments or "{}")

@@ -23,6 +23,7 @@ from cli import (
     rollouts,
     run,
     server,
+    trace,
     worker,
 )
 from cli.common import visible
@@ -39,6 +40,7 @@ app.command("run")(run.run)
 app.command("chat")(chat.chat)
 app.command("worker")(worker.worker)
 app.command("replay")(replay.replay)
+app.command("trace")(trace.trace)
 app.add_typer(server.app, name="server")
 app.add_typer(agent.app, name="agent")
 conversation.app.command("branch")(branches.branch)
@@ -120,6 +122,8 @@ def _run() -> int:
 
 def main() -> None:
     code = _run()
+    if (telemetry := sys.modules.get("runtime.telemetry")) is not None:
+        telemetry.stop_tracing()  # spans still queued for the exporter
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
     with contextlib.suppress(BrokenPipeError):

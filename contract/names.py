@@ -36,3 +36,7 @@ STORE_ARMS = "store_arms"
 SETTLE_ROLLOUT = "settle_rollout"
 # Memo key of a rollout: a RolloutMemo, for `p2e rollout list`, `show` and `export`.
 ROLLOUT_MEMO = "rollout"
+
+# Span attribute: the workflow a span belongs to, by which `p2e trace <workflow id>` finds
+# its trace (set on workflow and activity spans alike).
+SPAN_WORKFLOW_ID = "p2e.workflow_id"

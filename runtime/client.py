@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contract.errors import TemporalUnavailable, UnknownNamespace
 from runtime.settings import Settings
+from runtime.telemetry import tracing_plugins
 
 
 def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
@@ -30,9 +31,15 @@ def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
 async def connect(settings: Settings, *, start_embedded: bool = True) -> Client:
     address = temporal_address(settings, start_embedded=start_embedded)
     namespace = settings.temporal.namespace
+    plugins = tracing_plugins(settings)  # workers made on this client inherit them
     try:
         client = await asyncio.wait_for(
-            Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter),
+            Client.connect(
+                address,
+                namespace=namespace,
+                data_converter=pydantic_data_converter,
+                plugins=plugins,
+            ),
             timeout=settings.temporal.connect_timeout_s,
         )
         await _check_namespace(client, namespace, address)

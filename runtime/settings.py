@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -75,6 +75,20 @@ class ConversationSettings(_Section):
     )
 
 
+class TelemetrySettings(_Section):
+    exporter: Literal["none", "console", "otlp", "file"] = Field(
+        default="none",
+        description="where spans go; none creates no span at all",
+    )
+    capture_content: bool = Field(
+        default=False, description="put message and tool content on spans (it may be private)"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces URL; None: OTEL_EXPORTER_OTLP_ENDPOINT or localhost:4318",
+    )
+
+
 class Settings(_Section):
     state_dir: Path = Path(".p2e")
     agents_file: Path = PROJECT_ROOT / "config" / "agents.yml"
@@ -88,6 +102,7 @@ class Settings(_Section):
     conversation: ConversationSettings = ConversationSettings()
     ledger: LedgerSettings = LedgerSettings()
     rewards: RewardPolicy | None = None
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @field_validator("state_dir")
     @classmethod
@@ -107,6 +122,11 @@ class Settings(_Section):
     @property
     def tool_cache_file(self) -> Path:
         return self.state_dir / "tool-cache.db"
+
+    @property
+    def traces_file(self) -> Path:
+        """Where the `file` exporter appends spans, one JSON object per line."""
+        return self.state_dir / "traces.jsonl"
 
 
 # Environment variable -> dotted settings key. TEMPORAL_* are the names Temporal's own tools use.
@@ -134,6 +154,9 @@ ENV_VARS: dict[str, str] = {
     "P2E_CANTON_URL": "ledger.canton.url",
     "P2E_CANTON_TOKEN": "ledger.canton.token",
     "P2E_CANTON_SECRET": "ledger.canton.hmac_secret",
+    "P2E_OTEL_EXPORTER": "telemetry.exporter",
+    "P2E_OTEL_CAPTURE_CONTENT": "telemetry.capture_content",
+    "P2E_OTEL_ENDPOINT": "telemetry.otlp_endpoint",
 }
 
 

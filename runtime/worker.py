@@ -47,24 +47,29 @@ def build_worker(
     from activities.rollouts import RolloutActivities
     from activities.rules import RuleActivities
     from activities.tools import ToolActivities
+    from activities.tracing import traced
     from activities.transcript import ContentActivities, Transcript
     from agents.personas import PersonaLibrary
     from agents.tools import load_plugins
     from agents.tools.registry import ToolServices
     from ledger import open_ledger
+    from runtime.telemetry import activity_spans
     from store.artifacts import LocalArtifactStore
     from store.tool_cache import ToolCache
 
     load_plugins()
+    spans = activity_spans(settings)
     store = LocalArtifactStore(settings.artifacts_dir)
     transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
-    llm = LlmActivities(transcript, settings.scripted)
+    llm = LlmActivities(transcript, settings.scripted, spans)
     rules = RuleActivities(transcript)
     ledger = open_ledger(settings.ledger, settings.state_dir)
-    tools = ToolActivities(store, ToolCache(settings.tool_cache_file), ToolServices(ledger))
+    tools = ToolActivities(
+        store, ToolCache(settings.tool_cache_file), ToolServices(traced(ledger, spans)), spans
+    )
     content = ContentActivities(store)
-    evaluation = EvalActivities(store, settings.evals_file)
-    money = LedgerActivities(ledger, settings.ledger.treasury)
+    evaluation = EvalActivities(store, settings.evals_file, spans)
+    money = LedgerActivities(ledger, settings.ledger.treasury, spans)
     rollouts = RolloutActivities(store, ledger)
     return Worker(
         client,

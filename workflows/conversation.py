@@ -77,7 +77,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contract.states import FinishReason, State
     from ledger.models import Receipt, TransferRequest
-    from workflows import branching, evaluations, rewards, search, validators
+    from workflows import branching, evaluations, rewards, search, tracing, validators
     from workflows.calls import (
         CallResult,
         StepCalls,
@@ -144,6 +144,10 @@ class ConversationWorkflow:
 
     @workflow.run
     async def run(self, inp: ConversationInput) -> ConversationResult:
+        with tracing.agent_span(inp.agent.id, inp.model or inp.agent.model):
+            return await self._run(inp)
+
+    async def _run(self, inp: ConversationInput) -> ConversationResult:
         if not self._upsert_once_per_task:
             workflow.upsert_search_attributes([search.AGENT.value_set(inp.agent.id)])
         if inp.branch is not None and inp.resume is None:
@@ -517,13 +521,14 @@ class ConversationWorkflow:
             return refused(refusal)
         child_id = child_workflow_id(workflow.info().workflow_id, self.s.step, target.id, taken)
         try:
-            result: ConversationResult = await workflow.execute_child_workflow(
-                ConversationWorkflow.run,
-                child_input(self.inp, target, args.message, self._turn_head),
-                id=child_id,
-                search_attributes=child_search_attributes(target),
-                static_summary=child_summary(target, args.message),
-            )
+            with tracing.delegation_span(call.id, target.id, child_id):
+                result: ConversationResult = await workflow.execute_child_workflow(
+                    ConversationWorkflow.run,
+                    child_input(self.inp, target, args.message, self._turn_head),
+                    id=child_id,
+                    search_attributes=child_search_attributes(target),
+                    static_summary=child_summary(target, args.message),
+                )
         except ChildWorkflowError as err:
             self._end_if_cancelled(err)
             return refused(f"delegation to {target.id} failed: {root_cause(err)}")

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SettleInput,
     )
     from ledger.models import LedgerSnapshot
-    from workflows import arms
+    from workflows import arms, tracing
     from workflows.conversation import ConversationWorkflow
     from workflows.expansion import ArmPlan
     from workflows.failures import root_cause
@@ -65,6 +65,10 @@ class RolloutWorkflow:
 
     @workflow.run
     async def run(self, inp: RolloutInput) -> RolloutResult:
+        with tracing.rollout_span(inp.name, self.plan.total):
+            return await self._run(inp)
+
+    async def _run(self, inp: RolloutInput) -> RolloutResult:
         if self.s.started_at is None:
             self.s.started_at = workflow.now()
             self._memo()

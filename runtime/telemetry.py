@@ -1,0 +1,201 @@
+"""Tracing: the OpenTelemetry provider, exporter and Temporal plugin a process runs with, and
+the span file that `p2e trace` reads.
+
+Off by default (`telemetry.exporter: none`): no provider, no plugin, no span. On, the global
+provider is temporalio's replay-safe one, so the spans workflow code opens (workflows/
+tracing.py) keep their ids across replays and are exported once; the plugin carries the
+current span from client to workflow, workflow to activity and parent to child.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from activities.tracing import Spans
+from contract.errors import ConfigError, InvalidInput
+from contract.names import SPAN_WORKFLOW_ID
+from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
+    from temporalio.plugin import SimplePlugin
+
+TRACER_NAME = "p2engine"
+# How long finished spans wait for the exporter's thread: short, so a crash loses little.
+EXPORT_DELAY_MS = 500
+
+_provider: ReplaySafeTracerProvider | None = None
+
+
+def tracing_plugins(settings: Settings) -> list[SimplePlugin]:
+    """The Temporal plugins a client needs for the settings' tracing: none when it is off.
+    The first call with tracing on sets the process's tracer provider."""
+    if settings.telemetry.exporter == "none":
+        return []
+    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
+
+    _start(settings)
+    return [OpenTelemetryPlugin()]
+
+
+def activity_spans(settings: Settings) -> Spans:
+    """What activities trace with; without a tracer when tracing is off."""
+    if settings.telemetry.exporter == "none":
+        return Spans()
+    provider = _start(settings)
+    return Spans(provider.get_tracer(TRACER_NAME), settings.telemetry.capture_content)
+
+
+def stop_tracing() -> None:
+    """Export what is still queued; for a process about to exit."""
+    global _provider
+    if _provider is not None:
+        _provider.force_flush()
+        _provider.shutdown()
+        _provider = None
+
+
+def _start(settings: Settings) -> ReplaySafeTracerProvider:
+    global _provider
+    if _provider is not None:
+        return _provider
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from temporalio.contrib.opentelemetry import create_tracer_provider
+
+    exporter = _exporter(settings)
+    provider = create_tracer_provider(resource=Resource.create({"service.name": TRACER_NAME}))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    return provider
+
+
+def _exporter(settings: Settings) -> SpanExporter:
+    kind = settings.telemetry.exporter
+    if kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if kind == "file":
+        return JsonLinesSpanExporter(settings.traces_file)
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        raise ConfigError(
+            "telemetry.exporter otlp needs the OTLP exporter: pip install 'p2engine[otlp]'"
+        ) from None
+    exporter: SpanExporter = OTLPSpanExporter(endpoint=settings.telemetry.otlp_endpoint)
+    return exporter
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends each span as one JSON line; a lock per write keeps the lines of the CLI and
+    of workers that share a state dir whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            out.write(lines)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    context = span.context
+    parent = span.parent
+    return {
+        "trace_id": f"{context.trace_id:032x}" if context else "",
+        "span_id": f"{context.span_id:016x}" if context else "",
+        "parent_id": f"{parent.span_id:016x}" if parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "status_description": span.status.description,
+        "attributes": dict(span.attributes or {}),
+        "events": [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events
+        ],
+    }
+
+
+@dataclass
+class TraceSpan:
+    """A recorded span and the spans under it, as `p2e trace` shows them."""
+
+    record: dict[str, Any]
+    children: list[TraceSpan] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.record["name"])
+
+    @property
+    def duration_ms(self) -> float:
+        start, end = self.record.get("start_ns"), self.record.get("end_ns")
+        return (end - start) / 1e6 if start and end else 0.0
+
+    @property
+    def tokens(self) -> tuple[int, int] | None:
+        attributes = self.record.get("attributes", {})
+        if "gen_ai.usage.input_tokens" not in attributes:
+            return None
+        return attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.record, "children": [c.as_json() for c in self.children]}
+
+
+def read_spans(path: Path) -> list[dict[str, Any]]:
+    """Every span in a span file; a line cut short by a crash is skipped."""
+    if not path.is_file():
+        raise InvalidInput(
+            f"no span file at {path}: run with P2E_OTEL_EXPORTER=file to record traces"
+        )
+    spans = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                spans.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return spans
+
+
+def traces_of(spans: Iterable[dict[str, Any]], workflow_id: str) -> list[TraceSpan]:
+    """The traces a workflow's spans belong to, as trees; a span whose parent is not in the
+    file (still open, as a waiting conversation's is) stands at the top."""
+    spans = list(spans)
+    trace_ids = {
+        s["trace_id"] for s in spans if s.get("attributes", {}).get(SPAN_WORKFLOW_ID) == workflow_id
+    }
+    nodes = {s["span_id"]: TraceSpan(s) for s in spans if s["trace_id"] in trace_ids}
+    roots: list[TraceSpan] = []
+    for node in nodes.values():
+        parent = nodes.get(node.record.get("parent_id") or "")
+        (parent.children if parent else roots).append(node)
+    for node in nodes.values():
+        node.children.sort(key=lambda n: n.record.get("start_ns") or 0)
+    return sorted(roots, key=lambda n: n.record.get("start_ns") or 0)
