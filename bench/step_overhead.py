@@ -9,9 +9,13 @@ Temporal round trips plus the real litellm code path, with no model latency on t
 Ours and the floor share the server and the worker process and take turns, conversation by
 conversation and round by round, so noise on the machine hits both. The throughput phase
 runs several rounds and prints the median and the minimum, so that a single slow round
-shows instead of hiding in one figure. The last line holds the two ratios to the floor.
+shows instead of hiding in one figure. A line holds the two ratios to the floor.
+
+With --tracing a third contender takes its turns too: the same conversations on a worker of
+the same process that traces them (file exporter); the last line is its ratio to ours.
 
     python -m bench.step_overhead [--conversations N] [--cities K] [--concurrency C] [--rounds R]
+        [--tracing]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,9 @@ from agents.registry import AgentRegistry
 from agents.tools.weather import WEATHER
 from bench.floor import FloorInput, StepFloor, floor_worker
 from runtime.catalog import load_catalog
+from runtime.client import connect
 from runtime.conversations import ConversationClient
+from runtime.settings import TelemetrySettings
 from runtime.testbed import private_temporal
 from runtime.worker import build_worker
 
@@ -104,7 +111,28 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
             return handle
 
         runs: dict[str, Run] = {"ours": ours, "floor": floor}
-        async with build_worker(client, settings), floor_worker(client, floor_queue):
+        async with AsyncExitStack() as workers:
+            await workers.enter_async_context(build_worker(client, settings))
+            await workers.enter_async_context(floor_worker(client, floor_queue))
+            if args.tracing:
+                traced_settings = settings.model_copy(
+                    update={
+                        "temporal": settings.temporal.model_copy(
+                            update={"task_queue": f"{settings.temporal.task_queue}-traced"}
+                        ),
+                        "telemetry": TelemetrySettings(exporter="file"),
+                    }
+                )
+                traced_client = await connect(traced_settings)
+                await workers.enter_async_context(build_worker(traced_client, traced_settings))
+                traced_conversations = ConversationClient(traced_settings, traced_client)
+
+                async def traced() -> WorkflowHandle[Any, Any]:
+                    handle, _ = await traced_conversations.start(start_input)
+                    await handle.result()
+                    return handle
+
+                runs["traced"] = traced
             sizes = {name: await history_bytes(await run()) for name, run in runs.items()}
             # That first run of each was also the warm-up: imports, caches, sticky queues.
 
@@ -156,6 +184,10 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
     step_ratio = statistics.median(steps["ours"]) / statistics.median(steps["floor"])
     rate_ratio = statistics.median(rates["ours"]) / statistics.median(rates["floor"])
     print(f"step/floor: {step_ratio:.2f}  throughput/floor: {rate_ratio:.2f}")
+    if "traced" in runs:
+        step_ratio = statistics.median(steps["traced"]) / statistics.median(steps["ours"])
+        rate_ratio = statistics.median(rates["traced"]) / statistics.median(rates["ours"])
+        print(f"traced/ours: step {step_ratio:.2f}  throughput {rate_ratio:.2f}")
 
 
 def main() -> None:
@@ -164,6 +196,9 @@ def main() -> None:
     parser.add_argument("--cities", type=int, default=3, help="tool calls per conversation")
     parser.add_argument("--concurrency", type=int, default=10, help="for the throughput run")
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (default 3)")
+    parser.add_argument(
+        "--tracing", action="store_true", help="also run ours traced, and print the ratio"
+    )
     args = parser.parse_args()
     if min(args.conversations, args.concurrency, args.rounds) < 1:
         parser.error("--conversations, --concurrency and --rounds must be >= 1")

@@ -16,12 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 from activities.tracing import Spans
 from contract.errors import ConfigError, InvalidInput
 from contract.names import SPAN_WORKFLOW_ID
 from runtime.settings import Settings
+from workflows import tracing
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -36,14 +44,35 @@ _provider: ReplaySafeTracerProvider | None = None
 
 
 def tracing_plugins(settings: Settings) -> list[SimplePlugin]:
-    """The Temporal plugins a client needs for the settings' tracing: none when it is off.
-    The first call with tracing on sets the process's tracer provider."""
+    """The Temporal plugins a client needs for the settings' tracing, which workers made on
+    it inherit: none when it is off. The first call with tracing on sets the process's
+    tracer provider."""
     if settings.telemetry.exporter == "none":
         return []
     from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
+    from temporalio.plugin import SimplePlugin
 
     _start(settings)
-    return [OpenTelemetryPlugin()]
+    # After temporalio's plugin, so the mark lands on the context its interceptor attaches.
+    return [OpenTelemetryPlugin(), SimplePlugin("p2e-traced-workflows", interceptors=[_Marker()])]
+
+
+class _Marker(Interceptor):
+    """Marks the context of each workflow this worker runs as traced (workflows/tracing.py)."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _MarkedWorkflow
+
+
+class _MarkedWorkflow(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        token = context.attach(tracing.traced_context())
+        try:
+            return await super().execute_workflow(input)
+        finally:
+            context.detach(token)
 
 
 def activity_spans(settings: Settings) -> Spans:

@@ -1,11 +1,12 @@
 """Spans that workflow code opens: `invoke_agent <agent>` for a conversation, `execute_tool
 delegate` around a delegation (so the child's spans hang under the call), and a rollout's.
 
-They are made only when the worker runs with temporalio's replay-safe tracer provider
-(runtime/telemetry.py): its span ids come from the workflow's own seeded random, a span
-reopened on replay keeps its id and is exported once, by the run that ends it. With any
-other provider (none, by default) these return a null context and no span exists.
-Spans never change a command, so tracing on or off replays the same history.
+They are made only in a worker that traces (runtime/telemetry.py marks its workflows'
+context with `traced_context`), under temporalio's replay-safe tracer provider: span ids
+come from the workflow's own seeded random, so a span reopened on replay keeps its id and is
+exported once, by the run that ends it. Anywhere else (by default, and in `p2e replay`)
+these are null contexts and no span exists. Spans never change a command, so tracing on or
+off replays the same history.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from temporalio import workflow
 from contract.names import SPAN_WORKFLOW_ID as WORKFLOW_ID
 
 with workflow.unsafe.imports_passed_through():
-    from opentelemetry import trace
+    from opentelemetry import context, trace
+
+_TRACED = "p2e.traced"
 
 
 def agent_span(agent_id: str, model: str | None) -> AbstractContextManager[None]:
@@ -60,13 +63,13 @@ def rollout_span(name: str, arms: int) -> AbstractContextManager[None]:
     )
 
 
-def _tracing_on() -> bool:
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+def traced_context() -> context.Context:
+    """The current context, marked as that of a workflow whose worker traces."""
+    return context.set_value(_TRACED, True)
 
 
 def _span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[None]:
-    if not _tracing_on():
+    if not context.get_value(_TRACED):
         return nullcontext()
     return _open(name, attributes)
 
