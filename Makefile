@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: setup
-	$(PY) -m bench.step_overhead
+	$(PY) -m bench.step_overhead --tracing
 	$(PY) -m bench.eval_overhead
 	$(PY) -m bench.history_size
 	$(PY) -m bench.branch
