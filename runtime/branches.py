@@ -37,6 +37,7 @@ from contract.models import (
     Overrides,
 )
 from contract.names import ACTIVE_BRANCH_MEMO, ACTIVE_BRANCH_SUFFIX, BRANCH_TAKEN
+from runtime.client import send_update
 from runtime.conversations import (
     ConversationClient,
     ConversationHandle,
@@ -50,6 +51,7 @@ from store.artifacts import ArtifactDirectory
 from workflows import branching, search, validators
 from workflows.active_branch import ActiveBranchWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.details import conversation_details
 
 QUERY_TIMEOUT_S = 5.0
 MAX_BRANCH_IDS = 1000  # `<conv>~b1` ... tried in turn when no id is given
@@ -184,9 +186,8 @@ class Branches:
         self, handle: ConversationHandle, workflow_id: str, inp: ConversationInput
     ) -> None:
         try:
-            await handle.execute_update(
-                ConversationWorkflow.branch, BranchChild(workflow_id=workflow_id, input=inp)
-            )
+            child = BranchChild(workflow_id=workflow_id, input=inp)
+            await send_update(lambda: handle.execute_update(ConversationWorkflow.branch, child))
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == BRANCH_TAKEN:
@@ -207,6 +208,7 @@ class Branches:
                 search_attributes=branching.branch_search_attributes(inp.agent.id, origin),
                 memo=branching.branch_memo(origin),
                 static_summary=branching.branch_summary(origin, inp.message),
+                static_details=conversation_details(inp),
             )
         except WorkflowAlreadyStartedError:
             raise _Taken from None

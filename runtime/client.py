@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
+from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -13,6 +16,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from contract.errors import TemporalUnavailable, UnknownNamespace
 from runtime.settings import Settings
 from runtime.telemetry import tracing_plugins
+
+T = TypeVar("T")
+# How often an update aborted by a failed workflow task is sent again, and the first pause.
+UPDATE_SENDS = 5
+UPDATE_RESEND_PAUSE_S = 0.2
 
 
 def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
@@ -76,3 +84,26 @@ class LazyClient:
         if self._client is None:
             self._client = await connect(self.settings)
         return self._client
+
+
+def _aborted(err: RPCError) -> bool:
+    """Whether Temporal aborted an update because the workflow task carrying it failed (a
+    completion it refused, e.g. for an event that came in meanwhile, or a worker that died
+    mid-task): the update was not applied."""
+    descriptor = WorkflowNotReadyFailure.DESCRIPTOR.full_name
+    return any(d.type_url.endswith(descriptor) for d in err.grpc_status.details)
+
+
+async def send_update(send: Callable[[], Awaitable[T]]) -> T:
+    """`send()`'s result, sending it again while Temporal answers that a failed workflow task
+    aborted it. Safe, since an aborted update left nothing behind; this is what keeps an
+    `end` that races a child's completion from being lost."""
+    attempt = 1
+    while True:
+        try:
+            return await send()
+        except RPCError as err:
+            if attempt == UPDATE_SENDS or not _aborted(err):
+                raise
+        await asyncio.sleep(UPDATE_RESEND_PAUSE_S * attempt)
+        attempt += 1

@@ -49,12 +49,13 @@ from contract.models import (
 from contract.names import BRANCH_MEMO, CONVERSATION_WORKFLOW, SCORES_MEMO
 from contract.states import State
 from runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
-from runtime.client import LazyClient
+from runtime.client import LazyClient, send_update
 from runtime.settings import Settings
 from store.artifacts import ArtifactDirectory
 from workflows import search
 from workflows.compare import CompareWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.details import conversation_details
 from workflows.evaluations import question_ref
 
 PREFIX = "conv-"
@@ -220,6 +221,7 @@ class ConversationClient(LazyClient):
                 [SearchAttributePair(search.AGENT, inp.agent.id)]
             ),
             static_summary=preview(f"{inp.agent.id}: {inp.message or '(interactive)'}", 200),
+            static_details=conversation_details(inp),
         )
         return handle, True
 
@@ -384,6 +386,16 @@ class ConversationClient(LazyClient):
     async def stack(self, handle: ConversationHandle) -> list[StackEntry]:
         return await handle.query(ConversationWorkflow.stack)
 
+    async def stack_of(
+        self, handle: ConversationHandle, description: WorkflowExecutionDescription
+    ) -> tuple[ConversationResult | None, list[StackEntry]]:
+        """A conversation's result and stack once it completed (no worker needed for them),
+        else no result and the stack a worker answers the query with."""
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            result = await handle.result()
+            return result, result.stack
+        return None, await self.stack(handle)
+
     async def status(self, handle: ConversationHandle) -> ConversationStatus:
         return await handle.query(ConversationWorkflow.state)
 
@@ -398,8 +410,10 @@ class ConversationClient(LazyClient):
         """Deliver the user's next message; returns once the workflow accepted it, so the
         caller can show the stack while the agent answers."""
         check_message(text)
-        return await handle.start_update(
-            ConversationWorkflow.send_message, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        return await send_update(
+            lambda: handle.start_update(
+                ConversationWorkflow.send_message, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
         )
 
     async def start_answer(
@@ -408,21 +422,29 @@ class ConversationClient(LazyClient):
         """Answer for the human agent whose turn it is; returns once accepted, as
         `start_send` does."""
         check_message(text, "answer")
-        return await handle.start_update(
-            ConversationWorkflow.answer, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        return await send_update(
+            lambda: handle.start_update(
+                ConversationWorkflow.answer, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
         )
 
     async def end(self, handle: ConversationHandle) -> None:
-        await handle.execute_update(ConversationWorkflow.end)
+        await send_update(lambda: handle.execute_update(ConversationWorkflow.end))
 
     async def set_behavior(self, handle: ConversationHandle, persona: str | None) -> Overrides:
-        return await handle.execute_update(ConversationWorkflow.set_behavior, persona)
+        return await send_update(
+            lambda: handle.execute_update(ConversationWorkflow.set_behavior, persona)
+        )
 
     async def set_tools(self, handle: ConversationHandle, tools: list[str] | None) -> Overrides:
-        return await handle.execute_update(ConversationWorkflow.set_tools, tools)
+        return await send_update(
+            lambda: handle.execute_update(ConversationWorkflow.set_tools, tools)
+        )
 
     async def set_model(self, handle: ConversationHandle, model: str | None) -> Overrides:
-        return await handle.execute_update(ConversationWorkflow.set_model, model)
+        return await send_update(
+            lambda: handle.execute_update(ConversationWorkflow.set_model, model)
+        )
 
 
 async def start_conversation(
