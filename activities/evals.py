@@ -63,23 +63,24 @@ class EvalActivities:
             return list(await asyncio.gather(*items))
 
     async def _item(self, request: EvalRequest, item: EvalItem) -> list[EvalOutcome]:
-        target = await self.target(request, item)
-        verdicts = [await self._verdict(name, target) for name in item.evaluators]
-        records = [
-            Evaluation(
-                target=item.target,
-                conversation_id=request.conversation_id,
-                step=item.step,
-                agent_id=request.agent_id,
-                evaluator_id=evaluator.id,
-                version=evaluator.version,
-                score=score,
-                error=error,
-                usage=usage,
-            )
-            for evaluator, score, error, usage in verdicts
-        ]
-        self.spans.evaluations(item.step, records)
+        with self.spans.evaluation(item.step) as span:
+            target = await self.target(request, item)
+            verdicts = [await self._verdict(name, target) for name in item.evaluators]
+            records = [
+                Evaluation(
+                    target=item.target,
+                    conversation_id=request.conversation_id,
+                    step=item.step,
+                    agent_id=request.agent_id,
+                    evaluator_id=evaluator.id,
+                    version=evaluator.version,
+                    score=score,
+                    error=error,
+                    usage=usage,
+                )
+                for evaluator, score, error, usage in verdicts
+            ]
+            self.spans.scores(span, records)
         refs = await asyncio.gather(
             *(self.store.put_text(r.model_dump_json(exclude_none=True)) for r in records)
         )
@@ -104,7 +105,7 @@ class EvalActivities:
         score: Score | None = None
         error: str | None = None
         try:
-            score = await evaluator.score(replace(target, complete=_metered(spent)))
+            score = await evaluator.score(replace(target, complete=_metered(spent, self.spans)))
         except EvaluationError as exc:
             error = str(exc) or exc.__class__.__name__
         return evaluator, score, error, _total(spent)
@@ -125,7 +126,7 @@ class EvalActivities:
         a_text, b_text = await asyncio.gather(self._text(a), self._text(b))
         first, second = (b_text, a_text) if request.swapped else (a_text, b_text)
         spent: list[Usage] = []
-        target = PairTarget(question, first, second, _metered(spent))
+        target = PairTarget(question, first, second, _metered(spent, self.spans))
         score: Score | None = None
         error: str | None = None
         async with heartbeating():
@@ -193,11 +194,15 @@ class EvalActivities:
         return text
 
 
-def _metered(spent: list[Usage]) -> Complete:
-    """The worker's model call for a judge, noting what each call spends in `spent`."""
+def _metered(spent: list[Usage], spans: Spans) -> Complete:
+    """The worker's model call for a judge, noting what each call spends in `spent`; a
+    `chat` span of its own when tracing."""
 
     async def complete(model: str, messages: list[dict[str, str]]) -> str:
-        text, usage = await complete_text(model, messages)
+        with spans.chat(model, {}) as span:
+            text, usage = await complete_text(model, messages)
+            if span is not None:
+                span.finished(usage, None, list(messages), text, [])
         spent.append(usage)
         return text
 

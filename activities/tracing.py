@@ -97,22 +97,31 @@ class Spans:
         with self.tracer.start_as_current_span(f"ledger {kind}", attributes=attributes):
             yield
 
-    def evaluations(self, step: int, records: Sequence[Evaluation]) -> None:
-        """Scores as `gen_ai.evaluation.result` events on a span of the evaluated step."""
-        if self.tracer is None or not records:
+    @contextmanager
+    def evaluation(self, step: int) -> Iterator[Span | None]:
+        """The evaluation of one step; its scores are added with `scores`."""
+        if self.tracer is None:
+            yield None
             return
         attributes = {"p2e.step": step, **_activity_attributes()}
-        with self.tracer.start_as_current_span(f"evaluate step {step}", attributes=attributes):
-            span = _current_span()
-            for record in records:
-                event: dict[str, Any] = {"gen_ai.evaluation.name": record.evaluator_id}
-                if record.score is not None:
-                    event["gen_ai.evaluation.score.value"] = record.score.value
-                    if self.capture_content and record.score.rationale:
-                        event["gen_ai.evaluation.explanation"] = record.score.rationale
-                if record.error:
-                    event["error.type"] = record.error
-                span.add_event("gen_ai.evaluation.result", event)
+        with self.tracer.start_as_current_span(
+            f"evaluate step {step}", attributes=attributes
+        ) as span:
+            yield span
+
+    def scores(self, span: Span | None, records: Sequence[Evaluation]) -> None:
+        """Each verdict as a `gen_ai.evaluation.result` event."""
+        if span is None:
+            return
+        for record in records:
+            event: dict[str, Any] = {"gen_ai.evaluation.name": record.evaluator_id}
+            if record.score is not None:
+                event["gen_ai.evaluation.score.value"] = record.score.value
+                if self.capture_content and record.score.rationale:
+                    event["gen_ai.evaluation.explanation"] = record.score.rationale
+            if record.error:
+                event["error.type"] = record.error
+            span.add_event("gen_ai.evaluation.result", event)
 
 
 class TracedLedger:
@@ -190,12 +199,6 @@ def _client_kind() -> Any:
     from opentelemetry.trace import SpanKind
 
     return SpanKind.CLIENT
-
-
-def _current_span() -> Span:
-    from opentelemetry.trace import get_current_span
-
-    return get_current_span()
 
 
 def _set_error(span: Span, description: str) -> None:

@@ -125,6 +125,11 @@ def test_content_scores_and_transfers_are_on_the_trace_when_asked_for(
     ]
     assert scores and all(a["gen_ai.evaluation.name"] == "default" for a in scores)
     assert all(0 <= a["gen_ai.evaluation.score.value"] <= 1 for a in scores)
+    # The judge's own model calls are chat spans under the evaluation they serve.
+    evaluations = {s["span_id"] for s in spans if s["name"].startswith("evaluate step ")}
+    judged = [s for s in spans if s["name"] == "chat scripted/judge"]
+    assert judged and all(s["parent_id"] in evaluations for s in judged)
+    assert all(s["attributes"]["gen_ai.usage.input_tokens"] > 0 for s in judged)
 
 
 def test_replaying_a_traced_run_exports_no_span_again(

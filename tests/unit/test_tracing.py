@@ -45,9 +45,13 @@ def test_with_tracing_off_no_plugin_no_tracer_and_no_span(tmp_path: Path) -> Non
     assert tracing_plugins(settings) == []
     spans = activity_spans(settings)
     assert spans.tracer is None
-    with spans.chat("scripted/default", {}) as chat, spans.tool(CALL) as tool:
-        assert chat is None and tool is None
-    spans.evaluations(1, [verdict("e")])
+    with (
+        spans.chat("scripted/default", {}) as chat,
+        spans.tool(CALL) as tool,
+        spans.evaluation(1) as evaluation,
+    ):
+        assert chat is None and tool is None and evaluation is None
+        spans.scores(evaluation, [verdict("e")])
     assert not settings.traces_file.exists()
 
 
@@ -101,7 +105,9 @@ def test_scores_are_evaluation_result_events_on_one_span(tmp_path: Path) -> None
         verdict("default", score=Score(value=0.75)),
         verdict("judge", error="no model"),
     ]
-    recording(path).evaluations(3, records)
+    spans = recording(path)
+    with spans.evaluation(3) as evaluation:
+        spans.scores(evaluation, records)
     (span,) = read_spans(path)
     assert span["name"] == "evaluate step 3"
     assert [e["name"] for e in span["events"]] == ["gen_ai.evaluation.result"] * 2
