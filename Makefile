@@ -6,7 +6,7 @@ P2E := $(VENV)/bin/p2e
 STAMP := $(VENV)/.installed
 DEMO ?= What's the weather in Paris?
 
-.PHONY: setup run test lint bench golden clean
+.PHONY: setup run test browser lint bench golden clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -24,8 +24,22 @@ run: setup
 	$(P2E) server start
 	$(P2E) run --agent agent_alpha "$(DEMO)"
 
-test: setup
+test: setup browser
 	$(PY) -m pytest
+
+# The Web UI test drives Debian's chromium through chromium-driver. Installed when missing
+# and run as root (as CI is); elsewhere the test is skipped and says what is missing.
+browser:
+	@if command -v chromedriver >/dev/null && \
+		{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver for the Web UI test"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "warning: apt-get could not install chromium chromium-driver; the Web UI test will be skipped" >&2; \
+	else \
+		echo "note: no chromium/chromedriver; the Web UI test will be skipped (as root: apt-get install chromium chromium-driver)" >&2; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

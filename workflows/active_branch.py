@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from contract.errors import refuse
     from contract.models import ActiveBranch
     from contract.names import ACTIVE_BRANCH_MEMO, ACTIVE_BRANCH_WORKFLOW
+    from workflows.details import active_branch_details
 
 # Checkouts one run takes before it continues as new, so its history stays short.
 CHECKOUTS_PER_RUN = 500
@@ -28,6 +29,7 @@ class ActiveBranchWorkflow:
 
     @workflow.run
     async def run(self, record: ActiveBranch) -> None:
+        self._publish()
         await workflow.wait_condition(
             lambda: self.checkouts >= CHECKOUTS_PER_RUN and workflow.all_handlers_finished()
         )
@@ -39,7 +41,11 @@ class ActiveBranchWorkflow:
         self.record = self.record.model_copy(update={"active": branch_id})
         self.checkouts += 1
         workflow.upsert_memo({ACTIVE_BRANCH_MEMO: branch_id})
+        self._publish()
         return self.record
+
+    def _publish(self) -> None:
+        workflow.set_current_details(active_branch_details(self.record, self.checkouts))
 
     @checkout.validator
     def _check_checkout(self, branch_id: str) -> None:

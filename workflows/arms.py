@@ -188,10 +188,16 @@ def wallet_changes(
 
 
 def rollout_details(phase: str, total: int, tallies: Sequence[VariantTally], running: int) -> str:
-    """The rollout's current details in the Web UI: how far it is, and each variant."""
+    """The rollout's current details in the Web UI: how far it is and what it has spent,
+    and each variant."""
     finished = sum(t.finished for t in tallies)
     failed = sum(t.failed for t in tallies)
-    lines = [f"**{phase}** · {finished}/{total} arms · {running} running · {failed} failed"]
+    tokens = sum(t.tokens for t in tallies)
+    cost = sum(t.cost_usd for t in tallies)
+    lines = [
+        f"**{phase}** · {finished}/{total} arms · {running} running · {failed} failed · "
+        f"{tokens} tokens · ${cost:.4f}"
+    ]
     for t in tallies:
         mean = f" · score {t.score_sum / t.scored:.2f}" if t.scored else ""
         lines.append(f"- {t.key}: {t.finished}/{t.total}{mean}")

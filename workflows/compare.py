@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from contract.evals import PairInput, PairOutcome, PairRequest
     from contract.names import COMPARE, COMPARE_WORKFLOW
+    from workflows.details import compare_details
     from workflows.failures import root_cause
     from workflows.options import EVAL_ACTIVITY
 
@@ -24,6 +25,7 @@ class CompareWorkflow:
     async def run(self, inp: PairInput) -> PairOutcome:
         swapped = workflow.random().random() < 0.5
         request = PairRequest(**inp.model_dump(), swapped=swapped)
+        workflow.set_current_details(compare_details(inp, swapped, None))
         try:
             outcome: PairOutcome = await workflow.execute_activity(
                 COMPARE,
@@ -33,10 +35,11 @@ class CompareWorkflow:
                 **EVAL_ACTIVITY,
             )
         except ActivityError as err:
-            return PairOutcome(
+            outcome = PairOutcome(
                 evaluator_id=inp.evaluator_id,
                 version="?",
                 swapped=swapped,
                 error=f"comparison failed: {root_cause(err)}",
             )
+        workflow.set_current_details(compare_details(inp, swapped, outcome))
         return outcome

@@ -86,7 +86,7 @@ with workflow.unsafe.imports_passed_through():
         duplicate_verdict,
     )
     from workflows.children import child_input, child_search_attributes, child_summary
-    from workflows.details import current_details
+    from workflows.details import conversation_details, current_details
     from workflows.failures import root_cause
     from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
     from workflows.fsm import transition as fsm_transition
@@ -306,6 +306,7 @@ class ConversationWorkflow:
                 search_attributes=branching.branch_search_attributes(child.input.agent.id, origin),
                 memo=branching.branch_memo(origin),
                 static_summary=branching.branch_summary(origin, child.input.message),
+                static_details=conversation_details(child.input),
             )
         except WorkflowAlreadyStartedError:
             raise ApplicationError(
@@ -520,14 +521,16 @@ class ConversationWorkflow:
         if refusal := delegation_refusal(self.agent, self.inp.lineage, target.id):
             return refused(refusal)
         child_id = child_workflow_id(workflow.info().workflow_id, self.s.step, target.id, taken)
+        child_inp = child_input(self.inp, target, args.message, self._turn_head)
         try:
             with tracing.delegation_span(call.id, target.id, child_id):
                 result: ConversationResult = await workflow.execute_child_workflow(
                     ConversationWorkflow.run,
-                    child_input(self.inp, target, args.message, self._turn_head),
+                    child_inp,
                     id=child_id,
                     search_attributes=child_search_attributes(target),
                     static_summary=child_summary(target, args.message),
+                    static_details=conversation_details(child_inp),
                 )
         except ChildWorkflowError as err:
             self._end_if_cancelled(err)

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from ledger.models import LedgerSnapshot
     from workflows import arms, tracing
     from workflows.conversation import ConversationWorkflow
+    from workflows.details import conversation_details
     from workflows.expansion import ArmPlan
     from workflows.failures import root_cause
     from workflows.options import LEDGER_ACTIVITY, SETTLE_ACTIVITY, STORE_RECORDS_ACTIVITY
@@ -122,13 +123,15 @@ class RolloutWorkflow:
 
     async def _run_arm(self, arm: Arm) -> ArmRecord:
         rollout_id = workflow.info().workflow_id
+        inp = arms.arm_input(self.inp, arm)
         try:
             handle = await workflow.start_child_workflow(
                 ConversationWorkflow.run,
-                arms.arm_input(self.inp, arm),
+                inp,
                 id=arms.arm_id(rollout_id, arm),
                 search_attributes=arms.arm_search_attributes(rollout_id, arm),
                 static_summary=arms.arm_summary(arm),
+                static_details=conversation_details(inp),
                 execution_timeout=arms.arm_timeout(self.inp.spec, arm),
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             )

@@ -551,12 +551,13 @@ def test_wallet_changes_list_the_changed_wallets_in_order_with_new_ones_from_zer
     assert wallet_changes(before, before) == []
 
 
-def test_the_rollouts_details_say_how_far_it_is_and_each_variants_mean_score() -> None:
+def test_the_rollouts_details_say_how_far_it_is_what_it_spent_and_each_variants_score() -> None:
     a = VariantTally(team="t", variant="a", total=5, done=2, failed=1, scored=3, score_sum=2.0)
-    b = VariantTally(team="u", variant="b", total=5, skipped=1, cancelled=1, failed=2)
+    a.tokens, a.cost_usd = 300, 0.0125
+    b = VariantTally(team="u", variant="b", total=5, skipped=1, cancelled=1, failed=2, tokens=45)
     details = rollout_details("running", 10, [a, b], running=3)
     assert details.splitlines() == [
-        "**running** · 7/10 arms · 3 running · 3 failed",
+        "**running** · 7/10 arms · 3 running · 3 failed · 345 tokens · $0.0125",
         "- t/a: 3/5 · score 0.67",  # 2.0 / 3, shown to 2 places
         "- u/b: 4/5",
     ]
