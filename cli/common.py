@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -73,6 +74,21 @@ NamespaceOption = Annotated[
     typer.Option("--namespace", help="Temporal namespace [env: TEMPORAL_NAMESPACE]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+RerunOption = Annotated[
+    bool, typer.Option("--rerun", help="Show it live in the Rerun viewer (needs a display).")
+]
+RerunSaveOption = Annotated[
+    Path | None,
+    typer.Option("--rerun-save", metavar="FILE.rrd", help="Write a Rerun recording of it."),
+]
+RerunServeOption = Annotated[
+    bool,
+    typer.Option(
+        "--rerun-serve",
+        help="Serve a Rerun web viewer of it on a local port (the URL is printed); it stays "
+        "up after the end, until Ctrl-C.",
+    ),
+]
 
 
 def settings_for(address: str | None = None, namespace: str | None = None) -> Settings:

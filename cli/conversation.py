@@ -12,7 +12,11 @@ from cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
+    RerunOption,
+    RerunSaveOption,
+    RerunServeOption,
     console,
+    note,
     print_json,
     run_async,
     settings_for,
@@ -22,7 +26,7 @@ from contract.errors import P2eError
 
 if TYPE_CHECKING:
     from contract.models import StackEntry
-    from runtime.conversations import ConversationClient, ConversationHandle
+    from runtime.rerun_view import ConversationRecorder, RerunTarget, Sinks
     from runtime.settings import Settings
 
 app = typer.Typer(help="Conversations and their interaction stacks.", no_args_is_help=True)
@@ -109,17 +113,27 @@ def watch(
     interval: Annotated[
         float, typer.Option(min=0.1, help="Seconds between looks at the conversation.")
     ] = 0.5,
+    rerun: RerunOption = False,
+    rerun_save: RerunSaveOption = None,
+    rerun_serve: RerunServeOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Show a conversation's stack live, until it ends.
 
-    A closed one is shown once. Needs a worker serving it, as `show` does."""
+    A closed one is shown once. Needs a worker serving it, as `show` does. Any --rerun
+    option logs its stack and its children's, the agents and delegations, and its metrics
+    per step to Rerun."""
+    from runtime.rerun_view import rerun_target
+
+    target = rerun_target(rerun, rerun_save, rerun_serve)
     settings = settings_for(address, namespace)
-    run_async(_watch(settings, conversation, interval))
+    run_async(_watch(settings, conversation, interval, target))
 
 
-async def _watch(settings: Settings, conversation: str, interval: float) -> None:
+async def _watch(
+    settings: Settings, conversation: str, interval: float, rerun: RerunTarget | None = None
+) -> None:
     """A running conversation no worker answers for yet (one about to start, as `p2e chat`
     starts its own) is waited for, not given up on: the watch ends when it does."""
     import asyncio
@@ -127,6 +141,12 @@ async def _watch(settings: Settings, conversation: str, interval: float) -> None
     from rich.live import Live
 
     found: FoundStack | None = None
+    recorder: ConversationRecorder | None = None
+    sinks = None
+    if rerun is not None:
+        from runtime.rerun_view import open_sinks
+
+        sinks = open_sinks(rerun)
     with Live(console=console, auto_refresh=False) as live:
         while found is None or found.status == "running":
             if found is not None:
@@ -148,6 +168,24 @@ async def _watch(settings: Settings, conversation: str, interval: float) -> None
             live.update(
                 stack_table(f"{found.conversation_id} · {state}", found.stack), refresh=True
             )
+            if sinks is not None:
+                recorder = recorder or _recorder(sinks, settings, found.conversation_id)
+                await recorder.update(found.stack, closed=found.status != "running")
+    if recorder is not None:
+        await recorder.recording.end(note)
+
+
+def _recorder(sinks: Sinks, settings: Settings, conversation_id: str) -> ConversationRecorder:
+    from cli.display import describe_entry
+    from runtime.conversations import ConversationClient
+    from runtime.rerun_view import ConversationRecorder
+
+    recorder = ConversationRecorder(
+        sinks, ConversationClient(settings), conversation_id, describe_entry
+    )
+    for place in recorder.recording.places():
+        note(f"rerun: {place}")
+    return recorder
 
 
 class NoWorkerAnswered(P2eError):
@@ -170,15 +208,24 @@ class FoundStack:
 
 async def stack_of(settings: Settings, conversation: str) -> FoundStack:
     """A conversation's stack: from its result when it completed, else from a query."""
+    import asyncio
+
+    from temporalio.service import RPCError
+
     from runtime.conversations import ConversationClient, is_running
 
     conversations = ConversationClient(settings)
     handle, description = await conversations.describe(conversation)
     status = description.status.name.lower() if description.status else "unknown"
-    if description.status and description.status.name == "COMPLETED":
-        result = await handle.result()
-        return FoundStack(handle.id, status, result.reason, result.usage.model_dump(), result.stack)
-    stack = await _query_stack(conversations, handle, running=is_running(description))
+    try:
+        result, stack = await asyncio.wait_for(
+            conversations.stack_of(handle, description), timeout=QUERY_TIMEOUT_S
+        )
+    except (TimeoutError, RPCError) as exc:
+        state = "running" if is_running(description) else "closed"
+        raise NoWorkerAnswered(handle.id, state) from exc
+    if result is not None:
+        return FoundStack(handle.id, status, result.reason, result.usage.model_dump(), stack)
     return FoundStack(handle.id, status, None, _usage_of(stack), stack)
 
 
@@ -192,19 +239,6 @@ async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
         "usage": found.usage,
         "stack": [entry.model_dump(mode="json") for entry in found.stack],
     }
-
-
-async def _query_stack(
-    conversations: ConversationClient, handle: ConversationHandle, *, running: bool
-) -> list[StackEntry]:
-    import asyncio
-
-    from temporalio.service import RPCError
-
-    try:
-        return await asyncio.wait_for(conversations.stack(handle), timeout=QUERY_TIMEOUT_S)
-    except (TimeoutError, RPCError) as exc:
-        raise NoWorkerAnswered(handle.id, "running" if running else "closed") from exc
 
 
 def _usage_of(stack: list[StackEntry]) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
+    RerunOption,
+    RerunSaveOption,
+    RerunServeOption,
     console,
     note,
     print_json,
@@ -31,6 +34,7 @@ from contract.errors import InvalidInput
 
 if TYPE_CHECKING:
     from contract.rollouts import ArmRecord, RolloutResult, VariantComparison
+    from runtime.rerun_view import RerunTarget, RolloutRecorder, Sinks
     from runtime.rollouts import PreparedRollout, RolloutClient, RolloutHandle
     from runtime.settings import Settings
 
@@ -99,15 +103,26 @@ def start(
     as_json: Annotated[
         bool, typer.Option("--json", help="At the end, print the comparison as JSON.")
     ] = False,
+    rerun: RerunOption = False,
+    rerun_save: RerunSaveOption = None,
+    rerun_serve: RerunServeOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Start a rollout: every variant of every team, on every input, `repeats` times, each
-    a conversation; at the end, the comparison of the variants."""
+    a conversation; at the end, the comparison of the variants.
+
+    Any --rerun option follows the rollout and logs its arms' stacks, the agents and their
+    delegations, each variant's metrics and the ledger to Rerun."""
+    from runtime.rerun_view import rerun_target
+
     if follow and detach:
         raise InvalidInput("--follow and --detach exclude each other")
+    if detach and (rerun or rerun_save is not None or rerun_serve):
+        raise InvalidInput("the --rerun options follow the rollout and exclude --detach")
+    target = rerun_target(rerun, rerun_save, rerun_serve)
     settings = settings_for(address, namespace)
-    code = run_async(_start(settings, path, follow, detach, model, repeats, name, as_json))
+    code = run_async(_start(settings, path, follow, detach, model, repeats, name, as_json, target))
     raise typer.Exit(code)
 
 
@@ -125,10 +140,16 @@ async def _start(
     repeats: int | None,
     name: str | None,
     as_json: bool,
+    rerun: RerunTarget | None = None,
 ) -> int:
     client = _client(settings)
     prepared = _prepare(client, path, model, repeats)
     arms = len(prepared.file.arms)
+    sinks = None
+    if rerun is not None:
+        from runtime.rerun_view import open_sinks
+
+        sinks = open_sinks(rerun)
     handle = await client.start(prepared.input, name=name)
     note(f"started {handle.id}: {arms} arms, {prepared.input.spec.concurrency} at a time")
     if link := ui_url(settings, handle.id):
@@ -137,13 +158,49 @@ async def _start(
     if detach:
         console.print(handle.id, highlight=False)
         return 0
+    description = await handle.describe()
+    recorder = None
+    if sinks is not None:
+        variants = [f"{arm.team}/{arm.variant}" for arm in prepared.file.arms]
+        recorder = await _recorder(sinks, client, handle.id, variants, description.start_time)
     async with serving(await client.temporal(), settings):
-        result = await _wait(client, handle, follow)
-    return _print_result(result, as_json)
+        result = await _wait(client, handle, follow or recorder is not None, recorder)
+    code = _print_result(result, as_json)
+    if recorder is not None:
+        await recorder.recording.end(note)
+    return code
 
 
-async def _wait(client: RolloutClient, handle: RolloutHandle, follow: bool) -> RolloutResult:
-    """The rollout's result; meanwhile a live table (`follow`) or a line of progress."""
+async def _recorder(
+    sinks: Sinks,
+    client: RolloutClient,
+    rollout_id: str,
+    variants: list[str],
+    started: datetime,
+) -> RolloutRecorder:
+    """A recorder of the rollout, opened before its arms are followed; says where it goes."""
+    from cli.display import describe_entry
+    from runtime.conversations import ConversationClient
+    from runtime.rerun_view import RolloutRecorder
+
+    conversations = ConversationClient(client.settings, await client.temporal())
+    unique = list(dict.fromkeys(variants))
+    recorder = RolloutRecorder(
+        sinks, client, conversations, rollout_id, unique, started, describe_entry
+    )
+    for place in recorder.recording.places():
+        note(f"rerun: {place}")
+    return recorder
+
+
+async def _wait(
+    client: RolloutClient,
+    handle: RolloutHandle,
+    follow: bool,
+    recorder: RolloutRecorder | None = None,
+) -> RolloutResult:
+    """The rollout's result; meanwhile a live table (`follow`) or a line of progress, and
+    what the table shows logged to Rerun too."""
     from temporalio.service import RPCError
 
     from cli.rollout_tables import live_table
@@ -154,16 +211,21 @@ async def _wait(client: RolloutClient, handle: RolloutHandle, follow: bool) -> R
     if follow:
         from rich.live import Live
 
+        async def show(live: Live) -> None:
+            progress = await client.progress(handle)
+            live.update(live_table(progress, await client.variant_flows(handle.id, started)))
+            if recorder is not None:
+                await recorder.update(progress)
+
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while not waiting.done():
                 with contextlib.suppress(RPCError):
-                    progress = await client.progress(handle)
-                    flows = await client.variant_flows(handle.id, started)
-                    live.update(live_table(progress, flows))
+                    await show(live)
                 await asyncio.wait([waiting], timeout=REFRESH_S)
             with contextlib.suppress(RPCError):  # the table as the rollout ended
-                progress = await client.progress(handle)
-                live.update(live_table(progress, await client.variant_flows(handle.id, started)))
+                await show(live)
+        if recorder is not None:
+            await recorder.finish()
     else:
         last = -1
         while not waiting.done():

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     Schedule,
@@ -43,7 +44,7 @@ from contract.agent import DEFAULT_MODEL
 from contract.errors import InvalidInput, P2eError, refuse
 from contract.ids import name_problem
 from contract.models import CURRENT_REVISION, preview
-from contract.names import ROLLOUT_MEMO, ROLLOUT_WORKFLOW
+from contract.names import LEDGER_SNAPSHOT, ROLLOUT_MEMO, ROLLOUT_WORKFLOW
 from contract.rollouts import (
     ArmRecord,
     RolloutInput,
@@ -52,12 +53,14 @@ from contract.rollouts import (
     RolloutResult,
     parse_records,
 )
+from ledger.models import JournalEntry, LedgerSnapshot
 from runtime.catalog import load_catalog
 from runtime.client import LazyClient
 from runtime.conversations import check_model, generated_name, query_literal
 from runtime.rollout_files import RolloutFile, load_rollout
 from runtime.settings import Settings
 from store.artifacts import ArtifactDirectory
+from workflows import search
 from workflows.rollout import RolloutWorkflow
 
 PREFIX = "rollout-"
@@ -99,6 +102,23 @@ class RolloutSummary:
     status: WorkflowExecutionStatus | None
     started: datetime
     closed: datetime | None
+
+
+@dataclass(frozen=True)
+class ListedArm:
+    """An arm's conversation as visibility lists it."""
+
+    id: str
+    variant: str  # team/variant
+    agent: str | None
+
+
+@dataclass(frozen=True)
+class LedgerSnapshots:
+    """The wallets as a rollout read them when it started and when it settled."""
+
+    before: LedgerSnapshot | None
+    after: LedgerSnapshot | None
 
 
 @dataclass(frozen=True)
@@ -279,9 +299,9 @@ class RolloutClient(LazyClient):
             )
         return found
 
-    async def variant_flows(self, rollout: str, since: datetime) -> dict[str, tuple[int, Decimal]]:
-        """Transfers so far and their net flow per variant (`team/variant`), read from the
-        ledger while the rollout runs; empty where there is no ledger."""
+    async def arm_transfers(self, rollout: str, since: datetime) -> dict[str, list[JournalEntry]]:
+        """Each arm's transfers and rewards so far (`team/variant/label` -> entries), read
+        from the ledger while the rollout runs; empty where there is no ledger."""
         from ledger import open_ledger
         from ledger.errors import LedgerError
         from ledger.flows import AUDIT_LIMIT, arm_entries
@@ -294,8 +314,12 @@ class RolloutClient(LazyClient):
                 await ledger.close()
         except LedgerError:
             return {}
+        return arm_entries(entries, rollout)
+
+    async def variant_flows(self, rollout: str, since: datetime) -> dict[str, tuple[int, Decimal]]:
+        """Transfers so far and their net flow per variant (`team/variant`)."""
         found: dict[str, tuple[int, Decimal]] = {}
-        for key, moved in arm_entries(entries, rollout).items():
+        for key, moved in (await self.arm_transfers(rollout, since)).items():
             variant = key.rpartition("/")[0]
             count, total = found.get(variant, (0, Decimal(0)))
             found[variant] = (
@@ -303,6 +327,52 @@ class RolloutClient(LazyClient):
                 total + sum((e.amount for e in moved), Decimal(0)),
             )
         return found
+
+    async def arms(self, rollout: str) -> list[ListedArm]:
+        """The arms started so far (P2eRollout), in id order; one that started a moment
+        ago may be listed only on the next call."""
+        client = await self.temporal()
+        query = f"{search.ROLLOUT.name} = {query_literal(rollout)}"
+        found = []
+        async for execution in client.list_workflows(query):
+            attributes = execution.typed_search_attributes
+            variant = attributes.get(search.VARIANT) or ""
+            found.append(ListedArm(execution.id, variant, attributes.get(search.AGENT)))
+        return sorted(found, key=lambda arm: arm.id)
+
+    async def ledger_snapshots(self, rollout: str) -> LedgerSnapshots:
+        """The results of the rollout's ledger snapshot activities, from its history: the
+        first one of its first run (before), and the last one of its last run (after),
+        which is there once it settled. A rollout without a ledger has neither."""
+        client = await self.temporal()
+        latest = await client.get_workflow_handle(rollout).describe()
+        first = latest.raw_description.workflow_execution_info.first_run_id or latest.run_id
+        runs = [
+            await self._snapshots(rollout, run) for run in dict.fromkeys([first, latest.run_id])
+        ]
+        before = runs[0][0] if runs[0] else None
+        ends = runs[-1][1:] if len(runs) == 1 else runs[-1]
+        after = ends[-1] if ends and latest.status == WorkflowExecutionStatus.COMPLETED else None
+        return LedgerSnapshots(before, after)
+
+    async def _snapshots(self, rollout: str, run_id: str) -> list[LedgerSnapshot | None]:
+        """Each ledger snapshot the run scheduled, in order: its result, or None if it failed."""
+        client = await self.temporal()
+        history = await client.get_workflow_handle(rollout, run_id=run_id).fetch_history()
+        scheduled: dict[int, LedgerSnapshot | None] = {}
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name == LEDGER_SNAPSHOT:
+                    scheduled[event.event_id] = None
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                done = event.activity_task_completed_event_attributes
+                if done.scheduled_event_id in scheduled:
+                    [snapshot] = await client.data_converter.decode(
+                        done.result.payloads, [LedgerSnapshot]
+                    )
+                    scheduled[done.scheduled_event_id] = snapshot
+        return list(scheduled.values())
 
     async def cancel(self, handle: RolloutHandle) -> None:
         await handle.cancel()
