@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
@@ -15,7 +15,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contract.errors import TemporalUnavailable, UnknownNamespace
 from runtime.settings import Settings
-from runtime.telemetry import tracing_plugins
+
+if TYPE_CHECKING:
+    from temporalio.plugin import SimplePlugin
 
 T = TypeVar("T")
 # How often an update aborted by a failed workflow task is sent again, and the first pause.
@@ -39,7 +41,11 @@ def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
 async def connect(settings: Settings, *, start_embedded: bool = True) -> Client:
     address = temporal_address(settings, start_embedded=start_embedded)
     namespace = settings.temporal.namespace
-    plugins = tracing_plugins(settings)  # workers made on this client inherit them
+    plugins: list[SimplePlugin] = []  # workers made on this client inherit them
+    if settings.telemetry.on:  # only then is OpenTelemetry's SDK imported
+        from runtime.telemetry import tracing_plugins
+
+        plugins = tracing_plugins(settings)
     try:
         client = await asyncio.wait_for(
             Client.connect(

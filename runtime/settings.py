@@ -88,6 +88,10 @@ class TelemetrySettings(_Section):
         description="OTLP/HTTP traces URL; None: OTEL_EXPORTER_OTLP_ENDPOINT or localhost:4318",
     )
 
+    @property
+    def on(self) -> bool:
+        return self.exporter != "none"
+
 
 class Settings(_Section):
     state_dir: Path = Path(".p2e")

@@ -47,7 +47,7 @@ def tracing_plugins(settings: Settings) -> list[SimplePlugin]:
     """The Temporal plugins a client needs for the settings' tracing, which workers made on
     it inherit: none when it is off. The first call with tracing on sets the process's
     tracer provider."""
-    if settings.telemetry.exporter == "none":
+    if not settings.telemetry.on:
         return []
     from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
     from temporalio.plugin import SimplePlugin
@@ -77,7 +77,7 @@ class _MarkedWorkflow(WorkflowInboundInterceptor):
 
 def activity_spans(settings: Settings) -> Spans:
     """What activities trace with; without a tracer when tracing is off."""
-    if settings.telemetry.exporter == "none":
+    if not settings.telemetry.on:
         return Spans()
     provider = _start(settings)
     return Spans(provider.get_tracer(TRACER_NAME), settings.telemetry.capture_content)
