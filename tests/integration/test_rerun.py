@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 
 from .test_cli import P2E, p2e
+from .test_ledger_cli import own_ledger
+
+__all__ = ["own_ledger"]  # the fixture: a state dir of its own, its ledger 100 in each wallet
 
 DEMO = "config/rollouts/demo.yml"
 ROW_ID = "rerun.controls.RowId"
@@ -69,15 +72,6 @@ def shown(conversation: str, env: dict[str, str]) -> dict[str, Any]:
 def stack_lines(label: str, data: dict[str, Any]) -> list[str]:
     """What a stack's lines start with: the conversation, the agent, step and state."""
     return [f"{label} · {e['agent_id']} · [{e['step']}] {e['kind']}:" for e in data["stack"]]
-
-
-@pytest.fixture()
-def own_ledger(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """A state dir of its own with a fresh ledger (100 in every wallet)."""
-    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path / "state")}
-    done = p2e("ledger", "init", env=env)
-    assert done.returncode == 0, done.stderr
-    return env
 
 
 def test_rollout_start_rerun_save_records_stacks_graph_metrics_and_ledger(

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from tests.integration.test_cli import p2e
+from tests.integration.test_ledger_cli import own_ledger
+
+__all__ = ["own_ledger"]  # the fixture: a state dir of its own with an opened ledger
 
 DELEGATION = "delegate to agent_helper: the weather in Paris"
 
@@ -96,15 +99,15 @@ def test_a_delegation_conversation_is_one_trace_with_the_child_under_the_call(
 
 
 def test_content_scores_and_transfers_are_on_the_trace_when_asked_for(
-    cli_env: dict[str, str], tmp_path: Path
+    own_ledger: dict[str, str],
 ) -> None:
-    env = traced_env(cli_env, tmp_path, P2E_OTEL_CAPTURE_CONTENT="true")
-    assert p2e("ledger", "init", env=env).returncode == 0
+    state = Path(own_ledger["P2E_STATE_DIR"])
+    env = traced_env(own_ledger, state, P2E_OTEL_CAPTURE_CONTENT="true")
     pay = 'call transfer_funds with {"to_agent": "agent_beta", "amount": 2}'
     name = f"paid-{uuid.uuid4().hex[:8]}"
     done = p2e("run", "--id", name, "--eval", "default", pay, env=env)
     assert done.returncode == 0, done.stderr
-    spans = spans_in(tmp_path)
+    spans = spans_in(state)
 
     first_chat = min(
         (s for s in spans if s["name"].startswith("chat ")), key=lambda s: s["start_ns"]
