@@ -30,8 +30,14 @@ if TYPE_CHECKING:
     from ledger.models import Receipt, TransferKind
 
 
+# A model call's options that the conventions name (`gen_ai.request.<option>`).
+REQUEST_OPTIONS = ("temperature", "top_p", "max_tokens")
+
+
 @dataclass(frozen=True)
 class Spans:
+    """What a worker's activities trace with, made by the runtime from its settings."""
+
     tracer: Tracer | None = None
     capture_content: bool = False
 
@@ -44,10 +50,11 @@ class Spans:
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": model,
-            "gen_ai.provider.name": model.split("/", 1)[0] if "/" in model else "openai",
-            **{f"gen_ai.request.{k}": v for k, v in options.items() if k != "tools"},
+            **{f"gen_ai.request.{k}": v for k, v in options.items() if k in REQUEST_OPTIONS},
             **_activity_attributes(),
         }
+        if "/" in model:  # litellm's provider/model; a bare name leaves the provider unsaid
+            attributes["gen_ai.provider.name"] = model.split("/", 1)[0]
         with self.tracer.start_as_current_span(
             f"chat {model}", kind=_client_kind(), attributes=attributes
         ) as span:

@@ -61,7 +61,8 @@ def test_a_chat_span_carries_the_gen_ai_attributes_and_no_content_unless_asked(
     path = tmp_path / "spans.jsonl"
     for capture in (False, True):
         spans = recording(path, capture)
-        with spans.chat("openai/gpt-4o", {"temperature": 0.2, "tools": ["x"]}) as chat:
+        options = {"temperature": 0.2, "tools": ["x"], "timeout": 29.0}
+        with spans.chat("openai/gpt-4o", options) as chat:
             assert chat is not None
             usage = Usage(prompt_tokens=12, completion_tokens=3, cost_usd=0.01)
             chat.finished(usage, "tool_calls", [{"role": "user", "content": "hi"}], None, [CALL])
