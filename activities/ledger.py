@@ -13,7 +13,6 @@ from decimal import Decimal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.tracing import NO_SPANS, Spans
 from contract.names import LEDGER_BALANCE, LEDGER_REWARD, LEDGER_SNAPSHOT, LEDGER_TRANSFER
 from ledger.base import Ledger
 from ledger.errors import LedgerError
@@ -25,23 +24,21 @@ def as_activity_error(exc: LedgerError) -> ApplicationError:
 
 
 class LedgerActivities:
-    def __init__(self, ledger: Ledger, treasury: str, spans: Spans = NO_SPANS) -> None:
+    def __init__(self, ledger: Ledger, treasury: str) -> None:
         self.ledger = ledger
         self.treasury = treasury
-        self.spans = spans
 
     async def _transfer(self, request: TransferRequest) -> Receipt:
         try:
-            with self.spans.transfer(request.transfer_id, request.kind, str(request.amount)):
-                return await self.ledger.transfer(
-                    request.transfer_id,
-                    request.payer,
-                    request.payee,
-                    request.amount,
-                    reason=request.reason,
-                    reference=request.reference,
-                    kind=request.kind,
-                )
+            return await self.ledger.transfer(
+                request.transfer_id,
+                request.payer,
+                request.payee,
+                request.amount,
+                reason=request.reason,
+                reference=request.reference,
+                kind=request.kind,
+            )
         except LedgerError as exc:
             raise as_activity_error(exc) from exc
 

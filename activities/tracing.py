@@ -132,7 +132,7 @@ class Spans:
 
 
 class TracedLedger:
-    """The ledger as tools see it when tracing is on: each transfer a span of its own."""
+    """The ledger as a tracing worker's activities see it: each transfer a span of its own."""
 
     def __init__(self, ledger: Ledger, spans: Spans) -> None:
         self._ledger = ledger

@@ -63,13 +63,12 @@ def build_worker(
     transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
     llm = LlmActivities(transcript, settings.scripted, spans)
     rules = RuleActivities(transcript)
-    ledger = open_ledger(settings.ledger, settings.state_dir)
-    tools = ToolActivities(
-        store, ToolCache(settings.tool_cache_file), ToolServices(traced(ledger, spans)), spans
-    )
+    # Every transfer, a tool's or the workflow's own, a span of its own when tracing.
+    ledger = traced(open_ledger(settings.ledger, settings.state_dir), spans)
+    tools = ToolActivities(store, ToolCache(settings.tool_cache_file), ToolServices(ledger), spans)
     content = ContentActivities(store)
     evaluation = EvalActivities(store, settings.evals_file, spans)
-    money = LedgerActivities(ledger, settings.ledger.treasury, spans)
+    money = LedgerActivities(ledger, settings.ledger.treasury)
     rollouts = RolloutActivities(store, ledger)
     return Worker(
         client,
