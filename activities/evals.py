@@ -15,11 +15,11 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import heartbeating
-from activities.llm import complete_text
-from activities.tracing import NO_SPANS, Spans
-from activities.transcript import node_to_message
-from contract.evals import (
+from p2engine.activities.heartbeat import heartbeating
+from p2engine.activities.llm import complete_text
+from p2engine.activities.tracing import NO_SPANS, Spans
+from p2engine.activities.transcript import node_to_message
+from p2engine.contract.evals import (
     Comparison,
     EvalOutcome,
     Evaluation,
@@ -29,11 +29,11 @@ from contract.evals import (
     preference_for_a,
     winner_of,
 )
-from contract.models import ContentNode, EvalItem, EvalRequest
-from contract.names import COMPARE, EVALUATE
-from contract.usage import Usage
-from evals.config import load_evaluators
-from evals.registry import (
+from p2engine.contract.models import ContentNode, EvalItem, EvalRequest
+from p2engine.contract.names import COMPARE, EVALUATE
+from p2engine.contract.usage import Usage
+from p2engine.evals.config import load_evaluators
+from p2engine.evals.registry import (
     Complete,
     EvalTarget,
     EvaluationError,
@@ -43,7 +43,7 @@ from evals.registry import (
     get_evaluator,
     get_pairwise,
 )
-from store.base import ArtifactStore
+from p2engine.store.base import ArtifactStore
 
 QUESTIONS_KEPT = 256
 

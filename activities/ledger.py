@@ -13,10 +13,10 @@ from decimal import Decimal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from contract.names import LEDGER_BALANCE, LEDGER_REWARD, LEDGER_SNAPSHOT, LEDGER_TRANSFER
-from ledger.base import Ledger
-from ledger.errors import LedgerError
-from ledger.models import LedgerSnapshot, Receipt, TransferRequest
+from p2engine.contract.names import LEDGER_BALANCE, LEDGER_REWARD, LEDGER_SNAPSHOT, LEDGER_TRANSFER
+from p2engine.ledger.base import Ledger
+from p2engine.ledger.errors import LedgerError
+from p2engine.ledger.models import LedgerSnapshot, Receipt, TransferRequest
 
 
 def as_activity_error(exc: LedgerError) -> ApplicationError:

@@ -24,16 +24,16 @@ from litellm.exceptions import (
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
-from activities.heartbeat import heartbeating
-from activities.tracing import NO_SPANS, Spans
-from activities.transcript import Transcript
-from agents import scripted_provider
-from agents.config import ScriptedModelSettings
-from agents.tools import get_tool
-from contract.models import StepInput, StepResult, ToolCallRequest
-from contract.names import LLM_STEP
-from contract.usage import Usage
+import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
+from p2engine.activities.heartbeat import heartbeating
+from p2engine.activities.tracing import NO_SPANS, Spans
+from p2engine.activities.transcript import Transcript
+from p2engine.agents import scripted_provider
+from p2engine.agents.config import ScriptedModelSettings
+from p2engine.agents.tools import get_tool
+from p2engine.contract.models import StepInput, StepResult, ToolCallRequest
+from p2engine.contract.names import LLM_STEP
+from p2engine.contract.usage import Usage
 
 # litellm's own overhead per call, none of it needed here: debug banners, and (below) its
 # background logging of every call for callbacks nobody registered.

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 from temporalio import activity
 
-from activities.heartbeat import heartbeating
-from activities.ledger import as_activity_error
-from contract.names import SETTLE_ROLLOUT, STORE_ARMS
-from contract.rollouts import (
+from p2engine.activities.heartbeat import heartbeating
+from p2engine.activities.ledger import as_activity_error
+from p2engine.contract.names import SETTLE_ROLLOUT, STORE_ARMS
+from p2engine.contract.rollouts import (
     ArmBatch,
     ArmRecord,
     Settled,
@@ -24,11 +24,11 @@ from contract.rollouts import (
     parse_records,
     records_jsonl,
 )
-from evals.variants import compare
-from ledger.base import Ledger
-from ledger.errors import LedgerError
-from ledger.flows import AUDIT_LIMIT, arm_entries, flow
-from store.base import ArtifactStore
+from p2engine.evals.variants import compare
+from p2engine.ledger.base import Ledger
+from p2engine.ledger.errors import LedgerError
+from p2engine.ledger.flows import AUDIT_LIMIT, arm_entries, flow
+from p2engine.store.base import ArtifactStore
 
 # The ledger's clock and the workflow's may differ a little: read the journal from a bit
 # before the rollout started (references keep other runs' transfers out).

@@ -6,11 +6,11 @@ import time
 
 from temporalio import activity
 
-from activities.transcript import Transcript
-from agents.rules import respond
-from contract.models import StepInput, StepResult
-from contract.names import RULE_STEP
-from contract.usage import Usage
+from p2engine.activities.transcript import Transcript
+from p2engine.agents.rules import respond
+from p2engine.contract.models import StepInput, StepResult
+from p2engine.contract.names import RULE_STEP
+from p2engine.contract.usage import Usage
 
 
 class RuleActivities:

@@ -11,14 +11,14 @@ import json
 from pydantic import ValidationError
 from temporalio import activity
 
-from activities.tracing import NO_SPANS, Spans
-from agents.tools import ToolError, get_tool
-from agents.tools.registry import ToolContext, ToolServices, invalid_arguments
-from contract.ids import business_key
-from contract.models import ToolInput, ToolOutcome, ToolStatus, preview
-from contract.names import RUN_TOOL
-from store.base import ArtifactStore
-from store.tool_cache import ToolCache, cache_key
+from p2engine.activities.tracing import NO_SPANS, Spans
+from p2engine.agents.tools import ToolError, get_tool
+from p2engine.agents.tools.registry import ToolContext, ToolServices, invalid_arguments
+from p2engine.contract.ids import business_key
+from p2engine.contract.models import ToolInput, ToolOutcome, ToolStatus, preview
+from p2engine.contract.names import RUN_TOOL
+from p2engine.store.base import ArtifactStore
+from p2engine.store.tool_cache import ToolCache, cache_key
 
 
 class ToolActivities:

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from temporalio import activity
 
-from contract.names import SPAN_WORKFLOW_ID as WORKFLOW_ID
+from p2engine.contract.names import SPAN_WORKFLOW_ID as WORKFLOW_ID
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-    from contract.evals import Evaluation
-    from contract.models import ToolCallRequest
-    from contract.usage import Usage
-    from ledger.base import Ledger
-    from ledger.models import Receipt, TransferKind
+    from p2engine.contract.evals import Evaluation
+    from p2engine.contract.models import ToolCallRequest
+    from p2engine.contract.usage import Usage
+    from p2engine.ledger.base import Ledger
+    from p2engine.ledger.models import Receipt, TransferKind
 
 
 # A model call's options that the conventions name (`gen_ai.request.<option>`).

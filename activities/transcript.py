@@ -16,9 +16,9 @@ from typing import Any
 
 from temporalio import activity
 
-from agents.personas import PersonaLibrary
-from agents.turn import openai_tool_call
-from contract.models import (
+from p2engine.agents.personas import PersonaLibrary
+from p2engine.agents.turn import openai_tool_call
+from p2engine.contract.models import (
     ContentNode,
     ConversationState,
     StepInput,
@@ -27,10 +27,10 @@ from contract.models import (
     ToolCallRequest,
     preview,
 )
-from contract.names import LOAD_STATE, STORE_NODES
-from contract.states import State
-from contract.usage import Usage
-from store.base import ArtifactStore
+from p2engine.contract.names import LOAD_STATE, STORE_NODES
+from p2engine.contract.states import State
+from p2engine.contract.usage import Usage
+from p2engine.store.base import ArtifactStore
 
 Message = dict[str, Any]
 TRANSCRIPTS_KEPT = 512  # transcripts share their message dicts; an entry costs a tuple

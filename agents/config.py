@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract.agent import DedupPolicy
+from p2engine.contract.agent import DedupPolicy
 
 
 class ScriptedModelSettings(BaseModel):

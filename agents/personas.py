@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
-from contract.errors import ConfigError, read_config_text
+from p2engine.contract.errors import ConfigError, read_config_text
 
 SUFFIX = ".md"
 PLACEHOLDERS = frozenset({"agent_id", "description", "tools"})

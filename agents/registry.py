@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contract.agent import AgentSpec
-from contract.errors import ConfigError, UnknownAgent, first_problem, read_config_text
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.errors import ConfigError, UnknownAgent, first_problem, read_config_text
 
 
 class _AgentsFile(BaseModel):

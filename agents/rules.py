@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
-from agents.turn import latest_turn
-from contract.agent import Rule
-from contract.models import ToolCallRequest
+from p2engine.agents.turn import latest_turn
+from p2engine.contract.agent import Rule
+from p2engine.contract.models import ToolCallRequest
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.turn import Turn, latest_turn
-from contract.evals import (
+from p2engine.agents.turn import Turn, latest_turn
+from p2engine.contract.evals import (
     FIRST_HEADING,
     JUDGE_MARKER,
     PAIR_MARKER,
@@ -45,7 +45,7 @@ from contract.evals import (
     SECOND_HEADING,
     WORK_HEADING,
 )
-from contract.models import ToolCallRequest
+from p2engine.contract.models import ToolCallRequest
 
 PROVIDER = "scripted"  # models are `scripted/<name>`, served by scripted_provider.py
 WEATHER_RE = re.compile(r"weather (?:in|for|at) ([^?!.]+)", re.IGNORECASE)

@@ -13,9 +13,9 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 from litellm.utils import custom_llm_setup
 
-from agents.config import ScriptedModelSettings
-from agents.scripted import PROVIDER, ScriptedFailure, estimate_tokens, respond
-from agents.turn import openai_tool_call
+from p2engine.agents.config import ScriptedModelSettings
+from p2engine.agents.scripted import PROVIDER, ScriptedFailure, estimate_tokens, respond
+from p2engine.agents.turn import openai_tool_call
 
 
 class ScriptedLLM(CustomLLM):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contract.models import ToolCallRequest
+from p2engine.contract.models import ToolCallRequest
 
 
 @dataclass(frozen=True)

@@ -1,2 +1,3 @@
-"""Benchmarks, each printing its figures; run as modules (`python -m bench.ledger`) so that
-`bench/ledger.py` never hides the `ledger` package. Not part of `make test`."""
+"""Benchmarks, each printing its figures as ratios against a baseline measured in the same
+run; run as modules from the repository root (`python -m bench.ledger`). Not part of
+`make test`."""

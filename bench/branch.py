@@ -24,14 +24,14 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from agents.registry import AgentRegistry
-from contract.models import ConversationInput
-from runtime.branches import BranchChanges, Branches
-from runtime.conversations import ConversationClient, start_conversation
-from runtime.settings import Settings
-from runtime.testbed import private_temporal
-from runtime.worker import build_worker
-from store.artifacts import ArtifactDirectory
+from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.models import ConversationInput
+from p2engine.runtime.branches import BranchChanges, Branches
+from p2engine.runtime.conversations import ConversationClient, start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.runtime.testbed import private_temporal
+from p2engine.runtime.worker import build_worker
+from p2engine.store.artifacts import ArtifactDirectory
 
 
 async def bench(args: argparse.Namespace, state_dir: Path) -> int:

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.tools.weather import WEATHER
-from runtime.conversations import ConversationClient
-from runtime.testbed import private_temporal
-from runtime.worker import build_worker
+from p2engine.agents.tools.weather import WEATHER
+from p2engine.runtime.conversations import ConversationClient
+from p2engine.runtime.testbed import private_temporal
+from p2engine.runtime.worker import build_worker
 
 EVERY_STEP = "within_tokens,tool_succeeded"
 

@@ -16,9 +16,9 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 with workflow.unsafe.imports_passed_through():
-    from contract.models import ToolInfo
-    from runtime.sandbox import workflow_runner
-    from workflows.options import LLM_ACTIVITY, tool_activity
+    from p2engine.contract.models import ToolInfo
+    from p2engine.runtime.sandbox import workflow_runner
+    from p2engine.workflows.options import LLM_ACTIVITY, tool_activity
 
 FLOOR_MODEL = "floor_model"
 FLOOR_TOOL = "floor_tool"

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from agents.registry import AgentRegistry
-from agents.tools import tool
-from runtime.conversations import start_conversation
-from runtime.testbed import private_temporal
-from runtime.worker import build_worker
+from p2engine.agents.registry import AgentRegistry
+from p2engine.agents.tools import tool
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.testbed import private_temporal
+from p2engine.runtime.worker import build_worker
 
 TARGET_BYTES = 5 * 1024 * 1024
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from temporalio import workflow
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
-from activities.ledger import LedgerActivities
-from contract.ids import business_key
-from contract.names import LEDGER_TRANSFER
-from ledger.embedded import EmbeddedLedger
-from ledger.models import Receipt, TransferRequest
-from runtime.testbed import private_temporal
-from workflows.options import LEDGER_ACTIVITY
+from p2engine.activities.ledger import LedgerActivities
+from p2engine.contract.ids import business_key
+from p2engine.contract.names import LEDGER_TRANSFER
+from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.ledger.models import Receipt, TransferRequest
+from p2engine.runtime.testbed import private_temporal
+from p2engine.workflows.options import LEDGER_ACTIVITY
 
 TARGET_PER_S = 1000
 WALLETS = [f"agent_{n}" for n in range(5)]

@@ -17,7 +17,7 @@ of the worker, the dev server and this client (/proc/<pid>/stat), which noise mo
 than wall time, and from the parent's history its size, its workflow tasks and how long
 each arm's child took to start on the server against how long it ran.
 
-Memory: the worker is a subprocess (`python -m cli.main worker`, the command users run,
+Memory: the worker is a subprocess (`python -m p2engine.cli.main worker`, the command users run,
 pointed at the private server by its environment and given a settings file of defaults),
 so neither the benchmark's client nor the dev server counts. A fresh worker serves each
 memory run: a warm-up rollout, its RSS read, then the measured rollout; the worker's peak
@@ -49,17 +49,17 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from contract.names import SETTLE_ROLLOUT
-from contract.rollouts import DEFAULT_MAX_ARMS, RolloutInput, parse_records
-from contract.states import FinishReason
-from runtime.rollouts import RolloutClient, RolloutHandle
-from runtime.settings import ENV_VARS, PROJECT_ROOT, Settings
-from runtime.testbed import private_temporal
-from runtime.worker import standing_worker_present
-from store.artifacts import ArtifactDirectory
-from workflows import arms
-from workflows.conversation import ConversationWorkflow
-from workflows.expansion import ArmPlan
+from p2engine.contract.names import SETTLE_ROLLOUT
+from p2engine.contract.rollouts import DEFAULT_MAX_ARMS, RolloutInput, parse_records
+from p2engine.contract.states import FinishReason
+from p2engine.runtime.rollouts import RolloutClient, RolloutHandle
+from p2engine.runtime.settings import ENV_VARS, PROJECT_ROOT, Settings
+from p2engine.runtime.testbed import private_temporal
+from p2engine.runtime.worker import standing_worker_present
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows import arms
+from p2engine.workflows.conversation import ConversationWorkflow
+from p2engine.workflows.expansion import ArmPlan
 
 AGENT = "agent_alpha"
 MESSAGE = "What's the weather in Paris?"  # user message, tool call, tool result, reply
@@ -165,7 +165,7 @@ async def worker_process(settings: Settings, client: Client) -> AsyncIterator[Wo
     log = settings.state_dir / "bench-worker.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker"],
+            [sys.executable, "-m", "p2engine.cli.main", "worker"],
             cwd=PROJECT_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -36,15 +36,15 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from agents.registry import AgentRegistry
-from agents.tools.weather import WEATHER
 from bench.floor import FloorInput, StepFloor, floor_worker
-from runtime.catalog import load_catalog
-from runtime.client import connect
-from runtime.conversations import ConversationClient
-from runtime.settings import TelemetrySettings
-from runtime.testbed import private_temporal
-from runtime.worker import build_worker
+from p2engine.agents.registry import AgentRegistry
+from p2engine.agents.tools.weather import WEATHER
+from p2engine.runtime.catalog import load_catalog
+from p2engine.runtime.client import connect
+from p2engine.runtime.conversations import ConversationClient
+from p2engine.runtime.settings import TelemetrySettings
+from p2engine.runtime.testbed import private_temporal
+from p2engine.runtime.worker import build_worker
 
 Run = Callable[[], Awaitable[WorkflowHandle[Any, Any]]]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cli.common import JsonOption, console, print_json
-from runtime.settings import load_settings
+from p2engine.cli.common import JsonOption, console, print_json
+from p2engine.runtime.settings import load_settings
 
 app = typer.Typer(help="Agents defined in config/agents.yml.", no_args_is_help=True)
 
@@ -14,7 +14,7 @@ app = typer.Typer(help="Agents defined in config/agents.yml.", no_args_is_help=T
 @app.command("list")
 def list_agents(as_json: JsonOption = False) -> None:
     """List the agents a conversation can run."""
-    from agents.registry import AgentRegistry
+    from p2engine.agents.registry import AgentRegistry
 
     settings = load_settings()
     registry = AgentRegistry.load(settings.agents_file)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
@@ -19,12 +19,12 @@ from cli.common import (
     run_async,
     settings_for,
 )
-from contract.errors import InvalidInput
-from runtime.settings import load_settings
+from p2engine.contract.errors import InvalidInput
+from p2engine.runtime.settings import load_settings
 
 if TYPE_CHECKING:
-    from runtime.settings import Settings
-    from store.artifacts import ArtifactDirectory
+    from p2engine.runtime.settings import Settings
+    from p2engine.store.artifacts import ArtifactDirectory
 
 app = typer.Typer(help="Content stored by conversations.", no_args_is_help=True)
 
@@ -32,14 +32,14 @@ RefArgument = Annotated[str, typer.Argument(help="An artifact ref, or its first 
 
 
 def _store(settings: Settings) -> ArtifactDirectory:
-    from store.artifacts import ArtifactDirectory
+    from p2engine.store.artifacts import ArtifactDirectory
 
     return ArtifactDirectory(settings.artifacts_dir)
 
 
 def _read(store: ArtifactDirectory, ref: str) -> tuple[str, Any]:
     """The full ref and the content: a JSON record (node, evaluation) or text."""
-    from store.artifacts import ArtifactNotFound
+    from p2engine.store.artifacts import ArtifactNotFound
 
     try:
         full = store.resolve(ref)
@@ -94,7 +94,7 @@ def show(
 
 
 async def _artifacts(settings: Settings, conversation: str) -> list[dict[str, Any]]:
-    from cli.conversation import stack_of
+    from p2engine.cli.conversation import stack_of
 
     found = await stack_of(settings, conversation)
     store = _store(settings)

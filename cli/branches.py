@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
@@ -22,9 +22,9 @@ from cli.common import (
 )
 
 if TYPE_CHECKING:
-    from runtime.branches import BranchChanges, StartedBranch
-    from runtime.conversations import ConversationClient
-    from runtime.settings import Settings
+    from p2engine.runtime.branches import BranchChanges, StartedBranch
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.settings import Settings
 
 SETTLED_POLL_S = 0.2
 
@@ -52,7 +52,7 @@ def branch(
     It starts with the source's stack, transcript, usage, duplicate-call memory and
     overrides as they were then; nothing before runs again. The source is never changed; a
     running source starts the branch as its child."""
-    from runtime.branches import BranchChanges
+    from p2engine.runtime.branches import BranchChanges
 
     settings = settings_for(address, namespace)
     listed = None if tools is None else [t.strip() for t in tools.split(",") if t.strip()]
@@ -81,9 +81,9 @@ def branch(
 async def _branch(
     settings: Settings, source: str, step: int, changes: BranchChanges, name: str | None
 ) -> StartedBranch:
-    from runtime.branches import Branches
-    from runtime.conversations import ConversationClient
-    from runtime.worker import standing_worker_present
+    from p2engine.runtime.branches import Branches
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.worker import standing_worker_present
 
     conversations = ConversationClient(settings)
     branches = Branches(conversations)
@@ -113,7 +113,7 @@ def rewind(
 
     The branch is interactive and becomes CONVERSATION's active branch. The conversation
     itself stays as it was, listed among `branches` with the new one."""
-    from runtime.branches import BranchChanges
+    from p2engine.runtime.branches import BranchChanges
 
     settings = settings_for(address, namespace)
     changes = BranchChanges(message=message, model=model)
@@ -131,9 +131,9 @@ def rewind(
 async def _rewind(
     settings: Settings, conversation: str, step: int, changes: BranchChanges
 ) -> StartedBranch:
-    from runtime.branches import ActiveBranches, Branches
-    from runtime.conversations import ConversationClient
-    from runtime.worker import standing_worker_present
+    from p2engine.runtime.branches import ActiveBranches, Branches
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.worker import standing_worker_present
 
     conversations = ConversationClient(settings)
     active = ActiveBranches(Branches(conversations))
@@ -162,8 +162,8 @@ def checkout(
 
 
 async def _checkout(settings: Settings, conversation: str, branch: str) -> str:
-    from runtime.branches import ActiveBranches, Branches
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.branches import ActiveBranches, Branches
+    from p2engine.runtime.conversations import ConversationClient
 
     conversations = ConversationClient(settings)
     async with serving(await conversations.temporal(), settings):
@@ -174,7 +174,7 @@ async def _settled(conversations: ConversationClient, branch_id: str) -> None:
     """Until the branch has finished or waits for a person."""
     import asyncio
 
-    from contract.states import State
+    from p2engine.contract.states import State
 
     handle = await conversations.attach(branch_id)
     while (await conversations.status(handle)).state not in (State.FINISHED, State.WAITING):
@@ -214,8 +214,8 @@ def branches(
 
 
 async def _tree(settings: Settings, conversation: str) -> list[dict[str, Any]]:
-    from runtime.branches import Branches
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.branches import Branches
+    from p2engine.runtime.conversations import ConversationClient
 
     found = await Branches(ConversationClient(settings)).tree(conversation)
     if not found:

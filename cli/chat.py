@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     NamespaceOption,
     console,
@@ -22,15 +22,15 @@ from cli.common import (
     serving,
     settings_for,
 )
-from cli.display import Progress, reply_text, stack_table
-from contract.errors import InvalidInput, P2eError
+from p2engine.cli.display import Progress, reply_text, stack_table
+from p2engine.contract.errors import InvalidInput, P2eError
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowUpdateHandle
 
-    from contract.models import TurnResult
-    from runtime.conversations import ConversationClient, ConversationHandle
-    from runtime.settings import Settings
+    from p2engine.contract.models import TurnResult
+    from p2engine.runtime.conversations import ConversationClient, ConversationHandle
+    from p2engine.runtime.settings import Settings
 
 HELP = "/stack shows the conversation, /end closes it, /exit leaves it open for later"
 POLL_S = 0.5
@@ -99,8 +99,8 @@ async def _read_line(prompt: str) -> str | None:
 async def _active_branch(conversations: ConversationClient, name: str) -> str | None:
     """The branch a rewound conversation continues in; None when there is none (or no
     conversation by that name yet)."""
-    from contract.errors import ConversationNotFound
-    from runtime.branches import ActiveBranches, Branches
+    from p2engine.contract.errors import ConversationNotFound
+    from p2engine.runtime.branches import ActiveBranches, Branches
 
     try:
         handle, _ = await conversations.describe(name)
@@ -111,7 +111,7 @@ async def _active_branch(conversations: ConversationClient, name: str) -> str | 
 
 
 async def _chat(settings: Settings, agent_id: str, name: str | None, model: str | None) -> int:
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.conversations import ConversationClient
 
     conversations = ConversationClient(settings)
     inp = conversations.build_input(agent_id, None, model=model, interactive=True)
@@ -182,8 +182,8 @@ async def _send(
 
 async def _answer_as(settings: Settings, agent_id: str, conversation: str) -> int:
     """Wait for the human agent's turn, show what it is asked, send the person's answer."""
-    from agents.registry import AgentRegistry
-    from runtime.conversations import ConversationClient
+    from p2engine.agents.registry import AgentRegistry
+    from p2engine.runtime.conversations import ConversationClient
 
     spec = AgentRegistry.load(settings.agents_file).get(agent_id)
     if spec.type != "human":
@@ -219,7 +219,7 @@ async def _answer_as(settings: Settings, agent_id: str, conversation: str) -> in
 async def _show_question(
     settings: Settings, conversations: ConversationClient, handle: ConversationHandle
 ) -> None:
-    from contract.states import State
+    from p2engine.contract.states import State
 
     stack = await conversations.stack(handle)
     asked = next((e for e in reversed(stack) if e.kind is State.USER_MESSAGE), None)

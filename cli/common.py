@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from runtime.settings import Settings, load_settings
+from p2engine.runtime.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -112,7 +112,7 @@ def ui_url(settings: Settings, workflow_id: str | None = None) -> str | None:
     if settings.temporal.address:
         base = settings.temporal.ui_url
     else:
-        from runtime.temporal_server import load_dev_server_config
+        from p2engine.runtime.temporal_server import load_dev_server_config
 
         base = load_dev_server_config(settings).ui_url
     if base is None:
@@ -125,7 +125,7 @@ def ui_url(settings: Settings, workflow_id: str | None = None) -> str | None:
 async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
     """Make sure a worker serves the task queue while the block runs: a standing `p2e worker`
     if one polls, otherwise one in this process."""
-    from runtime.worker import build_worker, standing_worker_present
+    from p2engine.runtime.worker import build_worker, standing_worker_present
 
     if await standing_worker_present(client, settings):
         yield

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
@@ -20,14 +20,14 @@ from cli.common import (
     serving,
     settings_for,
 )
-from contract.errors import InvalidInput
+from p2engine.contract.errors import InvalidInput
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from contract.models import Overrides
-    from runtime.conversations import ConversationClient, ConversationHandle
-    from runtime.settings import Settings
+    from p2engine.contract.models import Overrides
+    from p2engine.runtime.conversations import ConversationClient, ConversationHandle
+    from p2engine.runtime.settings import Settings
 
     Change = Callable[[ConversationClient, ConversationHandle], Awaitable[Overrides]]
 
@@ -85,7 +85,7 @@ def set_model(
     namespace: NamespaceOption = None,
 ) -> None:
     """Use another model from the next step."""
-    from runtime.conversations import check_model
+    from p2engine.runtime.conversations import check_model
 
     value = None if model == DEFAULT else model
     if value is not None:
@@ -112,8 +112,8 @@ def _apply(settings: Settings, conversation: str, change: Change) -> None:
 
 
 async def _update(settings: Settings, conversation: str, change: Change) -> tuple[str, Overrides]:
-    from contract.errors import P2eError
-    from runtime.conversations import ConversationClient, is_running
+    from p2engine.contract.errors import P2eError
+    from p2engine.runtime.conversations import ConversationClient, is_running
 
     conversations = ConversationClient(settings)
     handle, description = await conversations.describe(conversation)
@@ -125,7 +125,7 @@ async def _update(settings: Settings, conversation: str, change: Change) -> tupl
 
 
 async def _overrides(settings: Settings, conversation: str) -> tuple[str, Overrides]:
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.conversations import ConversationClient
 
     conversations = ConversationClient(settings)
     handle = await conversations.attach(conversation)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
@@ -21,13 +21,13 @@ from cli.common import (
     run_async,
     settings_for,
 )
-from cli.display import stack_table
-from contract.errors import P2eError
+from p2engine.cli.display import stack_table
+from p2engine.contract.errors import P2eError
 
 if TYPE_CHECKING:
-    from contract.models import StackEntry
-    from runtime.rerun_view import ConversationRecorder, RerunTarget, Sinks
-    from runtime.settings import Settings
+    from p2engine.contract.models import StackEntry
+    from p2engine.runtime.rerun_view import ConversationRecorder, RerunTarget, Sinks
+    from p2engine.runtime.settings import Settings
 
 app = typer.Typer(help="Conversations and their interaction stacks.", no_args_is_help=True)
 
@@ -64,7 +64,7 @@ def list_conversations(
 
 
 async def _list(settings: Settings, limit: int) -> list[dict[str, Any]]:
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.conversations import ConversationClient
 
     return [
         {
@@ -94,7 +94,7 @@ def show(
         print_json(data)
         return
     usage = data["usage"]
-    from contract.models import StackEntry
+    from p2engine.contract.models import StackEntry
 
     reason = f" ({data['reason']})" if data["reason"] else ""
     title = f"{data['conversation_id']} · {data['agent']} · {data['status']}{reason}"
@@ -124,7 +124,7 @@ def watch(
     A closed one is shown once. Needs a worker serving it, as `show` does. Any --rerun
     option logs its stack and its children's, the agents and delegations, and its metrics
     per step to Rerun."""
-    from runtime.rerun_view import rerun_target
+    from p2engine.runtime.rerun_view import rerun_target
 
     target = rerun_target(rerun, rerun_save, rerun_serve)
     settings = settings_for(address, namespace)
@@ -144,7 +144,7 @@ async def _watch(
     recorder: ConversationRecorder | None = None
     sinks = None
     if rerun is not None:
-        from runtime.rerun_view import open_sinks
+        from p2engine.runtime.rerun_view import open_sinks
 
         sinks = open_sinks(rerun)
     with Live(console=console, auto_refresh=False) as live:
@@ -176,9 +176,9 @@ async def _watch(
 
 
 def _recorder(sinks: Sinks, settings: Settings, conversation_id: str) -> ConversationRecorder:
-    from cli.display import describe_entry
-    from runtime.conversations import ConversationClient
-    from runtime.rerun_view import ConversationRecorder
+    from p2engine.cli.display import describe_entry
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.rerun_view import ConversationRecorder
 
     recorder = ConversationRecorder(
         sinks, ConversationClient(settings), conversation_id, describe_entry
@@ -212,7 +212,7 @@ async def stack_of(settings: Settings, conversation: str) -> FoundStack:
 
     from temporalio.service import RPCError
 
-    from runtime.conversations import ConversationClient, is_running
+    from p2engine.runtime.conversations import ConversationClient, is_running
 
     conversations = ConversationClient(settings)
     handle, description = await conversations.describe(conversation)
@@ -242,7 +242,7 @@ async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
 
 
 def _usage_of(stack: list[StackEntry]) -> dict[str, Any]:
-    from contract.usage import Usage
+    from p2engine.contract.usage import Usage
 
     total = Usage()
     for entry in stack:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from cli.common import note
+from p2engine.cli.common import note
 
 if TYPE_CHECKING:
-    from contract.models import StackEntry
-    from runtime.settings import Settings
+    from p2engine.contract.models import StackEntry
+    from p2engine.runtime.settings import Settings
 
 
 def entry_detail(entry: StackEntry) -> str:
@@ -54,7 +54,7 @@ def stack_table(title: str, stack: list[StackEntry]) -> Table:
 
 def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
     """The full reply from the artifact store; the preview if this machine lacks it."""
-    from store.artifacts import ArtifactDirectory, ArtifactNotFound
+    from p2engine.store.artifacts import ArtifactDirectory, ArtifactNotFound
 
     if ref:
         with contextlib.suppress(ArtifactNotFound):

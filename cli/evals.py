@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
@@ -17,13 +17,13 @@ from cli.common import (
     serving,
     settings_for,
 )
-from runtime.settings import load_settings
+from p2engine.runtime.settings import load_settings
 
 if TYPE_CHECKING:
-    from contract.evals import PairOutcome
-    from evals.registry import Evaluator, PairEvaluator
-    from runtime.conversations import ConversationSummary
-    from runtime.settings import Settings
+    from p2engine.contract.evals import PairOutcome
+    from p2engine.evals.registry import Evaluator, PairEvaluator
+    from p2engine.runtime.conversations import ConversationSummary
+    from p2engine.runtime.settings import Settings
 
 app = typer.Typer(help="Evaluators that score conversation steps.", no_args_is_help=True)
 
@@ -36,8 +36,8 @@ DEFAULT_PAIRWISE = "better_answer"  # shipped in config/evals.yml
 def list_evaluators(as_json: JsonOption = False) -> None:
     """List the evaluators `--eval` and agents.yml `eval:` can name: built in, from plugins,
     and configured in config/evals.yml."""
-    from evals.config import load_evaluators
-    from evals.registry import registered_evaluators, registered_pairwise
+    from p2engine.evals.config import load_evaluators
+    from p2engine.evals.registry import registered_evaluators, registered_pairwise
 
     settings = load_settings()
     load_evaluators(settings.evals_file)
@@ -137,10 +137,10 @@ def show(
 
 
 async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
-    from cli.conversation import stack_of
-    from contract.evals import Evaluation
-    from store.artifacts import ArtifactDirectory, ArtifactNotFound
-    from workflows.evaluations import mean
+    from p2engine.cli.conversation import stack_of
+    from p2engine.contract.evals import Evaluation
+    from p2engine.store.artifacts import ArtifactDirectory, ArtifactNotFound
+    from p2engine.workflows.evaluations import mean
 
     found = await stack_of(settings, conversation)
     store = ArtifactDirectory(settings.artifacts_dir)
@@ -241,7 +241,7 @@ def top(
 
 
 async def _compare(settings: Settings, a: str, b: str, evaluator: str) -> PairOutcome:
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.conversations import ConversationClient
 
     conversations = ConversationClient(settings)
     pair = await conversations.pair(a, b, evaluator)
@@ -251,8 +251,8 @@ async def _compare(settings: Settings, a: str, b: str, evaluator: str) -> PairOu
 
 def _known_evaluator(settings: Settings, evaluator_id: str) -> str:
     """`evaluator_id`, or UnknownEvaluator naming the known ones."""
-    from evals.config import load_evaluators
-    from evals.registry import get_evaluator
+    from p2engine.evals.config import load_evaluators
+    from p2engine.evals.registry import get_evaluator
 
     load_evaluators(settings.evals_file)
     return get_evaluator(evaluator_id).id
@@ -261,6 +261,6 @@ def _known_evaluator(settings: Settings, evaluator_id: str) -> str:
 async def _top(
     settings: Settings, agent: str | None, evaluator: str | None, limit: int
 ) -> list[ConversationSummary]:
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.conversations import ConversationClient
 
     return await ConversationClient(settings).top_scored(limit, agent, evaluator)

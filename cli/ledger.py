@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from cli.common import JsonOption, console, print_json, run_async
-from contract.errors import P2eError
+from p2engine.cli.common import JsonOption, console, print_json, run_async
+from p2engine.contract.errors import P2eError
 
 if TYPE_CHECKING:
-    from ledger.base import Ledger
-    from ledger.models import Receipt
+    from p2engine.ledger.base import Ledger
+    from p2engine.ledger.models import Receipt
 
 T = TypeVar("T")
 
@@ -40,8 +40,8 @@ class EntryKindChoice(StrEnum):
 
 def _with_ledger(action: Callable[[Ledger], Awaitable[T]], create: bool = False) -> T:
     """Run `action` on the configured ledger; only `init` passes `create`."""
-    from ledger import open_ledger
-    from runtime.settings import load_settings
+    from p2engine.ledger import open_ledger
+    from p2engine.runtime.settings import load_settings
 
     settings = load_settings()
 
@@ -64,9 +64,9 @@ def init(
 ) -> None:
     """Create the ledger if there is none, and open a wallet for every agent in agents.yml;
     existing wallets are left as they are."""
-    from agents.registry import AgentRegistry
-    from ledger.models import parse_balance
-    from runtime.settings import load_settings
+    from p2engine.agents.registry import AgentRegistry
+    from p2engine.ledger.models import parse_balance
+    from p2engine.runtime.settings import load_settings
 
     settings = load_settings()
     initial = parse_balance(settings.ledger.initial_balance if balance is None else balance)
@@ -113,10 +113,10 @@ def transfer(
     ] = None,
 ) -> None:
     """Move AMOUNT from PAYER's wallet to PAYEE's."""
-    from contract.errors import refuse
-    from contract.ids import name_problem, user_key
-    from ledger.models import parse_amount
-    from runtime.settings import load_settings
+    from p2engine.contract.errors import refuse
+    from p2engine.contract.ids import name_problem, user_key
+    from p2engine.ledger.models import parse_amount
+    from p2engine.runtime.settings import load_settings
 
     if transfer_id is not None:
         refuse(name_problem(transfer_id, "--id"))

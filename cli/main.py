@@ -10,7 +10,7 @@ import traceback
 import typer
 from typer.exceptions import Abort, TyperException
 
-from cli import (
+from p2engine.cli import (
     agent,
     artifact,
     branches,
@@ -26,8 +26,8 @@ from cli import (
     trace,
     worker,
 )
-from cli.common import visible
-from contract.errors import P2eError
+from p2engine.cli.common import visible
+from p2engine.contract.errors import P2eError
 
 app = typer.Typer(
     name="p2e",
@@ -122,7 +122,7 @@ def _run() -> int:
 
 def main() -> None:
     code = _run()
-    if (telemetry := sys.modules.get("runtime.telemetry")) is not None:
+    if (telemetry := sys.modules.get("p2engine.runtime.telemetry")) is not None:
         telemetry.stop_tracing()  # spans still queued for the exporter
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()

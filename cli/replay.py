@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
@@ -17,14 +17,14 @@ from cli.common import (
     run_async,
     settings_for,
 )
-from cli.display import stack_table
-from contract.errors import InvalidInput
+from p2engine.cli.display import stack_table
+from p2engine.contract.errors import InvalidInput
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHistory
 
-    from runtime.replay import Replayed
-    from runtime.settings import Settings
+    from p2engine.runtime.replay import Replayed
+    from p2engine.runtime.settings import Settings
 
 QUERIED = 1000  # the most runs `--query` replays
 
@@ -81,8 +81,8 @@ def replay(
 async def _replay_one(
     settings: Settings, workflow_id: str | None, history_file: Path | None, until: int | None
 ) -> tuple[WorkflowHistory, Replayed]:
-    from runtime.conversations import ConversationClient
-    from runtime.replay import history_from_file, replay, until_event
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.replay import history_from_file, replay, until_event
 
     if history_file is not None:
         if not history_file.is_file():
@@ -112,8 +112,8 @@ def _replay_many(settings: Settings, query: str, as_json: bool) -> int:
 
 
 async def _replays(settings: Settings, query: str) -> list[dict[str, Any]]:
-    from runtime.conversations import ConversationClient
-    from runtime.replay import replay
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.replay import replay
 
     client = await ConversationClient(settings).temporal()
     rows = []
@@ -143,9 +143,9 @@ def _line(verdict: dict[str, Any]) -> str:
 
 def _point(replayed: Replayed, step: int | None, until: int | None) -> dict[str, Any] | None:
     """The conversation's FSM state and stack at the point asked for, from the replay."""
-    from contract.models import BranchOrigin
-    from workflows.branching import branch_problem, state_at
-    from workflows.conversation import ConversationWorkflow
+    from p2engine.contract.models import BranchOrigin
+    from p2engine.workflows.branching import branch_problem, state_at
+    from p2engine.workflows.conversation import ConversationWorkflow
 
     if step is None and until is None:
         return None
@@ -167,7 +167,7 @@ def _point(replayed: Replayed, step: int | None, until: int | None) -> dict[str,
 
 
 def _show_point(at: dict[str, Any]) -> None:
-    from contract.models import StackEntry
+    from p2engine.contract.models import StackEntry
 
     waiting = f", waiting for its {at['waiting_for']}" if at["waiting_for"] else ""
     console.print(f"state {at['state']} at step {at['step']}{waiting}", highlight=False)

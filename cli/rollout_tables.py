@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from contract.rollouts import (
+    from p2engine.contract.rollouts import (
         ArmRecord,
         Estimate,
         RolloutProgress,

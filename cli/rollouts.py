@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
@@ -30,13 +30,13 @@ from cli.common import (
     settings_for,
     ui_url,
 )
-from contract.errors import InvalidInput
+from p2engine.contract.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from contract.rollouts import ArmRecord, RolloutResult, VariantComparison
-    from runtime.rerun_view import RerunTarget, RolloutRecorder, Sinks
-    from runtime.rollouts import PreparedRollout, RolloutClient, RolloutHandle
-    from runtime.settings import Settings
+    from p2engine.contract.rollouts import ArmRecord, RolloutResult, VariantComparison
+    from p2engine.runtime.rerun_view import RerunTarget, RolloutRecorder, Sinks
+    from p2engine.runtime.rollouts import PreparedRollout, RolloutClient, RolloutHandle
+    from p2engine.runtime.settings import Settings
 
 app = typer.Typer(
     help="Rollouts: variants of agents run side by side and compared.", no_args_is_help=True
@@ -69,7 +69,7 @@ class ExportFormat(StrEnum):
 
 
 def _client(settings: Settings) -> RolloutClient:
-    from runtime.rollouts import RolloutClient
+    from p2engine.runtime.rollouts import RolloutClient
 
     return RolloutClient(settings)
 
@@ -114,7 +114,7 @@ def start(
 
     Any --rerun option follows the rollout and logs its arms' stacks, the agents and their
     delegations, each variant's metrics and the ledger to Rerun."""
-    from runtime.rerun_view import rerun_target
+    from p2engine.runtime.rerun_view import rerun_target
 
     if follow and detach:
         raise InvalidInput("--follow and --detach exclude each other")
@@ -147,7 +147,7 @@ async def _start(
     arms = len(prepared.file.arms)
     sinks = None
     if rerun is not None:
-        from runtime.rerun_view import open_sinks
+        from p2engine.runtime.rerun_view import open_sinks
 
         sinks = open_sinks(rerun)
     handle = await client.start(prepared.input, name=name)
@@ -179,9 +179,9 @@ async def _recorder(
     started: datetime,
 ) -> RolloutRecorder:
     """A recorder of the rollout, opened before its arms are followed; says where it goes."""
-    from cli.display import describe_entry
-    from runtime.conversations import ConversationClient
-    from runtime.rerun_view import RolloutRecorder
+    from p2engine.cli.display import describe_entry
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.rerun_view import RolloutRecorder
 
     conversations = ConversationClient(client.settings, await client.temporal())
     unique = list(dict.fromkeys(variants))
@@ -203,7 +203,7 @@ async def _wait(
     what the table shows logged to Rerun too."""
     from temporalio.service import RPCError
 
-    from cli.rollout_tables import live_table
+    from p2engine.cli.rollout_tables import live_table
 
     description = await handle.describe()
     started = description.start_time
@@ -239,7 +239,7 @@ async def _wait(
 
 
 def _print_result(result: RolloutResult, as_json: bool) -> int:
-    from cli.rollout_tables import comparison_view
+    from p2engine.cli.rollout_tables import comparison_view
 
     if as_json:
         print_json(result.comparison.model_dump(mode="json"))
@@ -301,7 +301,7 @@ def status(
 
 
 async def _status(settings: Settings, rollout: str, as_json: bool) -> int:
-    from cli.rollout_tables import live_table
+    from p2engine.cli.rollout_tables import live_table
 
     client = _client(settings)
     handle, description = await client.handle(rollout)
@@ -340,7 +340,7 @@ async def _records(client: RolloutClient, rollout: str) -> tuple[str, list[ArmRe
 
 
 async def _show(settings: Settings, rollout: str, as_json: bool) -> int:
-    from cli.rollout_tables import arms_table
+    from p2engine.cli.rollout_tables import arms_table
 
     rollout_id, records = await _records(_client(settings), rollout)
     if as_json:
@@ -371,10 +371,10 @@ def compare(
 async def _compare(
     settings: Settings, rollout: str, baseline: str | None, metric: str | None, as_json: bool
 ) -> int:
-    from cli.rollout_tables import comparison_view
-    from contract.rollouts import METRICS
-    from evals.variants import compare as compare_variants
-    from evals.variants import resolve_baseline
+    from p2engine.cli.rollout_tables import comparison_view
+    from p2engine.contract.rollouts import METRICS
+    from p2engine.evals.variants import compare as compare_variants
+    from p2engine.evals.variants import resolve_baseline
 
     client = _client(settings)
     handle, description = await client.handle(rollout)
@@ -451,7 +451,7 @@ def export(
     """Every arm's record, one per line (JSON) or row (CSV), for analysis elsewhere."""
     import json
 
-    from cli.rollout_tables import EXPORT_FIELDS, export_row
+    from p2engine.cli.rollout_tables import EXPORT_FIELDS, export_row
 
     settings = settings_for(address, namespace)
     _, records = run_async(_records(_client(settings), rollout))
@@ -495,7 +495,7 @@ def schedule_create(
     namespace: NamespaceOption = None,
 ) -> None:
     """Run a rollout file on a schedule; each run is a rollout of its own (rollout list)."""
-    from runtime.rollouts import parse_every
+    from p2engine.runtime.rollouts import parse_every
 
     settings = settings_for(address, namespace)
     interval = parse_every(every) if every is not None else None
@@ -504,7 +504,7 @@ def schedule_create(
 
     async def run() -> str:
         inp = prepared.input.model_copy(update={"ledger": await client.ledger_problem()})
-        from runtime.rollouts import PreparedRollout
+        from p2engine.runtime.rollouts import PreparedRollout
 
         return await client.create_schedule(
             PreparedRollout(prepared.file, inp),
@@ -568,7 +568,7 @@ def schedule_describe(
     settings = settings_for(address, namespace)
 
     async def run() -> dict[str, Any]:
-        from runtime.rollouts import schedule_summary
+        from p2engine.runtime.rollouts import schedule_summary
 
         _, description = await _client(settings).schedule(schedule_id)
         found = schedule_summary(description)

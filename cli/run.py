@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import (
+from p2engine.cli.common import (
     AddressOption,
     NamespaceOption,
     console,
@@ -19,11 +19,11 @@ from cli.common import (
     settings_for,
     ui_url,
 )
-from cli.display import Progress, reply_text
+from p2engine.cli.display import Progress, reply_text
 
 if TYPE_CHECKING:
-    from contract.models import ConversationResult
-    from runtime.settings import Settings
+    from p2engine.contract.models import ConversationResult
+    from p2engine.runtime.settings import Settings
 
 
 def run(
@@ -64,7 +64,7 @@ def run(
     """Run a conversation with an agent and print its reply, or a rollout file."""
     settings = settings_for(address, namespace)
     if message.endswith((".yml", ".yaml")) and Path(message).is_file():
-        from cli.rollouts import start_file
+        from p2engine.cli.rollouts import start_file
 
         raise typer.Exit(start_file(Path(message), model, settings))
     ids = [part.strip() for part in (evaluators or "").split(",") if part.strip()]
@@ -80,7 +80,7 @@ async def _run(
     detach: bool,
     evaluators: list[str],
 ) -> int:
-    from runtime.conversations import ConversationClient
+    from p2engine.runtime.conversations import ConversationClient
 
     conversations = ConversationClient(settings)
     inp = conversations.build_input(agent_id, message, model=model, evaluators=evaluators)
@@ -104,7 +104,7 @@ async def _run(
 
 
 def _print_result(settings: Settings, result: ConversationResult) -> int:
-    from contract.states import FinishReason
+    from p2engine.contract.states import FinishReason
 
     console.print(reply_text(settings, result.reply_ref, result.reply_preview), highlight=False)
     usage = result.usage

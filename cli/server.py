@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cli.common import console, note
-from contract.errors import DevServerError, ProvisioningError
-from runtime.settings import load_settings
-from runtime.temporal_server import (
+from p2engine.cli.common import console, note
+from p2engine.contract.errors import DevServerError, ProvisioningError
+from p2engine.runtime.settings import load_settings
+from p2engine.runtime.temporal_server import (
     DevServer,
     binary_version,
     find_temporal_binary,

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import JsonOption, console, print_json, settings_for
-from contract.errors import InvalidInput
+from p2engine.cli.common import JsonOption, console, print_json, settings_for
+from p2engine.contract.errors import InvalidInput
 
 if TYPE_CHECKING:
     from rich.tree import Tree
 
-    from runtime.telemetry import TraceSpan
+    from p2engine.runtime.telemetry import TraceSpan
 
 
 def trace(
@@ -29,8 +29,8 @@ def trace(
 ) -> None:
     """Show the trace a workflow's spans belong to: its conversation, model calls, tool
     calls, delegations (the child under the call), evaluations and transfers."""
-    from runtime.conversations import conversation_id
-    from runtime.telemetry import read_spans, traces_of
+    from p2engine.runtime.conversations import conversation_id
+    from p2engine.runtime.telemetry import read_spans, traces_of
 
     spans = read_spans(file or settings_for().traces_file)
     roots = traces_of(spans, workflow_id)

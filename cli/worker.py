@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from cli.common import AddressOption, NamespaceOption, console, note, run_async, settings_for
+from p2engine.cli.common import (
+    AddressOption,
+    NamespaceOption,
+    console,
+    note,
+    run_async,
+    settings_for,
+)
 
 
 def worker(address: AddressOption = None, namespace: NamespaceOption = None) -> None:
@@ -13,15 +20,15 @@ def worker(address: AddressOption = None, namespace: NamespaceOption = None) -> 
     settings = settings_for(address, namespace)
 
     async def serve() -> None:
-        from runtime.client import connect
-        from runtime.worker import build_worker
+        from p2engine.runtime.client import connect
+        from p2engine.runtime.worker import running_worker
 
         client = await connect(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with build_worker(client, settings):
+        async with running_worker(settings, client):
             console.print(
                 f"worker ready: task queue '{settings.temporal.task_queue}' at "
                 f"{client.service_client.config.target_host} (Ctrl-C to stop)",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contract.usage import Usage
+from p2engine.contract.usage import Usage
 
 CENT = Decimal("0.01")
 

@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contract.agent import AgentSpec, DedupPolicy, Rule
-from contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
-from contract.states import FinishReason, State
-from contract.usage import Usage
+from p2engine.contract.agent import AgentSpec, DedupPolicy, Rule
+from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
+from p2engine.contract.states import FinishReason, State
+from p2engine.contract.usage import Usage
 
 PREVIEW_CHARS = 160
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from contract.errors import ConfigError
+from p2engine.contract.errors import ConfigError
 
 
 def load_entry_points(group: str, what: str) -> None:

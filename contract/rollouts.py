@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from contract.agent import AgentSpec
-from contract.evals import RewardPolicy
-from contract.models import Catalog
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.evals import RewardPolicy
+from p2engine.contract.models import Catalog
 
 DEFAULT_MAX_ARMS = 10_000
 

@@ -2,4 +2,4 @@
 
 Importing the package registers the built-in evaluators."""
 
-from evals import rules  # noqa: F401
+from p2engine.evals import rules  # noqa: F401

@@ -27,10 +27,10 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from contract.errors import ConfigError, first_problem, read_config_text
-from contract.evals import Score, Trigger
-from evals import judge, rules
-from evals.registry import (
+from p2engine.contract.errors import ConfigError, first_problem, read_config_text
+from p2engine.contract.evals import Score, Trigger
+from p2engine.evals import judge, rules
+from p2engine.evals.registry import (
     EvalFn,
     EvalTarget,
     Evaluator,

@@ -19,8 +19,8 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from contract.errors import ConfigError, first_problem, read_config_text
-from contract.evals import (
+from p2engine.contract.errors import ConfigError, first_problem, read_config_text
+from p2engine.contract.evals import (
     FIRST_HEADING,
     JUDGE_MARKER,
     PAIR_MARKER,
@@ -30,8 +30,8 @@ from contract.evals import (
     Score,
     Unit,
 )
-from evals.registry import Complete, EvalTarget, EvaluationError, PairTarget
-from evals.rules import RuleParams
+from p2engine.evals.registry import Complete, EvalTarget, EvaluationError, PairTarget
+from p2engine.evals.rules import RuleParams
 
 R = TypeVar("R", bound=BaseModel)
 RUBRIC_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

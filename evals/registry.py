@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from contract.errors import ConfigError
-from contract.evals import Score, Trigger
-from contract.plugins import load_entry_points
-from contract.states import State
-from contract.usage import Usage
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.evals import Score, Trigger
+from p2engine.contract.plugins import load_entry_points
+from p2engine.contract.states import State
+from p2engine.contract.usage import Usage
 
 ENTRY_POINT_GROUP = "p2engine.evaluators"
 EVALUATOR_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -163,7 +163,7 @@ def pairwise(
 
 def _source(fn: EvalFn | PairFn) -> Source:
     module = getattr(fn, "__module__", "") or ""
-    return "built-in" if module.startswith("evals.") else "plugin"
+    return "built-in" if module.startswith("p2engine.evals.") else "plugin"
 
 
 def get_evaluator(evaluator_id: str) -> Evaluator:

@@ -15,9 +15,9 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contract.evals import Score
-from contract.states import State
-from evals.registry import EvalFn, EvalTarget, evaluator
+from p2engine.contract.evals import Score
+from p2engine.contract.states import State
+from p2engine.evals.registry import EvalFn, EvalTarget, evaluator
 
 
 def verdict(holds: bool, why: str) -> Score:

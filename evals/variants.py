@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from contract.rollouts import (
+from p2engine.contract.rollouts import (
     METRICS,
     AgainstBaseline,
     ArmRecord,
@@ -25,7 +25,15 @@ from contract.rollouts import (
     VariantComparison,
     VariantStats,
 )
-from evals.comparison import Interval, holm, mcnemar, paired, pareto_front, t_interval, welch
+from p2engine.evals.comparison import (
+    Interval,
+    holm,
+    mcnemar,
+    paired,
+    pareto_front,
+    t_interval,
+    welch,
+)
 
 SIGNIFICANCE = 0.05
 RAN = ("done", "failed")  # arms that ran; skipped and cancelled ones have no figures

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from ledger.models import (
+from p2engine.ledger.models import (
     EntryKind,
     JournalEntry,
     LedgerMetrics,

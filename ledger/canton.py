@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from ledger.canton_api import (
+from p2engine.ledger.canton_api import (
     ACTIVE_CONTRACTS,
     ACTIVE_CONTRACTS_PAGE,
     LEDGER_EFFECTS,
@@ -47,8 +47,8 @@ from ledger.canton_api import (
     template_id,
     wallet_of,
 )
-from ledger.config import CantonSettings
-from ledger.errors import (
+from p2engine.ledger.config import CantonSettings
+from p2engine.ledger.errors import (
     BusinessError,
     DuplicateTransfer,
     InsufficientFunds,
@@ -57,7 +57,7 @@ from ledger.errors import (
     LedgerError,
     UnknownWallet,
 )
-from ledger.models import (
+from p2engine.ledger.models import (
     CENT,
     EntryKind,
     JournalEntry,

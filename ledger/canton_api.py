@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from ledger.config import CantonSettings
-from ledger.errors import LedgerError, LedgerUnavailable, Unauthorized
-from ledger.models import CENT, Receipt, VerifyReport, Wallet
+from p2engine.ledger.config import CantonSettings
+from p2engine.ledger.errors import LedgerError, LedgerUnavailable, Unauthorized
+from p2engine.ledger.models import CENT, Receipt, VerifyReport, Wallet
 
 MODULE = "P2Engine.Ledger"
 LEDGER_EFFECTS = "TRANSACTION_SHAPE_LEDGER_EFFECTS"

@@ -32,14 +32,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger.errors import (
+from p2engine.ledger.errors import (
     InsufficientFunds,
     LedgerError,
     LedgerStorageError,
     LedgerUnavailable,
     UnknownWallet,
 )
-from ledger.models import (
+from p2engine.ledger.models import (
     EntryKind,
     JournalEntry,
     LedgerMetrics,

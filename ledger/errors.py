@@ -7,7 +7,7 @@ Temporal; `LedgerUnavailable` (the ledger could not be reached or answered) is r
 
 from __future__ import annotations
 
-from contract.errors import P2eError
+from p2engine.contract.errors import P2eError
 
 
 class LedgerError(P2eError):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ledger.models import JournalEntry
+from p2engine.ledger.models import JournalEntry
 
 # Journal rows one settlement reads at most: far more than any rollout's arms make.
 AUDIT_LIMIT = 1_000_000

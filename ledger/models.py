@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ledger.errors import DuplicateTransfer, InvalidAmount, InvalidTransfer
+from p2engine.ledger.errors import DuplicateTransfer, InvalidAmount, InvalidTransfer
 
 CENT = Decimal("0.01")
 # The most a wallet starts with: 10^14 cents, so balances stay far inside SQLite's 64-bit

@@ -25,8 +25,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from contract.errors import InvalidInput, P2eError, refuse
-from contract.models import (
+from p2engine.contract.errors import InvalidInput, P2eError, refuse
+from p2engine.contract.models import (
     CURRENT_REVISION,
     ActiveBranch,
     BranchBase,
@@ -36,9 +36,9 @@ from contract.models import (
     ConversationInput,
     Overrides,
 )
-from contract.names import ACTIVE_BRANCH_MEMO, ACTIVE_BRANCH_SUFFIX, BRANCH_TAKEN
-from runtime.client import send_update
-from runtime.conversations import (
+from p2engine.contract.names import ACTIVE_BRANCH_MEMO, ACTIVE_BRANCH_SUFFIX, BRANCH_TAKEN
+from p2engine.runtime.client import send_update
+from p2engine.runtime.conversations import (
     ConversationClient,
     ConversationHandle,
     ConversationSummary,
@@ -46,12 +46,12 @@ from runtime.conversations import (
     conversation_id,
     query_literal,
 )
-from runtime.replay import replay
-from store.artifacts import ArtifactDirectory
-from workflows import branching, search, validators
-from workflows.active_branch import ActiveBranchWorkflow
-from workflows.conversation import ConversationWorkflow
-from workflows.details import conversation_details
+from p2engine.runtime.replay import replay
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows import branching, search, validators
+from p2engine.workflows.active_branch import ActiveBranchWorkflow
+from p2engine.workflows.conversation import ConversationWorkflow
+from p2engine.workflows.details import conversation_details
 
 QUERY_TIMEOUT_S = 5.0
 MAX_BRANCH_IDS = 1000  # `<conv>~b1` ... tried in turn when no id is given

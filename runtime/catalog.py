@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents.personas import PersonaLibrary
-from agents.registry import AgentRegistry
-from agents.tools import get_tool, load_plugins, registered_tools
-from contract.agent import AgentSpec
-from contract.errors import ConfigError
-from contract.evals import EvaluatorInfo
-from contract.models import Catalog, ToolInfo
-from runtime.settings import Settings
+from p2engine.agents.personas import PersonaLibrary
+from p2engine.agents.registry import AgentRegistry
+from p2engine.agents.tools import get_tool, load_plugins, registered_tools
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.evals import EvaluatorInfo
+from p2engine.contract.models import Catalog, ToolInfo
+from p2engine.runtime.settings import Settings
 
 
 def resolve_agent(agent: AgentSpec, settings: Settings) -> AgentSpec:
@@ -42,7 +42,7 @@ def check_agent(agent: AgentSpec, catalog: Catalog, source: Path) -> None:
 
 
 def check_evaluators(ids: list[str], catalog: Catalog, where: str) -> None:
-    from evals.registry import pairwise_misuse
+    from p2engine.evals.registry import pairwise_misuse
 
     known = [e.id for e in catalog.evaluators]
     for evaluator_id in ids:
@@ -55,8 +55,8 @@ def check_evaluators(ids: list[str], catalog: Catalog, where: str) -> None:
 
 
 def evaluator_infos(settings: Settings) -> list[EvaluatorInfo]:
-    from evals.config import load_evaluators
-    from evals.registry import registered_evaluators
+    from p2engine.evals.config import load_evaluators
+    from p2engine.evals.registry import registered_evaluators
 
     load_evaluators(settings.evals_file)
     return [

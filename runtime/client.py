@@ -13,8 +13,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
-from contract.errors import TemporalUnavailable, UnknownNamespace
-from runtime.settings import Settings
+from p2engine.contract.errors import TemporalUnavailable, UnknownNamespace
+from p2engine.runtime.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from temporalio.plugin import SimplePlugin
@@ -29,7 +29,7 @@ def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
     """The address to use; with no TEMPORAL_ADDRESS this starts the dev server if needed."""
     if settings.temporal.address:
         return settings.temporal.address
-    from runtime.temporal_server import DevServer
+    from p2engine.runtime.temporal_server import DevServer
 
     server = DevServer(settings)
     if start_embedded:
@@ -43,7 +43,7 @@ async def connect(settings: Settings, *, start_embedded: bool = True) -> Client:
     namespace = settings.temporal.namespace
     plugins: list[SimplePlugin] = []  # workers made on this client inherit them
     if settings.telemetry.on:  # only then is OpenTelemetry's SDK imported
-        from runtime.telemetry import tracing_plugins
+        from p2engine.runtime.telemetry import tracing_plugins
 
         plugins = tracing_plugins(settings)
     try:
@@ -82,8 +82,9 @@ class LazyClient:
     """Holds the settings and a Temporal client made on first use, so a command checks its
     input before reaching for Temporal and a typo never starts the dev server."""
 
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings | None = None, client: Client | None = None) -> None:
+        """`settings` default to those of the environment and settings file (`load_settings`)."""
+        self.settings = settings if settings is not None else load_settings()
         self._client = client
 
     async def temporal(self) -> Client:

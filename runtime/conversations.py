@@ -27,14 +27,14 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from agents.registry import AgentRegistry
-from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
-from contract.agent import AgentSpec
-from contract.errors import ConfigError, ConversationNotFound, InvalidInput, refuse
-from contract.evals import PairInput, PairOutcome, PairSide, RewardPolicy
-from contract.ids import name_problem
-from contract.inputs import message_problem
-from contract.models import (
+from p2engine.agents.registry import AgentRegistry
+from p2engine.agents.scripted import PROVIDER as SCRIPTED_PROVIDER
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.errors import ConfigError, ConversationNotFound, InvalidInput, refuse
+from p2engine.contract.evals import PairInput, PairOutcome, PairSide, RewardPolicy
+from p2engine.contract.ids import name_problem
+from p2engine.contract.inputs import message_problem
+from p2engine.contract.models import (
     CURRENT_REVISION,
     BranchOrigin,
     Catalog,
@@ -46,17 +46,17 @@ from contract.models import (
     TurnResult,
     preview,
 )
-from contract.names import BRANCH_MEMO, CONVERSATION_WORKFLOW, SCORES_MEMO
-from contract.states import State
-from runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
-from runtime.client import LazyClient, send_update
-from runtime.settings import Settings
-from store.artifacts import ArtifactDirectory
-from workflows import search
-from workflows.compare import CompareWorkflow
-from workflows.conversation import ConversationWorkflow
-from workflows.details import conversation_details
-from workflows.evaluations import question_ref
+from p2engine.contract.names import BRANCH_MEMO, CONVERSATION_WORKFLOW, SCORES_MEMO
+from p2engine.contract.states import State
+from p2engine.runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
+from p2engine.runtime.client import LazyClient, send_update
+from p2engine.runtime.settings import Settings
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows import search
+from p2engine.workflows.compare import CompareWorkflow
+from p2engine.workflows.conversation import ConversationWorkflow
+from p2engine.workflows.details import conversation_details
+from p2engine.workflows.evaluations import question_ref
 
 PREFIX = "conv-"
 SCORED_SCAN = 10_000  # how many scored conversations `top_scored` ranks, newest first
@@ -86,7 +86,7 @@ def check_model(model: str) -> None:
         raise InvalidInput(f"model must be a litellm model string, not {model!r}")
     if model.startswith(f"{SCRIPTED_PROVIDER}/"):
         return
-    from activities.llm import model_problem
+    from p2engine.activities.llm import model_problem
 
     refuse(model_problem(model))
 
@@ -227,8 +227,8 @@ class ConversationClient(LazyClient):
 
     async def check_payer(self, policy: RewardPolicy) -> None:
         """A reward policy pays from a wallet that exists, or nothing starts."""
-        from ledger import open_ledger
-        from ledger.errors import LedgerError
+        from p2engine.ledger import open_ledger
+        from p2engine.ledger.errors import LedgerError
 
         payer = policy.payer or self.settings.ledger.treasury
         try:
@@ -245,8 +245,8 @@ class ConversationClient(LazyClient):
     async def pair(self, a: str, b: str, evaluator_id: str) -> PairInput:
         """What comparing two finished conversations' answers to the same question with a
         pairwise evaluator takes; refused in one line when they cannot be compared."""
-        from evals.config import load_evaluators
-        from evals.registry import get_pairwise
+        from p2engine.evals.config import load_evaluators
+        from p2engine.evals.registry import get_pairwise
 
         load_evaluators(self.settings.evals_file)
         get_pairwise(evaluator_id)
@@ -309,6 +309,11 @@ class ConversationClient(LazyClient):
     async def attach(self, conversation: str) -> ConversationHandle:
         handle, _ = await self.describe(conversation)
         return handle
+
+    async def result(self, conversation: str | ConversationHandle) -> ConversationResult:
+        """Wait for a conversation (by id or handle) to finish, and return its result."""
+        handle = await self.attach(conversation) if isinstance(conversation, str) else conversation
+        return await handle.result()
 
     async def running(self, handle: ConversationHandle) -> bool:
         return is_running(await handle.describe())

@@ -28,11 +28,11 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from contract.errors import InvalidInput
-from workflows.active_branch import ActiveBranchWorkflow
-from workflows.compare import CompareWorkflow
-from workflows.conversation import ConversationWorkflow
-from workflows.rollout import RolloutWorkflow
+from p2engine.contract.errors import InvalidInput
+from p2engine.workflows.active_branch import ActiveBranchWorkflow
+from p2engine.workflows.compare import CompareWorkflow
+from p2engine.workflows.conversation import ConversationWorkflow
+from p2engine.workflows.rollout import RolloutWorkflow
 
 WORKFLOWS = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow]
 

@@ -41,15 +41,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from contract.errors import ConversationNotFound, InvalidInput, P2eError
-from contract.states import FinishReason, State
+from p2engine.contract.errors import ConversationNotFound, InvalidInput, P2eError
+from p2engine.contract.states import FinishReason, State
 
 if TYPE_CHECKING:
-    from contract.models import StackEntry
-    from contract.rollouts import RolloutProgress
-    from ledger.models import LedgerSnapshot
-    from runtime.conversations import ConversationClient
-    from runtime.rollouts import ListedArm, RolloutClient
+    from p2engine.contract.models import StackEntry
+    from p2engine.contract.rollouts import RolloutProgress
+    from p2engine.ledger.models import LedgerSnapshot
+    from p2engine.runtime.conversations import ConversationClient
+    from p2engine.runtime.rollouts import ListedArm, RolloutClient
 
 APPLICATION = "p2engine"
 LOCAL = "127.0.0.1"
@@ -279,7 +279,7 @@ class _Tree:
         if stack is None:
             from temporalio.service import RPCError
 
-            from runtime.conversations import is_running
+            from p2engine.runtime.conversations import is_running
 
             try:
                 handle, description = await self.conversations.describe(conversation_id)
@@ -504,7 +504,7 @@ class RolloutRecorder:
 
     async def _balances(self, listed: Sequence[ListedArm]) -> dict[str, Decimal]:
         """Net flow into each variant's arms' agents' wallets from their own transfers."""
-        from ledger.flows import flow
+        from p2engine.ledger.flows import flow
 
         agents = {arm.id.removeprefix(f"{self.rollout_id}/"): arm.agent for arm in listed}
         found: dict[str, Decimal] = {}

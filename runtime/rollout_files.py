@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from contract.errors import ConfigError, read_config_text
-from contract.models import Catalog
-from contract.rollouts import ORIGINAL_ONLY, Arm, RolloutSpec, Team, Variant
-from workflows.expansion import ExpansionError, expand, variants
+from p2engine.contract.errors import ConfigError, read_config_text
+from p2engine.contract.models import Catalog
+from p2engine.contract.rollouts import ORIGINAL_ONLY, Arm, RolloutSpec, Team, Variant
+from p2engine.workflows.expansion import ExpansionError, expand, variants
 
 Path_ = tuple[str | int, ...]
 

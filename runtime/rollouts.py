@@ -39,13 +39,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from agents.scripted import PROVIDER as SCRIPTED_PROVIDER
-from contract.agent import DEFAULT_MODEL
-from contract.errors import InvalidInput, P2eError, refuse
-from contract.ids import name_problem
-from contract.models import CURRENT_REVISION, preview
-from contract.names import LEDGER_SNAPSHOT, ROLLOUT_MEMO, ROLLOUT_WORKFLOW
-from contract.rollouts import (
+from p2engine.agents.scripted import PROVIDER as SCRIPTED_PROVIDER
+from p2engine.contract.agent import DEFAULT_MODEL
+from p2engine.contract.errors import InvalidInput, P2eError, refuse
+from p2engine.contract.ids import name_problem
+from p2engine.contract.models import CURRENT_REVISION, preview
+from p2engine.contract.names import LEDGER_SNAPSHOT, ROLLOUT_MEMO, ROLLOUT_WORKFLOW
+from p2engine.contract.rollouts import (
     ArmRecord,
     RolloutInput,
     RolloutMemo,
@@ -53,15 +53,15 @@ from contract.rollouts import (
     RolloutResult,
     parse_records,
 )
-from ledger.models import JournalEntry, LedgerSnapshot
-from runtime.catalog import load_catalog
-from runtime.client import LazyClient
-from runtime.conversations import check_model, generated_name, query_literal
-from runtime.rollout_files import RolloutFile, load_rollout
-from runtime.settings import Settings
-from store.artifacts import ArtifactDirectory
-from workflows import search
-from workflows.rollout import RolloutWorkflow
+from p2engine.ledger.models import JournalEntry, LedgerSnapshot
+from p2engine.runtime.catalog import load_catalog
+from p2engine.runtime.client import LazyClient
+from p2engine.runtime.conversations import check_model, generated_name, query_literal
+from p2engine.runtime.rollout_files import RolloutFile, load_rollout
+from p2engine.runtime.settings import Settings
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows import search
+from p2engine.workflows.rollout import RolloutWorkflow
 
 PREFIX = "rollout-"
 SCHEDULE_PREFIX = "rollout-schedule-"
@@ -232,8 +232,8 @@ class RolloutClient(LazyClient):
 
     async def ledger_problem(self) -> str | None:
         """Why the rollout will have no ledger figures (no ledger yet), or None."""
-        from ledger import open_ledger
-        from ledger.errors import LedgerError
+        from p2engine.ledger import open_ledger
+        from p2engine.ledger.errors import LedgerError
 
         try:
             ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
@@ -261,6 +261,11 @@ class RolloutClient(LazyClient):
                 raise RolloutNotFound(f"'{candidate}' is a {description.workflow_type}, no rollout")
             return handle, description
         raise RolloutNotFound(f"no rollout '{rollout}' (p2e rollout list shows them)")
+
+    async def result(self, rollout: str | RolloutHandle) -> RolloutResult:
+        """Wait for a rollout (by id or handle) to end, and return its comparison."""
+        handle = (await self.handle(rollout))[0] if isinstance(rollout, str) else rollout
+        return await handle.result()
 
     async def progress(self, handle: RolloutHandle) -> RolloutProgress:
         return await handle.query(RolloutWorkflow.progress)
@@ -302,9 +307,9 @@ class RolloutClient(LazyClient):
     async def arm_transfers(self, rollout: str, since: datetime) -> dict[str, list[JournalEntry]]:
         """Each arm's transfers and rewards so far (`team/variant/label` -> entries), read
         from the ledger while the rollout runs; empty where there is no ledger."""
-        from ledger import open_ledger
-        from ledger.errors import LedgerError
-        from ledger.flows import AUDIT_LIMIT, arm_entries
+        from p2engine.ledger import open_ledger
+        from p2engine.ledger.errors import LedgerError
+        from p2engine.ledger.flows import AUDIT_LIMIT, arm_entries
 
         try:
             ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
@@ -472,7 +477,7 @@ def budget_problem(loaded: RolloutFile, model: str | None, settings: Settings) -
         chosen = model or arm.agent.model or settings.default_model or DEFAULT_MODEL
         if chosen.startswith(f"{SCRIPTED_PROVIDER}/"):
             return None
-        from activities.llm import prompt_price
+        from p2engine.activities.llm import prompt_price
 
         price = prompt_price(chosen, arm.message)
         if price is None:

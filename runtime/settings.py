@@ -15,11 +15,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.config import ScriptedModelSettings, ToolSettings
-from contract.agent import DEFAULT_MODEL
-from contract.errors import ConfigError, first_problem, read_config_text
-from contract.evals import RewardPolicy
-from ledger.config import LedgerSettings
+from p2engine.agents.config import ScriptedModelSettings, ToolSettings
+from p2engine.contract.agent import DEFAULT_MODEL
+from p2engine.contract.errors import ConfigError, first_problem, read_config_text
+from p2engine.contract.evals import RewardPolicy
+from p2engine.ledger.config import LedgerSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Temporal's rule for namespace names.

@@ -25,11 +25,11 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from activities.tracing import Spans
-from contract.errors import ConfigError, InvalidInput
-from contract.names import SPAN_WORKFLOW_ID
-from runtime.settings import Settings
-from workflows import tracing
+from p2engine.activities.tracing import Spans
+from p2engine.contract.errors import ConfigError, InvalidInput
+from p2engine.contract.names import SPAN_WORKFLOW_ID
+from p2engine.runtime.settings import Settings
+from p2engine.workflows import tracing
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan

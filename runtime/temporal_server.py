@@ -26,14 +26,14 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contract.errors import (
+from p2engine.contract.errors import (
     ConfigError,
     DevServerError,
     ProvisioningError,
     first_problem,
     read_config_text,
 )
-from runtime.settings import Settings
+from p2engine.runtime.settings import Settings
 
 MIN_GO = (1, 25)
 SEARCH_ATTRIBUTE_TYPES = {"Text", "Keyword", "Int", "Double", "Bool", "Datetime", "KeywordList"}

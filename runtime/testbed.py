@@ -10,9 +10,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from runtime.client import connect
-from runtime.settings import Settings, TemporalSettings
-from runtime.temporal_server import DevServer, private_dev_server
+from p2engine.runtime.client import connect
+from p2engine.runtime.settings import Settings, TemporalSettings
+from p2engine.runtime.temporal_server import DevServer, private_dev_server
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -13,12 +16,13 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker, WorkflowRunner
 
-from runtime.sandbox import workflow_runner
-from runtime.settings import Settings
-from workflows.active_branch import ActiveBranchWorkflow
-from workflows.compare import CompareWorkflow
-from workflows.conversation import ConversationWorkflow
-from workflows.rollout import RolloutWorkflow
+from p2engine.runtime.client import connect
+from p2engine.runtime.sandbox import workflow_runner
+from p2engine.runtime.settings import Settings
+from p2engine.workflows.active_branch import ActiveBranchWorkflow
+from p2engine.workflows.compare import CompareWorkflow
+from p2engine.workflows.conversation import ConversationWorkflow
+from p2engine.workflows.rollout import RolloutWorkflow
 
 # Workers that `p2e run` starts for one conversation carry this suffix, so that a later run
 # does not mistake a finished one for a standing worker.
@@ -41,21 +45,21 @@ def build_worker(
 ) -> Worker:
     """The worker for `settings`' task queue; `runner` replaces the sandbox (for a test that
     reads the workflow's live objects)."""
-    from activities.evals import EvalActivities
-    from activities.ledger import LedgerActivities
-    from activities.llm import LlmActivities
-    from activities.rollouts import RolloutActivities
-    from activities.rules import RuleActivities
-    from activities.tools import ToolActivities
-    from activities.tracing import traced
-    from activities.transcript import ContentActivities, Transcript
-    from agents.personas import PersonaLibrary
-    from agents.tools import load_plugins
-    from agents.tools.registry import ToolServices
-    from ledger import open_ledger
-    from runtime.telemetry import activity_spans
-    from store.artifacts import LocalArtifactStore
-    from store.tool_cache import ToolCache
+    from p2engine.activities.evals import EvalActivities
+    from p2engine.activities.ledger import LedgerActivities
+    from p2engine.activities.llm import LlmActivities
+    from p2engine.activities.rollouts import RolloutActivities
+    from p2engine.activities.rules import RuleActivities
+    from p2engine.activities.tools import ToolActivities
+    from p2engine.activities.tracing import traced
+    from p2engine.activities.transcript import ContentActivities, Transcript
+    from p2engine.agents.personas import PersonaLibrary
+    from p2engine.agents.tools import load_plugins
+    from p2engine.agents.tools.registry import ToolServices
+    from p2engine.ledger import open_ledger
+    from p2engine.runtime.telemetry import activity_spans
+    from p2engine.store.artifacts import LocalArtifactStore
+    from p2engine.store.tool_cache import ToolCache
 
     load_plugins()
     spans = activity_spans(settings)
@@ -96,6 +100,26 @@ def build_worker(
         activity_task_poller_behavior=PollerBehaviorAutoscaling(),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, client: Client | None = None) -> AsyncIterator[Worker]:
+    """A worker serving `settings`' task queue while the block runs, in this process.
+
+    It serves every tool and evaluator registered in the process when it starts (those of
+    the caller's own modules and of installed plugins alike), so a script that defines its
+    tools and then starts conversations needs no `p2e worker` beside it.
+    """
+    worker = build_worker(client or await connect(settings), settings)
+    async with worker:
+        yield worker
+
+
+async def run_worker(settings: Settings, client: Client | None = None) -> None:
+    """Serve `settings`' task queue until cancelled (Ctrl-C in `asyncio.run`), as
+    `p2e worker` does."""
+    async with running_worker(settings, client):
+        await asyncio.Event().wait()
 
 
 def _poller_alive(identity: str, last_seen_s: float) -> bool:

@@ -14,8 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from contract.models import ContentNode
-from store.base import ArtifactNotFound
+from p2engine.contract.models import ContentNode
+from p2engine.store.base import ArtifactNotFound
 
 __all__ = ["ArtifactDirectory", "ArtifactNotFound", "LocalArtifactStore"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from contract.models import ContentNode
+from p2engine.contract.models import ContentNode
 
 
 class ArtifactNotFound(KeyError):

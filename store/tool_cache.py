@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from contract.hashing import arguments_digest
+from p2engine.contract.hashing import arguments_digest
 
 
 def cache_key(tool_name: str, arguments: str) -> str:

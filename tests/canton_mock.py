@@ -56,8 +56,8 @@ from typing import Any
 
 import httpx
 
-from ledger.canton import CantonLedger
-from ledger.config import CantonSettings
+from p2engine.ledger.canton import CantonLedger
+from p2engine.ledger.config import CantonSettings
 
 PACKAGE_NAME = "p2engine-ledger"
 PACKAGE_ID = hashlib.sha256(b"p2engine-ledger-0.1.0").hexdigest()

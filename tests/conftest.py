@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.client import Client
 
-from runtime.settings import Settings
-from runtime.temporal_server import DevServer
-from runtime.testbed import PrivateTemporal, private_temporal
-from runtime.worker import build_worker
+from p2engine.runtime.settings import Settings
+from p2engine.runtime.temporal_server import DevServer
+from p2engine.runtime.testbed import PrivateTemporal, private_temporal
+from p2engine.runtime.worker import build_worker
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contract.errors import refuse
-    from contract.models import ActiveBranch
-    from contract.names import ACTIVE_BRANCH_MEMO, ACTIVE_BRANCH_WORKFLOW
-    from workflows.details import active_branch_details
+    from p2engine.contract.errors import refuse
+    from p2engine.contract.models import ActiveBranch
+    from p2engine.contract.names import ACTIVE_BRANCH_MEMO, ACTIVE_BRANCH_WORKFLOW
+    from p2engine.workflows.details import active_branch_details
 
 # Checkouts one run takes before it continues as new, so its history stays short.
 CHECKOUTS_PER_RUN = 500

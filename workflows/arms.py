@@ -11,8 +11,8 @@ from decimal import Decimal
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from contract.models import ConversationInput, ConversationResult, preview
-from contract.rollouts import (
+from p2engine.contract.models import ConversationInput, ConversationResult, preview
+from p2engine.contract.rollouts import (
     Arm,
     ArmRecord,
     ArmStatus,
@@ -22,10 +22,10 @@ from contract.rollouts import (
     WalletChange,
     case_id,
 )
-from contract.states import FinishReason, State
-from workflows import search
-from workflows.evaluations import means, score
-from workflows.expansion import PlannedVariant
+from p2engine.contract.states import FinishReason, State
+from p2engine.workflows import search
+from p2engine.workflows.evaluations import means, score
+from p2engine.workflows.expansion import PlannedVariant
 
 CALLS = frozenset({State.TOOL_CALL, State.AGENT_CALL})
 

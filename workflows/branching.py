@@ -14,11 +14,17 @@ from typing import Any
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from contract.models import BranchOrigin, Checkpoint, ConversationState, StackEntry, preview
-from contract.names import BRANCH_MEMO
-from contract.states import FinishReason, State
-from contract.usage import Usage
-from workflows import search
+from p2engine.contract.models import (
+    BranchOrigin,
+    Checkpoint,
+    ConversationState,
+    StackEntry,
+    preview,
+)
+from p2engine.contract.names import BRANCH_MEMO
+from p2engine.contract.states import FinishReason, State
+from p2engine.contract.usage import Usage
+from p2engine.workflows import search
 
 # States after which a new user message can come: an answer, a wait for the user, an end.
 TAKES_A_MESSAGE = frozenset({State.ASSISTANT_MESSAGE, State.WAITING, State.FINISHED})

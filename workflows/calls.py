@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from contract.agent import AgentSpec, DedupPolicy
-from contract.hashing import arguments_digest
-from contract.models import ToolOutcome
-from contract.usage import Usage
+from p2engine.contract.agent import AgentSpec, DedupPolicy
+from p2engine.contract.hashing import arguments_digest
+from p2engine.contract.models import ToolOutcome
+from p2engine.contract.usage import Usage
 
 
 @dataclass

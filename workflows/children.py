@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from contract.agent import AgentSpec
-from contract.models import ConversationInput, preview
-from workflows import search
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.models import ConversationInput, preview
+from p2engine.workflows import search
 
 
 def child_input(

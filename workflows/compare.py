@@ -12,11 +12,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contract.evals import PairInput, PairOutcome, PairRequest
-    from contract.names import COMPARE, COMPARE_WORKFLOW
-    from workflows.details import compare_details
-    from workflows.failures import root_cause
-    from workflows.options import EVAL_ACTIVITY
+    from p2engine.contract.evals import PairInput, PairOutcome, PairRequest
+    from p2engine.contract.names import COMPARE, COMPARE_WORKFLOW
+    from p2engine.workflows.details import compare_details
+    from p2engine.workflows.failures import root_cause
+    from p2engine.workflows.options import EVAL_ACTIVITY
 
 
 @workflow.defn(name=COMPARE_WORKFLOW)

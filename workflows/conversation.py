@@ -32,14 +32,14 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from agents.personas import NO_PERSONA
-    from agents.tools.delegate import DELEGATE, DelegateArgs
-    from agents.tools.registry import invalid_arguments
-    from contract.agent import DEFAULT_MODEL, AgentSpec
-    from contract.errors import refuse
-    from contract.evals import EvalOutcome, RewardOutcome
-    from contract.ids import business_key, child_workflow_id
-    from contract.models import (
+    from p2engine.agents.personas import NO_PERSONA
+    from p2engine.agents.tools.delegate import DELEGATE, DelegateArgs
+    from p2engine.agents.tools.registry import invalid_arguments
+    from p2engine.contract.agent import DEFAULT_MODEL, AgentSpec
+    from p2engine.contract.errors import refuse
+    from p2engine.contract.evals import EvalOutcome, RewardOutcome
+    from p2engine.contract.ids import business_key, child_workflow_id
+    from p2engine.contract.models import (
         BranchBase,
         BranchChild,
         BranchStart,
@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
         WaitingFor,
         preview,
     )
-    from contract.names import (
+    from p2engine.contract.names import (
         BRANCH_TAKEN,
         CONVERSATION_WORKFLOW,
         EVALUATE,
@@ -75,23 +75,23 @@ with workflow.unsafe.imports_passed_through():
         SCORES_MEMO,
         STORE_NODES,
     )
-    from contract.states import FinishReason, State
-    from ledger.models import Receipt, TransferRequest
-    from workflows import branching, evaluations, rewards, search, tracing, validators
-    from workflows.calls import (
+    from p2engine.contract.states import FinishReason, State
+    from p2engine.ledger.models import Receipt, TransferRequest
+    from p2engine.workflows import branching, evaluations, rewards, search, tracing, validators
+    from p2engine.workflows.calls import (
         CallResult,
         StepCalls,
         call_refusal,
         delegation_refusal,
         duplicate_verdict,
     )
-    from workflows.children import child_input, child_search_attributes, child_summary
-    from workflows.details import conversation_details, current_details
-    from workflows.failures import root_cause
-    from workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
-    from workflows.fsm import transition as fsm_transition
-    from workflows.limits import limit_reached
-    from workflows.options import (
+    from p2engine.workflows.children import child_input, child_search_attributes, child_summary
+    from p2engine.workflows.details import conversation_details, current_details
+    from p2engine.workflows.failures import root_cause
+    from p2engine.workflows.fsm import MODEL_INPUT_STATES, TERMINAL, Event, IllegalTransition
+    from p2engine.workflows.fsm import transition as fsm_transition
+    from p2engine.workflows.limits import limit_reached
+    from p2engine.workflows.options import (
         EVAL_ACTIVITY,
         LEDGER_ACTIVITY,
         LLM_ACTIVITY,
@@ -99,7 +99,7 @@ with workflow.unsafe.imports_passed_through():
         QUICK_EVAL_ACTIVITY,
         tool_activity,
     )
-    from workflows.revisions import (
+    from p2engine.workflows.revisions import (
         CANCEL_ENDS_CONVERSATION,
         QUICK_EVALUATIONS_LOCAL,
         SCORES_IN_MEMO,

@@ -5,12 +5,12 @@ without breaking replay."""
 
 from __future__ import annotations
 
-from contract.agent import DEFAULT_MODEL
-from contract.evals import PairInput, PairOutcome
-from contract.models import ActiveBranch, ConversationInput, ConversationState, preview
-from contract.states import State
-from contract.usage import Usage
-from workflows.evaluations import evaluator_ids, score
+from p2engine.contract.agent import DEFAULT_MODEL
+from p2engine.contract.evals import PairInput, PairOutcome
+from p2engine.contract.models import ActiveBranch, ConversationInput, ConversationState, preview
+from p2engine.contract.states import State
+from p2engine.contract.usage import Usage
+from p2engine.workflows.evaluations import evaluator_ids, score
 
 # The children a conversation's details name: the latest ones, the rest are counted.
 CHILDREN_SHOWN = 3

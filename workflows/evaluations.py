@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contract.agent import AgentSpec
-from contract.evals import EvaluatorInfo, Trigger
-from contract.models import StackEntry
-from contract.states import State
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.evals import EvaluatorInfo, Trigger
+from p2engine.contract.models import StackEntry
+from p2engine.contract.states import State
 
 # The entries each trigger scores. A model step's calls share the step's reply node.
 SCORED: dict[Trigger, frozenset[State]] = {

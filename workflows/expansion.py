@@ -8,9 +8,9 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from contract.agent import AgentSpec
-from contract.errors import ConfigError
-from contract.rollouts import Arm, RolloutSpec, Team, Variant
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.rollouts import Arm, RolloutSpec, Team, Variant
 
 
 class ExpansionError(ConfigError):

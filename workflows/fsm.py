@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from contract.states import State
+from p2engine.contract.states import State
 
 
 class Event(StrEnum):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from contract.agent import AgentLimits
-from contract.states import FinishReason
-from contract.usage import Usage
+from p2engine.contract.agent import AgentLimits
+from p2engine.contract.states import FinishReason
+from p2engine.contract.usage import Usage
 
 
 def limit_reached(limits: AgentLimits, step: int, usage: Usage) -> tuple[FinishReason, str] | None:

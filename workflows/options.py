@@ -7,7 +7,7 @@ from typing import NotRequired, TypedDict
 
 from temporalio.common import RetryPolicy
 
-from contract.models import ToolInfo
+from p2engine.contract.models import ToolInfo
 
 
 class LocalActivityOptions(TypedDict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from contract.evals import EvalOutcome, RewardPolicy
+from p2engine.contract.evals import EvalOutcome, RewardPolicy
 
 
 def reward_due(policy: RewardPolicy, outcome: EvalOutcome, paid: Decimal) -> Decimal | str | None:

@@ -20,15 +20,15 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlr
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from contract.models import ConversationResult
-    from contract.names import (
+    from p2engine.contract.models import ConversationResult
+    from p2engine.contract.names import (
         LEDGER_SNAPSHOT,
         ROLLOUT_MEMO,
         ROLLOUT_WORKFLOW,
         SETTLE_ROLLOUT,
         STORE_ARMS,
     )
-    from contract.rollouts import (
+    from p2engine.contract.rollouts import (
         Arm,
         ArmBatch,
         ArmRecord,
@@ -42,13 +42,13 @@ with workflow.unsafe.imports_passed_through():
         Settled,
         SettleInput,
     )
-    from ledger.models import LedgerSnapshot
-    from workflows import arms, tracing
-    from workflows.conversation import ConversationWorkflow
-    from workflows.details import conversation_details
-    from workflows.expansion import ArmPlan
-    from workflows.failures import root_cause
-    from workflows.options import LEDGER_ACTIVITY, SETTLE_ACTIVITY, STORE_RECORDS_ACTIVITY
+    from p2engine.ledger.models import LedgerSnapshot
+    from p2engine.workflows import arms, tracing
+    from p2engine.workflows.conversation import ConversationWorkflow
+    from p2engine.workflows.details import conversation_details
+    from p2engine.workflows.expansion import ArmPlan
+    from p2engine.workflows.failures import root_cause
+    from p2engine.workflows.options import LEDGER_ACTIVITY, SETTLE_ACTIVITY, STORE_RECORDS_ACTIVITY
 
 
 @workflow.defn(name=ROLLOUT_WORKFLOW)

@@ -13,8 +13,8 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
-from contract.models import ConversationState
-from workflows.evaluations import score as conversation_score
+from p2engine.contract.models import ConversationState
+from p2engine.workflows.evaluations import score as conversation_score
 
 AGENT = SearchAttributeKey.for_keyword("P2eAgent")
 ROLLOUT = SearchAttributeKey.for_keyword("P2eRollout")

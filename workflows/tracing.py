@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from contract.names import SPAN_WORKFLOW_ID as WORKFLOW_ID
+from p2engine.contract.names import SPAN_WORKFLOW_ID as WORKFLOW_ID
 
 with workflow.unsafe.imports_passed_through():
     from opentelemetry import context, trace

@@ -4,12 +4,12 @@ update, so the workflow's validators only raise what these return (tested withou
 
 from __future__ import annotations
 
-from agents.personas import NO_PERSONA
-from contract.agent import AgentSpec
-from contract.inputs import message_problem
-from contract.models import Catalog, ConversationState, WaitingFor
-from contract.states import State
-from workflows.fsm import TERMINAL
+from p2engine.agents.personas import NO_PERSONA
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.inputs import message_problem
+from p2engine.contract.models import Catalog, ConversationState, WaitingFor
+from p2engine.contract.states import State
+from p2engine.workflows.fsm import TERMINAL
 
 STILL_ANSWERING = "the agent is still answering the previous message"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agents.tools.registry import ToolError, tool
+from p2engine.agents.tools.registry import ToolError, tool
 
 DELEGATE = "delegate"
 

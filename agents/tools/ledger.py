@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agents.tools.registry import ToolContext, ToolError, tool
-from ledger.base import Ledger
-from ledger.errors import LedgerError
-from ledger.models import PlainAmount, Receipt, TransferKind, money
+from p2engine.agents.tools.registry import ToolContext, ToolError, tool
+from p2engine.ledger.base import Ledger
+from p2engine.ledger.errors import LedgerError
+from p2engine.ledger.models import PlainAmount, Receipt, TransferKind, money
 
 
 class NoArgs(BaseModel):

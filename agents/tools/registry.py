@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from contract.plugins import load_entry_points
+from p2engine.contract.plugins import load_entry_points
 
 if TYPE_CHECKING:
-    from ledger.base import Ledger
+    from p2engine.ledger.base import Ledger
 
 ENTRY_POINT_GROUP = "p2engine.tools"
 

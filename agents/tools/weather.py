@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agents.tools.registry import ToolError, tool
+from p2engine.agents.tools.registry import ToolError, tool
 
 # city -> (temperature in Celsius, condition, humidity %)
 WEATHER: dict[str, tuple[float, str, int]] = {

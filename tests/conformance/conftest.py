@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger.base import Ledger
-from ledger.canton import CantonLedger
-from ledger.config import CantonSettings
-from ledger.embedded import EmbeddedLedger
+from p2engine.ledger.base import Ledger
+from p2engine.ledger.canton import CantonLedger
+from p2engine.ledger.config import CantonSettings
+from p2engine.ledger.embedded import EmbeddedLedger
 from tests.canton_mock import make_canton_ledger
 
 CAP = Decimal("1000")

@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.base import Ledger
-from ledger.errors import (
+from p2engine.ledger.base import Ledger
+from p2engine.ledger.errors import (
     BusinessError,
     DuplicateTransfer,
     InsufficientFunds,
@@ -25,7 +25,7 @@ from ledger.errors import (
     LedgerUnavailable,
     UnknownWallet,
 )
-from ledger.models import LedgerMetrics, Receipt
+from p2engine.ledger.models import LedgerMetrics, Receipt
 from tests.conformance.conftest import CAP
 
 D = Decimal

@@ -25,18 +25,18 @@ from typing import Any
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 
-from agents.registry import AgentRegistry
-from contract.evals import RewardPolicy, Threshold
-from contract.states import State
-from ledger import open_ledger
-from runtime.branches import BranchChanges, Branches
-from runtime.conversations import ConversationClient
-from runtime.rollouts import RolloutClient
-from runtime.settings import ConversationSettings
-from runtime.testbed import private_temporal
-from runtime.worker import build_worker
-from workflows.compare import CompareWorkflow
-from workflows.conversation import ConversationWorkflow
+from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.evals import RewardPolicy, Threshold
+from p2engine.contract.states import State
+from p2engine.ledger import open_ledger
+from p2engine.runtime.branches import BranchChanges, Branches
+from p2engine.runtime.conversations import ConversationClient
+from p2engine.runtime.rollouts import RolloutClient
+from p2engine.runtime.settings import ConversationSettings
+from p2engine.runtime.testbed import private_temporal
+from p2engine.runtime.worker import build_worker
+from p2engine.workflows.compare import CompareWorkflow
+from p2engine.workflows.conversation import ConversationWorkflow
 
 GOLDEN_DIR = Path(__file__).parent
 PROJECT_ROOT = GOLDEN_DIR.parent.parent

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from activities.evals import EvalActivities
-from ledger.embedded import EmbeddedLedger
+from p2engine.activities.evals import EvalActivities
+from p2engine.ledger.embedded import EmbeddedLedger
 
 
 def die_after(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -37,6 +37,6 @@ POINTS: dict[str, tuple[type, str]] = {
 if __name__ == "__main__":
     owner, name = POINTS[sys.argv.pop(1)]
     setattr(owner, name, die_after(getattr(owner, name)))
-    from cli.main import main
+    from p2engine.cli.main import main
 
     main()

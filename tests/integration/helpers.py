@@ -12,13 +12,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from agents.registry import AgentRegistry
-from contract.agent import AgentSpec
-from contract.models import ConversationResult, ConversationStatus, StackEntry, WaitingFor
-from contract.states import State
-from runtime.conversations import start_conversation
-from runtime.settings import Settings
-from workflows.conversation import ConversationWorkflow
+from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.models import ConversationResult, ConversationStatus, StackEntry, WaitingFor
+from p2engine.contract.states import State
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.workflows.conversation import ConversationWorkflow
 
 
 def agent(settings: Settings, agent_id: str = "agent_alpha", **changes: Any) -> AgentSpec:

@@ -13,21 +13,27 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner
 
-import workflows.branching as branching
-from contract.errors import ConversationNotFound, InvalidInput
-from contract.models import ConversationInput, ConversationState, StackEntry
-from contract.states import FinishReason, State
-from ledger.embedded import EmbeddedLedger
-from runtime.branches import ActiveBranches, BranchChanges, Branches
-from runtime.conversations import ConversationClient, start_conversation
-from runtime.settings import ConversationSettings, Settings
-from runtime.worker import build_worker
-from store.artifacts import ArtifactDirectory
+import p2engine.workflows.branching as branching
+from p2engine.contract.errors import ConversationNotFound, InvalidInput
+from p2engine.contract.models import ConversationInput, ConversationState, StackEntry
+from p2engine.contract.states import FinishReason, State
+from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.runtime.branches import ActiveBranches, BranchChanges, Branches
+from p2engine.runtime.conversations import ConversationClient, start_conversation
+from p2engine.runtime.settings import ConversationSettings, Settings
+from p2engine.runtime.worker import build_worker
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows.conversation import ConversationWorkflow
 from tests.conftest import queue_settings
 from tests.golden.record import CASES
-from workflows.conversation import ConversationWorkflow
-
-from .helpers import agent, eventually, kinds, unique, wait_until_waiting, workflow_exists
+from tests.integration.helpers import (
+    agent,
+    eventually,
+    kinds,
+    unique,
+    wait_until_waiting,
+    workflow_exists,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.canton import CantonLedger
-from ledger.config import CantonSettings
-from ledger.errors import DuplicateTransfer, InsufficientFunds, UnknownWallet
+from p2engine.ledger.canton import CantonLedger
+from p2engine.ledger.config import CantonSettings
+from p2engine.ledger.errors import DuplicateTransfer, InsufficientFunds, UnknownWallet
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("P2E_CANTON_URL"), reason="set P2E_CANTON_URL to test against Canton"

@@ -190,7 +190,7 @@ def test_help_does_not_load_litellm_rerun_or_the_worker(cli_env: dict[str, str])
     probe = (
         "import sys\n"
         "sys.argv = ['p2e', '--help']\n"
-        "from cli.main import main\n"
+        "from p2engine.cli.main import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('litellm', 'rerun', 'temporalio.worker', 'temporalio.client')"
         " if m in sys.modules]\n"

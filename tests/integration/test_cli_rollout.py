@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import p2e
+from tests.integration.test_cli import p2e
 
 DEMO = "config/rollouts/demo.yml"
 

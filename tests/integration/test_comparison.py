@@ -8,15 +8,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-import evals.registry as registry
-from contract.errors import InvalidInput
-from contract.evals import Score
-from evals.registry import PairTarget, UnknownEvaluator, pairwise
-from runtime.conversations import ConversationClient, start_conversation
-from runtime.settings import Settings
-from workflows.compare import CompareWorkflow
-
-from .helpers import agent, unique
+import p2engine.evals.registry as registry
+from p2engine.contract.errors import InvalidInput
+from p2engine.contract.evals import Score
+from p2engine.evals.registry import PairTarget, UnknownEvaluator, pairwise
+from p2engine.runtime.conversations import ConversationClient, start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.workflows.compare import CompareWorkflow
+from tests.integration.helpers import agent, unique
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -7,14 +7,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from contract.models import StackEntry
-from contract.states import FinishReason, State
-from runtime.conversations import start_conversation
-from runtime.settings import Settings
-from store.artifacts import ArtifactDirectory
-from workflows import search
-
-from .helpers import activity_attempts, activity_summaries, agent, unique
+from p2engine.contract.models import StackEntry
+from p2engine.contract.states import FinishReason, State
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows import search
+from tests.integration.helpers import activity_attempts, activity_summaries, agent, unique
 
 pytestmark = pytest.mark.usefixtures("worker")
 

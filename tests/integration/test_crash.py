@@ -10,14 +10,13 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from contract.models import StackEntry
-from contract.states import FinishReason, State
-from runtime.conversations import start_conversation
-from runtime.settings import Settings
-from runtime.worker import build_worker
+from p2engine.contract.models import StackEntry
+from p2engine.contract.states import FinishReason, State
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.runtime.worker import build_worker
 from tests.conftest import queue_settings
-
-from .helpers import activity_attempts, agent
+from tests.integration.helpers import activity_attempts, agent
 
 P2E = str(Path(sys.executable).parent / "p2e")
 

@@ -10,20 +10,19 @@ from decimal import Decimal
 import pytest
 from temporalio.client import Client
 
-import evals.registry as registry
-from contract.agent import AgentEval, AgentLimits
-from contract.errors import ConfigError
-from contract.evals import Evaluation, RewardPolicy, Score, Threshold
-from contract.names import SCORES_MEMO
-from contract.states import FinishReason, State
-from evals.registry import EvalTarget, EvaluationError, evaluator
-from ledger.embedded import EmbeddedLedger
-from runtime.conversations import ConversationClient, start_conversation
-from runtime.settings import ConversationSettings, Settings
-from store.artifacts import ArtifactDirectory
-from workflows import search
-
-from .helpers import activity_attempts, agent, local_activities, unique
+import p2engine.evals.registry as registry
+from p2engine.contract.agent import AgentEval, AgentLimits
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.evals import Evaluation, RewardPolicy, Score, Threshold
+from p2engine.contract.names import SCORES_MEMO
+from p2engine.contract.states import FinishReason, State
+from p2engine.evals.registry import EvalTarget, EvaluationError, evaluator
+from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.runtime.conversations import ConversationClient, start_conversation
+from p2engine.runtime.settings import ConversationSettings, Settings
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows import search
+from tests.integration.helpers import activity_attempts, agent, local_activities, unique
 
 pytestmark = pytest.mark.usefixtures("worker")
 

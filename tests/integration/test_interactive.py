@@ -13,15 +13,14 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
-from contract.agent import AgentSpec
-from contract.models import ConversationInput, ConversationResult, Overrides
-from contract.states import FinishReason, State
-from runtime.catalog import load_catalog
-from runtime.conversations import start_conversation
-from runtime.settings import Settings
-from workflows.conversation import ConversationWorkflow
-
-from .helpers import (
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.models import ConversationInput, ConversationResult, Overrides
+from p2engine.contract.states import FinishReason, State
+from p2engine.runtime.catalog import load_catalog
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.workflows.conversation import ConversationWorkflow
+from tests.integration.helpers import (
     activity_summaries,
     agent,
     conversation,

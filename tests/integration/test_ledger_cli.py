@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ledger.embedded import EmbeddedLedger
+from p2engine.ledger.embedded import EmbeddedLedger
 
 P2E = str(Path(sys.executable).parent / "p2e")
 

@@ -15,17 +15,16 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client
 
-from contract.evals import RewardPolicy, Threshold
-from contract.ids import business_key
-from contract.models import ConversationResult
-from contract.states import FinishReason, State
-from ledger.embedded import EmbeddedLedger
-from runtime.conversations import start_conversation
-from runtime.settings import Settings
-from runtime.worker import build_worker
+from p2engine.contract.evals import RewardPolicy, Threshold
+from p2engine.contract.ids import business_key
+from p2engine.contract.models import ConversationResult
+from p2engine.contract.states import FinishReason, State
+from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.runtime.worker import build_worker
 from tests.conftest import queue_settings
-
-from .helpers import activity_attempts, agent, local_activities, unique
+from tests.integration.helpers import activity_attempts, agent, local_activities, unique
 
 DOOMED = str(Path(__file__).with_name("die_after.py"))
 T = TypeVar("T")

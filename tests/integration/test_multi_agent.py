@@ -15,22 +15,21 @@ from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from agents import scripted_provider
-from agents.config import ScriptedModelSettings
-from agents.tools import registry
-from agents.tools.weather import WEATHER
-from contract.agent import DedupPolicy
-from contract.models import ConversationResult, StackEntry, ToolStatus
-from contract.states import FinishReason, State
-from contract.usage import Usage
-from runtime.conversations import start_conversation
-from runtime.settings import ConversationSettings, Settings
-from runtime.worker import build_worker
-from store.artifacts import ArtifactDirectory
+from p2engine.agents import scripted_provider
+from p2engine.agents.config import ScriptedModelSettings
+from p2engine.agents.tools import registry
+from p2engine.agents.tools.weather import WEATHER
+from p2engine.contract.agent import DedupPolicy
+from p2engine.contract.models import ConversationResult, StackEntry, ToolStatus
+from p2engine.contract.states import FinishReason, State
+from p2engine.contract.usage import Usage
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.settings import ConversationSettings, Settings
+from p2engine.runtime.worker import build_worker
+from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.workflows import search
 from tests.conftest import queue_settings
-from workflows import search
-
-from .helpers import (
+from tests.integration.helpers import (
     activity_attempts,
     agent,
     conversation,

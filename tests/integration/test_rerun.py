@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from .test_cli import P2E, p2e
-from .test_ledger_cli import own_ledger
+from tests.integration.test_cli import P2E, p2e
+from tests.integration.test_ledger_cli import own_ledger
 
 __all__ = ["own_ledger"]  # the fixture: a state dir of its own, its ledger 100 in each wallet
 

@@ -12,17 +12,21 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from agents.config import ScriptedModelSettings
-from contract.errors import InvalidInput
-from contract.rollouts import ArmRecord, RolloutInput
-from ledger.embedded import EmbeddedLedger
-from runtime.rollouts import RolloutClient, RolloutHandle, ScheduleNotFound, schedule_summary
-from runtime.settings import Settings
-from runtime.worker import build_worker
+from p2engine.agents.config import ScriptedModelSettings
+from p2engine.contract.errors import InvalidInput
+from p2engine.contract.rollouts import ArmRecord, RolloutInput
+from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.runtime.rollouts import (
+    RolloutClient,
+    RolloutHandle,
+    ScheduleNotFound,
+    schedule_summary,
+)
+from p2engine.runtime.settings import Settings
+from p2engine.runtime.worker import build_worker
 from tests.conftest import queue_settings
-
-from .helpers import eventually, unique
-from .test_ledger_crash import until_the_worker_dies
+from tests.integration.helpers import eventually, unique
+from tests.integration.test_ledger_crash import until_the_worker_dies
 
 MIXED = """\
 repeats: 2

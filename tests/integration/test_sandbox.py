@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from runtime.sandbox import workflow_runner
+    from p2engine.runtime.sandbox import workflow_runner
 
 
 @workflow.defn(name="ReadsTheClock")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.temporal_server import free_port, pid_alive, port_open
+from p2engine.runtime.temporal_server import free_port, pid_alive, port_open
 
 P2E = str(Path(sys.executable).parent / "p2e")
 STARTS = 8

@@ -30,12 +30,11 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from temporalio.client import Client
 
-from contract.states import FinishReason, State
-from runtime.conversations import start_conversation
-from runtime.settings import Settings
-from runtime.temporal_server import DevServer
-
-from .helpers import agent, unique
+from p2engine.contract.states import FinishReason, State
+from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.settings import Settings
+from p2engine.runtime.temporal_server import DevServer
+from tests.integration.helpers import agent, unique
 
 pytestmark = pytest.mark.usefixtures("worker")
 

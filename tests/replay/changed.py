@@ -8,8 +8,8 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from contract.models import ConversationInput, ConversationResult
-from contract.names import RUN_TOOL
+from p2engine.contract.models import ConversationInput, ConversationResult
+from p2engine.contract.names import RUN_TOOL
 
 
 @workflow.defn(name="ConversationWorkflow", sandboxed=False)

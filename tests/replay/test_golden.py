@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from runtime.replay import WORKFLOWS
+from p2engine.runtime.replay import WORKFLOWS
 from tests.golden.record import BRANCHES, CASES, COMPARISONS, ROLLOUTS, golden_id
 from tests.replay.changed import CallsTheToolFirst
 

@@ -2,4 +2,4 @@
 
 # `activities` sets LITELLM_LOCAL_MODEL_COST_MAP, so litellm never fetches its model cost map
 # from the network; it must be imported before any test module imports litellm.
-import activities  # noqa: F401
+import p2engine.activities  # noqa: F401

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.registry import AgentRegistry
-from contract.agent import AgentSpec
-from contract.errors import ConfigError, UnknownAgent
-from runtime.settings import PROJECT_ROOT
+from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.errors import ConfigError, UnknownAgent
+from p2engine.runtime.settings import PROJECT_ROOT
 
 PROJECT_AGENTS = PROJECT_ROOT / "config" / "agents.yml"
 

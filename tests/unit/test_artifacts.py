@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from contract.models import ContentNode, ToolCallRequest
-from contract.states import State
-from store.artifacts import ArtifactDirectory, ArtifactNotFound, LocalArtifactStore
-from store.base import ArtifactStore
+from p2engine.contract.models import ContentNode, ToolCallRequest
+from p2engine.contract.states import State
+from p2engine.store.artifacts import ArtifactDirectory, ArtifactNotFound, LocalArtifactStore
+from p2engine.store.base import ArtifactStore
 
 
 def files_under(root: Path) -> list[Path]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from contract.evals import EvalOutcome, RewardOutcome
-from contract.models import (
+from p2engine.contract.evals import EvalOutcome, RewardOutcome
+from p2engine.contract.models import (
     BranchOrigin,
     ContentNode,
     ConversationState,
@@ -13,9 +13,9 @@ from contract.models import (
     StackEntry,
     ToolCallRequest,
 )
-from contract.states import FinishReason, State
-from contract.usage import Usage
-from workflows.branching import branch_memo, branch_problem, checkpoint, state_at
+from p2engine.contract.states import FinishReason, State
+from p2engine.contract.usage import Usage
+from p2engine.workflows.branching import branch_memo, branch_problem, checkpoint, state_at
 
 ORIGIN = BranchOrigin(source="conv-src", step=2)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contract.agent import AgentLimits, AgentSpec
-from workflows.calls import call_key, delegation_refusal
+from p2engine.contract.agent import AgentLimits, AgentSpec
+from p2engine.workflows.calls import call_key, delegation_refusal
 
 # --- call_key --------------------------------------------------------------------------------
 

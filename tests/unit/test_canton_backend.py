@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.canton import CantonLedger
-from ledger.canton_api import command_id, decode_time, hs256_token
-from ledger.config import CantonSettings
-from ledger.errors import (
+from p2engine.ledger.canton import CantonLedger
+from p2engine.ledger.canton_api import command_id, decode_time, hs256_token
+from p2engine.ledger.config import CantonSettings
+from p2engine.ledger.errors import (
     DuplicateTransfer,
     InsufficientFunds,
     InvalidAmount,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from contract.agent import AgentSpec, Rule
-from contract.errors import ConfigError
-from contract.models import Catalog, ToolInfo
-from runtime.catalog import check_agent, load_catalog, resolve_agent
-from runtime.settings import Settings
+from p2engine.contract.agent import AgentSpec, Rule
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.models import Catalog, ToolInfo
+from p2engine.runtime.catalog import check_agent, load_catalog, resolve_agent
+from p2engine.runtime.settings import Settings
 
 TEAM = {"agent_alpha", "agent_beta", "agent_helper", "treasurer", "child", "reviewer"}
 SOURCE = Path("/config/agents.yml")

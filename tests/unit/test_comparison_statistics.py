@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evals.comparison import (
+from p2engine.evals.comparison import (
     bootstrap_interval,
     cohens_d,
     holm,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from contract.errors import ConfigError, DevServerError, ProvisioningError
-from runtime.settings import Settings
-from runtime.temporal_server import (
+from p2engine.contract.errors import ConfigError, DevServerError, ProvisioningError
+from p2engine.runtime.settings import Settings
+from p2engine.runtime.temporal_server import (
     CliVersion,
     DevServer,
     ServerRecord,

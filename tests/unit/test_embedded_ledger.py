@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.embedded import EmbeddedLedger, row_hash
-from ledger.errors import InsufficientFunds, LedgerUnavailable
+from p2engine.ledger.embedded import EmbeddedLedger, row_hash
+from p2engine.ledger.errors import InsufficientFunds, LedgerUnavailable
 
 D = Decimal
 

@@ -9,18 +9,18 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import activities.evals as evals_activity
-import evals.config as config
-import evals.registry as registry
-from activities.evals import EvalActivities
-from contract.evals import Comparison, Evaluation, PairRequest, PairSide, Score
-from contract.models import ContentNode, EvalItem, EvalRequest, ToolCallRequest
-from contract.states import State
-from contract.usage import Usage
-from evals.registry import EvalTarget, EvaluationError, PairTarget, evaluator, pairwise
-from runtime.settings import PROJECT_ROOT
-from store.artifacts import ArtifactDirectory, LocalArtifactStore
-from store.base import ArtifactNotFound
+import p2engine.activities.evals as evals_activity
+import p2engine.evals.config as config
+import p2engine.evals.registry as registry
+from p2engine.activities.evals import EvalActivities
+from p2engine.contract.evals import Comparison, Evaluation, PairRequest, PairSide, Score
+from p2engine.contract.models import ContentNode, EvalItem, EvalRequest, ToolCallRequest
+from p2engine.contract.states import State
+from p2engine.contract.usage import Usage
+from p2engine.evals.registry import EvalTarget, EvaluationError, PairTarget, evaluator, pairwise
+from p2engine.runtime.settings import PROJECT_ROOT
+from p2engine.store.artifacts import ArtifactDirectory, LocalArtifactStore
+from p2engine.store.base import ArtifactNotFound
 
 seen: list[EvalTarget] = []
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from contract.agent import AgentSpec
-from contract.evals import EvalOutcome, EvaluatorInfo, Trigger
-from contract.models import StackEntry
-from contract.states import State
-from workflows.evaluations import (
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, Trigger
+from p2engine.contract.models import StackEntry
+from p2engine.contract.states import State
+from p2engine.workflows.evaluations import (
     evaluator_ids,
     local,
     mean,

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-import evals.config as config
-import evals.registry as registry
-from contract.errors import ConfigError
-from contract.evals import Score
-from contract.states import State
-from contract.usage import Usage
-from evals.config import load_evaluators
-from evals.registry import (
+import p2engine.evals.config as config
+import p2engine.evals.registry as registry
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.evals import Score
+from p2engine.contract.states import State
+from p2engine.contract.usage import Usage
+from p2engine.evals.config import load_evaluators
+from p2engine.evals.registry import (
     ENTRY_POINT_GROUP,
     EvalTarget,
     PairTarget,
@@ -28,7 +28,7 @@ from evals.registry import (
     load_plugins,
     pairwise,
 )
-from evals.rules import tool_succeeded
+from p2engine.evals.rules import tool_succeeded
 from tests.plugins import install_distribution
 
 
@@ -125,8 +125,8 @@ def test_scores_and_sub_scores_stay_within_0_and_1() -> None:
 # --- plugins -----------------------------------------------------------------------------
 
 PLUGIN_SOURCE = """
-from contract.evals import Score
-from evals.registry import evaluator
+from p2engine.contract.evals import Score
+from p2engine.evals.registry import evaluator
 
 
 @evaluator("unit_plugin_eval", version="1", description="from a plugin")

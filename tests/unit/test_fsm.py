@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from contract.states import State
-from workflows.fsm import (
+from p2engine.contract.states import State
+from p2engine.workflows.fsm import (
     TERMINAL,
     TRANSITIONS,
     Event,

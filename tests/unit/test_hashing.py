@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contract.hashing import arguments_digest, canonical_arguments
-from store.tool_cache import cache_key
+from p2engine.contract.hashing import arguments_digest, canonical_arguments
+from p2engine.store.tool_cache import cache_key
 
 
 def test_spacing_and_key_order_do_not_matter() -> None:

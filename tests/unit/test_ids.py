@@ -9,7 +9,7 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contract.ids import (
+from p2engine.contract.ids import (
     NAME_MAX,
     business_key,
     child_workflow_id,

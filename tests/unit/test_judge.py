@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.scripted import judge_verdict, pair_verdict
-from contract.errors import ConfigError
-from contract.evals import JUDGE_MARKER, PAIR_MARKER, Score
-from contract.states import State
-from evals.judge import (
+from p2engine.agents.scripted import judge_verdict, pair_verdict
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.evals import JUDGE_MARKER, PAIR_MARKER, Score
+from p2engine.contract.states import State
+from p2engine.evals.judge import (
     Judge,
     judge,
     judge_messages,
@@ -22,7 +22,7 @@ from evals.judge import (
     parse_verdict,
     rubric_text,
 )
-from evals.registry import EvalTarget, EvaluationError, PairTarget
+from p2engine.evals.registry import EvalTarget, EvaluationError, PairTarget
 
 
 def work(text: str, question: str = "What's the weather in Paris?", **fields: object) -> EvalTarget:

@@ -12,11 +12,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.ledger import LedgerActivities
-from ledger.base import Ledger
-from ledger.embedded import EmbeddedLedger
-from ledger.errors import LedgerUnavailable
-from ledger.models import (
+from p2engine.activities.ledger import LedgerActivities
+from p2engine.ledger.base import Ledger
+from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.ledger.errors import LedgerUnavailable
+from p2engine.ledger.models import (
     EntryKind,
     JournalEntry,
     LedgerMetrics,

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agents.tools.ledger import RewardArgs, TransferArgs
-from ledger.errors import (
+from p2engine.agents.tools.ledger import RewardArgs, TransferArgs
+from p2engine.ledger.errors import (
     BusinessError,
     DuplicateTransfer,
     InsufficientFunds,
@@ -25,7 +25,7 @@ from ledger.errors import (
     Unauthorized,
     UnknownWallet,
 )
-from ledger.models import (
+from p2engine.ledger.models import (
     MAX_BALANCE,
     LedgerMetrics,
     LedgerSnapshot,

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-import ledger.embedded as embedded
-from agents.tools.ledger import NoArgs, TransferArgs, check_balance, transfer_funds
-from agents.tools.registry import ToolContext, ToolError, ToolServices
-from ledger import open_ledger
-from ledger.config import LedgerSettings
-from ledger.embedded import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, EmbeddedLedger
-from ledger.errors import LedgerStorageError, LedgerUnavailable
+import p2engine.ledger.embedded as embedded
+from p2engine.agents.tools.ledger import NoArgs, TransferArgs, check_balance, transfer_funds
+from p2engine.agents.tools.registry import ToolContext, ToolError, ToolServices
+from p2engine.ledger import open_ledger
+from p2engine.ledger.config import LedgerSettings
+from p2engine.ledger.embedded import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, EmbeddedLedger
+from p2engine.ledger.errors import LedgerStorageError, LedgerUnavailable
 
 D = Decimal
 Command = Callable[[EmbeddedLedger], Awaitable[object]]

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from activities.tools import ToolActivities
-from agents.tools import get_tool
-from agents.tools.registry import ToolServices
-from contract.ids import business_key
-from contract.models import ToolCallRequest, ToolInput, ToolOutcome
-from ledger.embedded import EmbeddedLedger
-from store.artifacts import LocalArtifactStore
-from store.tool_cache import ToolCache
+from p2engine.activities.tools import ToolActivities
+from p2engine.agents.tools import get_tool
+from p2engine.agents.tools.registry import ToolServices
+from p2engine.contract.ids import business_key
+from p2engine.contract.models import ToolCallRequest, ToolInput, ToolOutcome
+from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.store.artifacts import LocalArtifactStore
+from p2engine.store.tool_cache import ToolCache
 
 D = Decimal
 CONVERSATION = "conv-42"

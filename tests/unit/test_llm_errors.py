@@ -11,10 +11,10 @@ import pytest
 from litellm import exceptions as llm_exc
 from temporalio.exceptions import ApplicationError
 
-import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
-from activities.llm import classify_llm_error
-from agents import scripted_provider
-from agents.config import ScriptedModelSettings
+import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
+from p2engine.activities.llm import classify_llm_error
+from p2engine.agents import scripted_provider
+from p2engine.agents.config import ScriptedModelSettings
 
 RETRYABLE: list[type[Exception]] = [
     llm_exc.RateLimitError,

@@ -10,14 +10,14 @@ import pytest
 from litellm.integrations.custom_logger import CustomLogger
 from temporalio.testing import ActivityEnvironment
 
-from activities.llm import LlmActivities
-from activities.transcript import Transcript
-from agents.config import ScriptedModelSettings
-from agents.personas import PersonaLibrary
-from contract.models import ContentNode, StepInput
-from contract.states import State
-from runtime.settings import PROJECT_ROOT
-from store.artifacts import LocalArtifactStore
+from p2engine.activities.llm import LlmActivities
+from p2engine.activities.transcript import Transcript
+from p2engine.agents.config import ScriptedModelSettings
+from p2engine.agents.personas import PersonaLibrary
+from p2engine.contract.models import ContentNode, StepInput
+from p2engine.contract.states import State
+from p2engine.runtime.settings import PROJECT_ROOT
+from p2engine.store.artifacts import LocalArtifactStore
 
 
 def question(text: str) -> StepInput:

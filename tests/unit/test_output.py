@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from cli.common import SafeConsole, ui_url, visible
-from runtime.settings import Settings, TemporalSettings
+from p2engine.cli.common import SafeConsole, ui_url, visible
+from p2engine.runtime.settings import Settings, TemporalSettings
 
 
 def test_control_characters_are_shown_as_escapes() -> None:

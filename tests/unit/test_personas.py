@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.personas import PersonaLibrary
-from contract.errors import ConfigError
-from runtime.settings import PROJECT_ROOT
+from p2engine.agents.personas import PersonaLibrary
+from p2engine.contract.errors import ConfigError
+from p2engine.runtime.settings import PROJECT_ROOT
 
 SHIPPED = PersonaLibrary(PROJECT_ROOT / "config" / "personas")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import runtime.replay
-from cli.main import _run
+import p2engine.runtime.replay as replay_module
+from p2engine.cli.main import _run
 from tests.replay.changed import CallsTheToolFirst
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -47,7 +47,7 @@ def test_a_golden_history_replays_and_shows_its_stack_at_a_step(
 def test_a_changed_workflow_does_not_replay_and_the_event_is_named(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(runtime.replay, "WORKFLOWS", [CallsTheToolFirst])
+    monkeypatch.setattr(replay_module, "WORKFLOWS", [CallsTheToolFirst])
     code, out, _ = p2e(monkeypatch, capsys, "replay", "--history", str(GOLDEN / "tool_call.json"))
     assert code == 1
     assert out.startswith("conv-golden-tool_call: does not replay at event 5: Nondeterminism error")

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from contract.evals import EvalOutcome, RewardPolicy, Threshold
-from workflows.rewards import reward_due
+from p2engine.contract.evals import EvalOutcome, RewardPolicy, Threshold
+from p2engine.workflows.rewards import reward_due
 
 STEPS = RewardPolicy(
     budget=Decimal("10"),

@@ -11,10 +11,16 @@ from decimal import Decimal
 import pytest
 from temporalio.common import SearchAttributeKey
 
-from contract.agent import AgentLimits, AgentSpec
-from contract.evals import EvalOutcome, EvaluatorInfo, RewardOutcome, RewardPolicy, Threshold
-from contract.models import Catalog, ConversationResult, StackEntry, ToolInfo
-from contract.rollouts import (
+from p2engine.contract.agent import AgentLimits, AgentSpec
+from p2engine.contract.evals import (
+    EvalOutcome,
+    EvaluatorInfo,
+    RewardOutcome,
+    RewardPolicy,
+    Threshold,
+)
+from p2engine.contract.models import Catalog, ConversationResult, StackEntry, ToolInfo
+from p2engine.contract.rollouts import (
     Arm,
     ArmRecord,
     ArmStatus,
@@ -26,9 +32,9 @@ from contract.rollouts import (
     VariantTally,
     WalletChange,
 )
-from contract.states import FinishReason, State
-from contract.usage import Usage
-from workflows.arms import (
+from p2engine.contract.states import FinishReason, State
+from p2engine.contract.usage import Usage
+from p2engine.workflows.arms import (
     arm_id,
     arm_input,
     arm_search_attributes,
@@ -41,7 +47,7 @@ from workflows.arms import (
     unfinished_record,
     wallet_changes,
 )
-from workflows.expansion import ArmPlan, ExpansionError, PlannedVariant, expand
+from p2engine.workflows.expansion import ArmPlan, ExpansionError, PlannedVariant, expand
 
 CATALOG = Catalog(
     agents=[

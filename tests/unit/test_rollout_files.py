@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from contract.agent import AgentSpec
-from contract.errors import ConfigError
-from contract.evals import EvaluatorInfo
-from contract.models import Catalog, ToolInfo
-from runtime.rollout_files import load_rollout
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.evals import EvaluatorInfo
+from p2engine.contract.models import Catalog, ToolInfo
+from p2engine.runtime.rollout_files import load_rollout
 
 CATALOG = Catalog(
     agents=[AgentSpec(id="agent_alpha", tools=["get_weather"]), AgentSpec(id="agent_beta")],
@@ -200,8 +200,8 @@ def test_a_baseline_is_a_variant_of_one_team_or_team_and_variant(tmp_path: Path)
     ["demo", "weather", "task_with_payment", "competitive_payment", "hierarchical_distribution"],
 )
 def test_every_shipped_example_loads_against_the_shipped_team(name: str) -> None:
-    from runtime.catalog import load_catalog
-    from runtime.settings import PROJECT_ROOT, Settings
+    from p2engine.runtime.catalog import load_catalog
+    from p2engine.runtime.settings import PROJECT_ROOT, Settings
 
     path = PROJECT_ROOT / "config" / "rollouts" / f"{name}.yml"
     loaded = load_rollout(path, load_catalog(Settings()))
@@ -210,8 +210,8 @@ def test_every_shipped_example_loads_against_the_shipped_team(name: str) -> None
 
 
 def test_the_demo_runs_at_least_three_variants_five_times_on_the_scripted_model() -> None:
-    from runtime.catalog import load_catalog
-    from runtime.settings import PROJECT_ROOT, Settings
+    from p2engine.runtime.catalog import load_catalog
+    from p2engine.runtime.settings import PROJECT_ROOT, Settings
 
     demo = load_rollout(PROJECT_ROOT / "config" / "rollouts" / "demo.yml", load_catalog(Settings()))
     assert len({a.variant for a in demo.arms}) >= 3 and demo.spec.repeats >= 5

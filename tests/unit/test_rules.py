@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.registry import AgentRegistry
-from agents.rules import RuleReply, respond
-from contract.agent import Rule
-from contract.models import ToolCallRequest
-from runtime.settings import PROJECT_ROOT
+from p2engine.agents.registry import AgentRegistry
+from p2engine.agents.rules import RuleReply, respond
+from p2engine.contract.agent import Rule
+from p2engine.contract.models import ToolCallRequest
+from p2engine.runtime.settings import PROJECT_ROOT
 
 FALLBACK = "I have no rule for that."
 WEATHER_RULE = Rule(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 
-from runtime.sandbox import install_code_cache
+from p2engine.runtime.sandbox import install_code_cache
 
 MODULE = "p2e_code_cache_probe"
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from agents.scripted import (
+from p2engine.agents.scripted import (
     ScriptedFailure,
     ScriptedReply,
     estimate_tokens,
     respond,
 )
-from agents.tools import get_tool
-from contract.models import ToolCallRequest
+from p2engine.agents.tools import get_tool
+from p2engine.contract.models import ToolCallRequest
 
 
 def offered(*names: str) -> dict[str, dict[str, Any]]:

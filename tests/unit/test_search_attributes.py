@@ -6,9 +6,9 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from contract.models import ConversationState
-from contract.states import State
-from workflows import search
+from p2engine.contract.models import ConversationState
+from p2engine.contract.states import State
+from p2engine.workflows import search
 
 
 def shown(**values: object) -> TypedSearchAttributes:

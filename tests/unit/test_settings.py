@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from contract.errors import ConfigError
-from runtime.settings import ENV_VARS, PROJECT_ROOT, Settings, load_settings
+from p2engine.contract.errors import ConfigError
+from p2engine.runtime.settings import ENV_VARS, PROJECT_ROOT, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from contract.agent import AgentLimits, AgentSpec, Rule
+from p2engine.contract.agent import AgentLimits, AgentSpec, Rule
 
 # --- Rule validation -------------------------------------------------------------------------
 

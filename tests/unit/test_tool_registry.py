@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-import agents.tools.registry as registry
-from agents.tools import get_tool, load_plugins, registered_tools, tool
-from agents.tools.registry import _TOOLS, ENTRY_POINT_GROUP
-from contract.errors import ConfigError
+import p2engine.agents.tools.registry as registry
+from p2engine.agents.tools import get_tool, load_plugins, registered_tools, tool
+from p2engine.agents.tools.registry import _TOOLS, ENTRY_POINT_GROUP
+from p2engine.contract.errors import ConfigError
 from tests import plugins
 
 NAME = "unit_test_registry_tool"
@@ -103,7 +103,7 @@ BROKEN_SOURCE = "raise RuntimeError('boom')\n"
 PLUGIN_SOURCE = f"""
 from pydantic import BaseModel
 
-from agents.tools.registry import tool
+from p2engine.agents.tools.registry import tool
 
 
 class Args(BaseModel):

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
-from activities.tools import ToolActivities
-from agents.tools import ToolError, get_tool, registered_tools, tool
-from agents.tools.registry import _TOOLS
-from agents.tools.weather import WeatherArgs
-from contract.models import ToolCallRequest, ToolInput, ToolOutcome
-from store import tool_cache
-from store.artifacts import LocalArtifactStore
-from store.tool_cache import ToolCache
+import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
+from p2engine.activities.tools import ToolActivities
+from p2engine.agents.tools import ToolError, get_tool, registered_tools, tool
+from p2engine.agents.tools.registry import _TOOLS
+from p2engine.agents.tools.weather import WeatherArgs
+from p2engine.contract.models import ToolCallRequest, ToolInput, ToolOutcome
+from p2engine.store import tool_cache
+from p2engine.store.artifacts import LocalArtifactStore
+from p2engine.store.tool_cache import ToolCache
 
 
 class _EchoArgs(BaseModel):

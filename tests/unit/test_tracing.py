@@ -11,13 +11,13 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from activities.tracing import Spans
-from contract.errors import InvalidInput
-from contract.evals import Evaluation, Score
-from contract.models import ToolCallRequest
-from contract.usage import Usage
-from runtime.settings import Settings, TelemetrySettings
-from runtime.telemetry import (
+from p2engine.activities.tracing import Spans
+from p2engine.contract.errors import InvalidInput
+from p2engine.contract.evals import Evaluation, Score
+from p2engine.contract.models import ToolCallRequest
+from p2engine.contract.usage import Usage
+from p2engine.runtime.settings import Settings, TelemetrySettings
+from p2engine.runtime.telemetry import (
     JsonLinesSpanExporter,
     activity_spans,
     read_spans,

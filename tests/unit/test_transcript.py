@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-import activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
-from activities.transcript import Transcript, node_to_message
-from agents.personas import PersonaLibrary
-from contract.models import ContentNode, StepInput, ToolCallRequest
-from contract.states import State
-from contract.usage import Usage
-from runtime.settings import PROJECT_ROOT
-from store.artifacts import LocalArtifactStore
+import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
+from p2engine.activities.transcript import Transcript, node_to_message
+from p2engine.agents.personas import PersonaLibrary
+from p2engine.contract.models import ContentNode, StepInput, ToolCallRequest
+from p2engine.contract.states import State
+from p2engine.contract.usage import Usage
+from p2engine.runtime.settings import PROJECT_ROOT
+from p2engine.store.artifacts import LocalArtifactStore
 
 PERSONAS = PersonaLibrary(PROJECT_ROOT / "config" / "personas")
 

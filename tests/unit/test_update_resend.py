@@ -8,8 +8,8 @@ from temporalio.api.common.v1 import GrpcStatus
 from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.service import RPCError, RPCStatusCode
 
-from runtime import client
-from runtime.client import UPDATE_SENDS, send_update
+from p2engine.runtime import client
+from p2engine.runtime.client import UPDATE_SENDS, send_update
 
 
 def refusal(aborted: bool) -> RPCError:

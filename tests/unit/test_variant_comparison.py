@@ -12,10 +12,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from contract.rollouts import ArmRecord, ArmStatus, VariantComparison, VariantStats, case_id
-from evals.variants import compare, resolve_baseline
-from ledger.flows import Flow, arm_entries, flow
-from ledger.models import EntryKind, JournalEntry
+from p2engine.contract.rollouts import (
+    ArmRecord,
+    ArmStatus,
+    VariantComparison,
+    VariantStats,
+    case_id,
+)
+from p2engine.evals.variants import compare, resolve_baseline
+from p2engine.ledger.flows import Flow, arm_entries, flow
+from p2engine.ledger.models import EntryKind, JournalEntry
 
 
 def rec(

@@ -3,12 +3,12 @@ details, and the current details of conversations, comparisons and active-branch
 
 from __future__ import annotations
 
-from contract.agent import AgentEval, AgentSpec
-from contract.evals import EvalOutcome, PairInput, PairOutcome, PairSide
-from contract.models import ActiveBranch, ConversationInput, ConversationState, StackEntry
-from contract.states import FinishReason, State
-from contract.usage import Usage
-from workflows.details import (
+from p2engine.contract.agent import AgentEval, AgentSpec
+from p2engine.contract.evals import EvalOutcome, PairInput, PairOutcome, PairSide
+from p2engine.contract.models import ActiveBranch, ConversationInput, ConversationState, StackEntry
+from p2engine.contract.states import FinishReason, State
+from p2engine.contract.usage import Usage
+from p2engine.workflows.details import (
     active_branch_details,
     compare_details,
     conversation_details,

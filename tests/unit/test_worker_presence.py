@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 
-from runtime.worker import EPHEMERAL_SUFFIX, POLLER_FRESH_S, _poller_alive
+from p2engine.runtime.worker import EPHEMERAL_SUFFIX, POLLER_FRESH_S, _poller_alive
 
 
 def test_a_live_local_worker_counts() -> None:

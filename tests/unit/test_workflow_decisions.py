@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from contract.agent import AgentLimits, AgentSpec
-from contract.inputs import MESSAGE_MAX_BYTES
-from contract.models import (
+from p2engine.contract.agent import AgentLimits, AgentSpec
+from p2engine.contract.inputs import MESSAGE_MAX_BYTES
+from p2engine.contract.models import (
     Catalog,
     ConversationInput,
     ConversationState,
@@ -15,13 +15,13 @@ from contract.models import (
     StackEntry,
     ToolInfo,
 )
-from contract.states import FinishReason, State
-from contract.usage import Usage
-from workflows import search, validators
-from workflows.calls import call_refusal, duplicate_verdict
-from workflows.children import child_input, child_search_attributes, child_summary
-from workflows.details import current_details
-from workflows.limits import limit_reached
+from p2engine.contract.states import FinishReason, State
+from p2engine.contract.usage import Usage
+from p2engine.workflows import search, validators
+from p2engine.workflows.calls import call_refusal, duplicate_verdict
+from p2engine.workflows.children import child_input, child_search_attributes, child_summary
+from p2engine.workflows.details import current_details
+from p2engine.workflows.limits import limit_reached
 
 ALPHA = AgentSpec(id="alpha", tools=["get_weather"])
 WAITING_USER = ConversationState(state=State.WAITING, waiting_for="user")
