@@ -81,8 +81,7 @@ def replay(
 async def _replay_one(
     settings: Settings, workflow_id: str | None, history_file: Path | None, until: int | None
 ) -> tuple[WorkflowHistory, Replayed]:
-    from p2engine.runtime.conversations import ConversationClient
-    from p2engine.runtime.replay import history_from_file, replay, until_event
+    from p2engine.runtime.replay import HistoryClient, history_from_file, replay, until_event
 
     if history_file is not None:
         if not history_file.is_file():
@@ -90,8 +89,7 @@ async def _replay_one(
         history = history_from_file(history_file)
     else:
         assert workflow_id is not None
-        handle, _ = await ConversationClient(settings).describe(workflow_id)
-        history = await handle.fetch_history()
+        history = await HistoryClient(settings).history(workflow_id)
     if until is not None:
         last = history.events[-1].event_id
         if not 1 <= until <= last:
@@ -112,17 +110,12 @@ def _replay_many(settings: Settings, query: str, as_json: bool) -> int:
 
 
 async def _replays(settings: Settings, query: str) -> list[dict[str, Any]]:
-    from p2engine.runtime.conversations import ConversationClient
-    from p2engine.runtime.replay import replay
+    from p2engine.runtime.replay import HistoryClient, replay
 
-    client = await ConversationClient(settings).temporal()
-    rows = []
-    async for execution in client.list_workflows(query, limit=QUERIED):
-        history = await client.get_workflow_handle(
-            execution.id, run_id=execution.run_id
-        ).fetch_history()
-        rows.append(_verdict(execution.id, await replay(history)))
-    return rows
+    return [
+        _verdict(history.workflow_id, await replay(history))
+        async for history in HistoryClient(settings).matching(query, QUERIED)
+    ]
 
 
 def _verdict(workflow_id: str, replayed: Replayed) -> dict[str, Any]:
@@ -143,26 +136,17 @@ def _line(verdict: dict[str, Any]) -> str:
 
 def _point(replayed: Replayed, step: int | None, until: int | None) -> dict[str, Any] | None:
     """The conversation's FSM state and stack at the point asked for, from the replay."""
-    from p2engine.contract.models import BranchOrigin
-    from p2engine.workflows.branching import branch_problem, state_at
-    from p2engine.workflows.conversation import ConversationWorkflow
+    from p2engine.runtime.replay import conversation_at
 
     if step is None and until is None:
         return None
-    instance = replayed.instance
-    if not isinstance(instance, ConversationWorkflow):
-        raise InvalidInput("--step and --until-event show conversations only")
-    s = instance.s
-    if step is not None:
-        if problem := branch_problem(s, step, None):
-            raise InvalidInput(problem)
-        s = state_at(s, step, BranchOrigin(source="replay", step=step))
+    point = conversation_at(replayed, step)
     return {
-        "state": str(s.state),
-        "step": s.step,
-        "waiting_for": s.waiting_for,
-        "usage": s.usage.model_dump(),
-        "stack": [entry.model_dump(mode="json") for entry in s.stack],
+        "state": point.state,
+        "step": point.step,
+        "waiting_for": point.waiting_for,
+        "usage": point.usage.model_dump(),
+        "stack": [entry.model_dump(mode="json") for entry in point.stack],
     }
 
 

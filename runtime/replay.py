@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,12 @@ from temporalio.worker import (
 )
 
 from p2engine.contract.errors import InvalidInput
+from p2engine.contract.models import BranchOrigin, StackEntry, WaitingFor
+from p2engine.contract.usage import Usage
+from p2engine.runtime.client import LazyClient
+from p2engine.runtime.conversations import ConversationClient
 from p2engine.workflows.active_branch import ActiveBranchWorkflow
+from p2engine.workflows.branching import branch_problem, state_at
 from p2engine.workflows.compare import CompareWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
 from p2engine.workflows.rollout import RolloutWorkflow
@@ -73,6 +79,48 @@ async def replay(history: WorkflowHistory) -> Replayed:
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     return Replayed(result.replay_failure, kept.instance)
+
+
+@dataclass(frozen=True)
+class ConversationPoint:
+    """What a replayed conversation held at one point: its FSM state, step and stack."""
+
+    state: str
+    step: int
+    waiting_for: WaitingFor | None
+    usage: Usage
+    stack: list[StackEntry]
+
+
+def conversation_at(replayed: Replayed, step: int | None) -> ConversationPoint:
+    """The replayed conversation as it was at the end of `step`, or where its history ends."""
+    instance = replayed.instance
+    if not isinstance(instance, ConversationWorkflow):
+        raise InvalidInput("--step and --until-event show conversations only")
+    s = instance.s
+    if step is not None:
+        if problem := branch_problem(s, step, None):
+            raise InvalidInput(problem)
+        s = state_at(s, step, BranchOrigin(source="replay", step=step))
+    return ConversationPoint(str(s.state), s.step, s.waiting_for, s.usage, list(s.stack))
+
+
+class HistoryClient(LazyClient):
+    """Recorded histories to replay, by workflow id or by visibility query."""
+
+    async def history(self, workflow_id: str) -> WorkflowHistory:
+        """The history of a workflow, with or without the `conv-` prefix of its id."""
+        handle, _ = await ConversationClient(self.settings, await self.temporal()).describe(
+            workflow_id
+        )
+        return await handle.fetch_history()
+
+    async def matching(self, query: str, limit: int) -> AsyncIterator[WorkflowHistory]:
+        """The history of every run the query finds, newest first, at most `limit`."""
+        client = await self.temporal()
+        async for execution in client.list_workflows(query, limit=limit):
+            handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+            yield await handle.fetch_history()
 
 
 def until_event(history: WorkflowHistory, event_id: int) -> WorkflowHistory:

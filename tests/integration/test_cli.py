@@ -325,6 +325,11 @@ def test_branch_branches_and_replay_as_a_user_runs_them(cli_env: dict[str, str])
     assert replayed.returncode == 0, replayed.stderr
     assert f"conv-{name}: replays with this code" in replayed.stdout
     assert "state AgentResult at step 2" in replayed.stdout
+    queried = p2e("replay", "--query", f"WorkflowId = 'conv-{name}'", "--json", env=cli_env)
+    assert queried.returncode == 0, queried.stderr
+    assert json.loads(queried.stdout) == [
+        {"workflow_id": f"conv-{name}", "replays": True, "event_id": None, "problem": None}
+    ]
 
     never = p2e("conversation", "branch", name, "--at", "40", env=cli_env)
     assert (never.returncode, never.stderr.count("\n")) == (2, 1)

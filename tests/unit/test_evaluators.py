@@ -125,8 +125,7 @@ def test_scores_and_sub_scores_stay_within_0_and_1() -> None:
 # --- plugins -----------------------------------------------------------------------------
 
 PLUGIN_SOURCE = """
-from p2engine.contract.evals import Score
-from p2engine.evals.registry import evaluator
+from p2engine import Score, evaluator
 
 
 @evaluator("unit_plugin_eval", version="1", description="from a plugin")

@@ -103,7 +103,7 @@ BROKEN_SOURCE = "raise RuntimeError('boom')\n"
 PLUGIN_SOURCE = f"""
 from pydantic import BaseModel
 
-from p2engine.agents.tools.registry import tool
+from p2engine import tool
 
 
 class Args(BaseModel):
