@@ -21,6 +21,8 @@ class _Strict(BaseModel):
 
 
 class AgentLimits(_Strict):
+    """How far one conversation of an agent may go: steps, spend and delegation depth."""
+
     max_steps: int = Field(default=20, ge=1, description="model and tool steps per conversation")
     max_cost: float | None = Field(
         default=None, ge=0, description="USD, children included; None: no budget"
@@ -75,6 +77,9 @@ class AgentEval(_Strict):
 
 
 class AgentSpec(_Strict):
+    """One agent as agents.yml spells it: its model and prompt, tools, persona, limits,
+    evaluations and, for a rule-based agent, its rules."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     type: AgentType = "llm"
     description: str = ""

@@ -21,6 +21,8 @@ Unit = Annotated[float, Field(ge=0, le=1)]
 
 
 class Score(BaseModel):
+    """What an evaluator returns: a value in 0..1, why, and optional named sub-scores."""
+
     model_config = ConfigDict(extra="forbid")
 
     value: Unit

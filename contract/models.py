@@ -231,6 +231,8 @@ class ConversationStatus(BaseModel):
 
 
 class ConversationResult(BaseModel):
+    """How a conversation ended: its reason, reply, usage, score and whole stack."""
+
     conversation_id: str
     agent_id: str
     reason: FinishReason

@@ -308,6 +308,9 @@ class AgainstBaseline(BaseModel):
 
 
 class VariantStats(BaseModel):
+    """One variant's arms summed up: outcomes, the metric's estimate, cost, and the
+    comparison with the baseline."""
+
     team: str
     variant: str
     arms: int
@@ -332,6 +335,8 @@ class VariantStats(BaseModel):
 
 
 class VariantComparison(BaseModel):
+    """Every variant of a rollout on one metric, each against the baseline when one is set."""
+
     metric: str
     baseline: str | None
     seed: int = Field(default=0, description="what the bootstrap intervals were drawn with")
@@ -349,6 +354,8 @@ class WalletChange(BaseModel):
 
 
 class RolloutResult(BaseModel):
+    """How a rollout ended: its phase, where its arms' records are, and the comparison."""
+
     rollout_id: str
     name: str
     phase: Phase

@@ -78,7 +78,7 @@ RolloutHandle = WorkflowHandle[RolloutWorkflow, RolloutResult]
 
 
 class RolloutNotFound(P2eError):
-    pass
+    """No rollout workflow with the given id."""
 
 
 class ScheduleNotFound(P2eError):

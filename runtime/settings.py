@@ -94,6 +94,9 @@ class TelemetrySettings(_Section):
 
 
 class Settings(_Section):
+    """Everything configurable, merged by `load_settings` from the settings file, P2E_*
+    environment variables and overrides (README.md -> Settings names every key)."""
+
     state_dir: Path = Path(".p2e")
     agents_file: Path = PROJECT_ROOT / "config" / "agents.yml"
     dev_server_file: Path = PROJECT_ROOT / "deploy" / "temporal-dev.yaml"
