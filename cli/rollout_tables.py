@@ -125,7 +125,7 @@ def comparison_view(comparison: VariantComparison) -> Group:
                 versus += " (u)"
             p = _p(v.versus.p_holm)
             if not v.versus.significant:
-                p += " n.s."
+                p += " n.s.*" if v.versus.underpowered else " n.s."
                 style = "dim"
             if v.versus.effect_size is not None:
                 effect = f"{v.versus.effect_size:+.2f}"
@@ -158,7 +158,8 @@ def comparison_view(comparison: VariantComparison) -> Group:
         )
     legend = (
         "★ best mean · ◆ on the cost/score Pareto front · difference: variant - baseline"
-        " (u: unpaired) · n.s.: not significant (Holm p >= 0.05) · d: effect size"
+        " (u: unpaired) · n.s.: not significant (Holm p >= 0.05), *: too few pairs to be"
+        " · d: effect size"
     )
     lines = [Text(legend, style="dim")]
     lines += [Text(f"note: {n}", style="dim") for n in comparison.notes]

@@ -305,6 +305,14 @@ class AgainstBaseline(BaseModel):
     mcnemar_p: float | None = None
     mcnemar_holm: float | None = None
     significant: bool = Field(default=False, description="p_holm below 0.05")
+    reachable_p: float | None = Field(
+        default=None, description="the smallest p_holm this many pairs could give at all"
+    )
+
+    @property
+    def underpowered(self) -> bool:
+        """Too few pairs for the test to reach 0.05, whatever the values."""
+        return self.reachable_p is not None and self.reachable_p >= 0.05
 
 
 class VariantStats(BaseModel):

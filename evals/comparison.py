@@ -19,6 +19,34 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
+# Two values this close, relative to their size, are the same value computed two ways
+# (0.1 + 0.2 against 0.3): float noise, never a difference to test or a spread to divide by.
+RELATIVE_TOLERANCE = 1e-9
+
+
+def is_constant(values: Sequence[float] | np.ndarray) -> bool:
+    """Whether every value is the same, up to float noise."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return True
+    return bool(np.ptp(data) <= RELATIVE_TOLERANCE * np.max(np.abs(data)))
+
+
+def differences(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """b - a, pair by pair, with differences that are float noise set to exactly 0."""
+    left, right = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    found = right - left
+    noise = np.abs(found) <= RELATIVE_TOLERANCE * np.maximum(np.abs(left), np.abs(right))
+    found[noise] = 0.0
+    # Equal differences computed two ways tie, as they should in the signed-rank test.
+    return np.array([float(f"{d:.12g}") for d in found], dtype=float)
+
+
+def smallest_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p the exact signed-rank test can give for `n` nonzero
+    differences (all of one sign): 2 / 2**n. Below n = 6 it is above 0.05, so no result,
+    however clear, can be significant."""
+    return min(1.0, 2.0 / 2.0**n) if n > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -62,9 +90,9 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     mean = float(np.mean(values))
     if n < 2:
         return Interval(mean, None, None, n, "t")
-    sem = float(stats.sem(values))
-    if sem == 0:
+    if is_constant(values):
         return Interval(mean, mean, mean, n, "t")
+    sem = float(stats.sem(values))
     low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
     return Interval(mean, float(low), float(high), n, "t")
 
@@ -91,16 +119,18 @@ def paired(a: Sequence[float], b: Sequence[float], seed: int) -> Paired:
     """B against A, case by case (a[i] and b[i] ran on the same input and seed)."""
     if len(a) != len(b):
         raise ValueError(f"paired values differ in number: {len(a)} and {len(b)}")
-    differences = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    interval = bootstrap_interval(differences.tolist(), seed)
+    found = differences(a, b)
+    interval = bootstrap_interval(found.tolist(), seed)
     p_value: float | None = None
-    if np.any(differences != 0):
-        p_value = float(stats.wilcoxon(differences, zero_method="wilcox").pvalue)
-    elif len(differences):
+    if np.any(found != 0):
+        p_value = float(stats.wilcoxon(found, zero_method="wilcox").pvalue)
+    elif len(found):
         p_value = 1.0  # no case differs
-    sd = float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0
-    effect = float(differences.mean() / sd) if sd > 0 else None
-    return Paired(len(differences), interval, p_value, effect)
+    # d_z needs a spread: with every difference the same (or one pair) it is undefined.
+    effect = None
+    if len(found) > 1 and not is_constant(found):
+        effect = float(found.mean() / np.std(found, ddof=1))
+    return Paired(len(found), interval, p_value, effect)
 
 
 def welch(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Unpaired:
@@ -109,9 +139,12 @@ def welch(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
     if len(a) < 2 or len(b) < 2:
         raise ValueError("each side needs at least two values")
     mean = float(np.mean(b) - np.mean(a))
-    if np.var(a) == 0 and np.var(b) == 0:
-        p = 1.0 if mean == 0 else 0.0
-        return Unpaired(Interval(mean, mean, mean, len(a) + len(b), "t"), p, None)
+    if is_constant(a) and is_constant(b):  # no spread: the difference is what it is
+        same = differences([a[0]], [b[0]])[0] == 0
+        mean = 0.0 if same else mean
+        return Unpaired(
+            Interval(mean, mean, mean, len(a) + len(b), "t"), 1.0 if same else 0.0, None
+        )
     test = stats.ttest_ind(b, a, equal_var=False)
     low, high = test.confidence_interval(confidence)
     interval = Interval(mean, float(low), float(high), len(a) + len(b), "t")
@@ -148,9 +181,9 @@ def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return None
-    pooled = ((na - 1) * np.var(a, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (na + nb - 2)
-    if pooled == 0:
+    if is_constant(a) and is_constant(b):
         return None
+    pooled = ((na - 1) * np.var(a, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (na + nb - 2)
     return float((np.mean(b) - np.mean(a)) / math.sqrt(pooled))
 
 

@@ -8,7 +8,10 @@ What it reports, and why:
   interval of the differences, the Wilcoxon signed-rank p-value, Cohen's d_z, and the exact
   McNemar test on pass/fail. Variants on other cases than the baseline's are compared
   unpaired, with Welch's t. The p-values are Holm-corrected across the variants, and a
-  difference is significant only below 0.05 after the correction;
+  difference is significant only below 0.05 after the correction. When the pairs are too
+  few for the signed-rank test to reach 0.05 at all, a note says so and how many would;
+- a metric with a range (a score in 0..1, counts and costs from 0) keeps its intervals
+  inside it, and a note says when one was clipped;
 - the variants no other one beats on both mean cost and mean score (the Pareto front).
 """
 
@@ -31,11 +34,19 @@ from p2engine.evals.comparison import (
     mcnemar,
     paired,
     pareto_front,
+    smallest_wilcoxon_p,
     t_interval,
     welch,
 )
 
 SIGNIFICANCE = 0.05
+# What a metric's values can be: its interval bounds stay inside. None: unbounded that side.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "score": (0.0, 1.0),
+    "reward": (None, None),
+    "net_flow": (None, None),
+}
+NON_NEGATIVE = (0.0, None)  # tokens, cost, latency, steps, tool calls, transactions
 RAN = ("done", "failed")  # arms that ran; skipped and cancelled ones have no figures
 ERRORS_KEPT = 5
 
@@ -69,6 +80,7 @@ def compare(
     stats = [_variant(group, metric) for group in groups.values()]
     if base_key is not None:
         _against(stats, groups, base_key, metric, seed, notes)
+    notes += _clip_to_range(stats, metric)
     notes += _shared_wallets(records)
     higher = METRICS[metric]
     ranked = [s for s in stats if s.metric is not None]
@@ -194,6 +206,11 @@ def _against(
         s.versus.p_holm = adjusted.get(s.key)
         s.versus.mcnemar_holm = adjusted_mcnemar.get(s.key)
         s.versus.significant = s.versus.p_holm is not None and s.versus.p_holm < SIGNIFICANCE
+        if s.versus.test == "wilcoxon":
+            reachable = min(1.0, len(p_values) * smallest_wilcoxon_p(s.versus.n))
+            s.versus.reachable_p = reachable
+            if s.versus.underpowered:
+                notes.append(_too_few_pairs(s.key, s.versus.n, len(p_values), reachable))
 
 
 def _score_means(
@@ -219,3 +236,41 @@ def _shared_wallets(records: Sequence[ArmRecord]) -> list[str]:
         for agent, keys in sorted(variants_of.items())
         if len(keys) > 1
     ]
+
+
+def pairs_needed(comparisons: int) -> int:
+    """The fewest pairs, all differing one way, with which the signed-rank test can reach
+    0.05 after Holm over `comparisons`: the n with comparisons * 2 / 2**n below 0.05."""
+    n = 1
+    while comparisons * smallest_wilcoxon_p(n) >= SIGNIFICANCE:
+        n += 1
+    return n
+
+
+def _too_few_pairs(key: str, n: int, comparisons: int, reachable: float) -> str:
+    against = f" after Holm over {comparisons} variants" if comparisons > 1 else ""
+    return (
+        f"{key}: {n} pairs cannot reach p < {SIGNIFICANCE} with the signed-rank test{against}"
+        f" (the smallest possible p is {reachable:.3g}): it needs at least "
+        f"{pairs_needed(comparisons)} (more cases or --repeats)"
+    )
+
+
+def _clip_to_range(stats: list[VariantStats], metric: str) -> list[str]:
+    """Keep each variant's interval inside what the metric's values can be (a t interval
+    from few values can reach beyond it); say which were clipped."""
+    low_end, high_end = RANGES.get(metric, NON_NEGATIVE)
+    clipped = []
+    for s in stats:
+        e = s.metric
+        if e is None or e.low is None or e.high is None:
+            continue
+        low = e.low if low_end is None else max(e.low, low_end)
+        high = e.high if high_end is None else min(e.high, high_end)
+        if (low, high) != (e.low, e.high):
+            e.low, e.high = low, high
+            clipped.append(s.key)
+    if not clipped:
+        return []
+    span = f"[{low_end:g}, {high_end:g}]" if high_end is not None else f"{low_end:g} and above"
+    return [f"{metric} intervals clipped to its range {span}: {', '.join(clipped)} (few values)"]

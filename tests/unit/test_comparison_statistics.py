@@ -11,10 +11,13 @@ from p2engine.evals.comparison import (
     bootstrap_interval,
     cohens_d,
     holm,
+    is_constant,
     mcnemar,
     paired,
     pareto_front,
+    smallest_wilcoxon_p,
     t_interval,
+    welch,
 )
 
 
@@ -92,3 +95,76 @@ def test_cohens_d_uses_the_pooled_standard_deviation() -> None:
 def test_the_pareto_front_keeps_what_nothing_beats_on_cost_and_score() -> None:
     points = {"a": (1.0, 0.5), "b": (2.0, 0.7), "c": (2.0, 0.6), "d": (3.0, 0.7), "e": (0.5, 0.1)}
     assert pareto_front(points) == ["e", "a", "b"]
+
+
+# --- degenerate inputs: one value, no spread, float noise ----------------------------------
+
+SCORES = [0.7, 0.5, 0.9, 0.6, 0.8, 0.55]
+
+
+def test_differences_that_are_float_noise_are_no_difference() -> None:
+    result = paired([0.3] * 4, [0.1 + 0.2] * 4, seed=0)  # 0.30000000000000004
+    assert (result.p_value, result.effect_size, result.difference.mean) == (1.0, None, 0.0)
+    assert (result.difference.low, result.difference.high) == (0.0, 0.0)
+
+
+def test_the_same_drop_in_every_pair_has_no_effect_size_and_scipys_p() -> None:
+    # Each difference is -0.4 computed from other operands: a spread of ~1e-17, not zero,
+    # which once made d_z about -7e15.
+    dropped = [x - 0.4 for x in SCORES]
+    assert np.std(np.subtract(dropped, SCORES), ddof=1) > 0
+    result = paired(SCORES, dropped, seed=0)
+    assert result.effect_size is None
+    assert result.p_value == stats.wilcoxon([-0.4] * 6).pvalue == 0.03125
+    assert result.difference.mean == pytest.approx(-0.4)
+    assert result.difference.low == result.difference.high == pytest.approx(-0.4)
+
+
+def test_one_pair_has_no_interval_no_effect_and_a_p_of_one() -> None:
+    result = paired([0.2], [0.5], seed=0)
+    assert (result.n, result.difference.low, result.difference.high) == (1, None, None)
+    assert result.effect_size is None
+    assert result.p_value == stats.wilcoxon([0.3]).pvalue == 1.0
+
+
+def test_a_t_interval_of_values_equal_up_to_float_noise_has_no_width() -> None:
+    interval = t_interval([0.1 + 0.2, 0.3, 0.3])
+    assert interval.low == interval.high == interval.mean == pytest.approx(0.3)
+
+
+def test_welch_without_spread_on_either_side() -> None:
+    same = welch([0.3, 0.3], [0.1 + 0.2, 0.1 + 0.2])
+    assert (same.p_value, same.effect_size, same.difference.mean) == (1.0, None, 0.0)
+    apart = welch([0.2, 0.2], [0.6, 0.6])
+    assert (apart.p_value, apart.effect_size) == (0.0, None)
+    assert apart.difference.low == apart.difference.high == pytest.approx(0.4)
+
+
+def test_welch_with_spread_is_scipys() -> None:
+    a, b = [0.1, 0.4, 0.35, 0.8], [0.6, 0.9, 0.7, 0.75, 0.95]
+    result = welch(a, b)
+    reference = stats.ttest_ind(b, a, equal_var=False)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-12)
+    low, high = reference.confidence_interval(0.95)
+    assert (result.difference.low, result.difference.high) == (
+        pytest.approx(low),
+        pytest.approx(high),
+    )
+
+
+def test_cohens_d_of_two_constant_groups_is_undefined() -> None:
+    assert cohens_d([0.3, 0.3, 0.3], [0.1 + 0.2, 0.3]) is None
+    assert cohens_d([0.2, 0.2], [0.6, 0.6]) is None
+    assert cohens_d([0.5], [0.1, 0.2]) is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6, 10])
+def test_the_smallest_reachable_wilcoxon_p_is_scipys_for_n_pairs_of_one_sign(n: int) -> None:
+    assert smallest_wilcoxon_p(n) == pytest.approx(stats.wilcoxon(np.arange(1.0, n + 1)).pvalue)
+
+
+def test_no_pairs_reach_no_p_below_one_and_constants_are_recognised() -> None:
+    assert smallest_wilcoxon_p(0) == 1.0
+    assert is_constant([]) and is_constant([2.5]) and is_constant([0.1 + 0.2, 0.3])
+    assert is_constant([1e-6, 1e-6 * (1 + 1e-12)])
+    assert not is_constant([1e-6, 1.1e-6]) and not is_constant([0.0, 1e-3])

@@ -209,10 +209,13 @@ def test_every_shipped_example_loads_against_the_shipped_team(name: str) -> None
     assert len({a.key for a in loaded.arms}) == len(loaded.arms)
 
 
-def test_the_demo_runs_at_least_three_variants_five_times_on_the_scripted_model() -> None:
+def test_the_demo_runs_enough_pairs_for_its_comparison_to_find_a_difference() -> None:
+    from p2engine.evals.variants import pairs_needed
     from p2engine.runtime.catalog import load_catalog
     from p2engine.runtime.settings import PROJECT_ROOT, Settings
 
     demo = load_rollout(PROJECT_ROOT / "config" / "rollouts" / "demo.yml", load_catalog(Settings()))
-    assert len({a.variant for a in demo.arms}) >= 3 and demo.spec.repeats >= 5
+    variants = len({a.variant for a in demo.arms})
+    assert variants >= 3 and demo.spec.baseline is not None
+    assert demo.spec.repeats >= pairs_needed(variants - 1)
     assert {(a.agent.model or "").split("/")[0] for a in demo.arms} == {"scripted"}

@@ -19,7 +19,7 @@ from p2engine.contract.rollouts import (
     VariantStats,
     case_id,
 )
-from p2engine.evals.variants import compare, resolve_baseline
+from p2engine.evals.variants import compare, pairs_needed, resolve_baseline
 from p2engine.ledger.flows import Flow, arm_entries, flow
 from p2engine.ledger.models import EntryKind, JournalEntry
 
@@ -292,7 +292,8 @@ def test_arms_that_did_not_run_count_as_arms_but_give_no_value() -> None:
         rec("a", None, repeat=4, status="skipped", error="the budget is spent"),
         rec("a", None, repeat=5, status="cancelled", error="never started"),
     ]
-    stats_a = compare(records, "score", None, seed=0).variants[0]
+    comparison = compare(records, "score", None, seed=0)
+    stats_a = comparison.variants[0]
     assert (stats_a.arms, stats_a.done, stats_a.failed) == (6, 3, 1)
     assert (stats_a.skipped, stats_a.cancelled) == (1, 1)
     assert stats_a.metric is not None
@@ -300,7 +301,8 @@ def test_arms_that_did_not_run_count_as_arms_but_give_no_value() -> None:
     assert stats_a.metric.mean == pytest.approx(0.8)
     low, high = stats.t.interval(0.95, 2, loc=0.8, scale=stats.sem([0.6, 0.8, 1.0]))
     assert stats_a.metric.low == pytest.approx(low)
-    assert stats_a.metric.high == pytest.approx(high)
+    assert high > 1.29 and stats_a.metric.high == 1.0  # a score's interval stays in 0..1
+    assert "score intervals clipped to its range [0, 1]: t/a (few values)" in comparison.notes
     # Means per arm that ran (done or failed): 4 of them.
     assert stats_a.tokens == pytest.approx((120 + 140 + 100 + 0) / 4)
     assert stats_a.cost_usd == pytest.approx((0.01 + 0.02 + 0.03 + 0.04) / 4)
@@ -534,3 +536,51 @@ def test_an_arms_net_flow_is_what_came_into_its_agents_wallet_less_what_left() -
     assert flow(arm, "agent_beta") == Flow(3, Decimal("2.25"))
     assert flow(arm, "agent_delta") == Flow(3, Decimal(0))  # counted, moved nothing of its
     assert flow([], "agent_alpha") == Flow(0, Decimal(0))
+
+
+def _drop_in_every_pair(repeats: int, variants: int) -> list[ArmRecord]:
+    """A baseline `base` and `variants` others, each 0.4 below it in every pair."""
+    scores = [0.9, 0.8, 0.7, 0.85, 0.75, 0.95, 0.65, 0.6, 0.72, 0.88]
+    found = []
+    for r in range(repeats):
+        found.append(rec("base", scores[r], repeat=r))
+        for v in range(variants):
+            found.append(rec(f"v{v}", scores[r] - 0.4, order=v + 1, repeat=r))
+    return found
+
+
+def test_too_few_pairs_for_the_test_are_said_to_be_too_few_with_how_many_would_do() -> None:
+    # The demo's shape: 5 pairs, 3 variants against the baseline: the smallest two-sided
+    # signed-rank p is 2/32 = 0.0625, and 0.1875 after Holm: never significant.
+    comparison = compare(_drop_in_every_pair(5, 3), "score", "base", seed=0)
+    v0 = comparison.variants[1]
+    assert v0.versus is not None
+    assert v0.versus.p_holm == pytest.approx(0.1875) and not v0.versus.significant
+    assert v0.versus.reachable_p == pytest.approx(0.1875) and v0.versus.underpowered
+    assert v0.versus.effect_size is None  # the same drop everywhere: no spread
+    assert (
+        "t/v0: 5 pairs cannot reach p < 0.05 with the signed-rank test after Holm over 3 "
+        "variants (the smallest possible p is 0.188): it needs at least 7 (more cases or "
+        "--repeats)"
+    ) in comparison.notes
+    assert pairs_needed(3) == 7 and pairs_needed(1) == 6
+
+
+def test_enough_pairs_can_reach_significance_and_no_note_says_otherwise() -> None:
+    comparison = compare(_drop_in_every_pair(7, 3), "score", "base", seed=0)
+    for v in comparison.variants[1:]:
+        assert v.versus is not None
+        assert v.versus.p_holm == pytest.approx(3 * 2 / 2**7) and v.versus.significant
+        assert not v.versus.underpowered
+    assert not [n for n in comparison.notes if "cannot reach" in n]
+
+
+def test_an_interval_of_a_count_never_goes_below_zero() -> None:
+    records = [rec("a", 0.5, repeat=r, tokens=(t, 0)) for r, t in enumerate([0, 0, 30])]
+    comparison = compare(records, "tokens", None, seed=0)
+    tokens = comparison.variants[0].metric
+    assert tokens is not None and tokens.low == 0.0 and tokens.high is not None
+    assert tokens.high > 30
+    assert "tokens intervals clipped to its range 0 and above: t/a (few values)" in (
+        comparison.notes
+    )
