@@ -59,9 +59,8 @@ class RolloutActivities:
                         raise as_activity_error(exc) from exc
                     missing = str(exc)
             records_ref = await self.store.put_bytes(records_jsonl(records))
-            metric = next((t.eval.metric for t in inp.spec.teams.values() if t.eval), "score")
             comparison = await asyncio.to_thread(
-                compare, records, metric, inp.spec.baseline, inp.spec.seed
+                compare, records, inp.spec.metric, inp.spec.baseline, inp.spec.seed
             )
         if missing is not None:
             comparison.notes.append(f"no ledger figures: {missing}")

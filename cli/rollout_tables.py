@@ -53,15 +53,12 @@ def _table(title: str) -> Table:
 
 def live_table(progress: RolloutProgress, flows: Mapping[str, tuple[int, Any]]) -> Table:
     """One row per variant: how many arms have finished, and their means so far."""
-    finished = progress.finished
-    table = _table(
-        f"{progress.rollout_id} · {progress.phase} · {finished}/{progress.total} arms"
-        f" · {progress.running} running"
-    )
+    table = _table(f"{progress.rollout_id} · {progress.phase} · {arm_counts(progress)}")
     teams = len({t.team for t in progress.variants}) > 1
     if teams:
         table.add_column("team", no_wrap=True)
-    for column in ("variant", "done", "failed", "score ± CI"):
+    not_run = [c for c in ("skipped", "cancelled") if any(getattr(t, c) for t in progress.variants)]
+    for column in ("variant", "done", "failed", *not_run, "score ± CI"):
         table.add_column(column, no_wrap=True)
     for column in ("tokens", "cost $", "latency s", "tx"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -71,8 +68,9 @@ def live_table(progress: RolloutProgress, flows: Mapping[str, tuple[int, Any]]) 
         table.add_row(
             *([t.team] if teams else []),
             t.variant,
-            f"{t.finished}/{t.total}",
+            f"{t.done}/{t.total}",
             str(t.failed) if t.failed else "",
+            *[str(getattr(t, c)) if getattr(t, c) else "" for c in not_run],
             live_score(t),
             f"{t.tokens / ran:.0f}",
             f"{t.cost_usd / ran:.4f}",
@@ -80,6 +78,20 @@ def live_table(progress: RolloutProgress, flows: Mapping[str, tuple[int, Any]]) 
             str(tx),
         )
     return table
+
+
+def arm_counts(progress: RolloutProgress) -> str:
+    """`48 done, 352 cancelled of 400 arms · 3 running`: each outcome apart, never summed
+    into one count that would read as done."""
+    counts = {
+        "done": sum(t.done for t in progress.variants),
+        "failed": sum(t.failed for t in progress.variants),
+        "skipped": sum(t.skipped for t in progress.variants),
+        "cancelled": sum(t.cancelled for t in progress.variants),
+    }
+    parts = [f"{n} {what}" for what, n in counts.items() if n or what == "done"]
+    running = f" · {progress.running} running" if progress.running else ""
+    return f"{', '.join(parts)} of {progress.total} arms{running}"
 
 
 def _estimate(e: Estimate | None, signed: bool = False) -> str:

@@ -302,10 +302,18 @@ def status(
 
 async def _status(settings: Settings, rollout: str, as_json: bool) -> int:
     from p2engine.cli.rollout_tables import live_table
+    from p2engine.runtime.worker import standing_worker_present
 
     client = _client(settings)
     handle, description = await client.handle(rollout)
-    async with serving(await client.temporal(), settings):
+    progress = await client.final_progress(description)
+    if progress is None:  # running: only its workflow knows, and a worker answers for it
+        if not await standing_worker_present(await client.temporal(), settings):
+            note(
+                f"{handle.id} is running, but no worker serves task queue "
+                f"'{settings.temporal.task_queue}': its arms wait until one does (p2e worker)"
+            )
+            return 1
         progress = await client.progress(handle)
     if as_json:
         data = progress.model_dump(mode="json")
@@ -376,40 +384,26 @@ async def _compare(
     from p2engine.evals.variants import compare as compare_variants
     from p2engine.evals.variants import resolve_baseline
 
+    if metric is not None and metric not in METRICS:
+        raise InvalidInput(f"unknown metric '{metric}'; metrics: {', '.join(METRICS)}")
     client = _client(settings)
     handle, description = await client.handle(rollout)
-    result = await _result(handle, description)
     records = await client.records(description)
     if not records:
         raise InvalidInput(f"{handle.id} has no records yet: it is still running")
-    chosen_metric = metric or (result.comparison.metric if result else "score")
-    if chosen_metric not in METRICS:
-        raise InvalidInput(f"unknown metric '{chosen_metric}'; metrics: {', '.join(METRICS)}")
-    chosen = baseline or (result.comparison.baseline if result else None)
     if baseline is not None and resolve_baseline(records, baseline) is None:
         known = ", ".join(dict.fromkeys(r.variant_key for r in records))
         raise InvalidInput(f"--baseline '{baseline}' names no variant; variants: {known}")
-    seed = _seed(result)
+    # The file's own choices, also for a rollout that was cancelled and has no result.
+    spec = (await client.started_with(handle)).spec
     comparison: VariantComparison = await asyncio.to_thread(
-        compare_variants, records, chosen_metric, chosen, seed
+        compare_variants, records, metric or spec.metric, baseline or spec.baseline, spec.seed
     )
     if as_json:
         print_json(comparison.model_dump(mode="json"))
     else:
         console.print(comparison_view(comparison))
     return 0
-
-
-def _seed(result: RolloutResult | None) -> int:
-    return 0 if result is None else result.comparison.seed
-
-
-async def _result(handle: RolloutHandle, description: Any) -> RolloutResult | None:
-    from temporalio.client import WorkflowExecutionStatus
-
-    if description.status != WorkflowExecutionStatus.COMPLETED:
-        return None
-    return await handle.result()
 
 
 @app.command()

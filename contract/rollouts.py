@@ -124,6 +124,11 @@ class RolloutSpec(_Strict):
     )
     max_arms: int = Field(default=DEFAULT_MAX_ARMS, ge=1)
 
+    @property
+    def metric(self) -> str:
+        """What the comparison ranks by: the first team's `eval.metric` that sets one."""
+        return next((t.eval.metric for t in self.teams.values() if t.eval), "score")
+
 
 class Arm(BaseModel):
     """One conversation of the rollout: a variant on one input, one repeat."""

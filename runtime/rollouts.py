@@ -51,6 +51,7 @@ from p2engine.contract.rollouts import (
     RolloutMemo,
     RolloutProgress,
     RolloutResult,
+    VariantTally,
     parse_records,
 )
 from p2engine.ledger.models import JournalEntry, LedgerSnapshot
@@ -61,6 +62,7 @@ from p2engine.runtime.rollout_files import RolloutFile, load_rollout
 from p2engine.runtime.settings import Settings
 from p2engine.store.artifacts import ArtifactDirectory
 from p2engine.workflows import search
+from p2engine.workflows.arms import tally
 from p2engine.workflows.rollout import RolloutWorkflow
 
 PREFIX = "rollout-"
@@ -267,8 +269,42 @@ class RolloutClient(LazyClient):
         handle = (await self.handle(rollout))[0] if isinstance(rollout, str) else rollout
         return await handle.result()
 
+    async def started_with(self, handle: RolloutHandle) -> RolloutInput:
+        """The input the rollout's current run started with (its file's spec and cases),
+        from its history: there for a finished, failed or cancelled rollout alike."""
+        client = await self.temporal()
+        async for event in handle.fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            (inp,) = await client.data_converter.decode(payloads, [RolloutInput])
+            return inp  # type: ignore[no-any-return]
+        raise RolloutNotFound(f"no history for rollout '{handle.id}'")
+
     async def progress(self, handle: RolloutHandle) -> RolloutProgress:
         return await handle.query(RolloutWorkflow.progress)
+
+    async def final_progress(self, execution: WorkflowExecution) -> RolloutProgress | None:
+        """A closed rollout's tallies, from its stored records: no worker needed. None while
+        it runs (only its workflow knows them then)."""
+        memo = await self.memo(execution)
+        if execution.status == WorkflowExecutionStatus.RUNNING or memo is None:
+            return None
+        records = await self.records(execution)
+        tallies: dict[str, VariantTally] = {}
+        for record in sorted(records, key=lambda r: (r.order, r.case, r.repeat)):
+            key = record.variant_key
+            if key not in tallies:
+                tallies[key] = VariantTally(team=record.team, variant=record.variant, total=0)
+            tallies[key].total += 1
+            tally(list(tallies.values()), record)
+        return RolloutProgress(
+            rollout_id=execution.id,
+            name=memo.name,
+            phase=memo.phase,
+            total=memo.total,
+            started=len(records),
+            running=0,
+            variants=list(tallies.values()),
+        )
 
     async def memo(self, execution: WorkflowExecution) -> RolloutMemo | None:
         found: RolloutMemo | None = await execution.memo_value(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import p2e
+from tests.integration.test_cli import P2E, p2e
 
 DEMO = "config/rollouts/demo.yml"
 
@@ -24,7 +27,7 @@ def test_start_follow_ends_with_the_comparison_and_the_rollout_reads_back(
     rollout = f"rollout-{name}"
     assert f'filter P2eRollout="{rollout}"' in done.stderr
     # The live table, as it ended, then the comparison with the best variant marked.
-    assert f"{rollout} · done · 8/8 arms" in done.stdout
+    assert f"{rollout} · done · 8 done of 8 arms" in done.stdout
     assert "Comparison on score, 95% intervals, against weather_desk/plain" in done.stdout
     assert "★ ◆ plain" in done.stdout and "n.s." in done.stdout
     assert f"rollout: {rollout}" in done.stdout
@@ -63,7 +66,7 @@ def test_run_with_a_rollout_file_runs_the_rollout(cli_env: dict[str, str], tmp_p
     )
     done = p2e("run", str(path), "--model", "scripted/default", env=cli_env)
     assert done.returncode == 0, done.stderr
-    assert "Comparison on score" in done.stdout and "2/2 arms" in done.stdout
+    assert "Comparison on score" in done.stdout and "2 done of 2 arms" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -114,3 +117,62 @@ def test_a_budget_smaller_than_one_arm_is_refused(cli_env: dict[str, str], tmp_p
     done = p2e("rollout", "start", str(path), env=cli_env)
     assert done.returncode == 2
     assert "does not pay for one arm" in done.stderr and "openai/gpt-4o" in done.stderr
+
+
+def _status_json(name: str, env: dict[str, str]) -> dict[str, object]:
+    done = p2e("rollout", "status", name, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    data: dict[str, object] = json.loads(done.stdout)
+    return data
+
+
+def _counts(status: dict[str, object]) -> dict[str, int]:
+    variants = status["variants"]
+    assert isinstance(variants, list)
+    return {c: sum(v[c] for v in variants) for c in ("done", "failed", "skipped", "cancelled")}
+
+
+def test_a_cancelled_rollout_reports_its_arms_as_they_ended_without_a_worker(
+    cli_env: dict[str, str],
+) -> None:
+    name = f"cli-cancel-{uuid.uuid4().hex[:8]}"
+    started = p2e("rollout", "start", DEMO, "--detach", "--repeats", "100", "--id", name,
+                  env=cli_env)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    waiting = p2e("rollout", "status", name, env=cli_env)
+    assert waiting.returncode == 1 and waiting.stdout == ""
+    assert "no worker serves task queue" in waiting.stderr and "(p2e worker)" in waiting.stderr
+
+    worker = subprocess.Popen(
+        [P2E, "worker"], env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
+        deadline = time.monotonic() + 120
+        while _counts(status := _status_json(name, cli_env))["done"] < 8:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+        cancelled = p2e("rollout", "cancel", name, env=cli_env)
+        assert cancelled.returncode == 0, cancelled.stderr
+        while (status := _status_json(name, cli_env))["status"] == "running":
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+    finally:
+        worker.send_signal(signal.SIGINT)
+        worker.wait(timeout=60)
+
+    # No worker now: a closed rollout's status comes from its stored records.
+    final = _status_json(name, cli_env)
+    counts = _counts(final)
+    assert final["phase"] == "cancelled" and sum(counts.values()) == 400
+    assert counts["done"] >= 8 and counts["cancelled"] > 0
+    shown = p2e("rollout", "status", name, env=cli_env)
+    assert shown.returncode == 0, shown.stderr
+    title = f"rollout-{name} · cancelled · {counts['done']} done"
+    assert title in shown.stdout and f"{counts['cancelled']} cancelled of 400 arms" in shown.stdout
+    assert "100/100" not in shown.stdout  # a variant's arms done, of its arms
+    header = next(line for line in shown.stdout.splitlines() if "variant" in line)
+    assert "cancelled" in header.split()
+
+    compared = json.loads(p2e("rollout", "compare", name, "--json", env=cli_env).stdout)
+    assert (compared["baseline"], compared["metric"]) == ("weather_desk/plain", "score")
