@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -13,6 +13,7 @@ from rich.table import Table
 from p2engine.cli.common import note
 
 if TYPE_CHECKING:
+    from p2engine.contract.evals import EvalOutcome
     from p2engine.contract.models import StackEntry
     from p2engine.runtime.settings import Settings
 
@@ -25,12 +26,38 @@ def entry_detail(entry: StackEntry) -> str:
         detail = f"{entry.reason}: {detail}" if detail else entry.reason
     if entry.child_id:
         detail += f" (child {entry.child_id})"
-    if scores := [
-        f"{e.evaluator_id} {'error' if e.value is None else f'{e.value:.2f}'}"
-        for e in entry.evaluations
-    ]:
-        detail += f" [score: {', '.join(scores)}]"
+    if entry.evaluations:
+        detail += f" [score: {scores_text(entry.evaluations)}]"
     return detail
+
+
+def scores_text(outcomes: Sequence[EvalOutcome]) -> str:
+    return ", ".join(
+        f"{e.evaluator_id} {'error' if e.value is None else f'{e.value:.2f}'}" for e in outcomes
+    )
+
+
+def score_summary(stack: Sequence[StackEntry], judges: str | None = None) -> str:
+    """`score 0.78 (helpful 0.70 x2, tool_succeeded 1.00)`: the conversation's score (the
+    mean of every evaluation) and each evaluator's part of it, from the final stack, so a
+    score that landed after its step was printed is counted too. Empty with no evaluation."""
+    from p2engine.workflows.evaluations import means, score
+
+    outcomes = [o for entry in stack for o in entry.evaluations]
+    if not outcomes:
+        return ""
+    total = score(stack)
+    given = {
+        k: sum(o.evaluator_id == k and o.value is not None for o in outcomes) for k in means(stack)
+    }
+    parts = [
+        f"{k} {v:.2f}" + (f" x{given[k]}" if given[k] > 1 else "") for k, v in means(stack).items()
+    ]
+    if failed := sum(o.value is None for o in outcomes):
+        parts.append(f"{failed} failed")
+    head = "no score" if total is None else f"score {total:.2f}"
+    spent = f"; judges: {judges}" if judges else ""
+    return f"{head} ({', '.join(parts)}{spent})"
 
 
 def describe_entry(entry: StackEntry) -> str:
@@ -67,14 +94,25 @@ class Progress:
     progress and a fast one still shows every entry at the end."""
 
     def __init__(self, printed: int = 0, kinds: set[str] | None = None) -> None:
-        self.printed = printed
+        self.first = self.printed = printed  # entries before `first` are someone else's
         self.kinds = kinds  # None: every kind
+        self.scored: dict[int, int] = {}  # entry index -> evaluations shown with it
 
     def show(self, stack: list[StackEntry]) -> None:
-        for entry in stack[self.printed :]:
-            if self.kinds is None or entry.kind in self.kinds:
+        for index, entry in enumerate(stack[self.first : self.printed], start=self.first):
+            shown = self.scored.get(index, len(entry.evaluations))
+            if len(entry.evaluations) > shown and self._shows(entry):
+                late = scores_text(entry.evaluations[shown:])
+                note(f"  [{entry.step}] {entry.kind}: [score: {late}]")
+            self.scored[index] = len(entry.evaluations)
+        for index, entry in enumerate(stack[self.printed :], start=self.printed):
+            if self._shows(entry):
                 note(f"  {describe_entry(entry)}")
+            self.scored[index] = len(entry.evaluations)
         self.printed = max(self.printed, len(stack))
+
+    def _shows(self, entry: StackEntry) -> bool:
+        return self.kinds is None or entry.kind in self.kinds
 
     async def follow(self, read_stack: Callable[[], Awaitable[list[StackEntry]]]) -> None:
         """Show the stack `read_stack` returns until cancelled; a query no worker answers

@@ -19,7 +19,7 @@ from p2engine.cli.common import (
     settings_for,
     ui_url,
 )
-from p2engine.cli.display import Progress, reply_text
+from p2engine.cli.display import Progress, reply_text, score_summary
 
 if TYPE_CHECKING:
     from p2engine.contract.models import ConversationResult
@@ -108,10 +108,11 @@ def _print_result(settings: Settings, result: ConversationResult) -> int:
 
     console.print(reply_text(settings, result.reply_ref, result.reply_preview), highlight=False)
     usage = result.usage
-    score = "" if result.score is None else f", score {result.score:.2f}"
     judged = result.eval_usage
+    spent = None
     if judged.total_tokens or judged.cost_usd:
-        score += f" (judges: {judged.total_tokens} tokens, ${judged.cost_usd:.4f})"
+        spent = f"{judged.total_tokens} tokens, ${judged.cost_usd:.4f}"
+    score = f", {summary}" if (summary := score_summary(result.stack, spent)) else ""
     note(
         f"finished: {result.reason} after {result.steps} steps, {usage.total_tokens} tokens, "
         f"${usage.cost_usd:.4f}{score}"

@@ -50,7 +50,7 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
                "What's the weather in Paris?", env=cli_env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "finished: done after 3 steps" in done.stderr and ", score 0." in done.stderr
-    assert re.search(r"score 0\.\d\d \(judges: [1-9]\d* tokens, \$0\.0000\)", done.stderr)
+    assert re.search(r"score 0\.\d\d \(.*; judges: [1-9]\d* tokens, \$0\.0000\)", done.stderr)
 
     shown = p2e("eval", "show", f"conv-{name}", "--json", env=cli_env)
     assert shown.returncode == 0, shown.stderr
@@ -68,6 +68,13 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
     # The judge behind `default` spent tokens; a rule spends none.
     assert [e["tokens"] > 0 for e in data["evaluations"]] == [True, False, True]
     assert data["evaluations"][2]["rationale"] == "weighted mean of helpful, within_tokens"
+    # Every score was printed live, also one that landed after its step was shown, and the
+    # summary holds each evaluator's part of the mean.
+    for e in data["evaluations"]:
+        assert f"{e['evaluator']} {e['score']:.2f}" in done.stderr
+    default = (scores[0] + scores[2]) / 2
+    summary = f"score {data['score']:.2f} (default {default:.2f} x2, tool_succeeded 1.00; judges"
+    assert summary in done.stderr
 
     for _ in range(20):  # visibility catches up a moment after the run closes
         shown_top = p2e("eval", "top", "-a", "agent_alpha", "-n", "1000", "--json", env=cli_env)
