@@ -89,7 +89,7 @@ def set_model(
 
     value = None if model == DEFAULT else model
     if value is not None:
-        check_model(value)
+        check_model(value)  # before anything connects; the client checks it again
     _apply(settings_for(address, namespace), conversation, lambda c, h: c.set_model(h, value))
 
 

@@ -42,13 +42,14 @@ from p2engine.runtime.conversations import (
     ConversationClient,
     ConversationHandle,
     ConversationSummary,
+    check_changes,
     check_name,
     conversation_id,
     query_literal,
 )
 from p2engine.runtime.replay import replay
 from p2engine.store.artifacts import ArtifactDirectory
-from p2engine.workflows import branching, search, validators
+from p2engine.workflows import branching, search
 from p2engine.workflows.active_branch import ActiveBranchWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
 from p2engine.workflows.details import conversation_details
@@ -104,11 +105,15 @@ class Branches:
             check_name(name)
         handle, running = await self._find(source)
         base, live = await self._base(handle, running)
+        check_changes(
+            base.input.agent,
+            base.input.catalog,
+            message=changes.message,
+            model=changes.model,
+            tools=changes.tools,
+            persona=changes.persona,
+        )
         refuse(branching.branch_problem(base.state, step, changes.message))
-        catalog, agent = base.input.catalog, base.input.agent
-        refuse(validators.model_name_problem(agent, changes.model))
-        refuse(validators.unknown_tool_problem(catalog, changes.tools))
-        refuse(validators.persona_problem(catalog, changes.persona))
 
         origin = BranchOrigin(source=handle.id, step=step)
         state = branching.state_at(base.state, step, origin, changes.message)

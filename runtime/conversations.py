@@ -52,7 +52,7 @@ from p2engine.runtime.catalog import check_agent, check_evaluators, load_catalog
 from p2engine.runtime.client import LazyClient, send_update
 from p2engine.runtime.settings import Settings
 from p2engine.store.artifacts import ArtifactDirectory
-from p2engine.workflows import search
+from p2engine.workflows import search, validators
 from p2engine.workflows.compare import CompareWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
 from p2engine.workflows.details import conversation_details
@@ -93,6 +93,28 @@ def check_model(model: str) -> None:
 
 def check_message(text: str, what: str = "message") -> None:
     refuse(message_problem(text, what))
+
+
+def check_changes(
+    agent: AgentSpec,
+    catalog: Catalog,
+    *,
+    message: str | None = None,
+    model: str | None = None,
+    tools: list[str] | None = None,
+    persona: str | None = None,
+) -> None:
+    """The one client-side check of a message, model, tool list or persona that a run, a
+    branch or an override brings: each refused in one line before anything is stored,
+    started or sent. The workflow's update validators check the same again (all but the
+    model's route, which needs litellm) for any other client."""
+    if message is not None:
+        check_message(message)
+    refuse(validators.model_name_problem(agent, model))
+    if model is not None:
+        check_model(model)
+    refuse(validators.unknown_tool_problem(catalog, tools))
+    refuse(validators.persona_problem(catalog, persona))
 
 
 def check_name(name: str, what: str = "--id") -> None:
@@ -447,6 +469,10 @@ class ConversationClient(LazyClient):
         )
 
     async def set_model(self, handle: ConversationHandle, model: str | None) -> Overrides:
+        """Use `model` from the next step (None: agents.yml's again); one litellm cannot
+        route is refused here, before the update is sent."""
+        if model is not None:
+            check_model(model)
         return await send_update(
             lambda: handle.execute_update(ConversationWorkflow.set_model, model)
         )

@@ -178,6 +178,36 @@ async def test_a_chat_line_that_cannot_be_sent_is_one_line_exit_2(
     assert (await client.count_workflows()).count == before
 
 
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (["--model", "bogus/zz"], "bogus/zz"),
+        (["--model", " "], "model"),
+        (["-m", "   "], "the message is empty"),
+        (["--tools", "get_weather,nope"], "unknown tool 'nope'"),
+        (["--persona", "nobody"], "unknown persona 'nobody'"),
+    ],
+    ids=["model-unroutable", "model-blank", "message-blank", "tool-unknown", "persona-unknown"],
+)
+async def test_a_branch_refuses_what_a_run_or_an_override_refuses(
+    own_ledger: dict[str, str], client: Client, change: list[str], fragment: str
+) -> None:
+    name = "branch-source"
+    ran = p2e("run", "--id", name, "weather in Paris", env=own_ledger)
+    assert ran.returncode == 0, ran.stderr
+    artifacts = Path(own_ledger["P2E_STATE_DIR"]) / "artifacts"
+    stored = sorted(artifacts.rglob("*"))
+    before = (await client.count_workflows()).count
+
+    done = p2e("conversation", "branch", name, "--at", "3", *change, env=own_ledger)
+
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert (done.returncode, stderr.count("\n")) == (2, 1), stderr
+    assert stderr.startswith("error: ") and fragment in stderr
+    assert (await client.count_workflows()).count == before
+    assert sorted(artifacts.rglob("*")) == stored  # no branch state written either
+
+
 @pytest.mark.parametrize("how", ["argv", "chat"])
 def test_content_with_escape_sequences_prints_them_visibly(
     own_ledger: dict[str, str], how: str
