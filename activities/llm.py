@@ -76,6 +76,45 @@ def model_problem(model: str) -> str | None:
     return None
 
 
+def missing_keys(model: str) -> list[str]:
+    """The API key variables `model`'s provider reads that this process's environment lacks,
+    as litellm knows them (offline). Only keys: the other variables litellm lists (an API
+    base, a version) have defaults or are not secrets."""
+    try:
+        found = litellm.validate_environment(model)
+    except Exception:  # a provider litellm cannot check: nothing known to be missing
+        return []
+    return [k for k in found.get("missing_keys", []) if k.endswith("_API_KEY")]
+
+
+def credentials_problem(model: str) -> str | None:
+    """Why a call to `model` from this process would be refused for want of a key, or None."""
+    if missing := missing_keys(model):
+        return f"{' or '.join(missing)} is not set: {model} needs it"
+    return None
+
+
+def _refuse_without_credentials(model: str) -> None:
+    """A missing key fails the step at once, naming the variable: litellm reports it as a
+    server error, which would otherwise be retried for as long as the policy allows."""
+    if problem := credentials_problem(model):
+        raise ApplicationError(
+            f"{problem} (in the worker's environment)",
+            type="MissingCredentials",
+            non_retryable=True,
+        )
+
+
+def _first_choice(response: Any) -> Any:
+    """The reply a provider chose; an answer without one is malformed, and asking again
+    would not mend it."""
+    if not getattr(response, "choices", None):
+        raise ApplicationError(
+            "the provider answered with no choices", type="MalformedReply", non_retryable=True
+        )
+    return response.choices[0]
+
+
 def prompt_price(model: str, text: str) -> float | None:
     """What a call of `model` with `text` as its prompt and a one-token answer costs, from
     litellm's local cost map; None for a model it has no price for."""
@@ -116,14 +155,16 @@ def _no_unused_logging() -> Iterator[None]:
 async def complete_text(model: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
     """One plain completion (no tools) through litellm, its errors mapped as a step's are,
     and what it spent: what an LLM judge asks of a model."""
+    _refuse_without_credentials(model)
     started = time.perf_counter()
     try:
         with _no_unused_logging():
             response = await litellm.acompletion(model=model, messages=messages, num_retries=0)
     except Exception as exc:
         raise classify_llm_error(exc) from exc
+    choice = _first_choice(response)
     usage = _usage(response, (time.perf_counter() - started) * 1000)
-    return str(response.choices[0].message.content or ""), usage
+    return str(choice.message.content or ""), usage
 
 
 def _usage(response: Any, latency_ms: float) -> Usage:
@@ -171,6 +212,7 @@ class LlmActivities:
         info = activity.info()
         if info.start_to_close_timeout:
             options["timeout"] = max(1.0, info.start_to_close_timeout.total_seconds() - 1)
+        _refuse_without_credentials(inp.model)
         with self.spans.chat(inp.model, options) as span:
             started = time.perf_counter()
             try:
@@ -182,7 +224,7 @@ class LlmActivities:
             except Exception as exc:
                 raise classify_llm_error(exc) from exc
             latency_ms = (time.perf_counter() - started) * 1000
-            choice = response.choices[0]
+            choice = _first_choice(response)
             message = choice.message
             calls = [
                 ToolCallRequest(

@@ -148,11 +148,22 @@ async def _chat(settings: Settings, agent_id: str, name: str | None, model: str 
                 turn = await _send(conversations, handle, conversations.start_send, text)
                 if turn is None:
                     continue
-                shown = reply_text(settings, turn.reply_ref, turn.reply_preview)
-                console.print(f"{agent_id}> {shown}", highlight=False)
+                if turn.reply_ref or turn.reply_preview:
+                    shown = reply_text(settings, turn.reply_ref, turn.reply_preview)
+                    console.print(f"{agent_id}> {shown}", highlight=False)
                 if turn.reason is not None:
-                    note(f"{handle.id} finished: {turn.reason}")
-                    return 0
+                    return _finished(handle.id, turn)
+
+
+def _finished(conversation_id: str, turn: TurnResult) -> int:
+    """Say how the conversation ended, with the reason a failed step gave; exit 1 unless
+    it ended done."""
+    from p2engine.contract.states import FinishReason, State
+
+    last = next((e for e in reversed(turn.entries) if e.kind is State.FINISHED), None)
+    why = f": {last.preview}" if last is not None and last.preview else ""
+    note(f"{conversation_id} finished: {turn.reason}{why}")
+    return 0 if turn.reason is FinishReason.DONE else 1
 
 
 async def _send(

@@ -80,15 +80,17 @@ def generated_name(agent_id: str) -> str:
 
 
 def check_model(model: str) -> None:
-    """Refuse a model string litellm cannot route, before a workflow starts with it. The
-    scripted model needs no check (nor the seconds it takes to import litellm)."""
+    """Refuse a model string litellm cannot route, or whose provider's API key this
+    environment lacks, before a workflow starts with it. The scripted model needs no check
+    (nor the seconds it takes to import litellm)."""
     if not model.strip() or not model.isprintable() or any(c.isspace() for c in model):
         raise InvalidInput(f"model must be a litellm model string, not {model!r}")
     if model.startswith(f"{SCRIPTED_PROVIDER}/"):
         return
-    from p2engine.activities.llm import model_problem
+    from p2engine.activities.llm import credentials_problem, model_problem
 
     refuse(model_problem(model))
+    refuse(credentials_problem(model))
 
 
 def check_message(text: str, what: str = "message") -> None:

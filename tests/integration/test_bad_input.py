@@ -208,6 +208,31 @@ async def test_a_branch_refuses_what_a_run_or_an_override_refuses(
     assert sorted(artifacts.rglob("*")) == stored  # no branch state written either
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--model", "openai/gpt-4o-mini", "hi"],
+        ["config", "set-model", "conv-x", "gpt-4o-mini"],
+        ["conversation", "branch", "branch-source", "--at", "3", "--model", "gpt-4o-mini"],
+    ],
+    ids=["run", "set-model", "branch"],
+)
+async def test_a_model_whose_api_key_is_not_set_is_refused_naming_the_variable(
+    own_ledger: dict[str, str], client: Client, argv: list[str]
+) -> None:
+    env = {k: v for k, v in own_ledger.items() if k != "OPENAI_API_KEY"}
+    ran = p2e("run", "--id", "branch-source", "weather in Paris", env=env)
+    assert ran.returncode == 0, ran.stderr
+    before = (await client.count_workflows()).count
+
+    done = p2e(*argv, env=env)
+
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert (done.returncode, stderr.count("\n")) == (2, 1), stderr
+    assert "error: OPENAI_API_KEY is not set: " in stderr and "gpt-4o-mini needs it" in stderr
+    assert (await client.count_workflows()).count == before
+
+
 @pytest.mark.parametrize("how", ["argv", "chat"])
 def test_content_with_escape_sequences_prints_them_visibly(
     own_ledger: dict[str, str], how: str

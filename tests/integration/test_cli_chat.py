@@ -136,3 +136,13 @@ def test_config_overrides_apply_from_the_next_step(cli_env: dict[str, str]) -> N
     late = p2e("config", "set-model", "cli-config", "scripted/late", env=cli_env)
     assert late.returncode == 2
     assert "not running" in late.stderr
+
+
+def test_a_chat_whose_model_step_fails_says_why_and_exits_1(cli_env: dict[str, str]) -> None:
+    done = p2e("chat", "agent_alpha", "-c", "cli-chat-401", env=cli_env,
+               stdin="simulate error 401\n")  # fmt: skip
+
+    assert done.returncode == 1, done.stderr
+    assert "agent_alpha>" not in done.stdout  # no empty reply
+    line = next(x for x in done.stderr.splitlines() if "conv-cli-chat-401 finished" in x)
+    assert line.startswith("conv-cli-chat-401 finished: error: ") and "401" in line

@@ -114,7 +114,7 @@ def test_a_budget_smaller_than_one_arm_is_refused(cli_env: dict[str, str], tmp_p
         "budget: 0.000001\nteams:\n  desk:\n    initial_message: What's the weather in Paris?\n"
         "    base: {agent_id: agent_alpha, model: openai/gpt-4o}\n    variants: [{id: a}]\n"
     )
-    done = p2e("rollout", "start", str(path), env=cli_env)
+    done = p2e("rollout", "start", str(path), env={**cli_env, "OPENAI_API_KEY": "sk-unused"})
     assert done.returncode == 2
     assert "does not pay for one arm" in done.stderr and "openai/gpt-4o" in done.stderr
 
