@@ -62,12 +62,29 @@ def replay(
         raise InvalidInput("--step and --until-event each pick a point: give one")
     if query is not None and (step is not None or until_event is not None):
         raise InvalidInput("--step and --until-event show one run; not with --query")
+    from p2engine.runtime.replay import failures_in_the_verdict_only
+
     settings = settings_for(address, namespace)
-    if query is not None:
-        raise typer.Exit(_replay_many(settings, query, as_json))
-    found = run_async(_replay_one(settings, workflow_id, history_file, until_event))
-    history, replayed = found
-    at = _point(replayed, step, until_event)
+    with failures_in_the_verdict_only():
+        if query is not None:
+            code = _replay_many(settings, query, as_json)
+        else:
+            code = _replay_one_and_show(
+                settings, workflow_id, history_file, step, until_event, as_json
+            )
+    raise typer.Exit(code)
+
+
+def _replay_one_and_show(
+    settings: Settings,
+    workflow_id: str | None,
+    history_file: Path | None,
+    step: int | None,
+    until: int | None,
+    as_json: bool,
+) -> int:
+    history, replayed = run_async(_replay_one(settings, workflow_id, history_file, until))
+    at = _point(replayed, step, until)
     verdict = _verdict(history.workflow_id, replayed)
     if as_json:
         print_json({**verdict, **({"at": at} if at else {})})
@@ -75,7 +92,7 @@ def replay(
         console.print(_line(verdict), highlight=False)
         if at:
             _show_point(at)
-    raise typer.Exit(0 if replayed.failure is None else 1)
+    return 0 if replayed.failure is None else 1
 
 
 async def _replay_one(

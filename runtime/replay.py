@@ -9,14 +9,19 @@ closed conversation, or one no worker serves, is branched and inspected.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -29,8 +34,14 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from p2engine.contract.errors import InvalidInput
+from p2engine.contract.errors import InvalidInput, P2eError, refuse
 from p2engine.contract.models import BranchOrigin, StackEntry, WaitingFor
+from p2engine.contract.names import (
+    ACTIVE_BRANCH_WORKFLOW,
+    COMPARE_WORKFLOW,
+    CONVERSATION_WORKFLOW,
+    ROLLOUT_WORKFLOW,
+)
 from p2engine.contract.usage import Usage
 from p2engine.runtime.client import LazyClient
 from p2engine.runtime.conversations import ConversationClient
@@ -40,7 +51,14 @@ from p2engine.workflows.compare import CompareWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
 from p2engine.workflows.rollout import RolloutWorkflow
 
+# A replay runs no activity and waits for nothing: one that takes this long never ends.
+REPLAY_TIMEOUT_S = 300.0
 WORKFLOWS = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow]
+WORKFLOW_NAMES = (CONVERSATION_WORKFLOW, COMPARE_WORKFLOW, ACTIVE_BRANCH_WORKFLOW, ROLLOUT_WORKFLOW)
+
+
+class ReplayTimeout(P2eError):
+    """The replayer did not finish with a history (a damaged one can stall it)."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +95,45 @@ async def replay(history: WorkflowHistory) -> Replayed:
         interceptors=[kept],
         runtime=_quiet_runtime(),
     )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    try:
+        result = await asyncio.wait_for(
+            replayer.replay_workflow(history, raise_on_replay_failure=False), REPLAY_TIMEOUT_S
+        )
+    except TimeoutError:
+        raise ReplayTimeout(
+            f"{history.workflow_id}: the replay did not finish within {REPLAY_TIMEOUT_S:.0f} s"
+        ) from None
     return Replayed(result.replay_failure, kept.instance)
+
+
+# Where a replayed run's failures are logged: the workflow instance's event loop (the SDK's:
+# a failed activation, an unawaited child or activity that failed), and asyncio's.
+_REPORTERS = ("temporalio.worker._workflow_instance", "asyncio")
+
+
+class _ReportedInTheVerdict(logging.Filter):
+    """Drops a replayed run's logged exceptions: a failed activation is the verdict's
+    problem, and an unawaited child or activity that failed or was cancelled is recorded in
+    the history; a replay reports each once, in its verdict, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.exc_info
+
+
+@contextmanager
+def failures_in_the_verdict_only() -> Iterator[None]:
+    """While the block runs, and until the replays it made are collected, a replayed run's
+    exceptions are not logged: wrap the whole use of `Replayed` objects in it."""
+    logs = [logging.getLogger(name) for name in _REPORTERS]
+    quiet = _ReportedInTheVerdict()
+    for log in logs:
+        log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        gc.collect()  # the replayed run's futures report when they are collected: now
+        for log in logs:
+            log.removeFilter(quiet)
 
 
 @dataclass(frozen=True)
@@ -145,9 +200,31 @@ def history_from_file(path: Path) -> WorkflowHistory:
         history = WorkflowHistory.from_json(path.stem, {"events": events})
     except Exception as exc:  # the proto parser's own error types
         raise InvalidInput(f"{path}: not a workflow history ({exc})") from None
+    refuse(history_problem(history, path))
     # The run's id matters (child ids are built from it); servers record it at the start.
     started = history.events[0].workflow_execution_started_event_attributes
     return WorkflowHistory(started.workflow_id or path.stem, history.events)
+
+
+def history_problem(history: WorkflowHistory, source: Path | str) -> str | None:
+    """What makes a history unfit to replay, checked before the replayer sees it (which
+    panics, or waits, on a damaged one): it starts with a workflow of ours, its events are
+    numbered 1, 2, 3, ... and each is of a known type with its attributes."""
+    events = history.events
+    if events[0].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return f"{source}: the history does not begin with the workflow's start"
+    for number, event in enumerate(events, start=1):
+        if event.event_id != number:
+            return f"{source}: event {number} is numbered {event.event_id}; events are missing"
+        if event.event_type == EventType.EVENT_TYPE_UNSPECIFIED or not event.WhichOneof(
+            "attributes"
+        ):
+            return f"{source}: event {number} has no type or no attributes"
+    kind = events[0].workflow_execution_started_event_attributes.workflow_type.name
+    known = list(WORKFLOW_NAMES)
+    if kind not in known:
+        return f"{source}: a {kind or 'nameless'} workflow; p2e replays {', '.join(known)}"
+    return None
 
 
 _runtime: Runtime | None = None
