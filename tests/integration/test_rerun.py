@@ -213,13 +213,19 @@ def test_rerun_serve_serves_the_viewer_until_ctrl_c_and_saves_too(
         command, env=own_ledger, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     lines: queue.Queue[str] = queue.Queue()
+    printed: list[str] = []
 
     def read() -> None:
         for line in proc.stderr or []:
             lines.put(line)
 
+    def drain() -> None:  # stdout read as it comes: a full pipe would stop the command
+        printed.extend(proc.stdout or [])
+
     reader = threading.Thread(target=read)
     reader.start()
+    drainer = threading.Thread(target=drain)
+    drainer.start()
     try:
         seen: list[str] = []
         while not any("until Ctrl-C" in line for line in seen):
@@ -230,13 +236,18 @@ def test_rerun_serve_serves_the_viewer_until_ctrl_c_and_saves_too(
             assert page.status == 200 and "Rerun" in page.read().decode()
         assert proc.poll() is None  # the rollout has ended; the viewer is still served
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("still running 60 s after Ctrl-C; it said: " + "".join(list(lines.queue)))
+        assert code == 0
     finally:
         if proc.poll() is None:
             proc.kill()
         reader.join(timeout=10)
+        drainer.join(timeout=10)
     assert "stopped serving the Rerun recording" in "".join(list(lines.queue))
-    assert "Comparison on score" in (proc.stdout.read() if proc.stdout else "")
+    assert "Comparison on score" in "".join(printed)
 
     rows = recording(out)
     [root] = {p.split("/arms/")[0] for p in rows if "/arms/" in p}
