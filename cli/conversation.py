@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from p2engine.cli.common import (
     AddressOption,
@@ -22,6 +21,7 @@ from p2engine.cli.common import (
     settings_for,
 )
 from p2engine.cli.display import stack_table
+from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import P2eError
 
 if TYPE_CHECKING:
@@ -47,20 +47,30 @@ def list_conversations(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"Conversations ({len(rows)})")
-    table.add_column("id", overflow="fold")
-    for column in ("agent", "status", "state", "step", "started"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["id"],
-            row["agent"] or "-",
-            row["status"],
-            row["state"] or "-",
-            str(row["step"] if row["step"] is not None else "-"),
-            row["started"][:19].replace("T", " "),
-        )
-    console.print(table)
+    columns = [
+        Col("id"),
+        Col("agent", drop=3),
+        Col("status"),
+        Col("state", drop=2),
+        Col("step", "number"),
+        Col("started", drop=1),
+    ]
+    print_table(
+        console,
+        f"Conversations ({len(rows)})",
+        columns,
+        [
+            [
+                row["id"],
+                row["agent"] or "-",
+                row["status"],
+                row["state"] or "-",
+                str(row["step"] if row["step"] is not None else "-"),
+                moment(row["started"]),
+            ]
+            for row in rows
+        ],
+    )
 
 
 async def _list(settings: Settings, limit: int) -> list[dict[str, Any]]:

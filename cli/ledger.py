@@ -10,9 +10,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from p2engine.cli.common import JsonOption, console, print_json, run_async
+from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import P2eError
 
 if TYPE_CHECKING:
@@ -79,12 +79,15 @@ def init(
             opened.append((agent, wallet.balance, created))
         return opened
 
-    table = Table(title=f"Wallets ({settings.ledger.backend} ledger)")
-    for column in ("agent", "balance", ""):
-        table.add_column(column)
-    for agent, amount, created in _with_ledger(action, create=True):
-        table.add_row(agent, f"{amount:.2f}", "opened" if created else "already open")
-    console.print(table)
+    print_table(
+        console,
+        f"Wallets ({settings.ledger.backend} ledger)",
+        [Col("agent"), Col("balance", "number"), Col("")],
+        [
+            [agent, f"{amount:.2f}", "opened" if created else "already open"]
+            for agent, amount, created in _with_ledger(action, create=True)
+        ],
+    )
 
 
 @app.command()
@@ -143,7 +146,7 @@ def history(agent: AgentArg, limit: LimitOption = 20, as_json: JsonOption = Fals
     if as_json:
         print_json([r.model_dump(mode="json") for r in receipts])
         return
-    console.print(_receipts_table(f"{agent}: {len(receipts)} transfers", receipts))
+    _print_receipts(f"{agent}: {len(receipts)} transfers", receipts)
 
 
 @app.command()
@@ -162,16 +165,17 @@ def overview(as_json: JsonOption = False) -> None:
             }
         )
         return
-    table = Table(title=f"Wallets ({len(wallets)})")
-    for column in ("agent", "balance", "opened"):
-        table.add_column(column, justify="right" if column == "balance" else "left")
-    for wallet in wallets:
-        table.add_row(wallet.agent, f"{wallet.balance:.2f}", f"{wallet.opened_at:%Y-%m-%d %H:%M}")
-    table.caption = (
-        f"supply {metrics.supply:.2f} · volume {metrics.volume:.2f} · "
-        f"{metrics.transfers} transfers · {metrics.rewards} rewards"
+    print_table(
+        console,
+        f"Wallets ({len(wallets)})",
+        [Col("agent"), Col("balance", "number"), Col("opened", drop=1)],
+        [[w.agent, f"{w.balance:.2f}", moment(w.opened_at)] for w in wallets],
     )
-    console.print(table)
+    console.print(
+        f"supply {metrics.supply:.2f} · volume {metrics.volume:.2f} · "
+        f"{metrics.transfers} transfers · {metrics.rewards} rewards",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -189,22 +193,23 @@ def audit(
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])
         return
-    table = Table(title=f"Journal ({len(entries)} rows)")
-    for column in ("seq", "at", "kind", "from", "to", "amount", "reason", "reference", "hash"):
-        table.add_column(column, justify="right" if column == "amount" else "left")
-    for e in entries:
-        table.add_row(
-            str(e.seq),
-            f"{e.at:%Y-%m-%d %H:%M:%S}",
-            e.kind,
-            e.payer or "-",
-            e.payee,
-            f"{e.amount:.2f}",
-            e.reason,
-            e.reference,
-            e.hash[:12],
-        )
-    console.print(table)
+    columns = [
+        Col("seq", "number"),
+        Col("at", drop=3),
+        Col("kind"),
+        Col("from"),
+        Col("to"),
+        Col("amount", "number"),
+        Col("reason", "text", drop=2),
+        Col("reference", drop=4),
+        Col("hash", drop=5),
+    ]
+    rows = [
+        [str(e.seq), moment(e.at), e.kind, e.payer or "-", e.payee, f"{e.amount:.2f}",
+         e.reason, e.reference, e.hash]
+        for e in entries
+    ]  # fmt: skip
+    print_table(console, f"Journal ({len(entries)} rows)", columns, rows)
 
 
 @app.command()
@@ -245,19 +250,20 @@ def _since(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _receipts_table(title: str, receipts: list[Receipt]) -> Table:
-    table = Table(title=title)
-    for column in ("at", "kind", "from", "to", "amount", "reason", "reference", "transfer id"):
-        table.add_column(column, justify="right" if column == "amount" else "left")
-    for r in receipts:
-        table.add_row(
-            f"{r.at:%Y-%m-%d %H:%M:%S}",
-            r.kind,
-            r.payer,
-            r.payee,
-            f"{r.amount:.2f}",
-            r.reason,
-            r.reference,
-            r.transfer_id,
-        )
-    return table
+def _print_receipts(title: str, receipts: list[Receipt]) -> None:
+    columns = [
+        Col("at", drop=2),
+        Col("kind"),
+        Col("from"),
+        Col("to"),
+        Col("amount", "number"),
+        Col("reason", "text", drop=3),
+        Col("reference", drop=1),
+        Col("transfer id"),
+    ]
+    rows = [
+        [moment(r.at), r.kind, r.payer, r.payee, f"{r.amount:.2f}", r.reason, r.reference,
+         r.transfer_id]
+        for r in receipts
+    ]  # fmt: skip
+    print_table(console, title, columns, rows)

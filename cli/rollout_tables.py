@@ -7,12 +7,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
+from p2engine.cli.tables import Col, Fitted, fit
+
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from p2engine.contract.rollouts import (
         ArmRecord,
         Estimate,
@@ -46,38 +47,45 @@ def live_score(t: VariantTally) -> str:
     return f"{mean:.2f} ± {half:.2f}"
 
 
-def _table(title: str) -> Table:
-    """A table that fits 80 columns as well as it can: no outer box, one space apart."""
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
-
-
-def live_table(progress: RolloutProgress, flows: Mapping[str, tuple[int, Any]]) -> Table:
-    """One row per variant: how many arms have finished, and their means so far."""
-    table = _table(f"{progress.rollout_id} · {progress.phase} · {arm_counts(progress)}")
+def live_table(
+    console: Console, progress: RolloutProgress, flows: Mapping[str, tuple[int, Any]]
+) -> Fitted:
+    """One row per variant: how its arms ended so far, and their means."""
     teams = len({t.team for t in progress.variants}) > 1
-    if teams:
-        table.add_column("team", no_wrap=True)
     not_run = [c for c in ("skipped", "cancelled") if any(getattr(t, c) for t in progress.variants)]
-    for column in ("variant", "done", "failed", *not_run, "score ± CI"):
-        table.add_column(column, no_wrap=True)
-    for column in ("tokens", "cost $", "latency s", "tx"):
-        table.add_column(column, justify="right", no_wrap=True)
+    columns = [
+        *([Col("team")] if teams else []),
+        Col("variant"),
+        Col("done", "number"),
+        Col("failed", "number"),
+        *[Col(c, "number") for c in not_run],
+        Col("score ± CI"),
+        Col("tokens", "number", drop=3),
+        Col("cost $", "number", drop=1),
+        Col("latency s", "number", drop=4),
+        Col("tx", "number", drop=2),
+    ]
+    rows = []
     for t in progress.variants:
         ran = max(1, t.done + t.failed)
         tx, _ = flows.get(t.key, (0, 0))
-        table.add_row(
-            *([t.team] if teams else []),
-            t.variant,
-            f"{t.done}/{t.total}",
-            str(t.failed) if t.failed else "",
-            *[str(getattr(t, c)) if getattr(t, c) else "" for c in not_run],
-            live_score(t),
-            f"{t.tokens / ran:.0f}",
-            f"{t.cost_usd / ran:.4f}",
-            f"{t.latency_s / ran:.2f}",
-            str(tx),
+        rows.append(
+            [
+                *([t.team] if teams else []),
+                t.variant,
+                f"{t.done}/{t.total}",
+                str(t.failed) if t.failed else "",
+                *[str(getattr(t, c)) if getattr(t, c) else "" for c in not_run],
+                live_score(t),
+                f"{t.tokens / ran:.0f}",
+                f"{t.cost_usd / ran:.4f}",
+                f"{t.latency_s / ran:.2f}",
+                str(tx),
+            ]
         )
-    return table
+    return fit(
+        console, f"{progress.rollout_id} · {progress.phase} · {arm_counts(progress)}", columns, rows
+    )
 
 
 def arm_counts(progress: RolloutProgress) -> str:
@@ -94,55 +102,47 @@ def arm_counts(progress: RolloutProgress) -> str:
     return f"{', '.join(parts)} of {progress.total} arms{running}"
 
 
-def _estimate(e: Estimate | None, signed: bool = False) -> str:
-    if e is None:
+def _mean(e: Estimate | None, signed: bool = False) -> str:
+    return "-" if e is None else f"{e.mean:{'+' if signed else ''}.2f}"
+
+
+def _interval(e: Estimate | None) -> str:
+    if e is None or e.low is None or e.high is None:
         return "-"
-    sign = "+" if signed else ""
-    if e.low is None or e.high is None:
-        return f"{e.mean:{sign}.2f}"
-    return f"{e.mean:{sign}.2f} [{e.low:.2f}, {e.high:.2f}]"
+    return f"[{e.low:.2f}, {e.high:.2f}]"
 
 
 def _p(value: float | None) -> str:
     return "-" if value is None else ("<0.001" if value < 0.001 else f"{value:.3f}")
 
 
-def comparison_view(comparison: VariantComparison) -> Group:
+def comparison_view(console: Console, comparison: VariantComparison) -> list[Fitted | Text]:
     """The variants side by side, in two tables (the metric, then what it cost): the best
     marked, differences from the baseline with their corrected p-values, and those that
-    are not significant said to be so."""
+    are not significant said to be so; the legend and notes between them."""
     teams = len({v.team for v in comparison.variants}) > 1
-    scores = _table(
-        f"Comparison on {comparison.metric}, 95% intervals, against "
-        f"{comparison.baseline or 'no baseline'}"
-    )
-    for column in ("variant", "ok", f"{comparison.metric} [CI]", "difference [CI]"):
-        scores.add_column(column, no_wrap=True)
-    scores.add_column("p Holm", justify="right", no_wrap=True)
-    scores.add_column("d", justify="right", no_wrap=True)
-    costs = _table("Per arm: passed, spent and took; all arms: rewards, transfers, net flow")
-    costs.add_column("variant", no_wrap=True)
-    for column in ("pass", "tokens", "cost $", "latency s", "reward", "tx", "net flow"):
-        costs.add_column(column, justify="right", no_wrap=True)
+    score_rows: list[list[str | Text]] = []
+    cost_rows: list[list[str | Text]] = []
     for v in comparison.variants:
         name = v.key if teams else v.variant
         marks = ("★ " if v.key == comparison.best else "") + (
             "◆ " if v.key in comparison.pareto else ""
         )
-        versus, p, effect = "baseline" if v.key == comparison.baseline else "-", "-", "-"
+        versus, versus_ci, p, effect = "-", "-", "-", "-"
+        if v.key == comparison.baseline:
+            versus = "baseline"
         style = ""
         if v.versus is not None:
-            versus = _estimate(v.versus.difference, signed=True)
-            if not v.versus.paired:
-                versus += " (u)"
+            versus = _mean(v.versus.difference, signed=True) + ("" if v.versus.paired else " (u)")
+            versus_ci = _interval(v.versus.difference)
             p = _p(v.versus.p_holm)
             if not v.versus.significant:
                 p += " n.s.*" if v.versus.underpowered else " n.s."
                 style = "dim"
             if v.versus.effect_size is not None:
                 effect = f"{v.versus.effect_size:+.2f}"
-        counts = str(v.done) + "".join(
-            f" {n} {what}"
+        not_done = ", ".join(
+            f"{n} {what}"
             for n, what in (
                 (v.failed, "failed"),
                 (v.skipped, "skipped"),
@@ -150,24 +150,55 @@ def comparison_view(comparison: VariantComparison) -> Group:
             )
             if n
         )
-        scores.add_row(
-            marks + name,
-            counts,
-            _estimate(v.metric),
-            Text(versus, style=style),
-            Text(p, style=style),
-            effect,
+        score_rows.append(
+            [marks + name, str(v.done), not_done or "-", _mean(v.metric), _interval(v.metric),
+             Text(versus, style=style), Text(versus_ci, style=style), Text(p, style=style),
+             effect]
+        )  # fmt: skip
+        cost_rows.append(
+            [
+                name,
+                f"{v.success_rate:.0%}",
+                f"{v.tokens:.0f}",
+                f"{v.cost_usd:.4f}",
+                f"{v.latency_s:.2f}",
+                str(v.reward),
+                str(v.transactions),
+                str(v.net_flow),
+            ]
         )
-        costs.add_row(
-            name,
-            f"{v.success_rate:.0%}",
-            f"{v.tokens:.0f}",
-            f"{v.cost_usd:.4f}",
-            f"{v.latency_s:.2f}",
-            str(v.reward),
-            str(v.transactions),
-            str(v.net_flow),
-        )
+    scores = fit(
+        console,
+        f"Comparison on {comparison.metric}, 95% intervals, against "
+        f"{comparison.baseline or 'no baseline'}",
+        [
+            Col("variant"),
+            Col("done", "number"),
+            Col("not done", drop=4),
+            Col(comparison.metric, "number"),
+            Col("95% CI", drop=2),
+            Col("difference", "number"),
+            Col("diff CI", drop=3),
+            Col("p Holm", "number"),
+            Col("d", "number", drop=1),
+        ],
+        score_rows,
+    )
+    costs = fit(
+        console,
+        "Per arm: passed, spent and took; all arms: rewards, transfers, net flow",
+        [
+            Col("variant"),
+            Col("pass", "number"),
+            Col("tokens", "number", drop=3),
+            Col("cost $", "number"),
+            Col("latency s", "number", drop=4),
+            Col("reward", "number", drop=1),
+            Col("tx", "number", drop=5),
+            Col("net flow", "number", drop=2),
+        ],
+        cost_rows,
+    )
     legend = (
         "★ best mean · ◆ on the cost/score Pareto front · difference: variant - baseline"
         " (u: unpaired) · n.s.: not significant (Holm p >= 0.05), *: too few pairs to be"
@@ -175,16 +206,31 @@ def comparison_view(comparison: VariantComparison) -> Group:
     )
     lines = [Text(legend, style="dim")]
     lines += [Text(f"note: {n}", style="dim") for n in comparison.notes]
-    return Group(scores, *lines, costs)
+    return [scores, *lines, costs]
 
 
-def arms_table(title: str, records: Sequence[ArmRecord]) -> Table:
-    table = _table(title)
-    for column in ("arm", "status", "score", "steps", "tokens", "cost $", "latency s", "tx"):
-        table.add_column(column, no_wrap=column in ("arm", "status"))
-    table.add_column("error")
-    for r in records:
-        table.add_row(
+def print_comparison(console: Console, comparison: VariantComparison) -> None:
+    for part in comparison_view(console, comparison):
+        if isinstance(part, Fitted):
+            part.print(console)
+        else:
+            console.print(part)
+
+
+def arms_table(console: Console, title: str, records: Sequence[ArmRecord]) -> Fitted:
+    columns = [
+        Col("arm"),
+        Col("status"),
+        Col("score", "number"),
+        Col("steps", "number", drop=3),
+        Col("tokens", "number", drop=4),
+        Col("cost $", "number", drop=2),
+        Col("latency s", "number", drop=5),
+        Col("tx", "number", drop=1),
+        Col("error", "text"),
+    ]
+    rows = [
+        [
             r.key,
             r.status,
             "-" if r.score is None else f"{r.score:.2f}",
@@ -194,8 +240,10 @@ def arms_table(title: str, records: Sequence[ArmRecord]) -> Table:
             f"{r.latency_s:.2f}",
             str(r.transactions),
             r.error or "",
-        )
-    return table
+        ]
+        for r in records
+    ]
+    return fit(console, title, columns, rows)
 
 
 def export_row(record: ArmRecord) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from p2engine.cli.common import (
     AddressOption,
@@ -30,9 +29,12 @@ from p2engine.cli.common import (
     settings_for,
     ui_url,
 )
+from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from temporalio.client import WorkflowExecutionStatus
+
     from p2engine.contract.rollouts import ArmRecord, RolloutResult, VariantComparison
     from p2engine.runtime.rerun_view import RerunTarget, RolloutRecorder, Sinks
     from p2engine.runtime.rollouts import PreparedRollout, RolloutClient, RolloutHandle
@@ -213,7 +215,8 @@ async def _wait(
 
         async def show(live: Live) -> None:
             progress = await client.progress(handle)
-            live.update(live_table(progress, await client.variant_flows(handle.id, started)))
+            flows = await client.variant_flows(handle.id, started)
+            live.update(live_table(console, progress, flows).renderable())
             if recorder is not None:
                 await recorder.update(progress)
 
@@ -239,12 +242,12 @@ async def _wait(
 
 
 def _print_result(result: RolloutResult, as_json: bool) -> int:
-    from p2engine.cli.rollout_tables import comparison_view
+    from p2engine.cli.rollout_tables import print_comparison
 
     if as_json:
         print_json(result.comparison.model_dump(mode="json"))
     else:
-        console.print(comparison_view(result.comparison))
+        print_comparison(console, result.comparison)
         for wallet in result.wallets:
             note(f"wallet {wallet.agent}: {wallet.before} -> {wallet.after}")
         console.print(f"rollout: {result.rollout_id}", highlight=False)
@@ -253,6 +256,10 @@ def _print_result(result: RolloutResult, as_json: bool) -> int:
 
 
 # --- reading ----------------------------------------------------------------------------
+
+
+def _status_name(status: WorkflowExecutionStatus | None) -> str:
+    return status.name.lower() if status else ""
 
 
 @app.command("list")
@@ -270,7 +277,7 @@ def list_rollouts(
             "name": r.name,
             "arms": r.total,
             "phase": r.phase,
-            "status": r.status.name.lower() if r.status else None,
+            "status": _status_name(r.status) or None,
             "started": r.started.isoformat(),
             "closed": r.closed.isoformat() if r.closed else None,
         }
@@ -279,13 +286,23 @@ def list_rollouts(
     if as_json:
         print_json(rows)
         return
-    table = Table(title="Rollouts")
-    for column in ("id", "name", "arms", "phase", "status", "started"):
-        table.add_column(column, no_wrap=column == "id")
-    for r in found:
-        state = r.status.name.lower() if r.status else ""
-        table.add_row(r.id, r.name, str(r.total), r.phase, state, r.started.isoformat()[:19])
-    console.print(table)
+    columns = [
+        Col("id"),
+        Col("name", drop=3),
+        Col("arms", "number"),
+        Col("phase"),
+        Col("status", drop=2),
+        Col("started", drop=1),
+    ]
+    print_table(
+        console,
+        "Rollouts",
+        columns,
+        [
+            [r.id, r.name, str(r.total), r.phase, _status_name(r.status), moment(r.started)]
+            for r in found
+        ],
+    )
 
 
 @app.command()
@@ -321,7 +338,7 @@ async def _status(settings: Settings, rollout: str, as_json: bool) -> int:
         print_json(data)
         return 0
     flows = await client.variant_flows(handle.id, description.start_time)
-    console.print(live_table(progress, flows))
+    live_table(console, progress, flows).print(console)
     return 0
 
 
@@ -354,7 +371,7 @@ async def _show(settings: Settings, rollout: str, as_json: bool) -> int:
     if as_json:
         print_json([r.model_dump(mode="json") for r in records])
         return 0
-    console.print(arms_table(f"{rollout_id}: {len(records)} arms", records))
+    arms_table(console, f"{rollout_id}: {len(records)} arms", records).print(console)
     return 0
 
 
@@ -379,7 +396,7 @@ def compare(
 async def _compare(
     settings: Settings, rollout: str, baseline: str | None, metric: str | None, as_json: bool
 ) -> int:
-    from p2engine.cli.rollout_tables import comparison_view
+    from p2engine.cli.rollout_tables import print_comparison
     from p2engine.contract.rollouts import METRICS
     from p2engine.evals.variants import compare as compare_variants
     from p2engine.evals.variants import resolve_baseline
@@ -402,7 +419,7 @@ async def _compare(
     if as_json:
         print_json(comparison.model_dump(mode="json"))
     else:
-        console.print(comparison_view(comparison))
+        print_comparison(console, comparison)
     return 0
 
 
@@ -538,17 +555,20 @@ def schedule_list(
     if as_json:
         print_json(rows)
         return
-    table = Table(title="Rollout schedules")
-    for column in ("id", "paused", "next run", "last run"):
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        table.add_row(
-            row["id"],
-            str(row["paused"]),
-            (row["next"] or [""])[0][:19],
-            (row["recent"] or [""])[-1][:19],
-        )
-    console.print(table)
+    print_table(
+        console,
+        "Rollout schedules",
+        [Col("id"), Col("paused"), Col("next run", drop=2), Col("last run", drop=1)],
+        [
+            [
+                row["id"],
+                "yes" if row["paused"] else "no",
+                moment((row["next"] or [None])[0]),
+                moment((row["recent"] or [None])[-1]),
+            ]
+            for row in rows
+        ],
+    )
 
 
 @schedules.command("describe")
