@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -23,6 +24,7 @@ from p2engine.cli.common import (
 from p2engine.cli.display import stack_table
 from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import P2eError
+from p2engine.contract.names import EXECUTION_STATUSES
 
 if TYPE_CHECKING:
     from p2engine.contract.models import StackEntry
@@ -34,26 +36,41 @@ app = typer.Typer(help="Conversations and their interaction stacks.", no_args_is
 QUERY_TIMEOUT_S = 5.0
 
 
+Status = StrEnum("Status", {name: name for name in EXECUTION_STATUSES})  # type: ignore[misc]
+
+
 @app.command("list")
 def list_conversations(
-    limit: Annotated[int, typer.Option(help="Newest N conversations.", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Newest N conversations.", min=1)
+    ] = 50,
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent's.")] = None,
+    status: Annotated[Status | None, typer.Option(help="Only those in this state.")] = None,
+    rollout: Annotated[
+        str | None, typer.Option(help="Only the arms of this rollout (rollout-NAME or NAME).")
+    ] = None,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Delegated conversations and rollout arms too."),
+    ] = False,
     as_json: JsonOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """List conversations, newest first."""
+    """List conversations, newest first: those started by a user, unless --all or --rollout."""
     settings = settings_for(address, namespace)
-    rows = run_async(_list(settings, limit))
+    found = Filter(agent, status.value if status else None, rollout, every)
+    rows = run_async(_list(settings, limit, found))
     if as_json:
         print_json(rows)
         return
     columns = [
         Col("id"),
-        Col("agent", drop=3),
+        Col("agent", drop=1),
         Col("status"),
         Col("state", drop=2),
         Col("step", "number"),
-        Col("started", drop=1),
+        Col("started", drop=3),
     ]
     print_table(
         console,
@@ -73,20 +90,36 @@ def list_conversations(
     )
 
 
-async def _list(settings: Settings, limit: int) -> list[dict[str, Any]]:
-    from p2engine.runtime.conversations import ConversationClient
+@dataclass(frozen=True)
+class Filter:
+    agent: str | None
+    status: str | None
+    rollout: str | None
+    children: bool
 
+
+async def _list(settings: Settings, limit: int, only: Filter) -> list[dict[str, Any]]:
+    from p2engine.runtime.conversations import ConversationClient, status_name
+    from p2engine.runtime.rollouts import rollout_id
+
+    listed = await ConversationClient(settings).list_conversations(
+        limit,
+        agent=only.agent,
+        status=only.status,
+        rollout=rollout_id(only.rollout) if only.rollout else None,
+        children=only.children,
+    )
     return [
         {
             "id": found.id,
             "agent": found.agent,
-            "status": found.status.name.lower() if found.status else "unknown",
+            "status": status_name(found.status),
             "state": found.state,
             "step": found.step,
             "started": found.started.isoformat(),
             "closed": found.closed.isoformat() if found.closed else None,
         }
-        for found in await ConversationClient(settings).list_conversations(limit)
+        for found in listed
     ]
 
 

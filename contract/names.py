@@ -40,3 +40,14 @@ ROLLOUT_MEMO = "rollout"
 # Span attribute: the workflow a span belongs to, by which `p2e trace <workflow id>` finds
 # its trace (set on workflow and activity spans alike).
 SPAN_WORKFLOW_ID = "p2e.workflow_id"
+
+# A run's status as p2e names it -> visibility's ExecutionStatus (`conversation list --status`).
+EXECUTION_STATUSES = {
+    "running": "Running",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+    "terminated": "Terminated",
+    "timed_out": "TimedOut",
+    "continued_as_new": "ContinuedAsNew",
+}

@@ -7,6 +7,8 @@ writes visibility queries: callers get typed handles and results, never strings 
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_right, insort
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -46,7 +48,12 @@ from p2engine.contract.models import (
     TurnResult,
     preview,
 )
-from p2engine.contract.names import BRANCH_MEMO, CONVERSATION_WORKFLOW, SCORES_MEMO
+from p2engine.contract.names import (
+    BRANCH_MEMO,
+    CONVERSATION_WORKFLOW,
+    EXECUTION_STATUSES,
+    SCORES_MEMO,
+)
 from p2engine.contract.states import State
 from p2engine.runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
 from p2engine.runtime.client import LazyClient, send_update
@@ -148,6 +155,48 @@ def query_literal(value: str) -> str:
     """A string literal for a visibility query: the parser reads backslash escapes and a
     doubled quote, so an id can never end the literal and add a condition of its own."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def newest_started(
+    found: list[WorkflowExecution], closed: AsyncIterator[WorkflowExecution], limit: int
+) -> list[WorkflowExecution]:
+    """`found` and enough of `closed` (newest closed first) to hold the `limit` newest by
+    start: a run not read yet closed no later than the last one read, so it started no later
+    either; once `limit` of those read started after that, none unread can be among them."""
+    found = list(found)
+    starts = sorted(e.start_time for e in found)
+    async for execution in closed:
+        found.append(execution)
+        insort(starts, execution.start_time)
+        horizon = execution.close_time
+        if horizon is not None and len(starts) - bisect_right(starts, horizon) >= limit:
+            break
+    return found
+
+
+def status_name(status: WorkflowExecutionStatus | None) -> str:
+    """A run's status as p2e names it (EXECUTION_STATUSES), `unknown` without one."""
+    if status is None:
+        return "unknown"
+    return {v.lower(): k for k, v in EXECUTION_STATUSES.items()}.get(
+        status.name.lower().replace("_", ""), status.name.lower()
+    )
+
+
+async def _summary(execution: WorkflowExecution) -> ConversationSummary:
+    attributes = execution.typed_search_attributes
+    return ConversationSummary(
+        id=execution.id,
+        agent=attributes.get(search.AGENT),
+        status=execution.status,
+        state=attributes.get(search.STATE),
+        step=attributes.get(search.STEP),
+        started=execution.start_time,
+        closed=execution.close_time,
+        score=attributes.get(search.SCORE),
+        scores=await _memo_scores(execution),
+        branch_of=await _memo_origin(execution),
+    )
 
 
 @dataclass(frozen=True)
@@ -342,11 +391,37 @@ class ConversationClient(LazyClient):
     async def running(self, handle: ConversationHandle) -> bool:
         return is_running(await handle.describe())
 
-    async def list_conversations(self, limit: int) -> list[ConversationSummary]:
-        """Conversations, newest first, with what their search attributes say."""
-        return await self._summaries(
-            f"WorkflowType = {query_literal(CONVERSATION_WORKFLOW)}", limit
-        )
+    async def list_conversations(
+        self,
+        limit: int,
+        *,
+        agent: str | None = None,
+        status: str | None = None,
+        rollout: str | None = None,
+        children: bool = False,
+    ) -> list[ConversationSummary]:
+        """The newest `limit` conversations by start, newest first, with what their search
+        attributes say: of `agent`, in `status` (a key of EXECUTION_STATUSES), the arms of
+        `rollout`. Delegated conversations and rollout arms (children) only when asked for,
+        or when a rollout's arms are."""
+        query = f"WorkflowType = {query_literal(CONVERSATION_WORKFLOW)}"
+        if agent is not None:
+            query += f" AND {search.AGENT.name} = {query_literal(agent)}"
+        if rollout is not None:
+            query += f" AND {search.ROLLOUT.name} = {query_literal(rollout)}"
+        elif not children:
+            query += " AND ParentWorkflowId IS NULL"
+        if status is not None:
+            query += f" AND ExecutionStatus = {query_literal(EXECUTION_STATUSES[status])}"
+        client = await self.temporal()
+        # Visibility lists running runs first, then closed ones by close time, newest first.
+        running = client.list_workflows(f"{query} AND ExecutionStatus = 'Running'")
+        closed = client.list_workflows(f"{query} AND ExecutionStatus != 'Running'")
+        found = [e async for e in running] if status in (None, "running") else []
+        if status != "running":
+            found = await newest_started(found, closed, limit)
+        found = sorted(found, key=lambda e: (e.start_time, e.id), reverse=True)[:limit]
+        return [await _summary(e) for e in found]
 
     async def top_scored(
         self, limit: int, agent: str | None = None, evaluator: str | None = None
@@ -369,24 +444,7 @@ class ConversationClient(LazyClient):
 
     async def _summaries(self, query: str, limit: int) -> list[ConversationSummary]:
         client = await self.temporal()
-        summaries = []
-        async for execution in client.list_workflows(query, limit=limit):
-            attributes = execution.typed_search_attributes
-            summaries.append(
-                ConversationSummary(
-                    id=execution.id,
-                    agent=attributes.get(search.AGENT),
-                    status=execution.status,
-                    state=attributes.get(search.STATE),
-                    step=attributes.get(search.STEP),
-                    started=execution.start_time,
-                    closed=execution.close_time,
-                    score=attributes.get(search.SCORE),
-                    scores=await _memo_scores(execution),
-                    branch_of=await _memo_origin(execution),
-                )
-            )
-        return summaries
+        return [await _summary(e) async for e in client.list_workflows(query, limit=limit)]
 
     async def branches_of(self, source: str) -> list[ConversationSummary]:
         """The branches started from `source`, oldest first (visibility: `P2eBranchOf`)."""

@@ -406,3 +406,34 @@ def test_watch_waits_for_a_worker_and_ends_with_the_conversation(cli_env: dict[s
         watcher.kill()
     assert watcher.returncode == 0, err
     assert "completed" in out and "Finished" in out  # the final view (stdout is no terminal)
+
+
+def test_conversation_list_is_newest_first_and_filters(cli_env: dict[str, str]) -> None:
+    tag = uuid.uuid4().hex[:8]
+    for n in range(3):
+        done = p2e("run", "--id", f"list-{tag}-{n}", "delegate to agent_beta: hi", env=cli_env)
+        assert done.returncode == 0, done.stderr
+    ran = p2e("run", "--agent", "agent_beta", "--id", f"list-{tag}-beta", "hi", env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+
+    def listed(*args: str) -> list[dict[str, Any]]:
+        done = p2e("conversation", "list", "--json", "-n", "1000", *args, env=cli_env)
+        assert done.returncode == 0, done.stderr
+        rows: list[dict[str, Any]] = json.loads(done.stdout)
+        return rows
+
+    rows = listed()
+    started = [row["started"] for row in rows]
+    assert started == sorted(started, reverse=True)  # newest first, running or not
+    mine = [row["id"] for row in rows if tag in row["id"]]
+    assert mine == [f"conv-list-{tag}-beta", *(f"conv-list-{tag}-{n}" for n in (2, 1, 0))]
+    assert not any("/" in row["id"] for row in rows)  # no delegated child, no rollout arm
+
+    every = [row["id"] for row in listed("--all") if tag in row["id"]]
+    assert f"conv-list-{tag}-0/d2-agent_beta" in every and len(every) == 7
+    beta = [row["id"] for row in listed("--agent", "agent_beta") if tag in row["id"]]
+    assert beta == [f"conv-list-{tag}-beta"]
+    assert [r for r in listed("--status", "running") if tag in r["id"]] == []
+    assert {r["status"] for r in listed("--status", "completed")} == {"completed"}
+    newest = listed("-n", "2")
+    assert [r["id"] for r in newest] == [r["id"] for r in rows[:2]]
