@@ -121,6 +121,17 @@ def ui_url(settings: Settings, workflow_id: str | None = None) -> str | None:
     return f"{base}/{quote(workflow_id, safe='')}" if workflow_id else base
 
 
+async def warn_without_worker(client: Client, settings: Settings) -> None:
+    """Say so when what was just started will wait: no worker polls its task queue."""
+    from p2engine.runtime.worker import standing_worker_present
+
+    if not await standing_worker_present(client, settings):
+        note(
+            f"no worker serves task queue '{settings.temporal.task_queue}' yet: nothing runs "
+            "until one does (p2e worker)"
+        )
+
+
 @asynccontextmanager
 async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
     """Make sure a worker serves the task queue while the block runs: a standing `p2e worker`

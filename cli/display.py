@@ -93,10 +93,13 @@ class Progress:
     """Prints stack entries as they appear, each once, so a long conversation shows its
     progress and a fast one still shows every entry at the end."""
 
-    def __init__(self, printed: int = 0, kinds: set[str] | None = None) -> None:
+    def __init__(
+        self, printed: int = 0, kinds: set[str] | None = None, conversation: str | None = None
+    ) -> None:
         self.first = self.printed = printed  # entries before `first` are someone else's
         self.kinds = kinds  # None: every kind
         self.scored: dict[int, int] = {}  # entry index -> evaluations shown with it
+        self.conversation = conversation  # named in the hint when a person must answer
 
     def show(self, stack: list[StackEntry]) -> None:
         for index, entry in enumerate(stack[self.first : self.printed], start=self.first):
@@ -108,6 +111,11 @@ class Progress:
         for index, entry in enumerate(stack[self.printed :], start=self.printed):
             if self._shows(entry):
                 note(f"  {describe_entry(entry)}")
+                if self.conversation and entry.waiting_for == "human":
+                    note(
+                        f"  nothing moves until {entry.agent_id} answers: "
+                        f"p2e chat --as {entry.agent_id} {self.conversation}"
+                    )
             self.scored[index] = len(entry.evaluations)
         self.printed = max(self.printed, len(stack))
 

@@ -28,6 +28,7 @@ from p2engine.cli.common import (
     serving,
     settings_for,
     ui_url,
+    warn_without_worker,
 )
 from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import InvalidInput
@@ -159,6 +160,7 @@ async def _start(
     note(f'its arms in the Web UI: filter P2eRollout="{handle.id}"')
     if detach:
         console.print(handle.id, highlight=False)
+        await warn_without_worker(await client.temporal(), settings)
         return 0
     description = await handle.describe()
     recorder = None

@@ -18,6 +18,7 @@ from p2engine.cli.common import (
     serving,
     settings_for,
     ui_url,
+    warn_without_worker,
 )
 from p2engine.cli.display import Progress, reply_text, score_summary
 
@@ -89,10 +90,11 @@ async def _run(
         note(f"{handle.id} already exists; attaching to it")
     if detach:
         console.print(handle.id, highlight=False)
+        await warn_without_worker(await conversations.temporal(), settings)
         return 0
     if not started and not await conversations.running(handle):
         return _print_result(settings, await handle.result())
-    progress = Progress()
+    progress = Progress(conversation=handle.id)
     follower = asyncio.create_task(progress.follow(partial(conversations.stack, handle)))
     try:
         async with serving(await conversations.temporal(), settings):

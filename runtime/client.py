@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -33,7 +34,13 @@ def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
 
     server = DevServer(settings)
     if start_embedded:
-        record, _ = server.start()
+        record, started = server.start()
+        if started:  # said, so that a server stopped on purpose is not back unnoticed
+            print(
+                f"started the Temporal dev server at {record.address} (`p2e server stop` stops it)",
+                file=sys.stderr,
+                flush=True,
+            )
         return record.address
     return server.config.address
 

@@ -146,3 +146,31 @@ def test_a_chat_whose_model_step_fails_says_why_and_exits_1(cli_env: dict[str, s
     assert "agent_alpha>" not in done.stdout  # no empty reply
     line = next(x for x in done.stderr.splitlines() if "conv-cli-chat-401 finished" in x)
     assert line.startswith("conv-cli-chat-401 finished: error: ") and "401" in line
+
+
+def test_run_with_a_human_agent_says_who_must_answer_and_how(cli_env: dict[str, str]) -> None:
+    name = "cli-human-direct"
+    run = subprocess.Popen([P2E, "run", "--agent", "reviewer", "--id", name, "may we ship?"],
+                           env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)  # fmt: skip
+    hint = f"nothing moves until reviewer answers: p2e chat --as reviewer conv-{name}"
+    seen = []
+    assert run.stderr is not None
+    for line in run.stderr:
+        seen.append(line)
+        if hint in line:
+            break
+    assert any(hint in line for line in seen), "".join(seen)
+
+    answered = p2e("chat", "--as", "reviewer", f"conv-{name}", env=cli_env, stdin="Ship it.\n")
+    assert answered.returncode == 0, answered.stderr
+    out, _ = run.communicate(timeout=120)
+    assert run.returncode == 0 and "Ship it." in out
+
+
+def test_run_detached_without_a_worker_says_nothing_runs_yet(cli_env: dict[str, str]) -> None:
+    done = p2e("run", "-d", "--id", "cli-detached-alone", "weather in Paris", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "conv-cli-detached-alone"
+    queue = cli_env["P2E_TASK_QUEUE"]
+    assert f"no worker serves task queue '{queue}' yet: nothing runs until one does" in done.stderr

@@ -89,6 +89,14 @@ def test_concurrent_starts_leave_one_server_that_stop_stops(tmp_path: Path) -> N
         again = p2e("server", "stop", env=env)
         assert again.returncode == 2
         assert again.stderr.strip() == "error: the dev server is not running"
+
+        # A command that needs the server starts it again, and says so.
+        listed = p2e("conversation", "list", env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert f"started the Temporal dev server at 127.0.0.1:{port}" in listed.stderr
+        assert "`p2e server stop` stops it" in listed.stderr
+        quiet = p2e("conversation", "list", env=env)
+        assert "started the Temporal dev server" not in quiet.stderr  # once, not every time
     finally:
         kill_groups(dev_servers_on(port))
 
