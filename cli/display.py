@@ -32,8 +32,11 @@ def entry_detail(entry: StackEntry) -> str:
 
 
 def scores_text(outcomes: Sequence[EvalOutcome]) -> str:
+    """`helpful 0.80 (paid 5.00), tool_succeeded 1.00`: each score, and what it paid."""
     return ", ".join(
-        f"{e.evaluator_id} {'error' if e.value is None else f'{e.value:.2f}'}" for e in outcomes
+        f"{e.evaluator_id} {'error' if e.value is None else f'{e.value:.2f}'}"
+        + (f" (paid {e.reward.amount:.2f})" if e.reward and e.reward.status == "paid" else "")
+        for e in outcomes
     )
 
 

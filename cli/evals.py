@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,10 +18,11 @@ from p2engine.cli.common import (
     serving,
     settings_for,
 )
+from p2engine.cli.tables import Col, print_table
 from p2engine.runtime.settings import load_settings
 
 if TYPE_CHECKING:
-    from p2engine.contract.evals import PairOutcome
+    from p2engine.contract.evals import PairOutcome, RewardOutcome
     from p2engine.evals.registry import Evaluator, PairEvaluator
     from p2engine.runtime.conversations import ConversationSummary
     from p2engine.runtime.settings import Settings
@@ -123,17 +125,48 @@ def show(
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"{data['conversation_id']} · {data['status']}")
-    for column in ("step", "entry", "evaluator", "score"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("why")
-    for e in data["evaluations"]:
-        score = "error" if e["score"] is None else f"{e['score']:.2f}"
-        why = e["error"] if e["score"] is None else e["rationale"]
-        table.add_row(str(e["step"]), e["kind"], f"{e['evaluator']} v{e['version']}", score, why)
-    console.print(table)
+    columns = [
+        Col("step", "number"),
+        Col("entry", drop=2),
+        Col("evaluator"),
+        Col("score", "number"),
+        Col("reward"),
+        Col("why", "text", drop=1),
+    ]
+    rows = [
+        [
+            str(e["step"]),
+            e["kind"],
+            f"{e['evaluator']} v{e['version']}",
+            "error" if e["score"] is None else f"{e['score']:.2f}",
+            reward_text(e["reward"]),
+            e["error"] if e["score"] is None else e["rationale"],
+        ]
+        for e in data["evaluations"]
+    ]
+    print_table(console, f"{data['conversation_id']} · {data['status']}", columns, rows)
     mean = data["score"]
     console.print("no evaluations" if mean is None else f"mean score {mean:.2f}", highlight=False)
+    rewards = [e["reward"] for e in data["evaluations"] if e["reward"]]
+    if paid := [r for r in rewards if r["status"] == "paid"]:
+        total = sum(Decimal(r["amount"]) for r in paid)
+        console.print(f"rewards paid: {total:.2f} in {len(paid)} transfers", highlight=False)
+
+
+def _reward(reward: RewardOutcome | None) -> dict[str, Any] | None:
+    """What an evaluation paid, with its amount as money is written everywhere (`4.00`)."""
+    if reward is None:
+        return None
+    return {**reward.model_dump(mode="json"), "amount": f"{reward.amount:.2f}"}
+
+
+def reward_text(reward: dict[str, Any] | None) -> str:
+    """`paid 5.00`, `skipped`, `failed`, or `-` when the evaluation pays nothing."""
+    if not reward:
+        return "-"
+    if reward["status"] == "paid":
+        return f"paid {Decimal(reward['amount']):.2f}"
+    return str(reward["status"])
 
 
 async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
@@ -165,6 +198,7 @@ async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
                     "error": outcome.error,
                     "rationale": rationale,
                     "ref": outcome.ref,
+                    "reward": _reward(outcome.reward),
                     "tokens": outcome.usage.total_tokens if outcome.usage else 0,
                     "cost_usd": outcome.usage.cost_usd if outcome.usage else 0.0,
                 }

@@ -262,3 +262,29 @@ def test_limit_is_bounded(own_ledger: dict[str, str], command: list[str]) -> Non
     [line] = done.stderr.strip().splitlines()
     assert "--limit" in line and "10000" in line
     assert p2e("ledger", *command, "--limit", "10000", env=own_ledger).returncode == 0
+
+
+def test_rewards_paid_for_scores_show_in_conversation_and_eval_show(
+    own_ledger: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "rewarding.yaml"
+    config.write_text(
+        "rewards:\n  budget: 10\n  evaluators: [tool_succeeded]\n"
+        "  thresholds: [{min: 0.5, amount: 4}]\n"
+    )
+    env = {**own_ledger, "P2E_CONFIG": str(config)}
+    ran = p2e("run", "--id", "cli-rewarded", "--eval", "tool_succeeded", "weather in Paris",
+              env=env)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+
+    shown = p2e("conversation", "show", "cli-rewarded", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "tool_succeeded 1.00 (paid 4.00)" in shown.stdout
+    table = p2e("eval", "show", "cli-rewarded", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "paid 4.00" in table.stdout and "rewards paid: 4.00 in 1 transfers" in table.stdout
+    data = as_json("eval", "show", "cli-rewarded", env=env)
+    (reward,) = [e["reward"] for e in data["evaluations"] if e["reward"]]
+    assert (reward["status"], reward["amount"]) == ("paid", "4.00")
+    history = as_json("ledger", "history", "agent_alpha", env=env)
+    assert reward["transfer_id"] in [r["transfer_id"] for r in history]
