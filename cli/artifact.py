@@ -39,11 +39,15 @@ def _store(settings: Settings) -> ArtifactDirectory:
 
 def _read(store: ArtifactDirectory, ref: str) -> tuple[str, Any]:
     """The full ref and the content: a JSON record (node, evaluation) or text."""
-    from p2engine.store.artifacts import ArtifactNotFound
+    from p2engine.store.artifacts import ArtifactNotFound, NotARef
 
     try:
         full = store.resolve(ref)
         text = store.get_text(full)
+    except NotARef:
+        raise InvalidInput(
+            f"{ref!r} is no ref: a ref, or the start of one, is 6 to 64 hex digits"
+        ) from None
     except ArtifactNotFound as exc:
         raise InvalidInput(f"no artifact {exc.args[0]} in {store.root}") from None
     except UnicodeDecodeError:

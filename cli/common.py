@@ -100,7 +100,18 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """`data` as indented JSON: text as it is (15°C, 東京), but every character `visible()`
+    would escape written as a JSON escape (\\u001b), so the output is valid JSON that no
+    content can use to steer the terminal."""
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write("".join(_json_char(c) for c in text) + "\n")
+
+
+def _json_char(char: str) -> str:
+    code = ord(char)
+    if char in "\n\t" or (32 <= code < 127) or (code > 159 and not _special(code)):
+        return char
+    return f"\\u{code:04x}"  # a lone surrogate included: it stands for a byte, as in visible()
 
 
 def note(message: str) -> None:

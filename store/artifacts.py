@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from p2engine.contract.models import ContentNode
-from p2engine.store.base import ArtifactNotFound
+from p2engine.store.base import ArtifactNotFound, NotARef
 
-__all__ = ["ArtifactDirectory", "ArtifactNotFound", "LocalArtifactStore"]
+__all__ = ["ArtifactDirectory", "ArtifactNotFound", "LocalArtifactStore", "NotARef"]
 
 
 class ArtifactDirectory:
@@ -54,12 +54,12 @@ class ArtifactDirectory:
     def resolve(self, prefix: str) -> str:
         """The one stored ref that starts with `prefix` (at least 6 hex digits), or
         ArtifactNotFound naming why (none, several, or not a ref)."""
+        if not 6 <= len(prefix) <= 64 or not all(c in "0123456789abcdef" for c in prefix):
+            raise NotARef(prefix)
         if len(prefix) == 64:
             if not self._path(prefix).exists():
                 raise ArtifactNotFound(prefix)
             return prefix
-        if not 6 <= len(prefix) < 64 or not all(c in "0123456789abcdef" for c in prefix):
-            raise ArtifactNotFound(prefix)
         folder = self.root / prefix[:2]
         found = sorted(
             prefix[:2] + p.name for p in folder.glob(f"{prefix[2:]}*") if not p.name.startswith(".")

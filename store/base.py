@@ -11,6 +11,10 @@ class ArtifactNotFound(KeyError):
     """No content under this ref (or the ref is not a SHA-256 hex digest)."""
 
 
+class NotARef(ArtifactNotFound):
+    """Text that cannot name an artifact: a ref, or a prefix of one, is 6 to 64 hex digits."""
+
+
 class ArtifactStore(Protocol):
     """Content-addressed storage: a ref is the SHA-256 of the stored bytes (of a node's
     canonical JSON for nodes), so writing twice is a no-op and a ref always names one

@@ -299,6 +299,16 @@ def test_artifact_show_cat_and_diff_cover_every_kind_of_node(cli_env: dict[str, 
     missing = p2e("artifact", "cat", "abcdef", env=cli_env)
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: no artifact abcdef in ")
+    for short in ("abcd", "xyz123", "g" * 64):
+        refused = p2e("artifact", "cat", short, env=cli_env)
+        assert (refused.returncode, refused.stderr) == (
+            2,
+            f"error: {short!r} is no ref: a ref, or the start of one, is 6 to 64 hex digits\n",
+        )
+    # A record prints its text as it is: a degree sign, not its JSON escape.
+    cat = p2e("artifact", "cat", answers[0]["ref"], env=cli_env)
+    assert "In Paris it is 15°C" in json.loads(cat.stdout)["text"]
+    assert "15°C" in cat.stdout and "\\u00b0" not in cat.stdout
 
 
 def test_branch_branches_and_replay_as_a_user_runs_them(cli_env: dict[str, str]) -> None:
