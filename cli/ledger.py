@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from p2engine.cli.common import JsonOption, console, print_json, run_async
+from p2engine.cli.common import JsonOption, console, note, print_json, run_async
 from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import P2eError
 
@@ -127,16 +127,20 @@ def transfer(
     identifier = user_key(
         transfer_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
     )
-    receipt = _with_ledger(
-        lambda ledger: ledger.transfer(
-            identifier, payer, payee, value, reason=reason, reference="cli"
-        )
-    )
+
+    async def pay(ledger: Ledger) -> tuple[Receipt, bool]:
+        earlier = await ledger.get_transfer(identifier)
+        receipt = await ledger.transfer(identifier, payer, payee, value, reason, "cli")
+        return receipt, earlier is not None
+
+    receipt, repeated = _with_ledger(pay)
+    balance = "" if repeated else f" ({receipt.payer} now {receipt.payer_balance:.2f})"
     console.print(
-        f"{receipt.transfer_id}: {receipt.payer} -> {receipt.payee} {receipt.amount:.2f}"
-        f" ({receipt.payer} now {receipt.payer_balance:.2f})",
+        f"{receipt.transfer_id}: {receipt.payer} -> {receipt.payee} {receipt.amount:.2f}{balance}",
         highlight=False,
     )
+    if repeated:
+        note(f"recorded before, at {moment(receipt.at)}: nothing moved now")
 
 
 @app.command()

@@ -55,7 +55,7 @@ from p2engine.ledger.errors import (
     InvalidAmount,
     InvalidTransfer,
     LedgerError,
-    UnknownWallet,
+    no_wallet,
 )
 from p2engine.ledger.models import (
     CENT,
@@ -258,7 +258,7 @@ class CantonLedger:
     async def balance(self, agent: str) -> Decimal:
         wallet = (await self._wallets()).get(agent)
         if wallet is None:
-            raise UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+            raise no_wallet(agent)
         return decode_decimal(wallet.args["balance"])
 
     async def get_transfer(self, transfer_id: str) -> Receipt | None:
@@ -268,7 +268,7 @@ class CantonLedger:
     async def history(self, agent: str, limit: int = 20) -> list[Receipt]:
         wallets, receipts = await self._state()
         if not any(w.args["owner"] == agent for w in wallets):
-            raise UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+            raise no_wallet(agent)
         mine = [r for r in receipts if agent in (r.payer, r.payee)]
         return sorted(mine, key=lambda r: r.seq, reverse=True)[:limit]
 
@@ -439,7 +439,7 @@ def _refusal(
     """The business error a fresh read already shows, if any."""
     for agent in (payer, payee):
         if agent not in wallets:
-            return UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+            return no_wallet(agent)
     balance = decode_decimal(wallets[payer].args["balance"])
     if balance < amount:
         return InsufficientFunds(f"{payer} has {balance:.2f}, less than {amount:.2f}")

@@ -37,7 +37,7 @@ from p2engine.ledger.errors import (
     LedgerError,
     LedgerStorageError,
     LedgerUnavailable,
-    UnknownWallet,
+    no_wallet,
 )
 from p2engine.ledger.models import (
     EntryKind,
@@ -322,7 +322,7 @@ class EmbeddedLedger:
             )
             for agent in (payer, payee):
                 if agent not in balances:
-                    raise UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+                    raise no_wallet(agent)
             if balances[payer] < cents:
                 raise InsufficientFunds(
                     f"{payer} has {_money(balances[payer]):.2f}, less than {amount:.2f}"
@@ -351,7 +351,7 @@ class EmbeddedLedger:
         def read(db: sqlite3.Connection) -> Decimal:
             row = db.execute("SELECT balance FROM wallets WHERE agent = ?", (agent,)).fetchone()
             if row is None:
-                raise UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+                raise no_wallet(agent)
             return _money(row[0])
 
         return await self._run(read)
@@ -362,7 +362,7 @@ class EmbeddedLedger:
     async def history(self, agent: str, limit: int = 20) -> list[Receipt]:
         def read(db: sqlite3.Connection) -> list[Receipt]:
             if db.execute("SELECT 1 FROM wallets WHERE agent = ?", (agent,)).fetchone() is None:
-                raise UnknownWallet(f"no wallet for {agent}; open it with `p2e ledger init`")
+                raise no_wallet(agent)
             rows = db.execute(
                 f"SELECT {RECEIPT_COLUMNS} FROM transfers WHERE payer = ? OR payee = ?"
                 " ORDER BY seq DESC LIMIT ?",

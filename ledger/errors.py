@@ -36,6 +36,15 @@ class UnknownWallet(BusinessError):
     """No wallet for this agent; only `p2e ledger init` opens wallets."""
 
 
+def no_wallet(agent: str) -> UnknownWallet:
+    """The error for a name without a wallet: `p2e ledger init` opens one for every agent of
+    agents.yml (and the treasury), so a name that is none of those never gets one."""
+    return UnknownWallet(
+        f"no wallet for {agent}: wallets belong to the agents of agents.yml and the treasury, "
+        "opened by `p2e ledger init` (again after adding an agent)"
+    )
+
+
 class Unauthorized(BusinessError):
     """The caller may not act for this wallet (or the ledger refused its credentials)."""
 

@@ -288,3 +288,31 @@ def test_rewards_paid_for_scores_show_in_conversation_and_eval_show(
     assert (reward["status"], reward["amount"]) == ("paid", "4.00")
     history = as_json("ledger", "history", "agent_alpha", env=env)
     assert reward["transfer_id"] in [r["transfer_id"] for r in history]
+
+
+def test_a_repeated_transfer_id_says_nothing_moved(own_ledger: dict[str, str]) -> None:
+    first = p2e("ledger", "transfer", "agent_alpha", "agent_beta", "7", "--id", "once",
+                env=own_ledger)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert (
+        first.stdout.strip() == "user:once: agent_alpha -> agent_beta 7.00 (agent_alpha now 93.00)"
+    )
+    assert "nothing moved" not in first.stderr
+
+    again = p2e("ledger", "transfer", "agent_alpha", "agent_beta", "7", "--id", "once",
+                env=own_ledger)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "user:once: agent_alpha -> agent_beta 7.00"
+    assert "recorded before, at " in again.stderr and "nothing moved now" in again.stderr
+    assert as_json("ledger", "balance", "agent_alpha", env=own_ledger)["balance"] == "93.00"
+
+
+def test_a_name_without_a_wallet_is_told_where_wallets_come_from(
+    own_ledger: dict[str, str],
+) -> None:
+    done = p2e("ledger", "transfer", "agent_alpha", "nobody", "1", env=own_ledger)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: no wallet for nobody: wallets belong to the agents of agents.yml and the "
+        "treasury, opened by `p2e ledger init` (again after adding an agent)"
+    )
