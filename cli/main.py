@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import traceback
+from typing import Any
 
 import typer
 from typer.exceptions import Abort, TyperException
@@ -90,9 +91,35 @@ def _error(message: str) -> None:
     sys.stderr.write(f"error: {visible(' '.join(message.splitlines()))}\n")
 
 
+def command() -> Any:
+    """The app as click runs it, with flags shown in `--help` without a `<bool>` type: a
+    flag takes no value. (Typer brings its own click; its objects are reached by duck
+    typing, not by its private module.)"""
+    built = typer.main.get_command(app)
+    _bare_flags(built)
+    return built
+
+
+def _bare_flags(cmd: Any) -> None:
+    for param in cmd.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    make_help_option = cmd.get_help_option  # click adds --help when it renders the help
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    cmd.get_help_option = help_option
+    for sub in getattr(cmd, "commands", {}).values():
+        _bare_flags(sub)
+
+
 def _run() -> int:
     try:
-        code = app(standalone_mode=False)
+        code = command().main(standalone_mode=False, prog_name="p2e")
     except SystemExit as done:
         if isinstance(done.code, str):
             sys.stderr.write(done.code + "\n")
