@@ -229,6 +229,8 @@ async def _wait(
                 await asyncio.wait([waiting], timeout=REFRESH_S)
             with contextlib.suppress(RPCError):  # the table as the rollout ended
                 await show(live)
+        if not console.is_terminal:  # the last frame ends without a newline when piped
+            console.line()
         if recorder is not None:
             await recorder.finish()
     else:

@@ -250,7 +250,8 @@ def pairs_needed(comparisons: int) -> int:
 def _too_few_pairs(key: str, n: int, comparisons: int, reachable: float) -> str:
     against = f" after Holm over {comparisons} variants" if comparisons > 1 else ""
     return (
-        f"{key}: {n} pairs cannot reach p < {SIGNIFICANCE} with the signed-rank test{against}"
+        f"{key}: {n} pair{'' if n == 1 else 's'} cannot reach p < {SIGNIFICANCE} with the "
+        f"signed-rank test{against}"
         f" (the smallest possible p is {reachable:.3g}): it needs at least "
         f"{pairs_needed(comparisons)} (more cases or --repeats)"
     )
