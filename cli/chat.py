@@ -59,7 +59,7 @@ def chat(
         typer.Option("--as", help="Answer for this human agent in the conversation TARGET."),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="litellm model string for this chat.")
+        str | None, typer.Option("--model", help="litellm model string for this chat.")
     ] = None,
     address: AddressOption = None,
     namespace: NamespaceOption = None,

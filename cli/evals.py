@@ -219,7 +219,6 @@ def top(
         str,
         typer.Option(
             "--metric",
-            "-m",
             help=f"'{MEAN}' (of every evaluator, the default) or an evaluator's id: rank by "
             "its mean, over closed conversations.",
         ),

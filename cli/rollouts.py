@@ -55,9 +55,7 @@ FileArg = Annotated[
 RolloutArg = Annotated[str, typer.Argument(help="A rollout id (rollout-NAME or NAME).")]
 ModelOption = Annotated[
     str | None,
-    typer.Option(
-        "--model", "-m", help="Run every arm on this litellm model (e.g. scripted/default)."
-    ),
+    typer.Option("--model", help="Run every arm on this litellm model (e.g. scripted/default)."),
 ]
 RepeatsOption = Annotated[
     int | None, typer.Option("--repeats", "-r", min=1, help="Runs per variant and input.")

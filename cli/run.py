@@ -46,7 +46,7 @@ def run(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="litellm model string for this run.")
+        str | None, typer.Option("--model", help="litellm model string for this run.")
     ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Print the conversation id and return.")

@@ -23,3 +23,22 @@ def test_help_shows_flags_without_a_type(
     assert _run() == 0
     out = capsys.readouterr().out
     assert "--help" in out and "<bool>" not in out
+
+
+def short_options(cmd: object) -> dict[str, set[str]]:
+    """Each short option and the long options it stands for, over every command."""
+    found: dict[str, set[str]] = {}
+    for param in getattr(cmd, "params", []):
+        names = getattr(param, "opts", [])
+        longs = {n for n in names if n.startswith("--")}
+        for short in (n for n in names if not n.startswith("--")):
+            found.setdefault(short, set()).update(longs)
+    for sub in getattr(cmd, "commands", {}).values():
+        for short, longs in short_options(sub).items():
+            found.setdefault(short, set()).update(longs)
+    return found
+
+
+def test_a_short_option_means_the_same_on_every_command() -> None:
+    ambiguous = {s: longs for s, longs in short_options(command()).items() if len(longs) > 1}
+    assert ambiguous == {}
