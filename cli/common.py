@@ -150,6 +150,11 @@ async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
     from p2engine.runtime.worker import build_worker, standing_worker_present
 
     if await standing_worker_present(client, settings):
+        if settings.telemetry.on:
+            note(
+                "tracing is on here, but a standing worker runs this: spans are written only "
+                "if P2E_OTEL_EXPORTER is set in the worker's environment too"
+            )
         yield
         return
     note("no worker is running; running one in this process")

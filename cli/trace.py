@@ -30,7 +30,7 @@ def trace(
     """Show the trace a workflow's spans belong to: its conversation, model calls, tool
     calls, delegations (the child under the call), evaluations and transfers."""
     from p2engine.runtime.conversations import conversation_id
-    from p2engine.runtime.telemetry import read_spans, traces_of
+    from p2engine.runtime.telemetry import WHERE_SPANS_COME_FROM, read_spans, traces_of
 
     spans = read_spans(file or settings_for().traces_file)
     roots = traces_of(spans, workflow_id)
@@ -38,7 +38,7 @@ def trace(
         workflow_id = conversation_id(workflow_id)
         roots = traces_of(spans, workflow_id)
     if not roots:
-        raise InvalidInput(f"no spans of {workflow_id} in the span file")
+        raise InvalidInput(f"no spans of {workflow_id} in the span file: {WHERE_SPANS_COME_FROM}")
     if as_json:
         print_json([root.as_json() for root in roots])
         return
@@ -46,8 +46,13 @@ def trace(
         console.print(_tree(root))
 
 
-def _label(span: TraceSpan) -> str:
+def _label(span: TraceSpan, parent: TraceSpan | None) -> str:
+    from p2engine.runtime.telemetry import workflow_of
+
     parts = [span.name]
+    workflow = workflow_of(span.record)
+    if workflow is not None and (parent is None or workflow_of(parent.record) != workflow):
+        parts.append(workflow)  # where a workflow's spans begin: which arm, which child
     if span.record.get("end_ns"):
         parts.append(f"{span.duration_ms:.1f} ms")
     else:
@@ -66,10 +71,11 @@ def _label(span: TraceSpan) -> str:
     return " · ".join(parts)
 
 
-def _tree(root: TraceSpan, tree: Tree | None = None) -> Tree:
+def _tree(root: TraceSpan, tree: Tree | None = None, parent: TraceSpan | None = None) -> Tree:
     from rich.tree import Tree
 
-    node = Tree(_label(root)) if tree is None else tree.add(_label(root))
+    label = _label(root, parent)
+    node = Tree(label) if tree is None else tree.add(label)
     for child in root.children:
-        _tree(child, node)
+        _tree(child, node, root)
     return node

@@ -200,9 +200,7 @@ class TraceSpan:
 def read_spans(path: Path) -> list[dict[str, Any]]:
     """Every span in a span file; a line cut short by a crash is skipped."""
     if not path.is_file():
-        raise InvalidInput(
-            f"no span file at {path}: run with P2E_OTEL_EXPORTER=file to record traces"
-        )
+        raise InvalidInput(f"no span file at {path}: {WHERE_SPANS_COME_FROM}")
     spans = []
     with path.open(encoding="utf-8") as lines:
         for line in lines:
@@ -213,18 +211,35 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
     return spans
 
 
+# Spans are written by the process that runs the workflow and its activities: the worker.
+WHERE_SPANS_COME_FROM = (
+    "spans are written by the worker that runs the conversation, when P2E_OTEL_EXPORTER=file "
+    "is set in its environment (`p2e worker`'s, or `p2e run`'s own when no worker is running)"
+)
+
+
+def workflow_of(record: dict[str, Any]) -> str | None:
+    found = record.get("attributes", {}).get(SPAN_WORKFLOW_ID)
+    return str(found) if found is not None else None
+
+
 def traces_of(spans: Iterable[dict[str, Any]], workflow_id: str) -> list[TraceSpan]:
-    """The traces a workflow's spans belong to, as trees; a span whose parent is not in the
-    file (still open, as a waiting conversation's is) stands at the top."""
+    """A workflow's part of the traces it is in, as trees: from its own top spans down,
+    with what it delegated under them; an arm's, not its whole rollout's. A span whose
+    parent is not in the file (still open, as a waiting conversation's is) stands at the
+    top."""
     spans = list(spans)
-    trace_ids = {
-        s["trace_id"] for s in spans if s.get("attributes", {}).get(SPAN_WORKFLOW_ID) == workflow_id
-    }
+    trace_ids = {s["trace_id"] for s in spans if workflow_of(s) == workflow_id}
     nodes = {s["span_id"]: TraceSpan(s) for s in spans if s["trace_id"] in trace_ids}
-    roots: list[TraceSpan] = []
+    tops: list[TraceSpan] = []
     for node in nodes.values():
         parent = nodes.get(node.record.get("parent_id") or "")
-        (parent.children if parent else roots).append(node)
+        if parent is not None:
+            parent.children.append(node)
+        if workflow_of(node.record) == workflow_id and (
+            parent is None or workflow_of(parent.record) != workflow_id
+        ):
+            tops.append(node)
     for node in nodes.values():
         node.children.sort(key=lambda n: n.record.get("start_ns") or 0)
-    return sorted(roots, key=lambda n: n.record.get("start_ns") or 0)
+    return sorted(tops, key=lambda n: n.record.get("start_ns") or 0)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -17,6 +20,7 @@ from tests.integration.test_ledger_cli import own_ledger
 
 __all__ = ["own_ledger"]  # the fixture: a state dir of its own with an opened ledger
 
+P2E = str(Path(sys.executable).parent / "p2e")
 DELEGATION = "delegate to agent_helper: the weather in Paris"
 
 
@@ -96,6 +100,14 @@ def test_a_delegation_conversation_is_one_trace_with_the_child_under_the_call(
     assert [t["name"] for t in as_json] == ["invoke_agent agent_alpha"]
     delegation = next(c for c in as_json[0]["children"] if c["name"] == "execute_tool delegate")
     assert [c["name"] for c in delegation["children"]] == ["invoke_agent agent_helper"]
+    child = delegation["children"][0]["attributes"]["p2e.workflow_id"]
+    assert any(f"invoke_agent agent_helper · {child} · " in line for line in lines)
+
+    # A child's trace is its own part: from its top span down, not its parent's.
+    by_child = p2e("trace", child, env=traced_env(cli_env, tmp_path))
+    assert by_child.returncode == 0, by_child.stderr
+    assert by_child.stdout.startswith(f"invoke_agent agent_helper · {child} · ")
+    assert "invoke_agent agent_alpha" not in by_child.stdout
 
 
 def test_content_scores_and_transfers_are_on_the_trace_when_asked_for(
@@ -188,3 +200,24 @@ def test_the_otlp_exporter_without_its_extra_says_what_to_install(
     assert done.stderr == (
         "error: telemetry.exporter otlp needs the OTLP exporter: pip install 'p2engine[otlp]'\n"
     )
+
+
+def test_tracing_set_for_run_but_not_for_the_standing_worker_is_pointed_out(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    worker = subprocess.Popen(
+        [P2E, "worker"], env={**cli_env, "P2E_STATE_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
+        name = f"worker-untraced-{uuid.uuid4().hex[:8]}"
+        done = p2e("run", "--id", name, "weather in Paris", env=traced_env(cli_env, tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert "spans are written only if P2E_OTEL_EXPORTER is set in the worker's" in done.stderr
+        missing = p2e("trace", name, env=traced_env(cli_env, tmp_path))
+        assert missing.returncode == 2
+        assert "written by the worker that runs the conversation" in missing.stderr
+    finally:
+        worker.send_signal(signal.SIGINT)
+        worker.wait(timeout=60)

@@ -127,18 +127,20 @@ def _span(
             "start_ns": start, "end_ns": start + 10, "attributes": attributes}  # fmt: skip
 
 
-def test_a_trace_is_found_by_any_of_its_workflows_and_ordered_by_start() -> None:
+def test_a_workflow_shows_its_own_part_of_its_trace_ordered_by_start() -> None:
     spans = [
         _span("child-call", "root", 30, "conv-a/d2-b"),
+        _span("child-tool", "child-call", 35, "conv-a/d2-b"),
         _span("root", None, 10, "conv-a"),
         _span("first", "root", 20),
         _span("elsewhere", None, 5, "conv-z", trace="t2"),
     ]
     (by_child,) = traces_of(spans, "conv-a/d2-b")
     (by_root,) = traces_of(spans, "conv-a")
-    assert by_child.as_json() == by_root.as_json()
     assert by_root.name == "root"
     assert [c.name for c in by_root.children] == ["first", "child-call"]
+    # A child (or a rollout's arm) shows from its own top span down, not the whole trace.
+    assert by_child.name == "child-call" and [c.name for c in by_child.children] == ["child-tool"]
     assert traces_of(spans, "conv-nobody") == []
 
 
