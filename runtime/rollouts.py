@@ -173,7 +173,7 @@ def parse_every(text: str) -> timedelta:
     """`90s`, `15m`, `1h`, `2d`: a schedule's interval."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit() or int(number) == 0:
+    if unit not in units or not (number.isascii() and number.isdigit()) or int(number) == 0:
         raise InvalidInput(
             f"--every takes a number and s, m, h or d (like 30s or 1h), not {text!r}"
         )

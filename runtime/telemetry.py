@@ -197,17 +197,29 @@ class TraceSpan:
         return {**self.record, "children": [c.as_json() for c in self.children]}
 
 
+# What every line of a span file has (span_record writes them all).
+SPAN_KEYS = frozenset({"trace_id", "span_id", "parent_id", "name"})
+
+
 def read_spans(path: Path) -> list[dict[str, Any]]:
     """Every span in a span file; a line cut short by a crash is skipped."""
     if not path.is_file():
         raise InvalidInput(f"no span file at {path}: {WHERE_SPANS_COME_FROM}")
-    spans = []
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                spans.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    spans, lines_read = [], 0
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                lines_read += 1
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and record.keys() >= SPAN_KEYS:
+                    spans.append(record)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not a span file: not UTF-8 text") from None
+    if lines_read and not spans:
+        raise InvalidInput(f"{path} is not a span file: no line of it is a span")
     return spans
 
 

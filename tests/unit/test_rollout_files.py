@@ -219,3 +219,24 @@ def test_the_demo_runs_enough_pairs_for_its_comparison_to_find_a_difference() ->
     assert variants >= 3 and demo.spec.baseline is not None
     assert demo.spec.repeats >= pairs_needed(variants - 1)
     assert {(a.agent.model or "").split("/")[0] for a in demo.arms} == {"scripted"}
+
+
+@pytest.mark.parametrize(
+    "text", ["\u0661\u0660m", "5\u00b2m", "\u0661h", "0m", "10", "m", "-5m", "1.5h", "soon"]
+)
+def test_a_schedule_interval_takes_ascii_digits_and_a_unit_only(text: str) -> None:
+    from p2engine.contract.errors import InvalidInput
+    from p2engine.runtime.rollouts import parse_every
+
+    with pytest.raises(InvalidInput, match="--every takes a number and s, m, h or d"):
+        parse_every(text)
+
+
+def test_a_schedule_interval_in_each_unit() -> None:
+    from datetime import timedelta
+
+    from p2engine.runtime.rollouts import parse_every
+
+    assert [parse_every(t) for t in ("90s", "15m", "1h", "2d")] == [
+        timedelta(seconds=90), timedelta(minutes=15), timedelta(hours=1), timedelta(days=2),
+    ]  # fmt: skip

@@ -163,3 +163,19 @@ def test_a_line_cut_short_by_a_crash_is_skipped_and_a_missing_file_is_one_error(
 def test_the_telemetry_settings_default_to_off() -> None:
     assert TelemetrySettings().exporter == "none"
     assert TelemetrySettings().capture_content is False
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[1, 2]\n{"a": 1}\n', "no line of it is a span"),
+        ("just some words\n", "no line of it is a span"),
+        (b"\xff\xfe\x00".decode("latin-1"), "not UTF-8 text"),
+    ],
+    ids=["json-but-no-spans", "not-json", "not-utf8"],
+)
+def test_a_file_that_is_no_span_file_is_one_error(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "other.jsonl"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(InvalidInput, match=f"other.jsonl is not a span file: {problem}"):
+        read_spans(path)
