@@ -96,6 +96,10 @@ def settings_for(address: str | None = None, namespace: str | None = None) -> Se
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    from p2engine.cli import logs
+
+    if logs.wanted:
+        logs.summarise_sdk_logs()
     return asyncio.run(coro)
 
 

@@ -148,6 +148,9 @@ def _run() -> int:
 
 
 def main() -> None:
+    from p2engine.cli import logs
+
+    logs.wanted = True
     code = _run()
     if (telemetry := sys.modules.get("p2engine.runtime.telemetry")) is not None:
         telemetry.stop_tracing()  # spans still queued for the exporter

@@ -447,3 +447,16 @@ def test_conversation_list_is_newest_first_and_filters(cli_env: dict[str, str]) 
     assert {r["status"] for r in listed("--status", "completed")} == {"completed"}
     newest = listed("-n", "2")
     assert [r["id"] for r in newest] == [r["id"] for r in rows[:2]]
+
+
+def test_retried_model_calls_are_one_line_each_on_stderr(cli_env: dict[str, str]) -> None:
+    done = p2e("run", "--id", f"cli-retries-{uuid.uuid4().hex[:8]}", "simulate error 500",
+               env=cli_env)  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    attempts = [line for line in done.stderr.splitlines() if "llm_step attempt" in line]
+    assert [line.split(" failed:")[0].strip() for line in attempts] == [
+        f"llm_step attempt {n}" for n in range(1, 6)
+    ]
+    assert all("simulated HTTP 500" in line for line in attempts)
+    assert "attempt" not in done.stdout and "WARN" not in done.stdout
