@@ -586,10 +586,12 @@ def schedule_describe(
     async def run() -> dict[str, Any]:
         from p2engine.runtime.rollouts import schedule_summary
 
-        _, description = await _client(settings).schedule(schedule_id)
-        found = schedule_summary(description)
+        client = _client(settings)
+        _, description = await client.schedule(schedule_id)
+        found = schedule_summary(description, await client.schedule_file(description))
         return {
             "id": found.id,
+            "file": found.file,
             "cron": found.cron,
             "every": [str(every) for every in found.every],
             "overlap": found.overlap,
@@ -606,8 +608,26 @@ def schedule_describe(
     if as_json:
         print_json(data)
         return
-    for key, value in data.items():
-        console.print(f"{key}: {value}", highlight=False)
+    _print_schedule(data)
+
+
+def _print_schedule(data: dict[str, Any]) -> None:
+    """A schedule as a reader wants it: values as text, lists one item a line."""
+    when = ", ".join([*data["cron"], *(f"every {e}" for e in data["every"])]) or "-"
+    lines = [
+        f"schedule {data['id']}",
+        f"  file:     {data['file'] or '-'}",
+        f"  runs:     {when} (overlap: {data['overlap']})",
+        f"  state:    {'paused' if data['paused'] else 'active'}",
+        f"  note:     {data['note'] or '-'}",
+        f"  started:  {data['runs']} rollouts, {data['skipped']} skipped for overlap",
+        f"  running:  {', '.join(data['running']) or '-'}",
+        f"  next:     {', '.join(moment(t) for t in data['next']) or '-'}",
+        "  recent:" + ("" if data["recent"] else "   -"),
+        *(f"    {moment(r['due'])}  {r['rollout']}" for r in data["recent"]),
+    ]
+    for line in lines:
+        console.print(line, highlight=False)
 
 
 def _on_schedule(schedule_id: str, settings: Settings, action: str, **kwargs: Any) -> None:

@@ -36,6 +36,8 @@ STORE_ARMS = "store_arms"
 SETTLE_ROLLOUT = "settle_rollout"
 # Memo key of a rollout: a RolloutMemo, for `p2e rollout list`, `show` and `export`.
 ROLLOUT_MEMO = "rollout"
+# Memo key of a rollout schedule: the file it was made from (its note is the user's to set).
+SCHEDULE_FILE_MEMO = "rollout_file"
 
 # Span attribute: the workflow a span belongs to, by which `p2e trace <workflow id>` finds
 # its trace (set on workflow and activity spans alike).

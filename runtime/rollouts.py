@@ -44,7 +44,12 @@ from p2engine.contract.agent import DEFAULT_MODEL
 from p2engine.contract.errors import InvalidInput, P2eError, refuse
 from p2engine.contract.ids import name_problem
 from p2engine.contract.models import CURRENT_REVISION, preview
-from p2engine.contract.names import LEDGER_SNAPSHOT, ROLLOUT_MEMO, ROLLOUT_WORKFLOW
+from p2engine.contract.names import (
+    LEDGER_SNAPSHOT,
+    ROLLOUT_MEMO,
+    ROLLOUT_WORKFLOW,
+    SCHEDULE_FILE_MEMO,
+)
 from p2engine.contract.rollouts import (
     ArmRecord,
     RolloutInput,
@@ -138,9 +143,10 @@ class ScheduleSummary:
     running: list[str]
     recent: list[tuple[datetime, str]]  # (when it was due, the rollout it started)
     upcoming: list[datetime]
+    file: str | None = None  # the rollout file it was made from
 
 
-def schedule_summary(d: ScheduleDescription) -> ScheduleSummary:
+def schedule_summary(d: ScheduleDescription, file: str | None = None) -> ScheduleSummary:
     spec = d.schedule.spec
     return ScheduleSummary(
         id=d.id,
@@ -158,6 +164,7 @@ def schedule_summary(d: ScheduleDescription) -> ScheduleSummary:
             if isinstance(a.action, StartedRun)
         ],
         upcoming=list(d.info.next_action_times[:3]),
+        file=file,
     )
 
 
@@ -458,6 +465,7 @@ class RolloutClient(LazyClient):
                     policy=SchedulePolicy(overlap=OVERLAPS[overlap]),
                     state=ScheduleState(note=f"rollout {prepared.file.path}"),
                 ),
+                memo={SCHEDULE_FILE_MEMO: str(prepared.file.path)},
             )
         except ScheduleAlreadyRunningError:
             raise InvalidInput(f"a schedule '{sid}' exists already; pick another --id") from None
@@ -466,6 +474,11 @@ class RolloutClient(LazyClient):
                 raise InvalidInput(f"Temporal refused the schedule: {exc.message}") from None
             raise
         return sid
+
+    async def schedule_file(self, description: ScheduleDescription) -> str | None:
+        """The rollout file a schedule was made from; a pause's note never replaces it."""
+        found: str | None = await description.memo_value(SCHEDULE_FILE_MEMO, None)
+        return found
 
     async def schedule(self, schedule_id: str) -> tuple[ScheduleHandle, ScheduleDescription]:
         client = await self.temporal()

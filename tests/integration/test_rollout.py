@@ -277,6 +277,11 @@ async def test_a_schedule_runs_rollouts_on_trigger_and_on_its_interval(
 
             await eventually(two_finished, timeout=30, interval=0.5)
             summary = schedule_summary(await handle.describe())
+            # A pause's note is the user's; the file the schedule was made from stays known.
+            await handle.pause(note="paused for maintenance")
+            paused = await handle.describe()
+            assert paused.schedule.state.note == "paused for maintenance"
+            assert await rollouts.schedule_file(paused) == str(prepared.file.path)
         finally:
             await (await rollouts.schedule(schedule_id))[0].delete()
     assert summary.every == [timedelta(seconds=3)] and summary.overlap == "skip"

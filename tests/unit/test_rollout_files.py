@@ -240,3 +240,22 @@ def test_a_schedule_interval_in_each_unit() -> None:
     assert [parse_every(t) for t in ("90s", "15m", "1h", "2d")] == [
         timedelta(seconds=90), timedelta(minutes=15), timedelta(hours=1), timedelta(days=2),
     ]  # fmt: skip
+
+
+def test_a_schedule_reads_as_text_not_as_python_values(capsys: pytest.CaptureFixture[str]) -> None:
+    from p2engine.cli.rollouts import _print_schedule
+
+    _print_schedule(
+        {
+            "id": "rollout-schedule-nightly", "file": "config/rollouts/demo.yml",
+            "cron": [], "every": ["1:00:00"], "overlap": "skip", "paused": True,
+            "note": "paused for maintenance", "runs": 3, "skipped": 1, "running": [],
+            "recent": [{"due": "2026-12-05T20:00:00+00:00", "rollout": "rollout-nightly-1"}],
+            "next": ["2026-12-05T22:00:00+00:00"],
+        }
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "[" not in out and "{" not in out and "None" not in out and "True" not in out
+    assert "  state:    paused" in out and "  file:     config/rollouts/demo.yml" in out
+    assert "  next:     2026-12-05 22:00:00" in out
+    assert "    2026-12-05 20:00:00  rollout-nightly-1" in out
