@@ -7,6 +7,7 @@ tool calls and delegations print while they happen. Lines come from a terminal o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
@@ -175,6 +176,7 @@ async def _send(
     """Deliver a message or answer (`deliver` starts its update); tool calls and delegations
     print while they happen."""
     from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError
 
     before = len(await conversations.stack(handle))
     try:
@@ -185,10 +187,14 @@ async def _send(
     result = asyncio.ensure_future(pending.result())
     progress = Progress(printed=before, kinds=PROGRESS_KINDS)
     while not result.done():
-        progress.show(await conversations.stack(handle))
+        # A query can find the worker that last ran the workflow gone (another `p2e`
+        # process that has exited): the next one is answered by a worker still here.
+        with contextlib.suppress(RPCError):
+            progress.show(await conversations.stack(handle))
         await asyncio.wait({result}, timeout=PROGRESS_S)
-    progress.show(await conversations.stack(handle))
-    return result.result()
+    turn = result.result()
+    progress.show_turn(before, turn.entries)  # from the update's result: no query needed
+    return turn
 
 
 async def _answer_as(settings: Settings, agent_id: str, conversation: str) -> int:

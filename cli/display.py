@@ -122,6 +122,16 @@ class Progress:
             self.scored[index] = len(entry.evaluations)
         self.printed = max(self.printed, len(stack))
 
+    def show_turn(self, start: int, entries: Sequence[StackEntry]) -> None:
+        """What a turn added to the stack (its entries from `start` on), each entry once."""
+        for offset, entry in enumerate(entries):
+            index = start + offset
+            if index >= self.printed:
+                if self._shows(entry):
+                    note(f"  {describe_entry(entry)}")
+                self.scored[index] = len(entry.evaluations)
+        self.printed = max(self.printed, start + len(entries))
+
     def _shows(self, entry: StackEntry) -> bool:
         return self.kinds is None or entry.kind in self.kinds
 

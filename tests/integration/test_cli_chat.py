@@ -149,6 +149,8 @@ def test_a_chat_whose_model_step_fails_says_why_and_exits_1(cli_env: dict[str, s
 
 
 def test_run_with_a_human_agent_says_who_must_answer_and_how(cli_env: dict[str, str]) -> None:
+    # Two terminals, no standing worker: `run` and `chat --as` each run a worker of their own,
+    # and `run` exits (its worker with it) as soon as the answer ends the conversation.
     name = "cli-human-direct"
     run = subprocess.Popen([P2E, "run", "--agent", "reviewer", "--id", name, "may we ship?"],
                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -163,8 +165,9 @@ def test_run_with_a_human_agent_says_who_must_answer_and_how(cli_env: dict[str, 
     assert any(hint in line for line in seen), "".join(seen)
 
     answered = p2e("chat", "--as", "reviewer", f"conv-{name}", env=cli_env, stdin="Ship it.\n")
-    assert answered.returncode == 0, answered.stderr
     out, _ = run.communicate(timeout=120)
+    assert answered.returncode == 0, answered.stderr
+    assert f"answered in conv-{name}" in answered.stderr
     assert run.returncode == 0 and "Ship it." in out
 
 
