@@ -145,7 +145,7 @@ async def _start(
 ) -> int:
     client = _client(settings)
     prepared = _prepare(client, path, model, repeats)
-    arms = len(prepared.file.arms)
+    arms = prepared.file.plan.total
     sinks = None
     if rerun is not None:
         from p2engine.runtime.rerun_view import open_sinks
@@ -163,7 +163,7 @@ async def _start(
     description = await handle.describe()
     recorder = None
     if sinks is not None:
-        variants = [f"{arm.team}/{arm.variant}" for arm in prepared.file.arms]
+        variants = [f"{v.team}/{v.variant}" for v in prepared.file.plan.variants]
         recorder = await _recorder(sinks, client, handle.id, variants, description.start_time)
     async with serving(await client.temporal(), settings):
         result = await _wait(client, handle, follow or recorder is not None, recorder)

@@ -20,9 +20,14 @@ from pydantic import ValidationError
 from p2engine.contract.errors import ConfigError, read_config_text
 from p2engine.contract.models import Catalog
 from p2engine.contract.rollouts import ORIGINAL_ONLY, Arm, RolloutSpec, Team, Variant
-from p2engine.workflows.expansion import ExpansionError, expand, variants
+from p2engine.workflows.expansion import ArmPlan, ExpansionError, checked_arm_count, variants
 
 Path_ = tuple[str | int, ...]
+
+
+# The most arms a file may ask for, whatever its max_arms: the workflow keeps a tally per
+# variant and the client checks each variant, so the count is checked before either.
+ARMS_CEILING = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,13 @@ class RolloutFile:
     path: Path
     spec: RolloutSpec
     inputs: list[str]  # the cases every variant runs on; empty: each variant's own message
-    arms: list[Arm]
+    plan: ArmPlan  # every arm, made from its index on demand
     warnings: list[str]
+
+    @property
+    def arms(self) -> list[Arm]:
+        """Every arm, made now: for a small rollout or a test; the plan makes one at a time."""
+        return [self.plan.arm(index) for index in range(self.plan.total)]
 
 
 def load_rollout(path: Path, catalog: Catalog, *, repeats: int | None = None) -> RolloutFile:
@@ -68,14 +78,23 @@ def load_rollout(path: Path, catalog: Catalog, *, repeats: int | None = None) ->
             raise ConfigError(f"--repeats must be at least 1, not {repeats}")
         spec = spec.model_copy(update={"repeats": repeats})
     inputs = _inputs(spec, path, located)
+    # Counted before a variant is made: a grid or repeats too big are refused by arithmetic.
+    try:
+        total = checked_arm_count(spec, len(inputs) or 1)
+    except ExpansionError as exc:
+        raise located.error(tuple(exc.where.split(".")), str(exc).partition(": ")[2]) from None
+    if total > ARMS_CEILING:
+        raise located.error(
+            ("repeats",), f"{total} arms is more than p2e runs in one rollout ({ARMS_CEILING})"
+        )
     _check_names(spec, catalog, located)
     agents = {agent.id: agent for agent in catalog.agents}
     try:
-        arms = expand(spec, agents, inputs)
+        plan = ArmPlan(spec, agents, inputs)
     except ExpansionError as exc:
         raise located.error(tuple(exc.where.split(".")), str(exc).partition(": ")[2]) from None
     _check_baseline(spec, located)
-    return RolloutFile(path, spec, inputs, arms, warnings)
+    return RolloutFile(path, spec, inputs, plan, warnings)
 
 
 class _Locator:

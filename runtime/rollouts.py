@@ -202,7 +202,7 @@ class RolloutClient(LazyClient):
         if model is not None:
             check_model(model)
         else:
-            for found in dict.fromkeys(arm.agent.model for arm in loaded.arms):
+            for found in dict.fromkeys(v.agent.model for v in loaded.plan.variants):
                 if found is not None:
                     check_model(found)
         inp = RolloutInput(
@@ -522,7 +522,8 @@ def budget_problem(loaded: RolloutFile, model: str | None, settings: Settings) -
     if budget is None:
         return None
     prices = []
-    for arm in loaded.arms[: len({(a.team, a.variant) for a in loaded.arms})]:
+    plan = loaded.plan
+    for arm in (plan.arm(index) for index in range(len(plan.variants))):  # each one's first
         chosen = model or arm.agent.model or settings.default_model or DEFAULT_MODEL
         if chosen.startswith(f"{SCRIPTED_PROVIDER}/"):
             return None

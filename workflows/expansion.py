@@ -5,6 +5,7 @@ starting it expand alike; tested without Temporal."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,8 +47,26 @@ def variants(name: str, team: Team) -> list[tuple[str, str, Variant]]:
     return found
 
 
+def variant_count(team: Team) -> int:
+    """How many variants a team has, by arithmetic: a grid's is the product of its lists'
+    lengths, never expanded to be counted."""
+    if isinstance(team.variants, dict):
+        return math.prod(len(values) for values in team.variants.values())
+    return len(team.variants)
+
+
 def arm_count(spec: RolloutSpec, cases: int) -> int:
-    return sum(len(variants(n, t)) for n, t in spec.teams.items()) * cases * spec.repeats
+    return sum(variant_count(t) for t in spec.teams.values()) * cases * spec.repeats
+
+
+def checked_arm_count(spec: RolloutSpec, cases: int) -> int:
+    """The rollout's arms, counted before any is made; more than its max_arms is refused."""
+    total = arm_count(spec, cases)
+    if total > spec.max_arms:
+        raise ExpansionError(
+            "teams", f"{total} arms is more than max_arms ({spec.max_arms}); raise it or split"
+        )
+    return total
 
 
 @dataclass(frozen=True)
@@ -70,11 +89,7 @@ class ArmPlan:
     ) -> None:
         self.cases = len(inputs) or 1
         self.repeats = spec.repeats
-        total = arm_count(spec, self.cases)
-        if total > spec.max_arms:
-            raise ExpansionError(
-                "teams", f"{total} arms is more than max_arms ({spec.max_arms}); raise it or split"
-            )
+        total = checked_arm_count(spec, self.cases)
         self.variants: list[PlannedVariant] = []
         for name, team in spec.teams.items():
             for variant_id, at, settings in variants(name, team):
@@ -102,14 +117,6 @@ class ArmPlan:
             agent=planned.agent,
             message=planned.messages[case],
         )
-
-
-def expand(spec: RolloutSpec, agents: Mapping[str, AgentSpec], inputs: list[str]) -> list[Arm]:
-    """Every arm, in the order they start; `inputs` replaces each variant's first message
-    when given. A rollout over `spec.max_arms`, an unknown agent or a variant with no
-    message is refused."""
-    plan = ArmPlan(spec, agents, inputs)
-    return [plan.arm(index) for index in range(plan.total)]
 
 
 def _agent(settings: Variant, agents: Mapping[str, AgentSpec], at: str) -> AgentSpec:

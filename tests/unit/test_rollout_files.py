@@ -259,3 +259,36 @@ def test_a_schedule_reads_as_text_not_as_python_values(capsys: pytest.CaptureFix
     assert "  state:    paused" in out and "  file:     config/rollouts/demo.yml" in out
     assert "  next:     2026-12-05 22:00:00" in out
     assert "    2026-12-05 20:00:00  rollout-nightly-1" in out
+
+
+def test_a_huge_grid_is_counted_by_arithmetic_and_refused_before_it_is_expanded(
+    tmp_path: Path,
+) -> None:
+    # 3 keys of 1,000 values: a billion variants; no list of them is ever made.
+    grid = ", ".join(f"{t / 1000:.3f}" for t in range(1000))
+    path = write(tmp_path, (
+        "max_arms: 1000000000000\nteams:\n  t:\n    initial_message: hi\n"
+        "    base: {agent_id: agent_alpha}\n"
+        f"    variants: {{temperature: [{grid}], top_p: [{grid.replace('0.000', '0.001')}], "
+        f"max_tokens: [{', '.join(str(n) for n in range(1, 1001))}]}}\n"
+    ))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"1000000000 arms is more than p2e runs in one rollout"):
+        load_rollout(path, CATALOG)
+
+
+def test_huge_repeats_under_a_raised_max_arms_are_refused_by_arithmetic(tmp_path: Path) -> None:
+    path = write(tmp_path, (
+        "repeats: 1000000000\nmax_arms: 1000000000000\nteams:\n  t:\n    initial_message: hi\n"
+        "    base: {agent_id: agent_alpha}\n    variants: [{id: a}, {id: b}]\n"
+    ))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"r\.yml:1: 'repeats': 2000000000 arms is more than"):
+        load_rollout(path, CATALOG)
+    from p2engine.workflows.expansion import arm_count, variant_count
+
+    loaded_small = write(tmp_path, (
+        "repeats: 3\nteams:\n  t:\n    initial_message: hi\n    base: {agent_id: agent_alpha}\n"
+        "    variants: {temperature: [0.1, 0.2], top_p: [0.5, 0.9, 1.0]}\n"
+    ), name="small.yml")  # fmt: skip
+    small = load_rollout(loaded_small, CATALOG)
+    assert variant_count(small.spec.teams["t"]) == 6 and arm_count(small.spec, 1) == 18
+    assert small.plan.total == len(small.arms) == 18
