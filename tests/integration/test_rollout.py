@@ -188,13 +188,13 @@ async def test_each_arm_s_transfers_are_counted_from_the_ledger(
         handle = await rollouts.start(prepared.input, name=unique("paying"))
         result = await handle.result()
     records = {r.key: r for r in await records_of(rollouts, handle)}
-    assert records["paying_desk/small_fee/r0"].net_flow == Decimal("-5")
-    assert records["paying_desk/large_fee/r1"].net_flow == Decimal("-40")
+    assert records["paying_desk/small_fee/r0"].net_flow == Decimal("-2")
+    assert records["paying_desk/large_fee/r1"].net_flow == Decimal("-10")
     assert all(r.transactions == 1 for r in records.values())
     by_variant = {v.variant: v for v in result.comparison.variants}
-    assert by_variant["large_fee"].net_flow == Decimal("-80")
+    assert by_variant["large_fee"].net_flow == Decimal("-20")
     alpha = next(w for w in result.wallets if w.agent == "agent_alpha")
-    assert alpha.before - alpha.after == Decimal(2 * (5 + 40 + 10))
+    assert alpha.before - alpha.after == Decimal(2 * (2 + 10 + 3))
     assert any("share its wallet" in n for n in result.comparison.notes)
 
 
@@ -239,7 +239,7 @@ async def test_a_worker_killed_mid_rollout_leaves_every_arm_run_once_and_paid_on
     journal = await ledger.audit(limit=100_000)
     paid = [e for e in journal if e.reference.startswith(f"{handle.id}/")]
     assert len(paid) == 6 and len({e.transfer_id for e in paid}) == 6
-    assert before - await ledger.balance("agent_alpha") == Decimal(2 * (5 + 40 + 10))
+    assert before - await ledger.balance("agent_alpha") == Decimal(2 * (2 + 10 + 3))
     assert result.total == 6
 
 
