@@ -34,7 +34,7 @@ def visible(text: str) -> str:
     out = []
     for char in text:
         code = ord(char)
-        if char in "\n\t" or (32 <= code < 127) or (code > 159 and not _special(code)):
+        if _as_is(char):
             out.append(char)
         elif 0xDC80 <= code <= 0xDCFF:
             out.append(f"\\x{code - 0xDC00:02x}")
@@ -47,6 +47,12 @@ def visible(text: str) -> str:
 
 def _special(code: int) -> bool:
     return code in _BIDI or 0xD800 <= code <= 0xDFFF
+
+
+def _as_is(char: str) -> bool:
+    """Whether a character is shown as it is: printable, or a newline or a tab."""
+    code = ord(char)
+    return char in "\n\t" or (32 <= code < 127) or (code > 159 and not _special(code))
 
 
 class SafeConsole(Console):
@@ -112,10 +118,8 @@ def print_json(data: Any) -> None:
 
 
 def _json_char(char: str) -> str:
-    code = ord(char)
-    if char in "\n\t" or (32 <= code < 127) or (code > 159 and not _special(code)):
-        return char
-    return f"\\u{code:04x}"  # a lone surrogate included: it stands for a byte, as in visible()
+    # A lone surrogate included: it stands for a byte, as in visible().
+    return char if _as_is(char) else f"\\u{ord(char):04x}"
 
 
 def note(message: str) -> None:

@@ -111,7 +111,13 @@ class Progress:
                 late = scores_text(entry.evaluations[shown:])
                 note(f"  [{entry.step}] {entry.kind}: [score: {late}]")
             self.scored[index] = len(entry.evaluations)
-        for index, entry in enumerate(stack[self.printed :], start=self.printed):
+        self.show_turn(self.printed, stack[self.printed :])
+
+    def show_turn(self, start: int, entries: Sequence[StackEntry]) -> None:
+        """What was added to the stack (its entries from `start` on), each entry once."""
+        for index, entry in enumerate(entries, start=start):
+            if index < self.printed:
+                continue
             if self._shows(entry):
                 note(f"  {describe_entry(entry)}")
                 if self.conversation and entry.waiting_for == "human":
@@ -120,16 +126,6 @@ class Progress:
                         f"p2e chat --as {entry.agent_id} {self.conversation}"
                     )
             self.scored[index] = len(entry.evaluations)
-        self.printed = max(self.printed, len(stack))
-
-    def show_turn(self, start: int, entries: Sequence[StackEntry]) -> None:
-        """What a turn added to the stack (its entries from `start` on), each entry once."""
-        for offset, entry in enumerate(entries):
-            index = start + offset
-            if index >= self.printed:
-                if self._shows(entry):
-                    note(f"  {describe_entry(entry)}")
-                self.scored[index] = len(entry.evaluations)
         self.printed = max(self.printed, start + len(entries))
 
     def _shows(self, entry: StackEntry) -> bool:

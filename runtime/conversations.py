@@ -178,9 +178,11 @@ def status_name(status: WorkflowExecutionStatus | None) -> str:
     """A run's status as p2e names it (EXECUTION_STATUSES), `unknown` without one."""
     if status is None:
         return "unknown"
-    return {v.lower(): k for k, v in EXECUTION_STATUSES.items()}.get(
-        status.name.lower().replace("_", ""), status.name.lower()
-    )
+    return _STATUS_NAMES.get(status.name.replace("_", ""), status.name.lower())
+
+
+# WorkflowExecutionStatus names, without underscores (TIMEDOUT) -> p2e's (timed_out).
+_STATUS_NAMES = {v.upper(): k for k, v in EXECUTION_STATUSES.items()}
 
 
 async def _summary(execution: WorkflowExecution) -> ConversationSummary:
