@@ -59,7 +59,6 @@ from p2engine.runtime.worker import standing_worker_present
 from p2engine.store.artifacts import ArtifactDirectory
 from p2engine.workflows import arms
 from p2engine.workflows.conversation import ConversationWorkflow
-from p2engine.workflows.expansion import ArmPlan
 
 AGENT = "agent_alpha"
 MESSAGE = "What's the weather in Paris?"  # user message, tool call, tool result, reply
@@ -248,7 +247,7 @@ class Bench:
         """The rollout's arms started from here, each as the rollout would start it but with
         no parent, `concurrency` at a time."""
         prefix = self.name("baseline")
-        plan = ArmPlan(inp.spec, {a.id: a for a in inp.catalog.agents}, inp.inputs)
+        plan = arms.arm_plan(inp)
         window = asyncio.Semaphore(inp.spec.concurrency)
 
         async def one(index: int) -> float:

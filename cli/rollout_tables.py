@@ -167,6 +167,8 @@ def comparison_view(console: Console, comparison: VariantComparison) -> list[Fit
                 str(v.net_flow),
             ]
         )
+    # Against no baseline there is nothing to subtract: the difference columns go.
+    against = 9 if comparison.baseline else 5
     scores = fit(
         console,
         f"Comparison on {comparison.metric}, 95% intervals, against "
@@ -181,8 +183,8 @@ def comparison_view(console: Console, comparison: VariantComparison) -> list[Fit
             Col("diff CI", drop=3),
             Col("p Holm", "number"),
             Col("d", "number", drop=1),
-        ],
-        score_rows,
+        ][:against],
+        [row[:against] for row in score_rows],
     )
     costs = fit(
         console,
@@ -199,11 +201,12 @@ def comparison_view(console: Console, comparison: VariantComparison) -> list[Fit
         ],
         cost_rows,
     )
-    legend = (
-        "★ best mean · ◆ on the cost/score Pareto front · difference: variant - baseline"
-        " (u: unpaired) · n.s.: not significant (Holm p >= 0.05), *: too few pairs to be"
-        " · d: effect size"
-    )
+    legend = ("★ best mean · " if comparison.best else "") + "◆ on the cost/score Pareto front"
+    if comparison.baseline:
+        legend += (
+            " · difference: variant - baseline (u: unpaired) · n.s.: not significant"
+            " (Holm p >= 0.05), *: too few pairs to be · d: effect size"
+        )
     lines = [Text(legend, style="dim")]
     lines += [Text(f"note: {n}", style="dim") for n in comparison.notes]
     return [scores, *lines, costs]

@@ -12,11 +12,13 @@ What it reports, and why:
   few for the signed-rank test to reach 0.05 at all, a note says so and how many would;
 - a metric with a range (a score in 0..1, counts and costs from 0) keeps its intervals
   inside it, and a note says when one was clipped;
-- the variants no other one beats on both mean cost and mean score (the Pareto front).
+- the variants no other one beats on both mean cost and mean score (the Pareto front);
+- the best mean, unless several variants share it: a tie has no best, and a note says so.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -82,12 +84,11 @@ def compare(
         _against(stats, groups, base_key, metric, seed, notes)
     notes += _clip_to_range(stats, metric)
     notes += _shared_wallets(records)
-    higher = METRICS[metric]
-    ranked = [s for s in stats if s.metric is not None]
-    best = None
-    if ranked:
-        pick = max if higher else min
-        best = pick(ranked, key=lambda s: s.metric.mean if s.metric else 0).key
+    best, tied = best_mean(stats, higher=METRICS[metric])
+    if len(tied) == len(stats) > 1:
+        notes.append(f"no best: all {len(tied)} variants have the same mean")
+    elif len(tied) > 1:
+        notes.append(f"no best: {len(tied)} variants share the best mean ({', '.join(tied)})")
     points = {s.key: (s.cost_usd, score) for s, score in _score_means(stats, groups)}
     return VariantComparison(
         metric=metric,
@@ -98,6 +99,19 @@ def compare(
         pareto=pareto_front(points),
         notes=notes,
     )
+
+
+def best_mean(stats: Sequence[VariantStats], higher: bool) -> tuple[str | None, list[str]]:
+    """The variant with the best mean metric, and the keys of all that share it (to within
+    float noise): a tie has no best, since marking the first of equals would rank them."""
+    means = {s.key: s.metric.mean for s in stats if s.metric is not None}
+    if not means:
+        return None, []
+    top = (max if higher else min)(means.values())
+    tied = [
+        key for key, mean in means.items() if math.isclose(mean, top, rel_tol=1e-9, abs_tol=1e-12)
+    ]
+    return (tied[0] if len(tied) == 1 else None), tied
 
 
 def _estimate(interval: Interval) -> Estimate:

@@ -25,9 +25,17 @@ from p2engine.contract.rollouts import (
 from p2engine.contract.states import FinishReason, State
 from p2engine.workflows import search
 from p2engine.workflows.evaluations import means, score
-from p2engine.workflows.expansion import PlannedVariant
+from p2engine.workflows.expansion import ArmPlan, PlannedVariant
+from p2engine.workflows.revisions import GRID_VARIANTS_NAMED
 
 CALLS = frozenset({State.TOOL_CALL, State.AGENT_CALL})
+
+
+def arm_plan(inp: RolloutInput) -> ArmPlan:
+    """The rollout's arms as its revision names them."""
+    agents = {a.id: a for a in inp.catalog.agents}
+    named = inp.revision >= GRID_VARIANTS_NAMED
+    return ArmPlan(inp.spec, agents, inp.inputs, grid_named=named)
 
 
 def arm_id(rollout_id: str, arm: Arm) -> str:

@@ -13,6 +13,9 @@ from p2engine.contract.agent import AgentSpec
 from p2engine.contract.errors import ConfigError
 from p2engine.contract.rollouts import Arm, RolloutSpec, Team, Variant
 
+# The longest value a grid variant's name spells out; longer ones are named by position.
+NAMED_VALUE_MAX = 32
+
 
 class ExpansionError(ConfigError):
     """A spec that validates but cannot run: `where` is its dotted path in the file."""
@@ -22,29 +25,57 @@ class ExpansionError(ConfigError):
         self.where = where
 
 
-def variants(name: str, team: Team) -> list[tuple[str, str, Variant]]:
+def variants(name: str, team: Team, *, grid_named: bool = True) -> list[tuple[str, str, Variant]]:
     """(id, where in the file, settings over the base) of each of a team's variants: the ids
-    users gave are kept, the others are v001, v002, ... in order; a grid is expanded in the
-    order of its keys."""
+    users gave are kept; a grid's variants are named by what varies (grid_name), and the
+    others are v001, v002, ... in order. A grid is expanded in the order of its keys.
+    `grid_named=False` numbers grid variants too, as rollouts started before
+    GRID_VARIANTS_NAMED (workflows/revisions.py) did."""
     where = f"teams.{name}.variants"
+    listed: list[tuple[str, Variant, str | None]] = []
     if isinstance(team.variants, dict):
-        keys = list(team.variants)
-        combos = itertools.product(*(team.variants[k] for k in keys))
-        listed = [
-            (f"{where}.{keys[0]}", Variant.model_validate(dict(zip(keys, combo, strict=True))))
-            for combo in combos
-        ]
+        grid = team.variants
+        for combo in itertools.product(*(range(len(values)) for values in grid.values())):
+            picks = dict(zip(grid, combo, strict=True))
+            settings = {key: grid[key][n] for key, n in picks.items()}
+            named = grid_name(grid, picks) if grid_named else None
+            listed.append((f"{where}.{next(iter(grid))}", Variant.model_validate(settings), named))
     else:
-        listed = [(f"{where}.{n}", variant) for n, variant in enumerate(team.variants)]
+        listed = [(f"{where}.{n}", variant, None) for n, variant in enumerate(team.variants)]
     found: list[tuple[str, str, Variant]] = []
     taken: set[str] = set()
-    for n, (at, variant) in enumerate(listed, start=1):
-        variant_id = variant.id or f"v{n:03d}"
+    for n, (at, variant, named) in enumerate(listed, start=1):
+        variant_id = variant.id or named or f"v{n:03d}"
         if variant_id in taken:
             raise ExpansionError(at, f"variant id '{variant_id}' is used twice in team {name}")
         taken.add(variant_id)
         found.append((variant_id, at, variant.over(team.base)))
     return found
+
+
+def grid_name(grid: Mapping[str, Sequence[object]], picks: Mapping[str, int]) -> str:
+    """A grid variant's id, from the position it picks in each key's list: `key=value` for
+    each key with more than one value (every key when none has), joined by commas, e.g.
+    `model=openai:gpt-4o-mini,temperature=0.2`. A variant id never holds a '/', which
+    separates team, variant and arm in arm keys and workflow ids, so a model's provider is
+    joined by ':' as pydantic-ai spells it; a list's items are joined by '+', and an empty
+    list or a null is `none`. A value too long for a name, or holding ',' or '=', is named
+    by its place in the list instead (`initial_message#2`)."""
+    varying = [key for key, values in grid.items() if len(values) > 1] or list(grid)
+    return ",".join(_named(key, grid[key][picks[key]], picks[key]) for key in varying)
+
+
+def _named(key: str, value: object, position: int) -> str:
+    shown = _shown(value)
+    if len(shown) > NAMED_VALUE_MAX or "," in shown or "=" in shown:
+        return f"{key}#{position + 1}"
+    return f"{key}={shown}"
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return "+".join(_shown(item) for item in value) or "none"
+    return "none" if value is None else str(value).replace("/", ":")
 
 
 def variant_count(team: Team) -> int:
@@ -85,14 +116,19 @@ class ArmPlan:
     load, a cache warming) falls on all of them alike."""
 
     def __init__(
-        self, spec: RolloutSpec, agents: Mapping[str, AgentSpec], inputs: Sequence[str]
+        self,
+        spec: RolloutSpec,
+        agents: Mapping[str, AgentSpec],
+        inputs: Sequence[str],
+        *,
+        grid_named: bool = True,
     ) -> None:
         self.cases = len(inputs) or 1
         self.repeats = spec.repeats
         total = checked_arm_count(spec, self.cases)
         self.variants: list[PlannedVariant] = []
         for name, team in spec.teams.items():
-            for variant_id, at, settings in variants(name, team):
+            for variant_id, at, settings in variants(name, team, grid_named=grid_named):
                 first = settings.initial_message or team.initial_message
                 messages = list(inputs) or ([first] if first else [])
                 if not messages:

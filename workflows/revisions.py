@@ -1,7 +1,9 @@
-"""What each revision of the conversation workflow changed in the commands it issues.
+"""What each revision of the conversation and rollout workflows changed in the commands
+they issue.
 
-A conversation runs with the revision in its input: new ones get CURRENT_REVISION
-(contract/models.py), and histories recorded before a revision replay the way they ran.
+A conversation or a rollout runs with the revision in its input: new ones get
+CURRENT_REVISION (contract/models.py; a rollout's arms start with its revision), and
+histories recorded before a revision replay the way they ran.
 A revision in the input, unlike `workflow.patched`, costs no marker and no upsert of
 TemporalChangeVersion. tests/golden keeps a history of each revision.
 """
@@ -22,3 +24,8 @@ SCORES_IN_MEMO = 3
 # conversation cancelled (CancelWorkflowExecution); before, the interrupted call was read
 # as a failed one and the conversation went on or finished with an error.
 CANCEL_ENDS_CONVERSATION = 4
+
+# 5: a rollout names each grid variant by what it varies (`model=scripted:a,temperature=0.2`,
+# workflows/expansion.py), so its arms' keys and child workflow ids carry those names;
+# before, grid variants were numbered v001, v002, ...
+GRID_VARIANTS_NAMED = 5

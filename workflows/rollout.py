@@ -46,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
     from p2engine.workflows import arms, tracing
     from p2engine.workflows.conversation import ConversationWorkflow
     from p2engine.workflows.details import conversation_details
-    from p2engine.workflows.expansion import ArmPlan
     from p2engine.workflows.failures import root_cause
     from p2engine.workflows.options import LEDGER_ACTIVITY, SETTLE_ACTIVITY, STORE_RECORDS_ACTIVITY
 
@@ -57,7 +56,7 @@ class RolloutWorkflow:
     def __init__(self, inp: RolloutInput) -> None:
         self.inp = inp
         self.s = inp.resume or RolloutState()
-        self.plan = ArmPlan(inp.spec, {a.id: a for a in inp.catalog.agents}, inp.inputs)
+        self.plan = arms.arm_plan(inp)
         if not self.s.tallies:
             each = self.plan.total // len(self.plan.variants)
             self.s.tallies = arms.empty_tallies(self.plan.variants, each)

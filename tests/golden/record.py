@@ -173,8 +173,8 @@ BRANCHES: dict[str, tuple[str, int, BranchChanges]] = {
 }
 
 
-# RolloutWorkflow histories (name -> (the rollout file, arms per run)): its arms, two ledger
-# snapshots and the settling, and a first run that ends in continue-as-new.
+# RolloutWorkflow histories: its arms, two ledger snapshots and the settling, a first run
+# that ends in continue-as-new, and a grid whose variants are named by what they vary.
 ROLLOUT_FILE = """\
 repeats: 2
 concurrency: 2
@@ -188,9 +188,27 @@ teams:
       - {id: broken, initial_message: simulate error 400}
     eval: {evaluator_id: tool_succeeded}
 """
-ROLLOUTS: dict[str, tuple[str, int]] = {
-    "rollout": (ROLLOUT_FILE, 500),
-    "rollout_continued": (ROLLOUT_FILE, 2),
+GRID_FILE = """\
+concurrency: 2
+teams:
+  desk:
+    initial_message: What's the weather in Paris?
+    base: {agent_id: agent_alpha}
+    variants: {model: [scripted/default, scripted/careful], temperature: [0.2]}
+"""
+
+
+@dataclass(frozen=True)
+class RolloutCase:
+    text: str
+    arms_per_run: int
+    revision: int  # the rollout's, which its arms start with
+
+
+ROLLOUTS: dict[str, RolloutCase] = {
+    "rollout": RolloutCase(ROLLOUT_FILE, 500, 4),
+    "rollout_continued": RolloutCase(ROLLOUT_FILE, 2, 4),
+    "rollout_grid_r5": RolloutCase(GRID_FILE, 500, 5),
 }
 
 
@@ -307,11 +325,12 @@ async def _record_branch(
 
 
 async def _record_rollout(rollouts: RolloutClient, state_dir: Path, name: str) -> None:
-    text, arms_per_run = ROLLOUTS[name]
+    case = ROLLOUTS[name]
     path = state_dir / f"{name}.yml"
-    path.write_text(text)
+    path.write_text(case.text)
     prepared = rollouts.prepare(path)
-    inp = prepared.input.model_copy(update={"arms_per_run": arms_per_run, "revision": 4})
+    update = {"arms_per_run": case.arms_per_run, "revision": case.revision}
+    inp = prepared.input.model_copy(update=update)
     handle = await rollouts.start(inp, name=f"golden-{name}")
     await handle.result()
     # The first run: the one that continued as new, when the rollout did.

@@ -27,12 +27,14 @@ def test_start_follow_ends_with_the_comparison_and_the_rollout_reads_back(
     assert done.returncode == 0, done.stderr
     rollout = f"rollout-{name}"
     assert f'filter P2eRollout="{rollout}"' in done.stderr
-    # The live table, as it ended, then the comparison with the best variant marked.
+    # The live table, as it ended, then the comparison: the three variants that tie on the
+    # best mean leave no best to mark.
     assert f"{rollout} · done · 8 done of 8 arms" in done.stdout
     # Piped, each heading still starts a line of its own.
     assert re.search(r"^Comparison on score, 95% intervals, against weather_desk/plain$",
                      done.stdout, re.M), done.stdout  # fmt: skip
-    assert "★ ◆ plain" in done.stdout and "n.s." in done.stdout
+    assert "◆ plain" in done.stdout and "n.s." in done.stdout and "★ ◆" not in done.stdout
+    assert "no best: 3 variants share the best mean" in done.stdout
     assert f"rollout: {rollout}" in done.stdout
 
     listed = json.loads(p2e("rollout", "list", "--json", env=cli_env).stdout)
@@ -179,3 +181,39 @@ def test_a_cancelled_rollout_reports_its_arms_as_they_ended_without_a_worker(
 
     compared = json.loads(p2e("rollout", "compare", name, "--json", env=cli_env).stdout)
     assert (compared["baseline"], compared["metric"]) == ("weather_desk/plain", "score")
+
+
+def test_grid_variants_are_named_by_what_they_vary_on_every_screen(
+    cli_env: dict[str, str],
+) -> None:
+    name = f"cli-grid-{uuid.uuid4().hex[:8]}"
+    narrow = {**cli_env, "COLUMNS": "80"}
+    args = ["rollout", "start", "config/rollouts/weather.yml", "--follow", "--repeats", "1"]
+    done = p2e(*args, "--id", name, env=narrow)
+    assert done.returncode == 0, done.stderr
+    names = [
+        f"model=scripted:{model},temperature={t}"
+        for model in ("default", "careful")
+        for t in (0.2, 0.8)
+    ]
+    # The live table and both comparison tables, at 80 columns: each name whole.
+    for variant in names:
+        assert done.stdout.count(variant) == 3, done.stdout
+    assert "v001" not in done.stdout
+    # A tie of equal scripted scores marks no best.
+    assert "★" not in done.stdout.split("Comparison on score")[1]
+    assert "no best: all 4 variants have the same mean" in done.stdout
+
+    status = json.loads(p2e("rollout", "status", name, "--json", env=cli_env).stdout)
+    assert [v["variant"] for v in status["variants"]] == names
+    shown = json.loads(p2e("rollout", "show", name, "--json", env=cli_env).stdout)
+    assert {r["variant"] for r in shown} == set(names)
+    assert shown[0]["key"] == f"forecasters/{names[0]}/c0-r0"
+    compared = json.loads(p2e("rollout", "compare", name, "--json", env=cli_env).stdout)
+    assert [v["variant"] for v in compared["variants"]] == names
+    exported = p2e("rollout", "export", name, "--format", "csv", env=cli_env).stdout
+    assert {r["variant"] for r in csv.DictReader(io.StringIO(exported))} == set(names)
+    # A name is what a search filters by.
+    rollout = f"rollout-{name}"
+    found = p2e("conversation", "list", "--rollout", rollout, "--json", env=cli_env)
+    assert len(json.loads(found.stdout)) == 12, found.stdout

@@ -5,6 +5,7 @@ Pure functions, tested without Temporal."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
 
@@ -37,6 +38,7 @@ from p2engine.contract.usage import Usage
 from p2engine.workflows.arms import (
     arm_id,
     arm_input,
+    arm_plan,
     arm_search_attributes,
     arm_timeout,
     budget_spent,
@@ -690,3 +692,62 @@ def test_a_plan_over_max_arms_is_refused() -> None:
 
 def test_a_plan_of_exactly_max_arms_runs() -> None:
     assert ArmPlan(plan_spec(repeats=2, max_arms=12), AGENTS, INPUTS).total == 12
+
+
+def grid_team(grid: Mapping[str, Sequence[object]]) -> RolloutSpec:
+    base = Variant(agent_id="agent_alpha", initial_message="hi")
+    return RolloutSpec(teams={"g": Team(base=base, variants={k: list(v) for k, v in grid.items()})})
+
+
+def test_a_grid_variant_is_named_by_the_keys_that_vary_with_providers_joined_by_a_colon() -> None:
+    grid: dict[str, list[object]] = {
+        "model": ["openai/gpt-4o-mini", "scripted/b"],
+        "temperature": [0.2],
+        "top_p": [0.5, 1],
+    }
+    plan = ArmPlan(grid_team(grid), AGENTS, [])
+    assert [v.variant for v in plan.variants] == [
+        "model=openai:gpt-4o-mini,top_p=0.5",
+        "model=openai:gpt-4o-mini,top_p=1",
+        "model=scripted:b,top_p=0.5",
+        "model=scripted:b,top_p=1",
+    ]
+    # The name says what varies; the agent still runs the model as written.
+    assert plan.arm(0).agent.model == "openai/gpt-4o-mini"
+    assert [plan.arm(i).key.count("/") for i in range(4)] == [2, 2, 2, 2]
+
+
+def test_a_grid_of_one_value_per_key_is_named_by_every_key() -> None:
+    plan = ArmPlan(grid_team({"temperature": [0.2], "max_tokens": [64]}), AGENTS, [])
+    assert [v.variant for v in plan.variants] == ["temperature=0.2,max_tokens=64"]
+
+
+def test_lists_nulls_and_long_values_in_a_grid_name() -> None:
+    long = "Please say in one long sentence what the weather is in Paris"
+    grid: dict[str, list[object]] = {
+        "tools": [["get_weather", "search"], []],
+        "persona": [None, "critic"],
+        "initial_message": ["hi", long, "a, b"],
+    }
+    names = [v.variant for v in ArmPlan(grid_team(grid), AGENTS, []).variants]
+    assert names[:3] == [
+        "tools=get_weather+search,persona=none,initial_message=hi",
+        "tools=get_weather+search,persona=none,initial_message#2",
+        "tools=get_weather+search,persona=none,initial_message#3",
+    ]
+    assert names[-1] == "tools=none,persona=critic,initial_message#3"
+    assert len(set(names)) == 2 * 2 * 3
+
+
+def test_values_that_name_alike_are_refused_as_one_variant_twice() -> None:
+    with pytest.raises(ExpansionError, match="variant id 'model=a:b' is used twice in team g"):
+        ArmPlan(grid_team({"model": ["a/b", "a:b"]}), AGENTS, [])
+
+
+def test_a_rollout_started_before_grid_names_numbers_its_grid_variants_as_it_did() -> None:
+    the_spec = grid_team({"temperature": [0.2, 0.8]})
+    old = arm_plan(rollout_input(the_spec).model_copy(update={"revision": 4}))
+    new = arm_plan(rollout_input(the_spec).model_copy(update={"revision": 5}))
+    assert [v.variant for v in old.variants] == ["v001", "v002"]
+    assert [v.variant for v in new.variants] == ["temperature=0.2", "temperature=0.8"]
+    assert old.arm(1).agent.temperature == new.arm(1).agent.temperature == 0.8

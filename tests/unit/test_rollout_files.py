@@ -92,13 +92,16 @@ teams:
     arms = load_rollout(write(tmp_path, text), CATALOG).arms
     assert len(arms) == 2 * 3 * 2 * 2
     # Every variant runs a case before any runs the next, and every case before a repeat.
+    first = "t/model=scripted:a,temperature=0.1"
     assert [a.key for a in arms[::6]] == [
-        "t/v001/c0-r0",
-        "t/v001/c1-r0",
-        "t/v001/c0-r1",
-        "t/v001/c1-r1",
+        f"{first}/c0-r0",
+        f"{first}/c1-r0",
+        f"{first}/c0-r1",
+        f"{first}/c1-r1",
     ]
-    assert [a.key for a in arms[:6]] == [f"t/v00{n}/c0-r0" for n in range(1, 7)]
+    assert [a.variant for a in arms[:6]] == [
+        f"model=scripted:{m},temperature={t}" for m in "ab" for t in (0.1, 0.2, 0.3)
+    ]
     assert len({a.key for a in arms}) == len(arms)
     assert [(a.agent.model, a.agent.temperature) for a in arms[:6]] == [
         ("scripted/a", 0.1), ("scripted/a", 0.2), ("scripted/a", 0.3),

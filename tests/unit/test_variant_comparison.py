@@ -405,6 +405,29 @@ def test_the_best_has_the_lowest_mean_cost() -> None:
     assert compare(three_variants(), "cost_usd", None, seed=0).best == "t/c"
 
 
+def test_a_tie_for_the_best_mean_has_no_best_and_a_note_naming_the_tied() -> None:
+    # 0.1 + 0.2 and 0.3 differ in the last bit: a tie all the same.
+    records = [*series("a", [0.1 + 0.2, 0.5], 0), *series("b", [0.3, 0.5], 1)]
+    records += series("c", [0.2, 0.2], 2)
+    found = compare(records, "score", None, seed=0)
+    assert found.best is None
+    assert "no best: 2 variants share the best mean (t/a, t/b)" in found.notes
+
+
+def test_variants_that_all_tie_are_said_to_without_naming_each() -> None:
+    records = [*series("a", [0.5, 0.5], 0), *series("b", [0.5, 0.5], 1)]
+    found = compare(records, "cost_usd", None, seed=0)
+    assert found.best is None
+    assert "no best: all 2 variants have the same mean" in found.notes
+
+
+def test_one_variant_ahead_of_a_tie_below_it_is_the_best() -> None:
+    records = [*series("a", [0.3, 0.3], 0), *series("b", [0.3, 0.3], 1)]
+    found = compare([*records, *series("c", [0.4, 0.4], 2)], "score", None, seed=0)
+    assert found.best == "t/c"
+    assert not [n for n in found.notes if n.startswith("no best")]
+
+
 def test_no_best_when_no_variant_has_a_value() -> None:
     assert compare([rec("a", None, status="skipped")], "score", None, seed=0).best is None
 
