@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from p2engine.cli.common import (
     AddressOption,
@@ -20,6 +19,8 @@ from p2engine.cli.common import (
     settings_for,
     ui_url,
 )
+from p2engine.cli.tables import Col, print_table
+from p2engine.contract.names import status_name
 
 if TYPE_CHECKING:
     from p2engine.runtime.branches import BranchChanges, StartedBranch
@@ -199,25 +200,30 @@ def branches(
     if not rows:
         console.print(f"{conversation} has no branches", highlight=False)
         return
-    table = Table(title=f"Branches of {rows[0]['source']}" if rows else "Branches")
-    for column in ("branch", "at step", "steps", "state", "score"):
-        table.add_column(column, no_wrap=column != "branch", overflow="fold")
-    for row in rows:
-        table.add_row(
-            "  " * (row["depth"] - 1) + row["id"],
+    columns = [Col("branch"), Col("at step", "number"), Col("steps", "number"), Col("state"),
+               Col("score", "number")]  # fmt: skip
+    table = [
+        [
+            "  " * (row["depth"] - 1) + ("▸ " if row["active"] else "  ") + row["id"],
             str(row["step"]),
             "-" if row["steps"] is None else str(row["steps"]),
             row["state"] or row["status"],
             "-" if row["score"] is None else f"{row['score']:.2f}",
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    print_table(console, f"Branches of {rows[0]['source']}", columns, table)
+    active = next((row["id"] for row in rows if row["active"]), rows[0]["source"])
+    console.print(f"▸ active: {active} (`p2e chat -c` continues it)", style="dim", highlight=False)
 
 
 async def _tree(settings: Settings, conversation: str) -> list[dict[str, Any]]:
-    from p2engine.runtime.branches import Branches
+    from p2engine.runtime.branches import ActiveBranches, Branches
     from p2engine.runtime.conversations import ConversationClient
 
-    found = await Branches(ConversationClient(settings)).tree(conversation)
+    branches = Branches(ConversationClient(settings))
+    found = await branches.tree(conversation)
+    active = await ActiveBranches(branches).active(conversation)
     if not found:
         note("visibility lists a new branch a moment after it starts")
     return [
@@ -228,8 +234,9 @@ async def _tree(settings: Settings, conversation: str) -> list[dict[str, Any]]:
             "step": summary.branch_of.step if summary.branch_of else None,
             "steps": summary.step,
             "state": summary.state,
-            "status": summary.status.name.lower() if summary.status else None,
+            "status": status_name(summary.status),
             "score": summary.score,
+            "active": summary.id == active,
         }
         for depth, summary in found
     ]

@@ -24,10 +24,10 @@ from p2engine.cli.common import (
 from p2engine.cli.display import stack_table
 from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import P2eError
-from p2engine.contract.names import EXECUTION_STATUSES
+from p2engine.contract.names import EXECUTION_STATUSES, status_name
 
 if TYPE_CHECKING:
-    from p2engine.contract.models import StackEntry
+    from p2engine.contract.models import BranchOrigin, StackEntry
     from p2engine.runtime.rerun_view import ConversationRecorder, RerunTarget, Sinks
     from p2engine.runtime.settings import Settings
 
@@ -99,7 +99,7 @@ class Filter:
 
 
 async def _list(settings: Settings, limit: int, only: Filter) -> list[dict[str, Any]]:
-    from p2engine.runtime.conversations import ConversationClient, status_name
+    from p2engine.runtime.conversations import ConversationClient
     from p2engine.runtime.rollouts import rollout_id
 
     listed = await ConversationClient(settings).list_conversations(
@@ -141,6 +141,8 @@ def show(
 
     reason = f" ({data['reason']})" if data["reason"] else ""
     title = f"{data['conversation_id']} · {data['agent']} · {data['status']}{reason}"
+    if origin := data["branch_of"]:
+        title += f" · branch of {origin['source']} after step {origin['step']}"
     stack = [StackEntry.model_validate(entry) for entry in data["stack"]]
     console.print(stack_table(title, stack))
     console.print(
@@ -247,6 +249,7 @@ class FoundStack:
     reason: str | None
     usage: dict[str, Any]
     stack: list[StackEntry]
+    branch_of: BranchOrigin | None = None
 
 
 async def stack_of(settings: Settings, conversation: str) -> FoundStack:
@@ -255,11 +258,12 @@ async def stack_of(settings: Settings, conversation: str) -> FoundStack:
 
     from temporalio.service import RPCError
 
-    from p2engine.runtime.conversations import ConversationClient, is_running
+    from p2engine.runtime.conversations import ConversationClient, branch_origin, is_running
 
     conversations = ConversationClient(settings)
     handle, description = await conversations.describe(conversation)
-    status = description.status.name.lower() if description.status else "unknown"
+    status = status_name(description.status)
+    origin = await branch_origin(description)
     try:
         result, stack = await asyncio.wait_for(
             conversations.stack_of(handle, description), timeout=QUERY_TIMEOUT_S
@@ -268,8 +272,9 @@ async def stack_of(settings: Settings, conversation: str) -> FoundStack:
         state = "running" if is_running(description) else "closed"
         raise NoWorkerAnswered(handle.id, state) from exc
     if result is not None:
-        return FoundStack(handle.id, status, result.reason, result.usage.model_dump(), stack)
-    return FoundStack(handle.id, status, None, _usage_of(stack), stack)
+        usage = result.usage.model_dump()
+        return FoundStack(handle.id, status, result.reason, usage, stack, origin)
+    return FoundStack(handle.id, status, None, _usage_of(stack), stack, origin)
 
 
 async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
@@ -279,6 +284,7 @@ async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
         "agent": found.stack[0].agent_id if found.stack else None,
         "status": found.status,
         "reason": found.reason,
+        "branch_of": found.branch_of.model_dump() if found.branch_of else None,
         "usage": found.usage,
         "stack": [entry.model_dump(mode="json") for entry in found.stack],
     }

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from p2engine.cli.common import note
 
+HUMAN_POLL_S = 1.0  # how often `p2e run` looks for a delegated human agent's turn
+
 if TYPE_CHECKING:
     from p2engine.contract.evals import EvalOutcome
     from p2engine.contract.models import StackEntry
@@ -92,6 +94,29 @@ def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
     return fallback
 
 
+def human_hint(agent_id: str, conversation: str) -> str:
+    """What to run when a conversation waits for a person: `chat --as` answers in the
+    conversation named or in any conversation delegated from it."""
+    return f"nothing moves until {agent_id} answers: p2e chat --as {agent_id} {conversation}"
+
+
+async def hint_human_waits(
+    waits: Callable[[], Awaitable[list[tuple[str, str]]]], conversation: str
+) -> None:
+    """Until cancelled, name each human agent that a conversation delegated from
+    `conversation` waits for, once (the conversation's own turns are in its stack)."""
+    from temporalio.service import RPCError
+
+    hinted: set[tuple[str, str]] = set()
+    while True:
+        await asyncio.sleep(HUMAN_POLL_S)
+        with contextlib.suppress(RPCError):
+            for wait in await waits():
+                if wait not in hinted and wait[0] != conversation:
+                    hinted.add(wait)
+                    note(f"  {wait[0]}: {human_hint(wait[1], conversation)}")
+
+
 class Progress:
     """Prints stack entries as they appear, each once, so a long conversation shows its
     progress and a fast one still shows every entry at the end."""
@@ -121,10 +146,7 @@ class Progress:
             if self._shows(entry):
                 note(f"  {describe_entry(entry)}")
                 if self.conversation and entry.waiting_for == "human":
-                    note(
-                        f"  nothing moves until {entry.agent_id} answers: "
-                        f"p2e chat --as {entry.agent_id} {self.conversation}"
-                    )
+                    note(f"  {human_hint(entry.agent_id, self.conversation)}")
             self.scored[index] = len(entry.evaluations)
         self.printed = max(self.printed, start + len(entries))
 

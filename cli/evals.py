@@ -19,6 +19,7 @@ from p2engine.cli.common import (
     settings_for,
 )
 from p2engine.cli.tables import Col, print_table
+from p2engine.contract.names import status_name
 from p2engine.runtime.settings import load_settings
 
 if TYPE_CHECKING:
@@ -246,7 +247,7 @@ def top(
                     "metric": metric,
                     "value": value(c),
                     "score": c.score,
-                    "status": c.status.name.lower() if c.status else None,
+                    "status": status_name(c.status),
                     "steps": c.step,
                     "started": c.started.isoformat(),
                 }
@@ -266,7 +267,7 @@ def top(
             c.id,
             c.agent or "-",
             f"{value(c) or 0.0:.2f}",
-            c.status.name.lower() if c.status else "-",
+            status_name(c.status),
             "-" if c.step is None else str(c.step),
             f"{c.started:%Y-%m-%d %H:%M}",
         )

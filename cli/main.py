@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import sys
 import traceback
@@ -92,15 +93,31 @@ def _error(message: str) -> None:
 
 
 def command() -> Any:
-    """The app as click runs it, with flags shown in `--help` without a `<bool>` type: a
-    flag takes no value. (Typer brings its own click; its objects are reached by duck
-    typing, not by its private module.)"""
+    """The app as click runs it, with flags shown in `--help` without a `<bool>` type (a
+    flag takes no value) and each paragraph of a command's help reflowed to the terminal.
+    (Typer brings its own click; its objects are reached by duck typing, not by its
+    private module.)"""
     built = typer.main.get_command(app)
-    _bare_flags(built)
+    _for_the_terminal(built)
     return built
 
 
-def _bare_flags(cmd: Any) -> None:
+def reflowed(help_text: str) -> str:
+    """A docstring's paragraphs as one line each, for the help to wrap at the terminal's
+    width (Typer keeps a docstring's line breaks, which leaves ragged lines at 80 columns);
+    a paragraph of list items or indented lines keeps its breaks."""
+    paragraphs = inspect.cleandoc(help_text).split("\n\n")
+    return "\n\n".join(
+        p
+        if any(line.startswith(("- ", "* ", " ", "\b")) for line in p.splitlines())
+        else " ".join(p.split("\n"))
+        for p in paragraphs
+    )
+
+
+def _for_the_terminal(cmd: Any) -> None:
+    if cmd.help:
+        cmd.help = reflowed(cmd.help)
     for param in cmd.params:
         if getattr(param, "is_flag", False):
             param.metavar = ""
@@ -114,7 +131,7 @@ def _bare_flags(cmd: Any) -> None:
 
     cmd.get_help_option = help_option
     for sub in getattr(cmd, "commands", {}).values():
-        _bare_flags(sub)
+        _for_the_terminal(sub)
 
 
 def _run() -> int:

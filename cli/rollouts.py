@@ -32,10 +32,9 @@ from p2engine.cli.common import (
 )
 from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import InvalidInput
+from p2engine.contract.names import status_name
 
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowExecutionStatus
-
     from p2engine.contract.rollouts import ArmRecord, RolloutResult, VariantComparison
     from p2engine.runtime.rerun_view import RerunTarget, RolloutRecorder, Sinks
     from p2engine.runtime.rollouts import PreparedRollout, RolloutClient, RolloutHandle
@@ -260,10 +259,6 @@ def _print_result(result: RolloutResult, as_json: bool) -> int:
 # --- reading ----------------------------------------------------------------------------
 
 
-def _status_name(status: WorkflowExecutionStatus | None) -> str:
-    return status.name.lower() if status else ""
-
-
 @app.command("list")
 def list_rollouts(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 20,
@@ -279,7 +274,7 @@ def list_rollouts(
             "name": r.name,
             "arms": r.total,
             "phase": r.phase,
-            "status": _status_name(r.status) or None,
+            "status": status_name(r.status),
             "started": r.started.isoformat(),
             "closed": r.closed.isoformat() if r.closed else None,
         }
@@ -301,7 +296,7 @@ def list_rollouts(
         "Rollouts",
         columns,
         [
-            [r.id, r.name, str(r.total), r.phase, _status_name(r.status), moment(r.started)]
+            [r.id, r.name, str(r.total), r.phase, status_name(r.status), moment(r.started)]
             for r in found
         ],
     )
@@ -336,7 +331,7 @@ async def _status(settings: Settings, rollout: str, as_json: bool) -> int:
         progress = await client.progress(handle)
     if as_json:
         data = progress.model_dump(mode="json")
-        data["status"] = description.status.name.lower() if description.status else None
+        data["status"] = status_name(description.status)
         print_json(data)
         return 0
     flows = await client.variant_flows(handle.id, description.start_time)
@@ -441,7 +436,7 @@ def cancel(
         from temporalio.client import WorkflowExecutionStatus
 
         if description.status != WorkflowExecutionStatus.RUNNING:
-            state = description.status.name.lower() if description.status else "unknown"
+            state = status_name(description.status)
             raise InvalidInput(f"{handle.id} is not running ({state})")
         await client.cancel(handle)
         note(f"cancel requested for {handle.id}")

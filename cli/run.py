@@ -20,7 +20,7 @@ from p2engine.cli.common import (
     ui_url,
     warn_without_worker,
 )
-from p2engine.cli.display import Progress, reply_text, score_summary
+from p2engine.cli.display import Progress, hint_human_waits, reply_text, score_summary
 
 if TYPE_CHECKING:
     from p2engine.contract.models import ConversationResult
@@ -95,12 +95,16 @@ async def _run(
     if not started and not await conversations.running(handle):
         return _print_result(settings, await handle.result())
     progress = Progress(conversation=handle.id)
-    follower = asyncio.create_task(progress.follow(partial(conversations.stack, handle)))
+    followers = [asyncio.create_task(progress.follow(partial(conversations.stack, handle)))]
+    if any(agent.type == "human" for agent in inp.catalog.agents):
+        waits = partial(conversations.human_waits, handle.id)
+        followers.append(asyncio.create_task(hint_human_waits(waits, handle.id)))
     try:
         async with serving(await conversations.temporal(), settings):
             result = await handle.result()
     finally:
-        follower.cancel()
+        for follower in followers:
+            follower.cancel()
     progress.show(result.stack)
     return _print_result(settings, result)
 

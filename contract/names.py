@@ -1,6 +1,8 @@
 """Names shared across the worker, workflow and client boundary: activity names, so workflow
 code never imports litellm, and the workflow type, so a client can list conversations."""
 
+from enum import Enum
+
 CONVERSATION_WORKFLOW = "ConversationWorkflow"
 
 LLM_STEP = "llm_step"
@@ -53,3 +55,15 @@ EXECUTION_STATUSES = {
     "timed_out": "TimedOut",
     "continued_as_new": "ContinuedAsNew",
 }
+
+
+def status_name(status: Enum | None) -> str:
+    """A run's status (a WorkflowExecutionStatus) as p2e names it (EXECUTION_STATUSES):
+    `cancelled`, `timed_out`; `unknown` without one."""
+    if status is None:
+        return "unknown"
+    return _STATUS_NAMES.get(status.name.replace("_", ""), status.name.lower())
+
+
+# WorkflowExecutionStatus names, without underscores (TIMEDOUT) -> p2e's (timed_out).
+_STATUS_NAMES = {v.upper(): k for k, v in EXECUTION_STATUSES.items()}

@@ -53,6 +53,7 @@ from p2engine.contract.names import (
     CONVERSATION_WORKFLOW,
     EXECUTION_STATUSES,
     SCORES_MEMO,
+    status_name,
 )
 from p2engine.contract.states import State
 from p2engine.runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
@@ -135,7 +136,7 @@ def is_running(description: WorkflowExecutionDescription) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
-async def _memo_origin(execution: WorkflowExecution) -> BranchOrigin | None:
+async def branch_origin(execution: WorkflowExecution) -> BranchOrigin | None:
     """Where a branch started (BRANCH_MEMO); None for a conversation that is no branch."""
     origin: BranchOrigin | None = await execution.memo_value(
         BRANCH_MEMO, None, type_hint=BranchOrigin
@@ -174,17 +175,6 @@ async def newest_started(
     return found
 
 
-def status_name(status: WorkflowExecutionStatus | None) -> str:
-    """A run's status as p2e names it (EXECUTION_STATUSES), `unknown` without one."""
-    if status is None:
-        return "unknown"
-    return _STATUS_NAMES.get(status.name.replace("_", ""), status.name.lower())
-
-
-# WorkflowExecutionStatus names, without underscores (TIMEDOUT) -> p2e's (timed_out).
-_STATUS_NAMES = {v.upper(): k for k, v in EXECUTION_STATUSES.items()}
-
-
 async def _summary(execution: WorkflowExecution) -> ConversationSummary:
     attributes = execution.typed_search_attributes
     return ConversationSummary(
@@ -197,7 +187,7 @@ async def _summary(execution: WorkflowExecution) -> ConversationSummary:
         closed=execution.close_time,
         score=attributes.get(search.SCORE),
         scores=await _memo_scores(execution),
-        branch_of=await _memo_origin(execution),
+        branch_of=await branch_origin(execution),
     )
 
 
@@ -353,7 +343,7 @@ class ConversationClient(LazyClient):
         """A finished conversation's final answer and the ref of the question it answers."""
         handle, description = await self.describe(conversation)
         if description.status != WorkflowExecutionStatus.COMPLETED:
-            state = description.status.name.lower() if description.status else "unknown"
+            state = status_name(description.status)
             raise InvalidInput(f"{handle.id} is {state}; compare finished conversations")
         result: ConversationResult = await handle.result()
         stack = result.stack
@@ -457,18 +447,32 @@ class ConversationClient(LazyClient):
     async def human_turn(self, root_id: str, agent_id: str) -> ConversationHandle | None:
         """The conversation under `root_id` (itself or a delegated child) waiting for the
         human agent `agent_id` to answer."""
+        async for handle, _ in self._human_waits(root_id, agent_id):
+            return handle
+        return None
+
+    async def human_waits(self, root_id: str) -> list[tuple[str, str]]:
+        """(conversation, human agent) for each conversation under `root_id`, itself or a
+        delegated child, that waits for a person to answer as that agent."""
+        return [(handle.id, agent) async for handle, agent in self._human_waits(root_id)]
+
+    async def _human_waits(
+        self, root_id: str, agent_id: str | None = None
+    ) -> AsyncIterator[tuple[ConversationHandle, str]]:
         client = await self.temporal()
         root = query_literal(root_id)
         query = (
-            f"ExecutionStatus = 'Running' AND {search.AGENT.name} = {query_literal(agent_id)} AND "
+            f"ExecutionStatus = 'Running' AND "
             f"{search.STATE.name} = {query_literal(State.WAITING.value)} AND "
             f"(WorkflowId = {root} OR WorkflowId STARTS_WITH {query_literal(root_id + '/')})"
         )
+        if agent_id is not None:
+            query += f" AND {search.AGENT.name} = {query_literal(agent_id)}"
         async for execution in client.list_workflows(query, limit=10):
             handle = _handle(client, execution.id)
-            if (await self.status(handle)).waiting_for == "human":
-                return handle
-        return None
+            agent = execution.typed_search_attributes.get(search.AGENT)
+            if agent and (await self.status(handle)).waiting_for == "human":
+                yield handle, agent
 
     # --- queries --------------------------------------------------------------------------
 

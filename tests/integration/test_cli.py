@@ -337,6 +337,15 @@ def test_branch_branches_and_replay_as_a_user_runs_them(cli_env: dict[str, str])
         if len(tree) == 2:
             break
     assert tree == [(f"conv-{name}~b1", 1, 2), (f"conv-{name}~b1~b1", 2, 3)]
+    # A branch's show names what it was branched from; its source's says nothing of it.
+    origin = json.loads(p2e("conversation", "show", f"{name}~b1~b1", "--json", env=cli_env).stdout)
+    assert origin["branch_of"] == {"source": f"conv-{name}~b1", "step": 3}
+    shown_branch = p2e("conversation", "show", f"{name}~b1~b1", env=cli_env).stdout
+    assert f"· branch of conv-{name}~b1 after step 3" in shown_branch
+    assert (
+        json.loads(p2e("conversation", "show", name, "--json", env=cli_env).stdout)["branch_of"]
+        is None
+    )
 
     replayed = p2e("replay", name, "--step", "2", env=cli_env)
     assert replayed.returncode == 0, replayed.stderr
@@ -385,8 +394,15 @@ def test_rewind_then_chat_continues_the_branch_and_watch_ends_with_it(
     assert watcher.returncode == 0, err
     assert "and in Rome?" in out and "Finished" in out
 
+    # The tree marks the branch `chat -c` continues, until a checkout moves it back.
+    listed = json.loads(p2e("conversation", "branches", name, "--json", env=cli_env).stdout)
+    assert [(row["id"], row["active"]) for row in listed] == [(branch, True)]
+    table = p2e("conversation", "branches", name, env=cli_env).stdout
+    assert f"▸ {branch}" in table and f"▸ active: {branch}" in table
     back = p2e("conversation", "checkout", name, name, env=cli_env)
     assert back.returncode == 0, back.stderr
+    table = p2e("conversation", "branches", name, env=cli_env).stdout
+    assert f"▸ {branch}" not in table and f"▸ active: conv-{name}" in table
     source = p2e("conversation", "show", name, "--json", env=cli_env)
     assert "and in Rome?" not in source.stdout  # the source never changed
     unknown = p2e("conversation", "checkout", name, "conv-nope", env=cli_env)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 P2E = str(Path(sys.executable).parent / "p2e")
 
 
@@ -148,14 +150,25 @@ def test_a_chat_whose_model_step_fails_says_why_and_exits_1(cli_env: dict[str, s
     assert line.startswith("conv-cli-chat-401 finished: error: ") and "401" in line
 
 
-def test_run_with_a_human_agent_says_who_must_answer_and_how(cli_env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "args", "waiting"),
+    [
+        ("cli-human-direct", ["--agent", "reviewer", "may we ship?"], ""),
+        ("cli-human-delegated", ["delegate to reviewer: may we ship?"], "/d2-reviewer: "),
+    ],
+)
+def test_run_with_a_human_agent_says_who_must_answer_and_how(
+    cli_env: dict[str, str], name: str, args: list[str], waiting: str
+) -> None:
     # Two terminals, no standing worker: `run` and `chat --as` each run a worker of their own,
-    # and `run` exits (its worker with it) as soon as the answer ends the conversation.
-    name = "cli-human-direct"
-    run = subprocess.Popen([P2E, "run", "--agent", "reviewer", "--id", name, "may we ship?"],
+    # and `run` exits (its worker with it) as soon as the answer ends the conversation. A
+    # human agent the conversation delegated to is named too, with the child that waits.
+    run = subprocess.Popen([P2E, "run", "--id", name, *args],
                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)  # fmt: skip
     hint = f"nothing moves until reviewer answers: p2e chat --as reviewer conv-{name}"
+    if waiting:
+        hint = f"conv-{name}{waiting}{hint}"
     seen = []
     assert run.stderr is not None
     for line in run.stderr:
@@ -167,8 +180,8 @@ def test_run_with_a_human_agent_says_who_must_answer_and_how(cli_env: dict[str, 
     answered = p2e("chat", "--as", "reviewer", f"conv-{name}", env=cli_env, stdin="Ship it.\n")
     out, _ = run.communicate(timeout=120)
     assert answered.returncode == 0, answered.stderr
-    assert f"answered in conv-{name}" in answered.stderr
-    assert run.returncode == 0 and "Ship it." in out
+    assert f"answered in conv-{name}{waiting.removesuffix(': ')}" in answered.stderr
+    assert run.returncode == 0 and (waiting or "Ship it." in out), out
 
 
 def test_run_detached_without_a_worker_says_nothing_runs_yet(cli_env: dict[str, str]) -> None:
