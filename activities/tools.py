@@ -17,8 +17,8 @@ from p2engine.agents.tools.registry import ToolContext, ToolServices, invalid_ar
 from p2engine.contract.ids import business_key
 from p2engine.contract.models import ToolInput, ToolOutcome, ToolStatus, preview
 from p2engine.contract.names import RUN_TOOL
-from p2engine.store.base import ArtifactStore
-from p2engine.store.tool_cache import ToolCache, cache_key
+from p2engine.store.base import ArtifactStore, ToolCache
+from p2engine.store.tool_cache import cache_key
 
 
 class ToolActivities:

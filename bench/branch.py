@@ -31,7 +31,7 @@ from p2engine.runtime.conversations import ConversationClient, start_conversatio
 from p2engine.runtime.settings import Settings
 from p2engine.runtime.testbed import private_temporal
 from p2engine.runtime.worker import build_worker
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import store_for
 
 
 async def bench(args: argparse.Namespace, state_dir: Path) -> int:
@@ -81,7 +81,8 @@ async def _sizes(client: Client, settings: Settings, branch_id: str) -> tuple[in
     payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     [inp] = await pydantic_data_converter.decode([payload], [ConversationInput])
     assert inp.branch is not None
-    state = ArtifactDirectory(settings.artifacts_dir).get_bytes(inp.branch.state_ref)
+    async with store_for(settings) as store:
+        state = await store.get_bytes(inp.branch.state_ref)
     return len(payload.data), len(state)
 
 

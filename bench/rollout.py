@@ -56,7 +56,7 @@ from p2engine.runtime.rollouts import RolloutClient, RolloutHandle
 from p2engine.runtime.settings import ENV_VARS, PROJECT_ROOT, Settings
 from p2engine.runtime.testbed import private_temporal
 from p2engine.runtime.worker import standing_worker_present
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import store_for
 from p2engine.workflows import arms
 from p2engine.workflows.conversation import ConversationWorkflow
 
@@ -231,9 +231,8 @@ class Bench:
         handle = await self.rollouts.start(inp, name=self.name("rollout"))
         result = await handle.result()
         wall, used = time.perf_counter() - begun, self.cpu_since(cpu)
-        records = parse_records(
-            ArtifactDirectory(self.settings.artifacts_dir).get_bytes(result.records_ref)
-        )
+        async with store_for(self.settings) as store:
+            records = parse_records(await store.get_bytes(result.records_ref))
         wrong = [r for r in records if r.status != "done" or r.steps != STEPS]
         if len(records) != result.total or wrong:
             first = wrong[0] if wrong else None

@@ -1,5 +1,6 @@
-"""`p2e artifact`: the content a conversation stored, read from this machine's artifact
-store: its nodes, their tool results and their evaluations."""
+"""`p2e artifact`: the content a conversation stored, read from the artifact store the
+settings choose (this machine's, or the database every worker shares): its nodes, their
+tool results and their evaluations."""
 
 from __future__ import annotations
 
@@ -24,32 +25,26 @@ from p2engine.runtime.settings import load_settings
 
 if TYPE_CHECKING:
     from p2engine.runtime.settings import Settings
-    from p2engine.store.artifacts import ArtifactDirectory
+    from p2engine.store.base import ArtifactStore
 
 app = typer.Typer(help="Content stored by conversations.", no_args_is_help=True)
 
 RefArgument = Annotated[str, typer.Argument(help="An artifact ref, or its first 6+ digits.")]
 
 
-def _store(settings: Settings) -> ArtifactDirectory:
-    from p2engine.store.artifacts import ArtifactDirectory
-
-    return ArtifactDirectory(settings.artifacts_dir)
-
-
-def _read(store: ArtifactDirectory, ref: str) -> tuple[str, Any]:
+async def _read(store: ArtifactStore, ref: str) -> tuple[str, Any]:
     """The full ref and the content: a JSON record (node, evaluation) or text."""
-    from p2engine.store.artifacts import ArtifactNotFound, NotARef
+    from p2engine.store.base import ArtifactNotFound, NotARef
 
     try:
-        full = store.resolve(ref)
-        text = store.get_text(full)
+        full = await store.resolve(ref)
+        text = await store.get_text(full)
     except NotARef:
         raise InvalidInput(
             f"{ref!r} is no ref: a ref, or the start of one, is 6 to 64 hex digits"
         ) from None
     except ArtifactNotFound as exc:
-        raise InvalidInput(f"no artifact {exc.args[0]} in {store.root}") from None
+        raise InvalidInput(f"no artifact {exc.args[0]} in {store.location}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"artifact {ref} is not text") from None
     try:
@@ -99,30 +94,39 @@ def show(
 
 async def _artifacts(settings: Settings, conversation: str) -> list[dict[str, Any]]:
     from p2engine.cli.conversation import stack_of
+    from p2engine.store import store_for
 
     found = await stack_of(settings, conversation)
-    store = _store(settings)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    async with store_for(settings) as store:
 
-    def add(ref: str | None, step: int) -> Any:
-        if ref is None or ref in seen:
-            return None
-        seen.add(ref)
-        try:
-            full, content = _read(store, ref)
-        except InvalidInput:
-            content, full = "(not in this machine's artifact store)", ref
-        rows.append({"ref": full, "kind": kind_of(content), "step": step, "content": content})
-        return content
+        async def add(ref: str | None, step: int) -> Any:
+            if ref is None or ref in seen:
+                return None
+            seen.add(ref)
+            try:
+                full, content = await _read(store, ref)
+            except InvalidInput:
+                content, full = f"(not in {store.location})", ref
+            rows.append({"ref": full, "kind": kind_of(content), "step": step, "content": content})
+            return content
 
-    for entry in found.stack:
-        node = add(entry.ref, entry.step)
-        if isinstance(node, dict):
-            add(node.get("result_ref"), entry.step)
-        for outcome in entry.evaluations:
-            add(outcome.ref, entry.step)
+        for entry in found.stack:
+            node = await add(entry.ref, entry.step)
+            if isinstance(node, dict):
+                await add(node.get("result_ref"), entry.step)
+            for outcome in entry.evaluations:
+                await add(outcome.ref, entry.step)
     return rows
+
+
+async def _read_all(refs: list[str]) -> list[tuple[str, Any]]:
+    """Each ref's full ref and content, from the store the settings choose."""
+    from p2engine.store import store_for
+
+    async with store_for(load_settings()) as store:
+        return [await _read(store, ref) for ref in refs]
 
 
 def _preview(content: Any) -> str:
@@ -142,7 +146,7 @@ def _preview(content: Any) -> str:
 @app.command("cat")
 def cat(ref: RefArgument) -> None:
     """Print one artifact: a record as indented JSON, content as it was stored."""
-    _, content = _read(_store(load_settings()), ref)
+    [(_, content)] = run_async(_read_all([ref]))
     if isinstance(content, str):
         console.print(content, highlight=False, markup=False)
     else:
@@ -153,8 +157,7 @@ def cat(ref: RefArgument) -> None:
 def diff(first: RefArgument, second: RefArgument) -> None:
     """Show how two artifacts differ: the text of two messages line by line, any other
     record as its JSON, keys sorted."""
-    store = _store(load_settings())
-    (ref_a, a), (ref_b, b) = _read(store, first), _read(store, second)
+    (ref_a, a), (ref_b, b) = run_async(_read_all([first, second]))
     lines_a, lines_b = _lines(a), _lines(b)
     changed = list(difflib.unified_diff(lines_a, lines_b, ref_a[:12], ref_b[:12], lineterm="", n=3))
     console.print("\n".join(changed) if changed else "no difference", highlight=False, markup=False)

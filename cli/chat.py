@@ -150,7 +150,7 @@ async def _chat(settings: Settings, agent_id: str, name: str | None, model: str 
                 if turn is None:
                     continue
                 if turn.reply_ref or turn.reply_preview:
-                    shown = reply_text(settings, turn.reply_ref, turn.reply_preview)
+                    shown = await reply_text(settings, turn.reply_ref, turn.reply_preview)
                     console.print(f"{agent_id}> {shown}", highlight=False)
                 if turn.reason is not None:
                     return _finished(handle.id, turn)
@@ -241,6 +241,5 @@ async def _show_question(
     stack = await conversations.stack(handle)
     asked = next((e for e in reversed(stack) if e.kind is State.USER_MESSAGE), None)
     if asked is not None:
-        console.print(
-            f"[{handle.id}] {reply_text(settings, asked.ref, asked.preview)}", highlight=False
-        )
+        question = await reply_text(settings, asked.ref, asked.preview)
+        console.print(f"[{handle.id}] {question}", highlight=False)

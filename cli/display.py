@@ -84,13 +84,16 @@ def stack_table(title: str, stack: list[StackEntry]) -> Table:
     return table
 
 
-def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
-    """The full reply from the artifact store; the preview if this machine lacks it."""
-    from p2engine.store.artifacts import ArtifactDirectory, ArtifactNotFound
+async def reply_text(settings: Settings, ref: str | None, fallback: str) -> str:
+    """The full reply from the artifact store; the preview if the store lacks it (a worker
+    on another machine, with a store of its own, wrote it)."""
+    from p2engine.store import store_for
+    from p2engine.store.base import ArtifactNotFound
 
     if ref:
-        with contextlib.suppress(ArtifactNotFound):
-            return ArtifactDirectory(settings.artifacts_dir).get_node(ref).text or fallback
+        async with store_for(settings) as store:
+            with contextlib.suppress(ArtifactNotFound):
+                return (await store.get_node(ref)).text or fallback
     return fallback
 
 

@@ -173,21 +173,24 @@ def reward_text(reward: dict[str, Any] | None) -> str:
 async def _scores(settings: Settings, conversation: str) -> dict[str, Any]:
     from p2engine.cli.conversation import stack_of
     from p2engine.contract.evals import Evaluation
-    from p2engine.store.artifacts import ArtifactDirectory, ArtifactNotFound
+    from p2engine.store import store_for
+    from p2engine.store.base import ArtifactNotFound
     from p2engine.workflows.evaluations import mean
 
     found = await stack_of(settings, conversation)
-    store = ArtifactDirectory(settings.artifacts_dir)
+    rationales: dict[str, str] = {}
+    async with store_for(settings) as store:
+        for outcome in (o for e in found.stack for o in e.evaluations if o.ref is not None):
+            assert outcome.ref is not None
+            try:
+                record = Evaluation.model_validate_json(await store.get_text(outcome.ref))
+                rationales[outcome.ref] = record.score.rationale if record.score else ""
+            except ArtifactNotFound:
+                rationales[outcome.ref] = f"(the record is not in {store.location})"
     rows: list[dict[str, Any]] = []
     for entry in found.stack:
         for outcome in entry.evaluations:
-            rationale = ""
-            if outcome.ref is not None:
-                try:
-                    record = Evaluation.model_validate_json(store.get_text(outcome.ref))
-                    rationale = record.score.rationale if record.score else ""
-                except ArtifactNotFound:
-                    rationale = "(the record is in another machine's artifact store)"
+            rationale = rationales.get(outcome.ref, "") if outcome.ref is not None else ""
             rows.append(
                 {
                     "step": entry.step,

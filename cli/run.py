@@ -93,7 +93,7 @@ async def _run(
         await warn_without_worker(await conversations.temporal(), settings)
         return 0
     if not started and not await conversations.running(handle):
-        return _print_result(settings, await handle.result())
+        return await _print_result(settings, await handle.result())
     progress = Progress(conversation=handle.id)
     followers = [asyncio.create_task(progress.follow(partial(conversations.stack, handle)))]
     if any(agent.type == "human" for agent in inp.catalog.agents):
@@ -106,13 +106,15 @@ async def _run(
         for follower in followers:
             follower.cancel()
     progress.show(result.stack)
-    return _print_result(settings, result)
+    return await _print_result(settings, result)
 
 
-def _print_result(settings: Settings, result: ConversationResult) -> int:
+async def _print_result(settings: Settings, result: ConversationResult) -> int:
     from p2engine.contract.states import FinishReason
 
-    console.print(reply_text(settings, result.reply_ref, result.reply_preview), highlight=False)
+    console.print(
+        await reply_text(settings, result.reply_ref, result.reply_preview), highlight=False
+    )
     usage = result.usage
     judged = result.eval_usage
     spent = None

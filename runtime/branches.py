@@ -48,7 +48,7 @@ from p2engine.runtime.conversations import (
     query_literal,
 )
 from p2engine.runtime.replay import replay
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import store_for
 from p2engine.workflows import branching, search
 from p2engine.workflows.active_branch import ActiveBranchWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
@@ -128,7 +128,8 @@ class Branches:
         }
         state.overrides = Overrides.model_validate({**state.overrides.model_dump(), **overridden})
         settings = self.conversations.settings
-        state_ref = ArtifactDirectory(settings.artifacts_dir).put_text(state.model_dump_json())
+        async with store_for(settings) as store:
+            state_ref = await store.put_text(state.model_dump_json())
         interactive = base.input.interactive if changes.interactive is None else changes.interactive
         inp = base.input.model_copy(
             update={

@@ -59,7 +59,7 @@ from p2engine.contract.states import State
 from p2engine.runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
 from p2engine.runtime.client import LazyClient, send_update
 from p2engine.runtime.settings import Settings
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import store_for
 from p2engine.workflows import search, validators
 from p2engine.workflows.compare import CompareWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
@@ -316,8 +316,8 @@ class ConversationClient(LazyClient):
         load_evaluators(self.settings.evals_file)
         get_pairwise(evaluator_id)
         (a_side, a_question), (b_side, b_question) = [await self._answer(c) for c in (a, b)]
-        store = ArtifactDirectory(self.settings.artifacts_dir)
-        asked = [store.get_node(q).text or "" for q in (a_question, b_question)]
+        async with store_for(self.settings) as store:
+            asked = [(await store.get_node(q)).text or "" for q in (a_question, b_question)]
         if asked[0] != asked[1]:
             raise InvalidInput(
                 f"{a_side.conversation_id} and {b_side.conversation_id} answer different "

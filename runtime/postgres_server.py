@@ -107,6 +107,12 @@ class PostgresServer:
             entry = pwd.getpwnam(user)
             for path in (self.root, self.data):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+            reach = subprocess.run(["test", "-w", str(self.data)], user=user, check=False)
+            if reach.returncode != 0:
+                raise DatabaseServerError(
+                    f"PostgreSQL runs as {user}, which cannot reach {self.data}: a directory "
+                    "above it lets only its owner in; use a state dir others may traverse"
+                )
         done = subprocess.run(
             [str(binaries() / "initdb"), "-D", str(self.data), "-U", "postgres",
              "--auth=trust", "--encoding=UTF8", "--no-sync"],

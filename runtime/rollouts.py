@@ -65,7 +65,7 @@ from p2engine.runtime.client import LazyClient
 from p2engine.runtime.conversations import check_model, generated_name, query_literal
 from p2engine.runtime.rollout_files import RolloutFile, load_rollout
 from p2engine.runtime.settings import Settings
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import store_for
 from p2engine.workflows import search
 from p2engine.workflows.arms import tally
 from p2engine.workflows.rollout import RolloutWorkflow
@@ -323,10 +323,10 @@ class RolloutClient(LazyClient):
         """Every arm's record, from the store; those of a rollout still running are only
         in its workflow, so it has none yet."""
         memo = await self.memo(execution)
-        store = ArtifactDirectory(self.settings.artifacts_dir)
-        return [
-            r for ref in (memo.records if memo else []) for r in parse_records(store.get_bytes(ref))
-        ]
+        if memo is None or not memo.records:
+            return []
+        async with store_for(self.settings) as store:
+            return [r for ref in memo.records for r in parse_records(await store.get_bytes(ref))]
 
     async def list_rollouts(self, limit: int) -> list[RolloutSummary]:
         client = await self.temporal()

@@ -134,14 +134,6 @@ class Settings(_Section):
         return self.temporal.address is None
 
     @property
-    def artifacts_dir(self) -> Path:
-        return self.state_dir / "artifacts"
-
-    @property
-    def tool_cache_file(self) -> Path:
-        return self.state_dir / "tool-cache.db"
-
-    @property
     def traces_file(self) -> Path:
         """Where the `file` exporter appends spans, one JSON object per line."""
         return self.state_dir / "traces.jsonl"

@@ -58,18 +58,17 @@ def build_worker(
     from p2engine.agents.tools.registry import ToolServices
     from p2engine.ledger import open_ledger
     from p2engine.runtime.telemetry import activity_spans
-    from p2engine.store.artifacts import LocalArtifactStore
-    from p2engine.store.tool_cache import ToolCache
+    from p2engine.store import open_store, open_tool_cache
 
     load_plugins()
     spans = activity_spans(settings)
-    store = LocalArtifactStore(settings.artifacts_dir)
+    store = open_store(settings)
     transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
     llm = LlmActivities(transcript, settings.scripted, spans)
     rules = RuleActivities(transcript)
     # Every transfer, a tool's or the workflow's own, a span of its own when tracing.
     ledger = traced(open_ledger(settings.ledger, settings.state_dir), spans)
-    tools = ToolActivities(store, ToolCache(settings.tool_cache_file), ToolServices(ledger), spans)
+    tools = ToolActivities(store, open_tool_cache(settings), ToolServices(ledger), spans)
     content = ContentActivities(store)
     evaluation = EvalActivities(store, settings.evals_file, spans)
     money = LedgerActivities(ledger, settings.ledger.treasury)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from p2engine.contract.models import ContentNode
-from p2engine.store.base import ArtifactNotFound, NotARef
+from p2engine.store.base import ArtifactNotFound, NotARef, check_prefix
 
 __all__ = ["ArtifactDirectory", "ArtifactNotFound", "LocalArtifactStore", "NotARef"]
 
@@ -54,8 +54,7 @@ class ArtifactDirectory:
     def resolve(self, prefix: str) -> str:
         """The one stored ref that starts with `prefix` (at least 6 hex digits), or
         ArtifactNotFound naming why (none, several, or not a ref)."""
-        if not 6 <= len(prefix) <= 64 or not all(c in "0123456789abcdef" for c in prefix):
-            raise NotARef(prefix)
+        check_prefix(prefix)
         if len(prefix) == 64:
             if not self._path(prefix).exists():
                 raise ArtifactNotFound(prefix)
@@ -105,6 +104,13 @@ class LocalArtifactStore:
     def __init__(self, root: Path) -> None:
         self.directory = ArtifactDirectory(root)
 
+    @property
+    def location(self) -> str:
+        return str(self.directory.root)
+
+    async def resolve(self, prefix: str) -> str:
+        return await asyncio.to_thread(self.directory.resolve, prefix)
+
     async def put_bytes(self, data: bytes) -> str:
         return await asyncio.to_thread(self.directory.put_bytes, data)
 
@@ -125,3 +131,6 @@ class LocalArtifactStore:
 
     async def chain(self, head: str) -> list[ContentNode]:
         return await asyncio.to_thread(self.directory.chain, head)
+
+    async def close(self) -> None:
+        """Nothing stays open between calls."""

@@ -1,4 +1,4 @@
-"""The one interface every artifact store backend implements."""
+"""The interfaces every store backend implements: the artifact store and the tool cache."""
 
 from __future__ import annotations
 
@@ -15,11 +15,26 @@ class NotARef(ArtifactNotFound):
     """Text that cannot name an artifact: a ref, or a prefix of one, is 6 to 64 hex digits."""
 
 
+class StoreUnavailable(Exception):
+    """The store could not be reached or did not answer; a retry may succeed."""
+
+
 class ArtifactStore(Protocol):
     """Content-addressed storage: a ref is the SHA-256 of the stored bytes (of a node's
     canonical JSON for nodes), so writing twice is a no-op and a ref always names one
     immutable content. Async, so no backend blocks the worker's event loop; reads of a
-    missing ref raise ArtifactNotFound."""
+    missing ref raise ArtifactNotFound, and a backend that cannot be reached raises
+    StoreUnavailable."""
+
+    @property
+    def location(self) -> str:
+        """Where the content lives, for messages (a directory, or a URL without password)."""
+        ...
+
+    async def resolve(self, prefix: str) -> str:
+        """The one stored ref that starts with `prefix` (6 to 64 hex digits): NotARef for
+        other text, ArtifactNotFound when none or several start so."""
+        ...
 
     async def put_bytes(self, data: bytes) -> str: ...
 
@@ -38,3 +53,24 @@ class ArtifactStore(Protocol):
     async def chain(self, head: str) -> list[ContentNode]:
         """The nodes from the first message to `head`, oldest first."""
         ...
+
+    async def close(self) -> None: ...
+
+
+class ToolCache(Protocol):
+    """Results of side-effect-free tools by key (tool_cache.cache_key), each kept for its
+    tool's `cache_ttl`: a hit costs no tool call. Losing an entry only costs a re-run."""
+
+    async def get(self, key: str) -> str | None:
+        """The result's ref, if an unexpired entry holds one."""
+        ...
+
+    async def put(self, key: str, result_ref: str, ttl_s: float) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def check_prefix(prefix: str) -> None:
+    """NotARef unless `prefix` is 6 to 64 lowercase hex digits."""
+    if not 6 <= len(prefix) <= 64 or not all(c in "0123456789abcdef" for c in prefix):
+        raise NotARef(prefix)

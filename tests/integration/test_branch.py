@@ -22,7 +22,7 @@ from p2engine.runtime.branches import ActiveBranches, BranchChanges, Branches
 from p2engine.runtime.conversations import ConversationClient, start_conversation
 from p2engine.runtime.settings import ConversationSettings, Settings
 from p2engine.runtime.worker import build_worker
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import open_store
 from p2engine.workflows.conversation import ConversationWorkflow
 from tests.conftest import queue_settings
 from tests.golden.record import CASES
@@ -83,7 +83,7 @@ async def start_state(conversations: ConversationClient, branch_id: str) -> Conv
     payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     [inp] = await pydantic_data_converter.decode([payload], [ConversationInput])
     assert inp.branch is not None
-    text = ArtifactDirectory(conversations.settings.artifacts_dir).get_text(inp.branch.state_ref)
+    text = await open_store(conversations.settings).get_text(inp.branch.state_ref)
     return ConversationState.model_validate_json(text)
 
 

@@ -11,7 +11,7 @@ from p2engine.contract.models import StackEntry
 from p2engine.contract.states import FinishReason, State
 from p2engine.runtime.conversations import start_conversation
 from p2engine.runtime.settings import Settings
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import open_store
 from p2engine.workflows import search
 from tests.integration.helpers import activity_attempts, activity_summaries, agent, unique
 
@@ -41,12 +41,12 @@ async def test_weather_question_calls_the_tool_and_answers_from_its_result(
     assert result.reason is FinishReason.DONE
     assert result.stack[1].tool_name == "get_weather"
     assert result.stack[2].status == "ok"
-    store = ArtifactDirectory(settings.artifacts_dir)
+    store = open_store(settings)
     assert result.reply_ref is not None
-    reply = store.get_node(result.reply_ref).text or ""
+    reply = (await store.get_node(result.reply_ref)).text or ""
     assert "Paris" in reply and "15°C" in reply
     # The transcript is a chain of stored nodes ending in the reply.
-    chain = store.chain(result.reply_ref)
+    chain = await store.chain(result.reply_ref)
     assert [n.kind for n in chain] == [State.USER_MESSAGE, State.TOOL_CALL, State.TOOL_RESULT,
                                        State.ASSISTANT_MESSAGE]  # fmt: skip
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0

@@ -20,7 +20,7 @@ from p2engine.evals.registry import EvalTarget, EvaluationError, evaluator
 from p2engine.ledger.embedded import EmbeddedLedger
 from p2engine.runtime.conversations import ConversationClient, start_conversation
 from p2engine.runtime.settings import ConversationSettings, Settings
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import open_store
 from p2engine.workflows import search
 from tests.integration.helpers import activity_attempts, agent, local_activities, unique
 
@@ -59,10 +59,10 @@ async def test_evaluators_score_steps_tool_results_and_the_answer(
     assert attributes.get(search.SCORE) == 1.0
     # Each score is a record in the store, linked to the node it scores.
     final = result.stack[-2]
-    store = ArtifactDirectory(settings.artifacts_dir)
+    store = open_store(settings)
     outcome = final.evaluations[-1]
     assert outcome.ref is not None
-    record = Evaluation.model_validate_json(store.get_text(outcome.ref))
+    record = Evaluation.model_validate_json(await store.get_text(outcome.ref))
     assert (record.target, record.evaluator_id, record.version) == (
         final.ref, "gives_temperature", "1"
     )  # fmt: skip
@@ -107,7 +107,7 @@ async def test_the_default_evaluator_grades_every_step_with_the_judge(
     answer = result.stack[-2]
     ref = answer.evaluations[0].ref
     assert ref is not None
-    record = Evaluation.model_validate_json(ArtifactDirectory(settings.artifacts_dir).get_text(ref))
+    record = Evaluation.model_validate_json(await open_store(settings).get_text(ref))
     assert record.score is not None and record.score.parts == {
         "helpful": 0.833,
         "within_tokens": 1.0,

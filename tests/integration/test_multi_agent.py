@@ -26,7 +26,7 @@ from p2engine.contract.usage import Usage
 from p2engine.runtime.conversations import start_conversation
 from p2engine.runtime.settings import ConversationSettings, Settings
 from p2engine.runtime.worker import build_worker
-from p2engine.store.artifacts import ArtifactDirectory
+from p2engine.store import open_store
 from p2engine.workflows import search
 from tests.conftest import queue_settings
 from tests.integration.helpers import (
@@ -86,7 +86,7 @@ async def test_delegation_runs_the_other_agent_as_a_child_workflow(
     assert agent_result.child_id == f"{handle.id}/d2-agent_helper"
     assert agent_result.preview.startswith("agent_helper: In Tokyo it is 18°C")
     assert result.reply_ref is not None
-    reply = ArtifactDirectory(settings.artifacts_dir).get_node(result.reply_ref).text or ""
+    reply = (await open_store(settings).get_node(result.reply_ref)).text or ""
     assert "agent_helper says" in reply and "Tokyo" in reply
     assert "agent_helper says" in result.reply_preview and "Tokyo" in result.reply_preview
 
@@ -422,7 +422,7 @@ async def test_stack_entries_are_in_step_order_and_calls_in_asked_order(
         assert answer.tool_call_id == call.tool_call_id
         assert answer.step == call.step + 1
     assert result.reply_ref is not None
-    reply = ArtifactDirectory(settings.artifacts_dir).get_node(result.reply_ref).text or ""
+    reply = (await open_store(settings).get_node(result.reply_ref)).text or ""
     assert reply.index("Paris") < reply.index("Rome") < reply.index("Oslo")
 
 

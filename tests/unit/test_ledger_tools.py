@@ -20,7 +20,7 @@ from p2engine.contract.ids import business_key
 from p2engine.contract.models import ToolCallRequest, ToolInput, ToolOutcome
 from p2engine.ledger.embedded import EmbeddedLedger
 from p2engine.store.artifacts import LocalArtifactStore
-from p2engine.store.tool_cache import ToolCache
+from p2engine.store.tool_cache import SqliteToolCache
 
 D = Decimal
 CONVERSATION = "conv-42"
@@ -42,7 +42,7 @@ class Runner:
     def __init__(self, tmp_path: Path, services: ToolServices) -> None:
         self.store = LocalArtifactStore(tmp_path / "artifacts")
         self.activities = ToolActivities(
-            self.store, ToolCache(tmp_path / "tool-cache.db"), services
+            self.store, SqliteToolCache(tmp_path / "tool-cache.db"), services
         )
 
     def input(

@@ -32,7 +32,7 @@ def test_empty_file_gives_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert settings.embedded
     assert settings.temporal.task_queue == "p2e"
     assert settings.temporal.namespace == "default"
-    assert settings.artifacts_dir == Path(".p2e") / "artifacts"
+    assert settings.state_dir == Path(".p2e") and settings.database_url is None
 
 
 def test_shipped_config_is_used_without_a_local_one() -> None:

@@ -18,7 +18,7 @@ from p2engine.agents.tools.weather import WeatherArgs
 from p2engine.contract.models import ToolCallRequest, ToolInput, ToolOutcome
 from p2engine.store import tool_cache
 from p2engine.store.artifacts import LocalArtifactStore
-from p2engine.store.tool_cache import ToolCache
+from p2engine.store.tool_cache import SqliteToolCache
 
 
 class _EchoArgs(BaseModel):
@@ -106,7 +106,7 @@ def tool_input(name: str, arguments: str) -> ToolInput:
 
 
 async def run(store: LocalArtifactStore, name: str, arguments: str) -> ToolOutcome:
-    cache = ToolCache(store.directory.root / "cache.db")
+    cache = SqliteToolCache(store.directory.root / "cache.db")
     return await ToolActivities(store, cache).run_tool(tool_input(name, arguments))
 
 
@@ -191,7 +191,7 @@ def counting_tool(name: str, **options: Any) -> list[str]:
 
 def activities_for(tmp_path: Path) -> ToolActivities:
     return ToolActivities(
-        LocalArtifactStore(tmp_path / "artifacts"), ToolCache(tmp_path / "cache.db")
+        LocalArtifactStore(tmp_path / "artifacts"), SqliteToolCache(tmp_path / "cache.db")
     )
 
 
