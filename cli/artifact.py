@@ -21,7 +21,6 @@ from p2engine.cli.common import (
     settings_for,
 )
 from p2engine.contract.errors import InvalidInput
-from p2engine.runtime.settings import load_settings
 
 if TYPE_CHECKING:
     from p2engine.runtime.settings import Settings
@@ -125,7 +124,7 @@ async def _read_all(refs: list[str]) -> list[tuple[str, Any]]:
     """Each ref's full ref and content, from the store the settings choose."""
     from p2engine.store import store_for
 
-    async with store_for(load_settings()) as store:
+    async with store_for(settings_for()) as store:
         return [await _read(store, ref) for ref in refs]
 
 

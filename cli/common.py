@@ -98,7 +98,13 @@ RerunServeOption = Annotated[
 
 
 def settings_for(address: str | None = None, namespace: str | None = None) -> Settings:
-    return load_settings({"temporal.address": address, "temporal.namespace": namespace})
+    """The settings, with the flags over them; a database they name that does not answer
+    is refused here, before the command starts anything."""
+    from p2engine.store import check_reachable
+
+    settings = load_settings({"temporal.address": address, "temporal.namespace": namespace})
+    check_reachable(settings)
+    return settings
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

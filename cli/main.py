@@ -19,6 +19,7 @@ from p2engine.cli import (
     chat,
     config,
     conversation,
+    db,
     evals,
     ledger,
     replay,
@@ -44,6 +45,7 @@ app.command("worker")(worker.worker)
 app.command("replay")(replay.replay)
 app.command("trace")(trace.trace)
 app.add_typer(server.app, name="server")
+app.add_typer(db.app, name="db")
 app.add_typer(agent.app, name="agent")
 conversation.app.command("branch")(branches.branch)
 conversation.app.command("branches")(branches.branches)

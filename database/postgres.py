@@ -55,6 +55,14 @@ def where(url: str) -> str:
     return f"postgresql://{user}{parts.get('host', 'localhost')}{port}/{parts.get('dbname', '')}"
 
 
+def check_connection(url: str) -> None:
+    """ConnectionError naming the database (without its password) unless it answers."""
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+    except psycopg.Error as exc:
+        raise ConnectionError(f"{where(url)}: {exc}") from exc
+
+
 async def open_pool(
     url: str, component: str, version: int, ddl: Sequence[str], max_size: int = 4
 ) -> AsyncConnectionPool:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
-from p2engine.store.base import ArtifactStore, ToolCache
+from p2engine.store.base import ArtifactStore, StoreUnavailable, ToolCache
 
 
 class StoreSettings(Protocol):
@@ -42,6 +42,19 @@ def open_tool_cache(settings: StoreSettings) -> ToolCache:
     from p2engine.store.tool_cache import SqliteToolCache
 
     return SqliteToolCache(settings.state_dir / "tool-cache.db")
+
+
+def check_reachable(settings: StoreSettings) -> None:
+    """StoreUnavailable, naming the database, unless the settings' database answers (at
+    once, or within the connect timeout): so a command refuses before it starts anything.
+    The local backends need no check: a missing directory is made on first write."""
+    if settings.database_url:
+        from p2engine.database.postgres import check_connection
+
+        try:
+            check_connection(settings.database_url)
+        except ConnectionError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
 
 @asynccontextmanager

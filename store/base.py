@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from p2engine.contract.errors import P2eError
 from p2engine.contract.models import ContentNode
 
 
@@ -15,7 +16,7 @@ class NotARef(ArtifactNotFound):
     """Text that cannot name an artifact: a ref, or a prefix of one, is 6 to 64 hex digits."""
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(P2eError):
     """The store could not be reached or did not answer; a retry may succeed."""
 
 
