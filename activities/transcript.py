@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from p2engine.agents.personas import PersonaLibrary
 from p2engine.agents.turn import openai_tool_call
@@ -88,10 +89,12 @@ class Transcript:
         self.store = store
         self.personas = personas
         self._kept = _Transcripts(kept)
+        self._store_id: str | None = None
 
     async def messages(self, inp: StepInput) -> list[Message]:
         """Store the nodes the workflow made and rebuild the transcript from the head. The
         writes, the reads and the persona are independent, so they wait on the disk together."""
+        await self._check_store(inp.store_id)
         _, chain, persona = await asyncio.gather(
             asyncio.gather(*(self.store.put_node(node) for node in inp.pending)),
             self._chain(inp.head, {node.ref(): node for node in inp.pending}),
@@ -102,6 +105,24 @@ class Transcript:
             system.append(persona)
         # A fresh list of the kept dicts: callers may reorder it, and no caller edits a message.
         return [{"role": "system", "content": text} for text in system] + list(chain)
+
+    async def _check_store(self, expected: str | None) -> None:
+        """Refuse a step whose content is in another store than this worker's: on the wrong
+        machine its transcript would be missing. Not retried, since every retry meets the
+        same store; the step's failure says what to fix. A conversation started before
+        store ids names none, and is not checked."""
+        if expected is None:
+            return
+        if self._store_id is None:
+            self._store_id = await self.store.identity()
+        if self._store_id != expected:
+            raise ApplicationError(
+                "this worker's artifact store is not the conversation's; share one with "
+                f"P2E_DATABASE_URL (the conversation's: {expected}, this worker's: "
+                f"{self._store_id} at {self.store.location})",
+                type="WrongStore",
+                non_retryable=True,
+            )
 
     async def _persona(self, inp: StepInput) -> str | None:
         if not inp.persona:

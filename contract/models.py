@@ -196,6 +196,9 @@ class ConversationInput(BaseModel):
     evaluators: list[str] = Field(default=[], description="run-wide, beside the agent's own")
     rewards: RewardPolicy | None = Field(default=None, description="how scores pay the agent")
     branch: BranchStart | None = Field(default=None, description="start as a branch of another")
+    store_id: str | None = Field(
+        default=None, description="the artifact store its starter wrote to (a worker checks)"
+    )
 
 
 class BranchBase(BaseModel):
@@ -276,6 +279,7 @@ class StepInput(BaseModel):
     max_tokens: int | None = None
     rules: list[Rule] = []
     fallback_reply: str = ""
+    store_id: str | None = Field(default=None, description="the store the content is in")
 
 
 class StepResult(BaseModel):

@@ -263,6 +263,7 @@ class RolloutInput(BaseModel):
         default=None, description="why there are no ledger figures: no ledger could be read"
     )
     resume: RolloutState | None = None
+    store_id: str | None = Field(default=None, description="the store its arms' content is in")
 
 
 class RolloutProgress(BaseModel):

@@ -268,6 +268,8 @@ class ConversationClient(LazyClient):
             check_name(name)
         if inp.rewards is not None:
             await self.check_payer(inp.rewards)
+        if inp.store_id is None:
+            inp = inp.model_copy(update={"store_id": await self.store_id()})
         workflow_id = conversation_id(name or generated_name(inp.agent.id))
         if name is not None:
             try:
@@ -370,6 +372,12 @@ class ConversationClient(LazyClient):
                 if exc.status != RPCStatusCode.NOT_FOUND:
                     raise
         raise ConversationNotFound(f"no conversation '{conversation}'")
+
+    async def store_id(self) -> str:
+        """The id of the artifact store these settings choose, which new conversations
+        carry so that a worker on another store refuses their steps."""
+        async with store_for(self.settings) as store:
+            return await store.identity()
 
     async def attach(self, conversation: str) -> ConversationHandle:
         handle, _ = await self.describe(conversation)

@@ -221,7 +221,9 @@ class RolloutClient(LazyClient):
     async def start(self, inp: RolloutInput, *, name: str | None = None) -> RolloutHandle:
         if name is not None:
             refuse(name_problem(name.removeprefix(PREFIX), "--id"))
-        inp = inp.model_copy(update={"ledger": await self.ledger_problem()})
+        async with store_for(self.settings) as store:
+            store_id = inp.store_id or await store.identity()
+        inp = inp.model_copy(update={"ledger": await self.ledger_problem(), "store_id": store_id})
         client = await self.temporal()
         workflow_id = rollout_id(name or generated_name(inp.name))
         try:

@@ -16,6 +16,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker, WorkflowRunner
 
+from p2engine.contract.errors import ConfigError
 from p2engine.runtime.client import connect
 from p2engine.runtime.sandbox import workflow_runner
 from p2engine.runtime.settings import Settings
@@ -31,8 +32,10 @@ EPHEMERAL_SUFFIX = "/run"
 POLLER_FRESH_S = 70
 
 
-def worker_identity(ephemeral: bool) -> str:
-    base = f"{os.getpid()}@{socket.gethostname()}"
+def worker_identity(ephemeral: bool, store_id: str | None = None) -> str:
+    """`pid@host`, then `#<store id>` when known (so workers on different stores can see
+    each other), then EPHEMERAL_SUFFIX for a worker that serves one `p2e run`."""
+    base = f"{os.getpid()}@{socket.gethostname()}" + (f"#{store_id}" if store_id else "")
     return base + EPHEMERAL_SUFFIX if ephemeral else base
 
 
@@ -42,6 +45,7 @@ def build_worker(
     *,
     ephemeral: bool = False,
     runner: WorkflowRunner | None = None,
+    store_id: str | None = None,
 ) -> Worker:
     """The worker for `settings`' task queue; `runner` replaces the sandbox (for a test that
     reads the workflow's live objects)."""
@@ -93,7 +97,7 @@ def build_worker(
             rollouts.store_arms,
             rollouts.settle,
         ],
-        identity=worker_identity(ephemeral),
+        identity=worker_identity(ephemeral, store_id),
         # Five fixed pollers leave a burst of parallel calls waiting in the server's backlog
         # for up to seconds; autoscaling pollers pick them up as they come.
         activity_task_poller_behavior=PollerBehaviorAutoscaling(),
@@ -109,7 +113,13 @@ async def running_worker(settings: Settings, client: Client | None = None) -> As
     the caller's own modules and of installed plugins alike), so a script that defines its
     tools and then starts conversations needs no `p2e worker` beside it.
     """
-    worker = build_worker(client or await connect(settings), settings)
+    from p2engine.store import store_for
+
+    client = client or await connect(settings)
+    async with store_for(settings) as store:
+        store_id = await store.identity()
+    await refuse_other_stores(client, settings, store_id)
+    worker = build_worker(client, settings, store_id=store_id)
     async with worker:
         yield worker
 
@@ -124,7 +134,7 @@ async def run_worker(settings: Settings, client: Client | None = None) -> None:
 def _poller_alive(identity: str, last_seen_s: float) -> bool:
     if identity.endswith(EPHEMERAL_SUFFIX) or last_seen_s > POLLER_FRESH_S:
         return False
-    pid, _, host = identity.partition("@")
+    pid, _, host = identity.partition("#")[0].partition("@")
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)
@@ -135,8 +145,8 @@ def _poller_alive(identity: str, last_seen_s: float) -> bool:
     return True
 
 
-async def standing_worker_present(client: Client, settings: Settings) -> bool:
-    """Whether a long-running worker (`p2e worker`) polls the task queue right now."""
+async def _standing_pollers(client: Client, settings: Settings) -> list[str]:
+    """The identities of the long-running workers (`p2e worker`) polling the task queue."""
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=settings.temporal.namespace,
@@ -145,6 +155,26 @@ async def standing_worker_present(client: Client, settings: Settings) -> bool:
         )
     )
     now = time.time()
-    return any(
-        _poller_alive(p.identity, now - p.last_access_time.ToSeconds()) for p in response.pollers
-    )
+    return [
+        p.identity
+        for p in response.pollers
+        if _poller_alive(p.identity, now - p.last_access_time.ToSeconds())
+    ]
+
+
+async def standing_worker_present(client: Client, settings: Settings) -> bool:
+    """Whether a long-running worker (`p2e worker`) polls the task queue right now."""
+    return bool(await _standing_pollers(client, settings))
+
+
+async def refuse_other_stores(client: Client, settings: Settings, store_id: str) -> None:
+    """ConfigError when a worker already serving the task queue keeps its content in
+    another store: each would miss the content the other wrote."""
+    for identity in await _standing_pollers(client, settings):
+        theirs = identity.partition("#")[2]
+        if theirs and theirs != store_id:
+            raise ConfigError(
+                f"worker {identity.partition('#')[0]} serves task queue "
+                f"'{settings.temporal.task_queue}' from another artifact store ({theirs}; this "
+                f"one: {store_id}); workers share one store through P2E_DATABASE_URL"
+            )

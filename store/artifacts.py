@@ -12,6 +12,9 @@ import asyncio
 import hashlib
 import os
 import tempfile
+import time
+import uuid
+from contextlib import suppress
 from pathlib import Path
 
 from p2engine.contract.models import ContentNode
@@ -67,6 +70,22 @@ class ArtifactDirectory:
             raise ArtifactNotFound(f"{prefix} ({len(found)} refs start so)" if found else prefix)
         return found[0]
 
+    def identity(self) -> str:
+        """The id in `<root>/.store-id`, written once (O_EXCL: of two first callers, one
+        writes and both read what it wrote)."""
+        path = self.root / ".store-id"
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            with suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(uuid.uuid4().hex)
+        for _ in range(100):  # the writer may not have written it yet
+            if found := path.read_text().strip():
+                return found
+            time.sleep(0.01)
+        raise ArtifactNotFound(f"{path} is empty")
+
     def get_bytes(self, ref: str) -> bytes:
         try:
             return self._path(ref).read_bytes()
@@ -110,6 +129,9 @@ class LocalArtifactStore:
 
     async def resolve(self, prefix: str) -> str:
         return await asyncio.to_thread(self.directory.resolve, prefix)
+
+    async def identity(self) -> str:
+        return await asyncio.to_thread(self.directory.identity)
 
     async def put_bytes(self, data: bytes) -> str:
         return await asyncio.to_thread(self.directory.put_bytes, data)

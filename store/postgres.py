@@ -32,6 +32,8 @@ ARTIFACTS_DDL = [
         data BYTEA NOT NULL,
         parent TEXT COLLATE "C"
     )""",
+    "CREATE TABLE store_identity (id TEXT NOT NULL)",
+    "INSERT INTO store_identity (id) VALUES (replace(gen_random_uuid()::text, '-', ''))",
 ]
 TOOL_CACHE_VERSION = 1
 TOOL_CACHE_DDL = [
@@ -90,6 +92,7 @@ class PostgresArtifactStore:
 
     def __init__(self, url: str) -> None:
         self._tables = _Tables(url, "artifacts", ARTIFACTS_VERSION, ARTIFACTS_DDL)
+        self._identity: str | None = None
 
     @property
     def location(self) -> str:
@@ -137,6 +140,15 @@ class PostgresArtifactStore:
         if rows[0][2] is not None:  # the oldest found still has a parent: it is missing
             raise ArtifactNotFound(rows[0][2])
         return [ContentNode.model_validate_json(bytes(row[1])) for row in rows]
+
+    async def identity(self) -> str:
+        if self._identity is None:
+            async with self._tables.connection() as connection:
+                cursor = await connection.execute("SELECT id FROM store_identity")
+                row = await cursor.fetchone()
+            assert row is not None  # made with the tables
+            self._identity = str(row[0])
+        return self._identity
 
     async def resolve(self, prefix: str) -> str:
         check_prefix(prefix)

@@ -66,6 +66,7 @@ def arm_input(inp: RolloutInput, arm: Arm) -> ConversationInput:
         revision=inp.revision,
         evaluators=[evaluator] if evaluator else [],
         rewards=inp.rewards,
+        store_id=inp.store_id,
     )
 
 

@@ -24,6 +24,7 @@ def child_input(
         context_head=turn_head if shares else None,
         continue_as_new_events=parent.continue_as_new_events,
         revision=parent.revision,
+        store_id=parent.store_id,
     )
 
 

@@ -413,6 +413,7 @@ class ConversationWorkflow:
             max_tokens=agent.max_tokens,
             rules=agent.rules,
             fallback_reply=agent.fallback_reply,
+            store_id=self.inp.store_id,
         )
         rules = agent.type == "rule_based"
         try:

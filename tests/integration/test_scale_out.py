@@ -1,0 +1,69 @@
+"""Workers on many machines: each simulated by a state dir of its own, so that only what
+they are told to share (Temporal, and the database of P2E_DATABASE_URL) is shared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from tests.integration.test_cli import P2E, p2e
+
+
+def test_a_worker_on_another_store_refuses_the_steps_and_says_why(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    starter = {**cli_env, "P2E_STATE_DIR": str(tmp_path / "laptop")}
+    elsewhere = {**cli_env, "P2E_STATE_DIR": str(tmp_path / "server")}
+    name = f"wrong-store-{uuid.uuid4().hex[:8]}"
+    assert p2e("run", "-d", "--id", name, "weather in Paris?", env=starter).returncode == 0
+    worker = subprocess.Popen([P2E, "worker"], env=elsewhere, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
+        status = "running"
+        for _ in range(600):
+            listed = json.loads(p2e("conversation", "list", "--json", env=starter).stdout)
+            status = next(c["status"] for c in listed if c["id"] == f"conv-{name}")
+            if status != "running":
+                break
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    # Never a conversation that completes without its content: the step fails at once, and
+    # the stack says which stores differ and what to do.
+    assert status == "completed"
+    shown = json.loads(p2e("conversation", "show", name, "--json", env=starter).stdout)
+    finished = shown["stack"][-1]
+    assert finished["kind"] == "Finished" and finished["reason"] == "error"
+    assert finished["preview"].startswith(
+        "agent step failed: WrongStore: this worker's artifact store is not the conversation's; "
+        "share one with P2E_DATABASE_URL"
+    ), finished
+
+
+def test_a_second_worker_on_another_store_refuses_to_start(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = {**cli_env, "P2E_STATE_DIR": str(tmp_path / "one")}
+    second = {**cli_env, "P2E_STATE_DIR": str(tmp_path / "two")}
+    worker = subprocess.Popen([P2E, "worker"], env=first, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
+        refused = p2e("worker", env=second, timeout=60)
+        same_store = subprocess.Popen([P2E, "worker"], env=first, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        assert same_store.stdout is not None and "worker ready" in same_store.stdout.readline()
+        same_store.terminate()
+        same_store.wait(timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith("error: worker ") and "from another artifact store" in line
+    assert line.endswith("workers share one store through P2E_DATABASE_URL")
