@@ -6,9 +6,12 @@ errors and timeouts are retryable; other 4xx (bad request, auth, context length)
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import litellm
@@ -39,6 +42,9 @@ from p2engine.contract.usage import Usage
 # background logging of every call for callbacks nobody registered.
 litellm.suppress_debug_info = True
 
+# The longest Retry-After honoured: a model call's attempts all end within 10 minutes.
+RETRY_AFTER_MAX = timedelta(minutes=2)
+
 _RETRYABLE_TYPES: tuple[type[Exception], ...] = (
     RateLimitError,
     InternalServerError,
@@ -61,7 +67,29 @@ def classify_llm_error(exc: Exception) -> ApplicationError:
         message,
         type=type(exc).__name__,
         non_retryable=not retryable,
+        next_retry_delay=retry_after(exc) if retryable else None,
     )
+
+
+def retry_after(exc: Exception) -> timedelta | None:
+    """The wait a provider asked for with a 429's or 503's `Retry-After` (seconds, or an
+    HTTP date), at most RETRY_AFTER_MAX: Temporal's next attempt waits that long instead of
+    its own backoff, so a fleet of workers does not hammer a provider that said when."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(timedelta(seconds=max(seconds, 0)), RETRY_AFTER_MAX)
 
 
 def model_problem(model: str) -> str | None:

@@ -7,14 +7,20 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
 import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
-from p2engine.activities.llm import complete_text, credentials_problem, missing_keys
+from p2engine.activities.llm import (
+    RETRY_AFTER_MAX,
+    complete_text,
+    credentials_problem,
+    missing_keys,
+)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 REPLY: dict[str, Any] = {
@@ -31,6 +37,7 @@ REPLY: dict[str, Any] = {
 
 class FakeProvider(BaseHTTPRequestHandler):
     answer: tuple[int, dict[str, Any]] = (200, REPLY)
+    headers_out: ClassVar[dict[str, str]] = {}
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -39,6 +46,8 @@ class FakeProvider(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in self.headers_out.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -57,6 +66,7 @@ def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeProvider]]:
         yield FakeProvider
     finally:
         FakeProvider.answer = (200, REPLY)
+        FakeProvider.headers_out = {}
         server.shutdown()
 
 
@@ -90,6 +100,22 @@ async def test_an_http_fault_is_retried_only_when_it_is_transient(
     with pytest.raises(ApplicationError) as caught:
         await complete_text("openai/fake", MESSAGES)
     assert (caught.value.type, caught.value.non_retryable) == (kind, not retryable)
+
+
+@pytest.mark.parametrize(
+    ("header", "delay"),
+    [("7", timedelta(seconds=7)), ("0.5", timedelta(seconds=0.5)), ("86400", RETRY_AFTER_MAX),
+     ("soon", None), (None, None)],
+)  # fmt: skip
+async def test_a_429_waits_as_long_as_the_provider_asked(
+    provider: type[FakeProvider], header: str | None, delay: timedelta | None
+) -> None:
+    provider.answer = (429, {"error": {"message": "slow down", "type": "x", "code": None}})
+    provider.headers_out = {"Retry-After": header} if header is not None else {}
+    with pytest.raises(ApplicationError) as caught:
+        await complete_text("openai/fake", MESSAGES)
+    assert (caught.value.type, caught.value.non_retryable) == ("RateLimitError", False)
+    assert caught.value.next_retry_delay == delay
 
 
 async def test_a_missing_key_fails_at_once_naming_the_variable(
