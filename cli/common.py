@@ -161,7 +161,7 @@ async def warn_without_worker(client: Client, settings: Settings) -> None:
 async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
     """Make sure a worker serves the task queue while the block runs: a standing `p2e worker`
     if one polls, otherwise one in this process."""
-    from p2engine.runtime.worker import build_worker, standing_worker_present
+    from p2engine.runtime.worker import build_workers, serving_all, standing_worker_present
 
     if await standing_worker_present(client, settings):
         if settings.telemetry.on:
@@ -172,5 +172,5 @@ async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
         yield
         return
     note("no worker is running; running one in this process")
-    async with build_worker(client, settings, ephemeral=True):
+    async with serving_all(build_workers(client, settings, ephemeral=True)):
         yield

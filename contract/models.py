@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from p2engine.contract.agent import AgentSpec, DedupPolicy, Rule
 from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
+from p2engine.contract.routing import Routing
 from p2engine.contract.states import FinishReason, State
 from p2engine.contract.usage import Usage
 
@@ -199,6 +200,7 @@ class ConversationInput(BaseModel):
     store_id: str | None = Field(
         default=None, description="the artifact store its starter wrote to (a worker checks)"
     )
+    routing: Routing | None = Field(default=None, description="task queues; None: its own")
 
 
 class BranchBase(BaseModel):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.evals import RewardPolicy
 from p2engine.contract.models import Catalog
+from p2engine.contract.routing import Routing
 
 DEFAULT_MAX_ARMS = 10_000
 
@@ -264,6 +265,7 @@ class RolloutInput(BaseModel):
     )
     resume: RolloutState | None = None
     store_id: str | None = Field(default=None, description="the store its arms' content is in")
+    routing: Routing | None = Field(default=None, description="its arms' task queues")
 
 
 class RolloutProgress(BaseModel):

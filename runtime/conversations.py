@@ -253,6 +253,7 @@ class ConversationClient(LazyClient):
             revision=CURRENT_REVISION,
             evaluators=list(dict.fromkeys(evaluators or [])),
             rewards=self.settings.rewards,
+            routing=self.settings.routing if self.settings.routing.routed else None,
         )
 
     async def start(

@@ -223,7 +223,9 @@ class RolloutClient(LazyClient):
             refuse(name_problem(name.removeprefix(PREFIX), "--id"))
         async with store_for(self.settings) as store:
             store_id = inp.store_id or await store.identity()
-        inp = inp.model_copy(update={"ledger": await self.ledger_problem(), "store_id": store_id})
+        routing = self.settings.routing if self.settings.routing.routed else None
+        update = {"ledger": await self.ledger_problem(), "store_id": store_id, "routing": routing}
+        inp = inp.model_copy(update=update)
         client = await self.temporal()
         workflow_id = rollout_id(name or generated_name(inp.name))
         try:

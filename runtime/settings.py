@@ -19,6 +19,7 @@ from p2engine.agents.config import ScriptedModelSettings, ToolSettings
 from p2engine.contract.agent import DEFAULT_MODEL
 from p2engine.contract.errors import ConfigError, first_problem, read_config_text
 from p2engine.contract.evals import RewardPolicy
+from p2engine.contract.routing import Routing
 from p2engine.ledger.config import LedgerSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +113,7 @@ class Settings(_Section):
     tools: ToolSettings = ToolSettings()
     conversation: ConversationSettings = ConversationSettings()
     ledger: LedgerSettings = LedgerSettings()
+    routing: Routing = Routing()
     rewards: RewardPolicy | None = None
     telemetry: TelemetrySettings = TelemetrySettings()
 
@@ -155,6 +157,8 @@ ENV_VARS: dict[str, str] = {
     "TEMPORAL_NAMESPACE": "temporal.namespace",
     "P2E_NAMESPACE": "temporal.namespace",
     "P2E_TASK_QUEUE": "temporal.task_queue",
+    "P2E_MODEL_QUEUE": "routing.models",
+    "P2E_TOOL_QUEUE": "routing.tools",
     "P2E_TEMPORAL_UI_URL": "temporal.ui_url",
     "P2E_SCRIPTED_LATENCY_MS": "scripted.latency_ms",
     "P2E_SCRIPTED_PROMPT_TOKENS": "scripted.prompt_tokens",

@@ -6,9 +6,10 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from typing import Any, Literal
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -17,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker, WorkflowRunner
 
 from p2engine.contract.errors import ConfigError
+from p2engine.contract.routing import rate_limited_queues
 from p2engine.runtime.client import connect
 from p2engine.runtime.sandbox import workflow_runner
 from p2engine.runtime.settings import Settings
@@ -39,16 +41,25 @@ def worker_identity(ephemeral: bool, store_id: str | None = None) -> str:
     return base + EPHEMERAL_SUFFIX if ephemeral else base
 
 
-def build_worker(
+# What a worker serves: the workflows (with every activity, on the main task queue), model
+# steps on the routed model queues, tool calls on the routed tool queue (contract/routing.py).
+Role = Literal["workflows", "models", "tools"]
+ROLES: tuple[Role, ...] = ("workflows", "models", "tools")
+
+
+def build_workers(
     client: Client,
     settings: Settings,
     *,
+    roles: Sequence[Role] = ROLES,
     ephemeral: bool = False,
     runner: WorkflowRunner | None = None,
     store_id: str | None = None,
-) -> Worker:
-    """The worker for `settings`' task queue; `runner` replaces the sandbox (for a test that
-    reads the workflow's live objects)."""
+) -> list[Worker]:
+    """The workers of `roles` on `settings`' task queues: the main queue's (workflows and
+    every activity), and for routed settings a worker per model queue (the rate-limited ones
+    polling with Temporal's task-queue rate limit) and one for the tool queue. `runner`
+    replaces the sandbox (for a test that reads the workflow's live objects)."""
     from p2engine.activities.evals import EvalActivities
     from p2engine.activities.ledger import LedgerActivities
     from p2engine.activities.llm import LlmActivities
@@ -77,36 +88,74 @@ def build_worker(
     evaluation = EvalActivities(store, settings.evals_file, spans)
     money = LedgerActivities(ledger, settings.ledger.treasury)
     rollouts = RolloutActivities(store, ledger)
-    return Worker(
-        client,
-        task_queue=settings.temporal.task_queue,
-        workflows=[ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow],
-        workflow_runner=runner or workflow_runner(),
-        activities=[
-            llm.llm_step,
-            rules.rule_step,
-            tools.run_tool,
-            content.store_nodes,
-            content.load_state,
-            evaluation.evaluate,
-            evaluation.compare,
-            money.transfer,
-            money.reward,
-            money.balance,
-            money.snapshot,
-            rollouts.store_arms,
-            rollouts.settle,
-        ],
-        identity=worker_identity(ephemeral, store_id),
-        # Five fixed pollers leave a burst of parallel calls waiting in the server's backlog
-        # for up to seconds; autoscaling pollers pick them up as they come.
-        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
-        graceful_shutdown_timeout=timedelta(seconds=30),
+
+    def worker(queue: str, activities: Sequence[Callable[..., Any]], **options: Any) -> Worker:
+        return Worker(
+            client,
+            task_queue=queue,
+            activities=activities,
+            identity=worker_identity(ephemeral, store_id),
+            # Five fixed pollers leave a burst of parallel calls waiting in the server's
+            # backlog for up to seconds; autoscaling pollers pick them up as they come.
+            activity_task_poller_behavior=PollerBehaviorAutoscaling(),
+            graceful_shutdown_timeout=timedelta(seconds=30),
+            **options,
+        )
+
+    main, routing = settings.temporal.task_queue, settings.routing
+    workers: list[Worker] = []
+    if "workflows" in roles:
+        # Every activity, routed ones too: conversations started unrouted still run here.
+        everything: list[Callable[..., Any]] = [
+            llm.llm_step, rules.rule_step, tools.run_tool, content.store_nodes,
+            content.load_state, evaluation.evaluate, evaluation.compare, money.transfer,
+            money.reward, money.balance, money.snapshot, rollouts.store_arms, rollouts.settle,
+        ]  # fmt: skip
+        workflows = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow]
+        sandbox = runner or workflow_runner()
+        workers.append(worker(main, everything, workflows=workflows, workflow_runner=sandbox))
+    if "models" in roles:
+        if routing.models:
+            workers.append(worker(routing.models, [llm.llm_step]))
+        for queue, rate in rate_limited_queues(routing, main).items():
+            workers.append(worker(queue, [llm.llm_step], max_task_queue_activities_per_second=rate))
+    if "tools" in roles and routing.tools:
+        workers.append(worker(routing.tools, [tools.run_tool]))
+    if not workers:
+        raise ConfigError(
+            f"nothing to serve as {', '.join(roles)}: no such queue is set "
+            "(routing.models, routing.model_rates or routing.tools)"
+        )
+    return workers
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    ephemeral: bool = False,
+    runner: WorkflowRunner | None = None,
+) -> Worker:
+    """The worker of `settings`' main task queue: the workflows and every activity."""
+    [worker] = build_workers(
+        client, settings, roles=("workflows",), ephemeral=ephemeral, runner=runner
     )
+    return worker
 
 
 @asynccontextmanager
-async def running_worker(settings: Settings, client: Client | None = None) -> AsyncIterator[Worker]:
+async def serving_all(workers: Sequence[Worker]) -> AsyncIterator[None]:
+    """Every worker of `workers` running while the block runs."""
+    async with AsyncExitStack() as stack:
+        for each in workers:
+            await stack.enter_async_context(each)
+        yield
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings, client: Client | None = None, roles: Sequence[Role] = ROLES
+) -> AsyncIterator[list[str]]:
     """A worker serving `settings`' task queue while the block runs, in this process.
 
     It serves every tool and evaluator registered in the process when it starts (those of
@@ -119,9 +168,9 @@ async def running_worker(settings: Settings, client: Client | None = None) -> As
     async with store_for(settings) as store:
         store_id = await store.identity()
     await refuse_other_stores(client, settings, store_id)
-    worker = build_worker(client, settings, store_id=store_id)
-    async with worker:
-        yield worker
+    workers = build_workers(client, settings, roles=roles, store_id=store_id)
+    async with serving_all(workers):
+        yield [w.task_queue for w in workers]
 
 
 async def run_worker(settings: Settings, client: Client | None = None) -> None:

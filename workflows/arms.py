@@ -67,6 +67,7 @@ def arm_input(inp: RolloutInput, arm: Arm) -> ConversationInput:
         evaluators=[evaluator] if evaluator else [],
         rewards=inp.rewards,
         store_id=inp.store_id,
+        routing=inp.routing,
     )
 
 

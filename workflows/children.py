@@ -25,6 +25,7 @@ def child_input(
         continue_as_new_events=parent.continue_as_new_events,
         revision=parent.revision,
         store_id=parent.store_id,
+        routing=parent.routing,
     )
 
 

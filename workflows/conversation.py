@@ -77,7 +77,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from p2engine.contract.states import FinishReason, State
     from p2engine.ledger.models import Receipt, TransferRequest
-    from p2engine.workflows import branching, evaluations, rewards, search, tracing, validators
+    from p2engine.workflows import (
+        branching,
+        evaluations,
+        rewards,
+        routing,
+        search,
+        tracing,
+        validators,
+    )
     from p2engine.workflows.calls import (
         CallResult,
         StepCalls,
@@ -416,6 +424,8 @@ class ConversationWorkflow:
             store_id=self.inp.store_id,
         )
         rules = agent.type == "rule_based"
+        main = workflow.info().task_queue
+        queue = routing.model_step(None if rules else self.inp.routing, model, main)
         try:
             result: StepResult = await workflow.execute_activity(
                 RULE_STEP if rules else LLM_STEP,
@@ -423,6 +433,7 @@ class ConversationWorkflow:
                 result_type=StepResult,
                 summary=f"{agent.id} · {'rules' if rules else model} · step {self.s.step}",
                 **(LOCAL_ACTIVITY if rules else LLM_ACTIVITY),
+                **queue,
             )
         except ActivityError as err:
             self._end_if_cancelled(err)
@@ -497,6 +508,7 @@ class ConversationWorkflow:
                 result_type=ToolOutcome,
                 summary=_call_preview(call, 100),
                 **tool_activity(info),
+                **routing.tool_call(self.inp.routing),
             )
         except ActivityError as err:
             self._end_if_cancelled(err)

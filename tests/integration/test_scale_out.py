@@ -67,3 +67,64 @@ def test_a_second_worker_on_another_store_refuses_to_start(
     [line] = refused.stderr.strip().splitlines()
     assert line.startswith("error: worker ") and "from another artifact store" in line
     assert line.endswith("workers share one store through P2E_DATABASE_URL")
+
+
+def test_model_and_tool_pools_serve_their_own_queues_rate_limited_by_provider(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    queue = cli_env["P2E_TASK_QUEUE"]
+    config = tmp_path / "p2e.yaml"
+    config.write_text("routing:\n  model_rates: {scripted: 20}\n")
+    env = {**cli_env, "P2E_STATE_DIR": str(tmp_path / "state"), "P2E_CONFIG": str(config),
+           "P2E_MODEL_QUEUE": f"{queue}-models", "P2E_TOOL_QUEUE": f"{queue}-tools"}  # fmt: skip
+    pools = []
+    try:
+        for only, serves in [("workflows", f"'{queue}'"), ("models", f"'{queue}-models-scripted'"),
+                             ("tools", f"'{queue}-tools'")]:  # fmt: skip
+            pool = subprocess.Popen([P2E, "worker", "--only", only], env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+            pools.append(pool)
+            assert pool.stdout is not None
+            ready = pool.stdout.readline()
+            assert "worker ready" in ready and serves in ready, ready
+        name = f"routed-{uuid.uuid4().hex[:8]}"
+        done = p2e("run", "--id", name, "weather in Paris?", env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "no worker is running" not in done.stderr
+        history = p2e("replay", name, "--json", env=env)
+        assert history.returncode == 0, history.stderr
+    finally:
+        for pool in pools:
+            pool.terminate()
+        for pool in pools:
+            pool.wait(timeout=60)
+    queues = scheduled_queues(env, f"conv-{name}")
+    assert queues["llm_step"] == {f"{queue}-models-scripted"}
+    assert queues["run_tool"] == {f"{queue}-tools"}
+
+
+def scheduled_queues(env: dict[str, str], workflow_id: str) -> dict[str, set[str]]:
+    """Each activity type the workflow scheduled, and the task queues it went to."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def read() -> dict[str, set[str]]:
+        client = await Client.connect(env["TEMPORAL_ADDRESS"])
+        found: dict[str, set[str]] = {}
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                attrs = event.activity_task_scheduled_event_attributes
+                found.setdefault(attrs.activity_type.name, set()).add(attrs.task_queue.name)
+        return found
+
+    return asyncio.run(read())
+
+
+def test_a_pool_with_nothing_to_serve_says_so(cli_env: dict[str, str]) -> None:
+    refused = p2e("worker", "--only", "models", env=cli_env, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "error: nothing to serve as models: no such queue is set "
+        "(routing.models, routing.model_rates or routing.tools)"
+    )
