@@ -12,9 +12,9 @@ from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from p2engine.contract.errors import TemporalUnavailable, UnknownNamespace
+from p2engine.contract.errors import ConfigError, TemporalUnavailable, UnknownNamespace
 from p2engine.runtime.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -45,6 +45,23 @@ def temporal_address(settings: Settings, *, start_embedded: bool = True) -> str:
     return server.config.address
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS as the settings ask: off for the dev server, on for an API key (Temporal Cloud),
+    with the client certificate and key for mTLS. A file that cannot be read is one line."""
+    temporal = settings.temporal
+    if not temporal.uses_tls:
+        return False
+    if temporal.tls_cert is None or temporal.tls_key is None:
+        return True
+    try:
+        return TLSConfig(
+            client_cert=temporal.tls_cert.read_bytes(),
+            client_private_key=temporal.tls_key.read_bytes(),
+        )
+    except OSError as exc:
+        raise ConfigError(f"temporal TLS: cannot read {exc.filename}: {exc.strerror}") from None
+
+
 async def connect(settings: Settings, *, start_embedded: bool = True) -> Client:
     address = temporal_address(settings, start_embedded=start_embedded)
     namespace = settings.temporal.namespace
@@ -60,6 +77,8 @@ async def connect(settings: Settings, *, start_embedded: bool = True) -> Client:
                 namespace=namespace,
                 data_converter=pydantic_data_converter,
                 plugins=plugins,
+                api_key=key.get_secret_value() if (key := settings.temporal.api_key) else None,
+                tls=tls_config(settings),
             ),
             timeout=settings.temporal.connect_timeout_s,
         )

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from p2engine.agents.config import ScriptedModelSettings, ToolSettings
 from p2engine.contract.agent import DEFAULT_MODEL
@@ -41,6 +49,22 @@ class TemporalSettings(_Section):
         default=None, description="Web UI of an existing service, for the links p2e prints"
     )
     connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key")
+    tls: bool | None = Field(default=None, description="None: on with an API key or a cert")
+    tls_cert: Path | None = Field(default=None, description="mTLS client certificate (PEM)")
+    tls_key: Path | None = Field(default=None, description="mTLS client private key (PEM)")
+
+    @property
+    def uses_tls(self) -> bool:
+        if self.tls is not None:
+            return self.tls
+        return self.api_key is not None or self.tls_cert is not None
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> TemporalSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give tls_cert and tls_key together (mTLS needs both)")
+        return self
 
     @field_validator("address")
     @classmethod
@@ -160,6 +184,10 @@ ENV_VARS: dict[str, str] = {
     "P2E_MODEL_QUEUE": "routing.models",
     "P2E_TOOL_QUEUE": "routing.tools",
     "P2E_TEMPORAL_UI_URL": "temporal.ui_url",
+    "TEMPORAL_API_KEY": "temporal.api_key",
+    "TEMPORAL_TLS": "temporal.tls",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH": "temporal.tls_cert",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH": "temporal.tls_key",
     "P2E_SCRIPTED_LATENCY_MS": "scripted.latency_ms",
     "P2E_SCRIPTED_PROMPT_TOKENS": "scripted.prompt_tokens",
     "P2E_SCRIPTED_COMPLETION_TOKENS": "scripted.completion_tokens",

@@ -165,3 +165,40 @@ def test_env_on_top_of_a_scalar_section_is_a_config_error(
     monkeypatch.setenv("TEMPORAL_ADDRESS", "env:7233")
     with pytest.raises(ConfigError, match="'temporal' must be a mapping"):
         load_settings()
+
+
+def test_temporal_cloud_takes_an_api_key_and_tls_from_the_variables_its_tools_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from p2engine.runtime.client import tls_config
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "ns.acct.tmprl.cloud:7233")
+    monkeypatch.setenv("TEMPORAL_API_KEY", "secret-key")
+    settings = load_settings()
+    assert settings.temporal.api_key is not None
+    assert settings.temporal.api_key.get_secret_value() == "secret-key"
+    assert "secret-key" not in repr(settings) and "secret-key" not in settings.model_dump_json()
+    assert tls_config(settings) is True
+    monkeypatch.setenv("TEMPORAL_TLS", "false")  # a proxy that terminates TLS
+    assert tls_config(load_settings()) is False
+
+
+def test_mtls_reads_the_certificate_and_key_and_names_a_file_it_cannot_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from temporalio.service import TLSConfig
+
+    from p2engine.contract.errors import ConfigError
+    from p2engine.runtime.client import tls_config
+
+    (tmp_path / "client.pem").write_bytes(b"CERT")
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(tmp_path / "client.pem"))
+    with pytest.raises(ConfigError, match="give tls_cert and tls_key together"):
+        load_settings()
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(tmp_path / "client.key"))
+    with pytest.raises(ConfigError, match=r"cannot read .*client\.key: No such file"):
+        tls_config(load_settings())
+    (tmp_path / "client.key").write_bytes(b"KEY")
+    config = tls_config(load_settings())
+    assert isinstance(config, TLSConfig)
+    assert (config.client_cert, config.client_private_key) == (b"CERT", b"KEY")
