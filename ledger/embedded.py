@@ -12,15 +12,14 @@ concurrent commands (threads or processes) are serialized. Money is stored as in
 cents. Every wallet opening and transfer appends a row to `journal`, whose hash covers the
 row and the previous row's hash; triggers refuse UPDATE and DELETE on it. `verify` runs
 SQLite's integrity check, recomputes the chain, and checks every table the API reads
-(receipts, balances, opening times) against a replay of the journal.
+(receipts, balances, opening times) against a replay of the journal; the hashing and the
+replay are journal.py's, shared with the PostgreSQL backend.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import json
 import os
 import sqlite3
 import tempfile
@@ -39,6 +38,20 @@ from p2engine.ledger.errors import (
     LedgerUnavailable,
     no_wallet,
 )
+from p2engine.ledger.journal import (
+    CHAIN_COLUMNS,
+    GENESIS,
+    JOURNAL_COLUMNS,
+    RECEIPT_COLUMNS,
+    Broken,
+    Replay,
+    entry_of,
+    from_cents,
+    receipt_of,
+    wallet_of,
+)
+from p2engine.ledger.journal import cents as _cents
+from p2engine.ledger.journal import row_hash as row_hash
 from p2engine.ledger.models import (
     EntryKind,
     JournalEntry,
@@ -52,7 +65,6 @@ from p2engine.ledger.models import (
 )
 
 T = TypeVar("T")
-GENESIS = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
 # Stamped in the SQLite header: "P2E" and the schema version this code reads and writes.
 APPLICATION_ID = 0x503245
@@ -114,21 +126,6 @@ BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
 STAMP = f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
 TRIGGERS = {"journal_no_update", "journal_no_delete"}
-JOURNAL_COLUMNS = "seq, at, kind, transfer_id, payer, payee, amount, reason, reference, hash"
-
-
-def _cents(amount: Decimal) -> int:
-    return int(amount * 100)
-
-
-def _money(cents: int) -> Decimal:
-    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
-
-
-def row_hash(prev_hash: str, fields: list[Any]) -> str:
-    """The hash of one journal row: its fields in order, chained to the previous hash."""
-    canonical = json.dumps([prev_hash, *fields], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _now() -> str:
@@ -287,7 +284,7 @@ class EmbeddedLedger:
                 "SELECT agent, balance, opened_at FROM wallets WHERE agent = ?", (agent,)
             ).fetchone()
             if row:
-                return _wallet(row), False
+                return wallet_of(row), False
             at = _now()
             db.execute(
                 "INSERT INTO wallets (agent, balance, opened_at) VALUES (?, ?, ?)",
@@ -325,7 +322,7 @@ class EmbeddedLedger:
                     raise no_wallet(agent)
             if balances[payer] < cents:
                 raise InsufficientFunds(
-                    f"{payer} has {_money(balances[payer]):.2f}, less than {amount:.2f}"
+                    f"{payer} has {from_cents(balances[payer]):.2f}, less than {amount:.2f}"
                 )
             payer_after, payee_after = balances[payer] - cents, balances[payee] + cents
             db.execute("UPDATE wallets SET balance = ? WHERE agent = ?", (payer_after, payer))
@@ -352,7 +349,7 @@ class EmbeddedLedger:
             row = db.execute("SELECT balance FROM wallets WHERE agent = ?", (agent,)).fetchone()
             if row is None:
                 raise no_wallet(agent)
-            return _money(row[0])
+            return from_cents(row[0])
 
         return await self._run(read)
 
@@ -368,14 +365,14 @@ class EmbeddedLedger:
                 " ORDER BY seq DESC LIMIT ?",
                 (agent, agent, limit),
             ).fetchall()
-            return [_receipt(row) for row in rows]
+            return [receipt_of(row) for row in rows]
 
         return await self._run(read)
 
     async def overview(self) -> list[Wallet]:
         def read(db: sqlite3.Connection) -> list[Wallet]:
             rows = db.execute("SELECT agent, balance, opened_at FROM wallets ORDER BY agent")
-            return [_wallet(row) for row in rows.fetchall()]
+            return [wallet_of(row) for row in rows.fetchall()]
 
         return await self._run(read)
 
@@ -386,8 +383,8 @@ class EmbeddedLedger:
             volume = db.execute("SELECT TOTAL(amount) FROM transfers").fetchone()[0]
             return LedgerMetrics(
                 wallets=wallets,
-                supply=_money(int(supply)),
-                volume=_money(int(volume)),
+                supply=from_cents(int(supply)),
+                volume=from_cents(int(volume)),
                 transfers=counts.get("transfer", 0),
                 rewards=counts.get("reward", 0),
             )
@@ -410,7 +407,7 @@ class EmbeddedLedger:
                 f"SELECT {JOURNAL_COLUMNS} FROM journal{where} ORDER BY seq LIMIT ?",
                 (*params, limit),
             ).fetchall()
-            return [_journal_entry(row) for row in rows]
+            return [entry_of(row) for row in rows]
 
         return await self._run(read)
 
@@ -424,55 +421,11 @@ class EmbeddedLedger:
                 self._db = None
 
 
-RECEIPT_COLUMNS = (
-    "transfer_id, kind, payer, payee, amount, reason, reference, at, seq,"
-    " payer_balance, payee_balance"
-)
-
-
-def _receipt(row: tuple[Any, ...]) -> Receipt:
-    transfer_id, kind, payer, payee, amount, reason, reference, at, seq, paid, got = row
-    return Receipt(
-        transfer_id=transfer_id,
-        kind=kind,
-        payer=payer,
-        payee=payee,
-        amount=_money(amount),
-        reason=reason,
-        reference=reference,
-        at=datetime.fromisoformat(at),
-        seq=seq,
-        payer_balance=_money(paid),
-        payee_balance=_money(got),
-    )
-
-
 def _receipt_row(db: sqlite3.Connection, transfer_id: str) -> Receipt | None:
     row = db.execute(
         f"SELECT {RECEIPT_COLUMNS} FROM transfers WHERE transfer_id = ?", (transfer_id,)
     ).fetchone()
-    return _receipt(row) if row else None
-
-
-def _wallet(row: tuple[Any, ...]) -> Wallet:
-    agent, balance, opened_at = row
-    return Wallet(agent=agent, balance=_money(balance), opened_at=datetime.fromisoformat(opened_at))
-
-
-def _journal_entry(row: tuple[Any, ...]) -> JournalEntry:
-    seq, at, kind, transfer_id, payer, payee, amount, reason, reference, digest = row
-    return JournalEntry(
-        seq=seq,
-        at=datetime.fromisoformat(at),
-        kind=kind,
-        transfer_id=transfer_id,
-        payer=payer,
-        payee=payee,
-        amount=_money(amount),
-        reason=reason,
-        reference=reference,
-        hash=digest,
-    )
+    return receipt_of(row) if row else None
 
 
 def _tables(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
@@ -554,20 +507,9 @@ def _damage(db: sqlite3.Connection) -> str | None:
     return f"the file: {whole}"
 
 
-RECEIPT_FIELDS = tuple(RECEIPT_COLUMNS.split(", "))
-MONEY_FIELDS = {"amount", "balance", "payer_balance", "payee_balance"}
-
-
-def _shown(field: str, value: Any) -> str:
-    """A stored value as verify names it: money in units, anything else (or a value of the
-    wrong type) as Python shows it."""
-    return f"{_money(value):.2f}" if field in MONEY_FIELDS and type(value) is int else repr(value)
-
-
-def _receipt_problem(db: sqlite3.Connection, seq: int, expected: tuple[Any, ...]) -> str | None:
-    """How the `transfers` row of journal row `seq` differs from what the journal says."""
-    transfer_id = expected[0]
-    stored = next(
+def _stored_receipt(db: sqlite3.Connection, transfer_id: str) -> tuple[Any, ...] | None:
+    """The `transfers` row of a transfer as stored, for verify to hold to the journal."""
+    return next(
         _rows(
             db,
             "transfers",
@@ -576,80 +518,36 @@ def _receipt_problem(db: sqlite3.Connection, seq: int, expected: tuple[Any, ...]
         ),
         None,
     )
-    if stored is None:
-        return f"journal row {seq}: transfer {transfer_id} has no row in transfers"
-    for field, value, want in zip(RECEIPT_FIELDS, stored, expected, strict=True):
-        if value != want or type(value) is not type(want):
-            return (
-                f"transfers row {transfer_id}: {field} is {_shown(field, value)},"
-                f" journal row {seq} says {_shown(field, want)}"
-            )
-    return None
 
 
 def _verify(db: sqlite3.Connection) -> VerifyReport:
-    """SQLite's integrity check first; then the journal in order: each row's hash must cover
-    its fields and the previous hash, and the replay of its openings and transfers must give
-    every copy the API reads: one `transfers` row per transfer or reward with the same fields
-    and the balances right after it, and every wallet's balance and opening time. A broken
-    chain is named before a copy that differs: the journal is what the copies are held to."""
-    rows = wallet_count = 0
+    """SQLite's integrity check first; then the journal in order (see journal.Replay): each
+    row's hash must cover its fields and the previous hash, and the replay of its openings and
+    transfers must give every copy the API reads: one `transfers` row per transfer or reward
+    with the same fields and the balances right after it, and every wallet's balance and
+    opening time."""
+    replay = Replay()
+    wallet_count = 0
 
     def broken(problem: str, seq: int | None = None) -> VerifyReport:
         return VerifyReport(
-            ok=False, rows=rows, wallets=wallet_count, problem=problem, first_bad_seq=seq
+            ok=False, rows=replay.rows, wallets=wallet_count, problem=problem, first_bad_seq=seq
         )
 
     if (damage := _damage(db)) is not None:
         return broken(damage)
     try:
         (wallet_count,) = next(_rows(db, "wallets", "SELECT COUNT(*) FROM wallets"))
-        balances: dict[str, int] = {}
-        opened: dict[str, str] = {}
-        prev = GENESIS
-        copy_problem: tuple[str, int] | None = None
-        journal = _rows(
-            db,
-            "journal",
-            "SELECT seq, at, kind, transfer_id, payer, payee, amount, reason, reference,"
-            " prev_hash, hash FROM journal ORDER BY seq",
-        )
-        for row in journal:
-            rows += 1
-            *fields, stored_prev, stored_hash = row
-            seq, at, kind, transfer_id, payer, payee, cents, reason, reference = fields
-            if seq != rows:
-                return broken(f"journal row {seq}: expected row {rows} (a row is missing)", seq)
-            if stored_prev != prev or row_hash(prev, fields) != stored_hash:
-                return broken(f"journal row {seq}: its hash does not match its contents", seq)
-            prev = stored_hash
-            if kind == "open":
-                balances[payee], opened[payee] = cents, at
-                continue
-            balances[payer] = balances.get(payer, 0) - cents
-            balances[payee] = balances.get(payee, 0) + cents
-            receipt = (transfer_id, kind, payer, payee, cents, reason, reference, at, seq,
-                       balances[payer], balances[payee])  # fmt: skip
-            if copy_problem is None and (problem := _receipt_problem(db, seq, receipt)):
-                copy_problem = problem, seq
-        if copy_problem is not None:
-            return broken(*copy_problem)
-        for agent, cents, opened_at in _rows(
+        for row in _rows(db, "journal", f"SELECT {CHAIN_COLUMNS} FROM journal ORDER BY seq"):
+            expected = replay.add(row)
+            if expected is not None and replay.wants_receipts:
+                replay.check_receipt(expected, _stored_receipt(db, expected[0]))
+        replay.end_of_journal()
+        for agent, balance, opened_at in _rows(
             db, "wallets", "SELECT agent, balance, opened_at FROM wallets ORDER BY agent"
         ):
-            expected = balances.pop(agent, None)
-            if expected != cents:
-                shown = "no opening" if expected is None else _shown("balance", expected)
-                return broken(
-                    f"wallet {agent}: balance {_shown('balance', cents)}, journal says {shown}"
-                )
-            if opened_at != opened.get(agent):
-                return broken(
-                    f"wallet {agent}: opened_at is {opened_at!r},"
-                    f" the journal says {opened.get(agent)!r}"
-                )
-        if balances:
-            return broken(f"wallet {sorted(balances)[0]} is in the journal but not in the wallets")
+            replay.check_wallet(agent, balance, opened_at)
+        replay.end_of_wallets()
         extra = next(
             _rows(
                 db,
@@ -670,6 +568,8 @@ def _verify(db: sqlite3.Connection) -> VerifyReport:
         }
     except _Damaged as exc:
         return broken(str(exc))
+    except Broken as exc:
+        return broken(exc.problem, exc.seq)
     if missing := TRIGGERS - triggers:
         return broken(f"append-only trigger {sorted(missing)[0]} is missing")
-    return VerifyReport(ok=True, rows=rows, wallets=wallet_count)
+    return VerifyReport(ok=True, rows=replay.rows, wallets=wallet_count)

