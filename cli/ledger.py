@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from p2engine.cli.common import JsonOption, console, note, print_json, run_async
+from p2engine.cli.common import JsonOption, console, note, print_json, run_async, settings_for
 from p2engine.cli.tables import Col, moment, print_table
 from p2engine.contract.errors import P2eError
 
@@ -40,13 +40,12 @@ class EntryKindChoice(StrEnum):
 
 def _with_ledger(action: Callable[[Ledger], Awaitable[T]], create: bool = False) -> T:
     """Run `action` on the configured ledger; only `init` passes `create`."""
-    from p2engine.ledger import open_ledger
-    from p2engine.runtime.settings import load_settings
+    from p2engine.runtime.settings import ledger_for
 
-    settings = load_settings()
+    settings = settings_for()
 
     async def run() -> T:
-        ledger = open_ledger(settings.ledger, settings.state_dir, create=create)
+        ledger = ledger_for(settings, create=create)
         try:
             return await action(ledger)
         finally:

@@ -295,12 +295,12 @@ class ConversationClient(LazyClient):
 
     async def check_payer(self, policy: RewardPolicy) -> None:
         """A reward policy pays from a wallet that exists, or nothing starts."""
-        from p2engine.ledger import open_ledger
         from p2engine.ledger.errors import LedgerError
+        from p2engine.runtime.settings import ledger_for
 
         payer = policy.payer or self.settings.ledger.treasury
         try:
-            ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
+            ledger = ledger_for(self.settings)
             try:
                 await ledger.balance(payer)
             finally:

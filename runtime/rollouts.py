@@ -245,11 +245,11 @@ class RolloutClient(LazyClient):
 
     async def ledger_problem(self) -> str | None:
         """Why the rollout will have no ledger figures (no ledger yet), or None."""
-        from p2engine.ledger import open_ledger
         from p2engine.ledger.errors import LedgerError
+        from p2engine.runtime.settings import ledger_for
 
         try:
-            ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
+            ledger = ledger_for(self.settings)
             try:
                 await ledger.metrics()
             finally:
@@ -354,12 +354,12 @@ class RolloutClient(LazyClient):
     async def arm_transfers(self, rollout: str, since: datetime) -> dict[str, list[JournalEntry]]:
         """Each arm's transfers and rewards so far (`team/variant/label` -> entries), read
         from the ledger while the rollout runs; empty where there is no ledger."""
-        from p2engine.ledger import open_ledger
         from p2engine.ledger.errors import LedgerError
         from p2engine.ledger.flows import AUDIT_LIMIT, arm_entries
+        from p2engine.runtime.settings import ledger_for
 
         try:
-            ledger = open_ledger(self.settings.ledger, self.settings.state_dir)
+            ledger = ledger_for(self.settings)
             try:
                 entries = await ledger.audit(since=since - timedelta(minutes=5), limit=AUDIT_LIMIT)
             finally:

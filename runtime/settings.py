@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +29,9 @@ from p2engine.contract.errors import ConfigError, first_problem, read_config_tex
 from p2engine.contract.evals import RewardPolicy
 from p2engine.contract.routing import Routing
 from p2engine.ledger.config import LedgerSettings
+
+if TYPE_CHECKING:
+    from p2engine.ledger.base import Ledger
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Temporal's rule for namespace names.
@@ -264,3 +267,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         dotted = ".".join(str(part) for part in first["loc"])
         source = given_by.get(dotted, str(path))
         raise ConfigError(f"{source}: setting {first_problem(exc)}") from exc
+
+
+def ledger_for(settings: Settings, create: bool = False) -> Ledger:
+    """The ledger these settings choose (ledger/__init__.py's open_ledger): Canton when
+    configured, else the database of `database_url`, else the state dir's file."""
+    from p2engine.ledger import open_ledger
+
+    return open_ledger(settings.ledger, settings.state_dir, create, settings.database_url)

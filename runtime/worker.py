@@ -71,7 +71,7 @@ def build_workers(
     from p2engine.agents.personas import PersonaLibrary
     from p2engine.agents.tools import load_plugins
     from p2engine.agents.tools.registry import ToolServices
-    from p2engine.ledger import open_ledger
+    from p2engine.runtime.settings import ledger_for
     from p2engine.runtime.telemetry import activity_spans
     from p2engine.store import open_store, open_tool_cache
 
@@ -82,7 +82,7 @@ def build_workers(
     llm = LlmActivities(transcript, settings.scripted, spans)
     rules = RuleActivities(transcript)
     # Every transfer, a tool's or the workflow's own, a span of its own when tracing.
-    ledger = traced(open_ledger(settings.ledger, settings.state_dir), spans)
+    ledger = traced(ledger_for(settings), spans)
     tools = ToolActivities(store, open_tool_cache(settings), ToolServices(ledger), spans)
     content = ContentActivities(store)
     evaluation = EvalActivities(store, settings.evals_file, spans)

@@ -85,3 +85,24 @@ def test_a_database_url_that_cannot_serve_is_one_line_and_exit_2(
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_ledger_in_the_database_is_one_ledger_for_every_machine(
+    db_env: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    here = {**db_env, "P2E_DATABASE_URL": database_url}
+    there = {**here, "P2E_STATE_DIR": str(tmp_path)}
+    assert p2e("ledger", "init", env=here).returncode == 0
+    moved = p2e("ledger", "transfer", "agent_alpha", "agent_beta", "2.50", "--id", "db-1",
+                env=here)  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    again = p2e("ledger", "transfer", "agent_alpha", "agent_beta", "2.50", "--id", "db-1",
+                env=there)  # fmt: skip
+    assert again.returncode == 0 and "nothing moved" in again.stdout + again.stderr
+    balance = p2e("ledger", "balance", "agent_beta", "--json", env=there)
+    assert json.loads(balance.stdout)["balance"] == "102.50"
+    history = json.loads(p2e("ledger", "history", "agent_alpha", "--json", env=there).stdout)
+    assert [row["amount"] for row in history] == ["2.50"]
+    verified = p2e("ledger", "verify", env=there)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert not (tmp_path / "ledger.db").exists() and not (tmp_path / "artifacts").exists()
