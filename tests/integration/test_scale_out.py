@@ -3,12 +3,21 @@ they are told to share (Temporal, and the database of P2E_DATABASE_URL) is share
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
+from p2engine.contract.states import FinishReason, State
+from p2engine.runtime.conversations import ConversationClient
+from p2engine.runtime.rollouts import RolloutClient
+from p2engine.runtime.settings import Settings, ledger_for
+from p2engine.runtime.testbed import fleet_env, worker_fleet
+from p2engine.store import store_for
+from tests.conftest import queue_settings
 from tests.integration.test_cli import P2E, p2e
 
 
@@ -128,3 +137,104 @@ def test_a_pool_with_nothing_to_serve_says_so(cli_env: dict[str, str]) -> None:
         "error: nothing to serve as models: no such queue is set "
         "(routing.models, routing.model_rates or routing.tools)"
     )
+
+
+FLEET_CONVERSATIONS = 200
+FLEET_MESSAGES = [
+    "delegate to agent_helper: the weather in Oslo",  # delegation, and a tool in the child
+    "What's the weather in Paris?",  # a tool
+    "Transfer 1 to agent_beta for checking the forecast",  # a payment
+]
+FLEET_ROLLOUT = """\
+repeats: 50
+concurrency: 10
+teams:
+  desk:
+    initial_message: What's the weather in Rome?
+    base: {agent_id: agent_alpha, model: scripted/default}
+    variants:
+      - id: direct
+      - {id: delegated, initial_message: "delegate to agent_helper: the weather in Rome"}
+    eval: {evaluator_id: tool_succeeded}
+"""
+
+
+async def test_three_workers_on_three_machines_share_conversations_content_and_money(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    """200 conversations with delegation, tools and payments and a 100-arm rollout on three
+    workers that share only Temporal and PostgreSQL; one is SIGKILLed in the middle."""
+    own = queue_settings(settings)
+    starter = own.model_copy(
+        update={"state_dir": tmp_path / "laptop", "database_url": database_url}
+    )
+    init = p2e("ledger", "init", env=fleet_env(starter, starter.state_dir, database_url))
+    assert init.returncode == 0, init.stderr
+    run = uuid.uuid4().hex[:6]
+    conversations = ConversationClient(starter)
+    rollouts = RolloutClient(starter)
+    (tmp_path / "fleet.yml").write_text(FLEET_ROLLOUT)
+    with worker_fleet(own, database_url, tmp_path, 3) as fleet:
+        handles = []
+        for n in range(FLEET_CONVERSATIONS):
+            message = FLEET_MESSAGES[n % len(FLEET_MESSAGES)]
+            inp = conversations.build_input("agent_alpha", message)
+            handle, started = await conversations.start(inp, name=f"fleet-{run}-{n:03d}")
+            assert started
+            handles.append(handle)
+        rollout = await rollouts.start(
+            rollouts.prepare(tmp_path / "fleet.yml").input, name=f"fleet-{run}"
+        )
+        results = [asyncio.ensure_future(h.result()) for h in handles]
+        while sum(r.done() for r in results) < FLEET_CONVERSATIONS // 3:
+            await asyncio.sleep(0.2)
+        fleet.kill(1)  # its machine dies, mid-run
+        finished = await asyncio.wait_for(asyncio.gather(*results), timeout=600)
+        settled = await asyncio.wait_for(rollout.result(), timeout=600)
+
+    # Every conversation and arm completed once, and no step missed its content.
+    assert [r.reason for r in finished] == [FinishReason.DONE] * FLEET_CONVERSATIONS
+    assert all(e.kind is not State.FINISHED or e.reason is FinishReason.DONE
+               for r in finished for e in r.stack)  # fmt: skip
+    client = await conversations.temporal()
+    runs = [e async for e in client.list_workflows(f"WorkflowId STARTS_WITH 'conv-fleet-{run}-'")]
+    roots = [e for e in runs if "/" not in e.id]
+    assert len(roots) == FLEET_CONVERSATIONS == len({e.id for e in roots})
+    # The three machines shared the work (the killed one before it died).
+    served: set[str] = set()
+    for handle in handles:
+        async for event in handle.fetch_history_events():
+            if event.HasField("activity_task_started_event_attributes"):
+                served.add(event.activity_task_started_event_attributes.identity.split("#")[0])
+    assert served == {f"{w.pid}@{socket.gethostname()}" for w in fleet.workers}
+    records = await rollouts.records(await rollout.describe())
+    assert settled.total == 100 and len(records) == 100
+    assert {r.status for r in records} == {"done"} and len({r.key for r in records}) == 100
+
+    # Every payment moved money once, and the journal still proves every balance.
+    payments = sum(1 for n in range(FLEET_CONVERSATIONS) if "Transfer" in FLEET_MESSAGES[n % 3])
+    elsewhere = tmp_path / "reader"  # a fourth machine, that ran nothing
+    reader = starter.model_copy(update={"state_dir": elsewhere})
+    ledger = ledger_for(reader)
+    try:
+        moved = [e for e in await ledger.audit(kind="transfer", limit=10_000)
+                 if e.reference.startswith(f"conv-fleet-{run}-")]  # fmt: skip
+        assert len(moved) == payments == len({e.reference for e in moved})
+        assert (await ledger.verify()).ok
+    finally:
+        await ledger.close()
+    verified = p2e("ledger", "verify", env=fleet_env(reader, elsewhere, database_url))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # Every transcript reads back on the fourth machine, through the store and the CLI.
+    async with store_for(reader) as store:
+        for result in finished:
+            assert result.reply_ref is not None
+            chain = await store.chain(result.reply_ref)
+            assert chain[0].kind is State.USER_MESSAGE and chain[-1].ref() == result.reply_ref
+    for n in (0, 1, 2):
+        shown = p2e("artifact", "show", f"fleet-{run}-{n:03d}", "--json",
+                    env=fleet_env(reader, elsewhere, database_url))  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert "not in" not in shown.stdout
+    assert not (elsewhere / "artifacts").exists()
