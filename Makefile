@@ -55,6 +55,7 @@ bench: setup
 	$(PY) -m bench.branch
 	$(PY) -m bench.rollout --memory
 	$(PY) -m bench.ledger
+	$(PY) -m bench.scale_out
 
 # Re-record the golden histories after an intended change to workflow code.
 golden: setup
