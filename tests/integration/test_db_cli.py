@@ -65,6 +65,15 @@ def test_content_written_through_the_database_reads_back_from_another_state_dir(
     texts = [row["content"].get("text") for row in json.loads(shown.stdout)
              if isinstance(row["content"], dict)]  # fmt: skip
     assert "weather in Paris?" in texts and any("15°C" in (t or "") for t in texts)
+    # A branch started there reads the source's state from the database, as does `eval show`.
+    branched = p2e("conversation", "branch", "db-shared", "--at", "3", "-m", "And in Rome?",
+                   env=elsewhere)  # fmt: skip
+    assert branched.returncode == 0, branched.stderr
+    shown = p2e("conversation", "show", "db-shared~b1", "--json", env=shared)
+    stack = json.loads(shown.stdout)["stack"]
+    assert stack[-1]["kind"] == "Finished" and stack[-1]["reason"] == "done", stack[-1]
+    assert any("Rome" in e["preview"] for e in stack)
+    assert p2e("eval", "show", "db-shared", env=elsewhere).returncode == 0
 
 
 @pytest.mark.parametrize(
