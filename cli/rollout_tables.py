@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 EXPORT_FIELDS = (
     "key", "team", "variant", "case", "repeat", "workflow_id", "agent_id", "status", "reason",
     "error", "score", "passed", "reward", "prompt_tokens", "completion_tokens", "cost_usd",
-    "judge_cost_usd", "latency_s", "steps", "tool_calls", "transactions", "net_flow",
+    "judge_cost_usd", "latency_s", "steps", "tool_calls", "transactions", "net_flow", "config",
 )  # fmt: skip
 
 
@@ -225,11 +225,12 @@ def arms_table(console: Console, title: str, records: Sequence[ArmRecord]) -> Fi
         Col("arm"),
         Col("status"),
         Col("score", "number"),
+        Col("config", drop=1),
         Col("steps", "number", drop=3),
         Col("tokens", "number", drop=4),
         Col("cost $", "number", drop=2),
         Col("latency s", "number", drop=5),
-        Col("tx", "number", drop=1),
+        Col("tx", "number", drop=6),
         Col("error", "text"),
     ]
     rows = [
@@ -237,6 +238,7 @@ def arms_table(console: Console, title: str, records: Sequence[ArmRecord]) -> Fi
             r.key,
             r.status,
             "-" if r.score is None else f"{r.score:.2f}",
+            r.config or "-",
             str(r.steps),
             str(r.tokens),
             f"{r.cost_usd:.4f}",

@@ -109,9 +109,14 @@ def fit(
     columns: Sequence[Col],
     rows: Sequence[Sequence[Cell]],
 ) -> Fitted:
-    """The table of `rows` under `columns`, made to fit `console`'s width."""
+    """The table of `rows` under `columns`, made to fit `console`'s width. A text column
+    with nothing in it takes no room (nothing is left out by leaving it out)."""
     least = _least_widths(columns, rows)
-    shown = list(range(len(columns)))
+    empty = {
+        i for i, col in enumerate(columns)
+        if col.kind == "text" and rows and not any(_width(row[i]) for row in rows)
+    }  # fmt: skip
+    shown = [i for i in range(len(columns)) if i not in empty]
     while _needed([least[i] for i in shown]) > console.width:
         droppable = [i for i in shown if columns[i].drop > 0]
         if not droppable:
@@ -124,7 +129,7 @@ def fit(
         [[r[i] for i in shown] for r in rows],
         [least[i] for i in shown],
     )
-    left_out = [columns[i].header for i in range(len(columns)) if i not in shown]
+    left_out = [c.header for i, c in enumerate(columns) if i not in shown and i not in empty]
     return Fitted(table, left_out, needed if needed > console.width else None)
 
 

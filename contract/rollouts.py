@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from p2engine.contract.agent import AgentSpec
+from p2engine.contract.agent_config import KNOBS, ConfigPatch
 from p2engine.contract.evals import RewardPolicy
 from p2engine.contract.models import Catalog
 from p2engine.contract.routing import Routing
@@ -25,7 +26,9 @@ DEFAULT_MAX_ARMS = 10_000
 
 # What a variant may set, over its team's `base`: the agent's knobs, and its first message.
 # `behavior_template` is the original's name for a persona.
-AGENT_KEYS = ("agent_id", "model", "temperature", "top_p", "max_tokens", "tools", "persona")
+AGENT_KEYS = (
+    "agent_id", "model", "temperature", "top_p", "max_tokens", "tools", "persona", "system_prompt"
+)  # fmt: skip
 VARIANT_KEYS = frozenset({*AGENT_KEYS, "behavior_template", "initial_message", "id"})
 
 # Keys of the original's files that have no meaning here: accepted, each with a warning.
@@ -67,7 +70,15 @@ class Variant(_Strict):
     tools: list[str] | None = None
     persona: str | None = None
     behavior_template: str | None = Field(default=None, description="the original's persona")
+    system_prompt: str | None = Field(default=None, description="instructions")
     initial_message: str | None = Field(default=None, min_length=1)
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("a system_prompt has text; leave it out to keep the agent's")
+        return value
 
     @model_validator(mode="after")
     def _one_persona(self) -> Variant:
@@ -79,6 +90,14 @@ class Variant(_Strict):
         """This variant's settings over `base`'s."""
         mine = self.model_dump(exclude_none=True)
         return Variant.model_validate({**base.model_dump(exclude_none=True), **mine})
+
+    def patch(self) -> ConfigPatch:
+        """What this variant changes on its agent's config (`behavior_template` is the
+        original's name for the persona)."""
+        knobs = self.model_dump(include=set(KNOBS), exclude_none=True)
+        if self.behavior_template is not None:
+            knobs["persona"] = self.behavior_template
+        return ConfigPatch.model_validate(knobs)
 
 
 class TeamEval(_Strict):
@@ -186,6 +205,7 @@ class ArmRecord(BaseModel):
     tool_calls: int = 0
     transactions: int = 0
     net_flow: Decimal = Decimal(0)
+    config: str = Field(default="", description="the id of the agent config the arm ran")
 
     @property
     def tokens(self) -> int:

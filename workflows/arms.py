@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from p2engine.contract.agent_config import AgentConfig
 from p2engine.contract.models import ConversationInput, ConversationResult, preview
 from p2engine.contract.rollouts import (
     Arm,
@@ -35,7 +36,7 @@ def arm_plan(inp: RolloutInput) -> ArmPlan:
     """The rollout's arms as its revision names them."""
     agents = {a.id: a for a in inp.catalog.agents}
     named = inp.revision >= GRID_VARIANTS_NAMED
-    return ArmPlan(inp.spec, agents, inp.inputs, grid_named=named)
+    return ArmPlan(inp.spec, agents, inp.inputs, grid_named=named, model=inp.model)
 
 
 def arm_id(rollout_id: str, arm: Arm) -> str:
@@ -146,6 +147,7 @@ def _identity(rollout_id: str, arm: Arm) -> dict[str, object]:
         "case_id": case_id(arm.message),
         "agent_id": arm.agent.id,
         "workflow_id": arm_id(rollout_id, arm),
+        "config": AgentConfig.of(arm.agent).id,
     }
 
 

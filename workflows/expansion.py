@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from p2engine.contract.agent import AgentSpec
+from p2engine.contract.agent_config import AgentConfig, ConfigPatch
 from p2engine.contract.errors import ConfigError
 from p2engine.contract.rollouts import Arm, RolloutSpec, Team, Variant
 
@@ -122,6 +123,7 @@ class ArmPlan:
         inputs: Sequence[str],
         *,
         grid_named: bool = True,
+        model: str | None = None,
     ) -> None:
         self.cases = len(inputs) or 1
         self.repeats = spec.repeats
@@ -133,7 +135,7 @@ class ArmPlan:
                 messages = list(inputs) or ([first] if first else [])
                 if not messages:
                     raise ExpansionError(at, "no initial_message (in the variant or the team)")
-                agent = _agent(settings, agents, at)
+                agent = _agent(settings, agents, at, model)
                 self.variants.append(PlannedVariant(name, variant_id, agent, messages))
         self.total = total
 
@@ -155,17 +157,15 @@ class ArmPlan:
         )
 
 
-def _agent(settings: Variant, agents: Mapping[str, AgentSpec], at: str) -> AgentSpec:
+def _agent(
+    settings: Variant, agents: Mapping[str, AgentSpec], at: str, model: str | None
+) -> AgentSpec:
+    """The variant's agent: its config patched by the variant, then by the rollout's model."""
     if settings.agent_id is None:
         raise ExpansionError(at, "no agent_id (in the variant or the team's base)")
     base = agents.get(settings.agent_id)
     if base is None:
         known = ", ".join(sorted(agents)) or "none"
         raise ExpansionError(at, f"unknown agent '{settings.agent_id}'; agents: {known}")
-    changes = settings.model_dump(
-        include={"model", "temperature", "top_p", "max_tokens", "tools", "persona"},
-        exclude_none=True,
-    )
-    if settings.behavior_template is not None:
-        changes["persona"] = settings.behavior_template
-    return base.model_copy(update=changes)
+    config = settings.patch().apply(AgentConfig.of(base))
+    return ConfigPatch(model=model).apply(config).on(base)

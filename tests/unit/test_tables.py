@@ -52,6 +52,15 @@ def test_a_table_whose_essentials_are_wider_than_the_terminal_is_printed_whole()
     assert max(len(line) for line in text.splitlines()) > 80  # the terminal wraps, nothing is cut
 
 
+def test_a_text_column_with_nothing_in_it_takes_no_room_and_is_not_called_left_out() -> None:
+    columns = [Col("arm"), Col("config", drop=1), Col("error", "text")]
+    rows = [[LONG_ID, "0123456789abcdef", ""], [LONG_ID, "fedcba9876543210", ""]]
+    text, left_out = render(90, columns, rows)
+    assert left_out == [] and "error" not in text and "0123456789abcdef" in text
+    with_error, _ = render(90, columns, [*rows, [LONG_ID, "00", "boom"]])
+    assert "error" in with_error and "boom" in with_error
+
+
 def test_times_are_shown_to_the_second() -> None:
     assert moment("2026-12-05T20:31:30.123456+00:00") == "2026-12-05 20:31:30"
     assert moment(None) == ""
