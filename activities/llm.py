@@ -241,7 +241,7 @@ class LlmActivities:
         if info.start_to_close_timeout:
             options["timeout"] = max(1.0, info.start_to_close_timeout.total_seconds() - 1)
         _refuse_without_credentials(inp.model)
-        with self.spans.chat(inp.model, options) as span:
+        with self.spans.chat(inp.model, options, inp.config().id) as span:
             started = time.perf_counter()
             try:
                 async with heartbeating():

@@ -42,8 +42,11 @@ class Spans:
     capture_content: bool = False
 
     @contextmanager
-    def chat(self, model: str, options: dict[str, Any]) -> Iterator[ChatSpan | None]:
-        """One model call: `chat <model>`, finished with usage and finish reasons."""
+    def chat(
+        self, model: str, options: dict[str, Any], config: str = ""
+    ) -> Iterator[ChatSpan | None]:
+        """One model call: `chat <model>`, finished with usage and finish reasons; `config`
+        is the id of the agent config the step ran (contract/agent_config.py)."""
         if self.tracer is None:
             yield None
             return
@@ -53,6 +56,8 @@ class Spans:
             **{f"gen_ai.request.{k}": v for k, v in options.items() if k in REQUEST_OPTIONS},
             **_activity_attributes(),
         }
+        if config:
+            attributes["p2e.config"] = config
         if "/" in model:  # litellm's provider/model; a bare name leaves the provider unsaid
             attributes["gen_ai.provider.name"] = model.split("/", 1)[0]
         with self.tracer.start_as_current_span(

@@ -250,6 +250,7 @@ class FoundStack:
     usage: dict[str, Any]
     stack: list[StackEntry]
     branch_of: BranchOrigin | None = None
+    config: str | None = None
 
 
 async def stack_of(settings: Settings, conversation: str) -> FoundStack:
@@ -258,12 +259,17 @@ async def stack_of(settings: Settings, conversation: str) -> FoundStack:
 
     from temporalio.service import RPCError
 
-    from p2engine.runtime.conversations import ConversationClient, branch_origin, is_running
+    from p2engine.runtime.conversations import (
+        ConversationClient,
+        branch_origin,
+        config_memo,
+        is_running,
+    )
 
     conversations = ConversationClient(settings)
     handle, description = await conversations.describe(conversation)
     status = status_name(description.status)
-    origin = await branch_origin(description)
+    origin, config = await branch_origin(description), await config_memo(description)
     try:
         result, stack = await asyncio.wait_for(
             conversations.stack_of(handle, description), timeout=QUERY_TIMEOUT_S
@@ -273,8 +279,8 @@ async def stack_of(settings: Settings, conversation: str) -> FoundStack:
         raise NoWorkerAnswered(handle.id, state) from exc
     if result is not None:
         usage = result.usage.model_dump()
-        return FoundStack(handle.id, status, result.reason, usage, stack, origin)
-    return FoundStack(handle.id, status, None, _usage_of(stack), stack, origin)
+        return FoundStack(handle.id, status, result.reason, usage, stack, origin, config)
+    return FoundStack(handle.id, status, None, _usage_of(stack), stack, origin, config)
 
 
 async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
@@ -285,6 +291,7 @@ async def _show(settings: Settings, conversation: str) -> dict[str, Any]:
         "status": found.status,
         "reason": found.reason,
         "branch_of": found.branch_of.model_dump() if found.branch_of else None,
+        "config": found.config,
         "usage": found.usage,
         "stack": [entry.model_dump(mode="json") for entry in found.stack],
     }

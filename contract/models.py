@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from p2engine.contract.agent import AgentSpec, DedupPolicy, Rule
+from p2engine.contract.agent_config import KNOBS, AgentConfig
 from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
 from p2engine.contract.routing import Routing
 from p2engine.contract.states import FinishReason, State
@@ -282,6 +283,12 @@ class StepInput(BaseModel):
     rules: list[Rule] = []
     fallback_reply: str = ""
     store_id: str | None = Field(default=None, description="the store the content is in")
+
+    def config(self) -> AgentConfig:
+        """The agent config this step runs: the agent's knobs with the overrides in force."""
+        return AgentConfig.model_validate(
+            {"agent_id": self.agent_id, **self.model_dump(include=set(KNOBS))}
+        )
 
 
 class StepResult(BaseModel):

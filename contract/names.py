@@ -25,6 +25,9 @@ ACTIVE_BRANCH_WORKFLOW = "ActiveBranchWorkflow"
 ACTIVE_BRANCH_SUFFIX = "~active"
 ACTIVE_BRANCH_MEMO = "active"
 
+# Memo key: the id of the agent config a conversation started with (contract/agent_config.py).
+CONFIG_MEMO = "config"
+
 # Memo key: a closed conversation's mean score per evaluator id, so a ranking by one
 # evaluator reads visibility, not the store.
 SCORES_MEMO = "scores"

@@ -32,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from p2engine.agents.registry import AgentRegistry
 from p2engine.agents.scripted import PROVIDER as SCRIPTED_PROVIDER
 from p2engine.contract.agent import AgentSpec
+from p2engine.contract.agent_config import AgentConfig, ConfigPatch
 from p2engine.contract.errors import ConfigError, ConversationNotFound, InvalidInput, refuse
 from p2engine.contract.evals import PairInput, PairOutcome, PairSide, RewardPolicy
 from p2engine.contract.ids import name_problem
@@ -50,6 +51,7 @@ from p2engine.contract.models import (
 )
 from p2engine.contract.names import (
     BRANCH_MEMO,
+    CONFIG_MEMO,
     CONVERSATION_WORKFLOW,
     EXECUTION_STATUSES,
     SCORES_MEMO,
@@ -134,6 +136,17 @@ def check_name(name: str, what: str = "--id") -> None:
 
 def is_running(description: WorkflowExecutionDescription) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
+
+
+def starting_config(inp: ConversationInput) -> AgentConfig:
+    """The agent config a conversation starts with: its agent, on the run's model if set."""
+    return ConfigPatch(model=inp.model).apply(AgentConfig.of(inp.agent))
+
+
+async def config_memo(execution: WorkflowExecution) -> str | None:
+    """The id of the config a conversation started with (CONFIG_MEMO); None before ids."""
+    found: str | None = await execution.memo_value(CONFIG_MEMO, None, type_hint=str)
+    return found
 
 
 async def branch_origin(execution: WorkflowExecution) -> BranchOrigin | None:
@@ -290,6 +303,7 @@ class ConversationClient(LazyClient):
             ),
             static_summary=preview(f"{inp.agent.id}: {inp.message or '(interactive)'}", 200),
             static_details=conversation_details(inp),
+            memo={CONFIG_MEMO: starting_config(inp).id},
         )
         return handle, True
 

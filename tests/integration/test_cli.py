@@ -12,6 +12,10 @@ from typing import Any
 
 import pytest
 
+from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.agent_config import AgentConfig
+from p2engine.runtime.settings import PROJECT_ROOT
+
 P2E = str(Path(sys.executable).parent / "p2e")
 
 
@@ -37,6 +41,9 @@ def test_run_prints_reply_conversation_id_and_ui_link(cli_env: dict[str, str]) -
         "UserMessage", "ToolCall", "ToolResult", "AssistantMessage", "Finished",
     ]  # fmt: skip
     assert data["reason"] == "done"
+    # The conversation names the agent config it started with, as its model steps' spans do.
+    agent = AgentRegistry.load(PROJECT_ROOT / "config" / "agents.yml").get("agent_alpha")
+    assert data["config"] == AgentConfig.of(agent).id
 
     listed = json.loads(p2e("conversation", "list", "--json", env=cli_env).stdout)
     assert any(row["id"] == "conv-cli-paris" and row["agent"] == "agent_alpha" for row in listed)

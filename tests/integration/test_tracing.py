@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def test_a_delegation_conversation_is_one_trace_with_the_child_under_the_call(
     for chat in (s for s in spans if s["name"].startswith("chat ")):
         attributes = chat["attributes"]
         assert attributes["gen_ai.request.model"] == "scripted/default"
+        assert re.fullmatch(r"[0-9a-f]{16}", attributes["p2e.config"])  # the config it ran
         assert attributes["gen_ai.usage.input_tokens"] > 0
         assert attributes["gen_ai.usage.output_tokens"] > 0
         assert attributes["gen_ai.response.finish_reasons"]

@@ -62,7 +62,7 @@ def test_a_chat_span_carries_the_gen_ai_attributes_and_no_content_unless_asked(
     for capture in (False, True):
         spans = recording(path, capture)
         options = {"temperature": 0.2, "tools": ["x"], "timeout": 29.0}
-        with spans.chat("openai/gpt-4o", options) as chat:
+        with spans.chat("openai/gpt-4o", options, config="0123456789abcdef") as chat:
             assert chat is not None
             usage = Usage(prompt_tokens=12, completion_tokens=3, cost_usd=0.01)
             chat.finished(usage, "tool_calls", [{"role": "user", "content": "hi"}], None, [CALL])
@@ -72,6 +72,7 @@ def test_a_chat_span_carries_the_gen_ai_attributes_and_no_content_unless_asked(
     assert plain["attributes"] == {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": "openai/gpt-4o",
+        "p2e.config": "0123456789abcdef",
         "gen_ai.provider.name": "openai",
         "gen_ai.request.temperature": 0.2,
         "gen_ai.usage.input_tokens": 12,
