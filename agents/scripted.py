@@ -25,18 +25,36 @@ came first.
 Weather and delegation use only tools the agent has; otherwise the model says so. When a tool
 rejects its arguments, the model retries once with unknown keys moved onto the missing
 required ones, as a model reading the validation message would.
+
+Its system messages may carry instructions, which it obeys in its final answer (never in tool
+calls), so that a better system prompt measurably gives a better answer (what `p2e learn`
+improves). It recognises only these, reads no negation, and applies them in this order:
+1. format: "as a bullet list" or "one line per city" puts each fact (one per tool result, or
+   one per sentence when no tool ran) on its own line starting "- ";
+2. units: "in Fahrenheit" or "in °F" turns every "15°C" into "59°F" (rounded half up);
+   "in both units" or "Celsius and Fahrenheit" makes it "15°C (59°F)"; the one written last
+   wins;
+3. length: "at most N words", "no more than N words" or "under N words" cuts the answer to
+   its first N words, ending with "." (the smallest N wins; bullet dashes are not words);
+4. citation: "Cite the tool you used" or "name your source" ends the answer with
+   " (source: get_weather)", the tools called in the conversation, or " (source: none)".
+A judge rubric with a line `features: a, b` switches the judge to those features instead
+(see JUDGE_FEATURES), each 0 or 1, with a reason in plain words for every unmet one: the
+feedback the scripted proposer (scripted_proposer.py, `scripted/proposer`) acts on.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from p2engine.agents.turn import Turn, latest_turn
+from p2engine.agents.turn import Turn, latest_turn, text_of
 from p2engine.contract.evals import (
     FIRST_HEADING,
     JUDGE_MARKER,
@@ -211,30 +229,142 @@ def _parallel_calls(name: str, arguments: str, position: int) -> ScriptedReply:
     return ScriptedReply(tool_calls=calls)
 
 
+# --- instructions in the system prompt, obeyed in the final answer ------------------------
+BULLETS_RE = re.compile(r"\bas a bullet list\b|\bone line per city\b", re.IGNORECASE)
+FAHRENHEIT_RE = re.compile(r"\bin (?:fahrenheit\b|°F(?![A-Za-z]))", re.IGNORECASE)
+BOTH_UNITS_RE = re.compile(r"\bin both units\b|\bcelsius and fahrenheit\b", re.IGNORECASE)
+LENGTH_RE = re.compile(r"\b(?:at most|no more than|under) ([1-9]\d*) words\b", re.IGNORECASE)
+CITE_RE = re.compile(r"\bcite the tool you used\b|\bname your source\b", re.IGNORECASE)
+CELSIUS_RE = re.compile(r"(-?\d+(?:\.\d+)?)°C")
+FAHRENHEIT_TEMPERATURE_RE = re.compile(r"-?\d+(?:\.\d+)?°F")
+SOURCE_NOTE_RE = re.compile(r" \(source: ([^()]*)\)$")
+SENTENCE_END_RE = re.compile(r"(?<=[.!?]) (?=[A-Z])")
+
+Units = Literal["fahrenheit", "both"]
+
+
+@dataclass(frozen=True)
+class Instructions:
+    """What the scripted model was told to do with its answer (see the module docstring);
+    the defaults change nothing."""
+
+    bullets: bool = False
+    units: Units | None = None
+    max_words: int | None = None
+    cite: bool = False
+
+
+def read_instructions(system: str) -> Instructions:
+    """The instructions recognised in `system`: anything else in it is ignored."""
+    units: dict[int, Units] = {m.start(): "fahrenheit" for m in FAHRENHEIT_RE.finditer(system)}
+    units.update({m.start(): "both" for m in BOTH_UNITS_RE.finditer(system)})
+    limits = [int(m.group(1)) for m in LENGTH_RE.finditer(system)]
+    return Instructions(
+        bullets=bool(BULLETS_RE.search(system)),
+        units=units[max(units)] if units else None,  # the one written last
+        max_words=min(limits, default=None),
+        cite=bool(CITE_RE.search(system)),
+    )
+
+
+def answer_words(text: str) -> list[str]:
+    """The words of an answer, as the length instruction and the judge count them: bullet
+    dashes and a closing source note are not words of the answer."""
+    text = SOURCE_NOTE_RE.sub("", text)
+    return [word for line in text.split("\n") for word in line.removeprefix("- ").split()]
+
+
+def obey(instructions: Instructions, facts: list[str], tools_used: list[str]) -> str:
+    """The final answer made of `facts`, as `instructions` ask: format, units, length, then
+    the citation, so the source note is never cut and counts no words."""
+    text = "\n".join(f"- {f}" for f in facts) if instructions.bullets else " ".join(facts)
+    if instructions.units is not None:
+        text = CELSIUS_RE.sub(lambda m: _converted(m, instructions.units == "both"), text)
+    if instructions.max_words is not None:
+        text = _cut(text, instructions.max_words)
+    if instructions.cite:
+        text += f" (source: {', '.join(tools_used) or 'none'})"
+    return text
+
+
+def _converted(celsius: re.Match[str], keep_celsius: bool) -> str:
+    fahrenheit = f"{math.floor(float(celsius.group(1)) * 9 / 5 + 32 + 0.5)}°F"
+    return f"{celsius.group(0)} ({fahrenheit})" if keep_celsius else fahrenheit
+
+
+def _cut(text: str, limit: int) -> str:
+    """The first `limit` words of `text`, line by line, the last line ending with "." (and
+    without a parenthesis the cut left open)."""
+    if len(answer_words(text)) <= limit:
+        return text
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if limit <= 0:
+            break
+        dash = "- " if line.startswith("- ") else ""
+        words = line.removeprefix(dash).split()[:limit]
+        limit -= len(words)
+        lines.append(dash + " ".join(words))
+    last = lines[-1]
+    if last.count("(") > last.count(")") and last[: last.rfind("(")].strip(" -"):
+        last = last[: last.rfind("(")]
+    lines[-1] = last.rstrip(" ,;:.!?-") + "."
+    return "\n".join(lines)
+
+
+def _sentences(text: str) -> list[str]:
+    """A plain answer's facts: its sentences, split so that joining them with one space
+    gives the answer back unchanged."""
+    return SENTENCE_END_RE.split(text)
+
+
+def _tools_used(messages: list[dict[str, Any]]) -> list[str]:
+    """Every tool the model called in the conversation, in the order of its first call."""
+    names = [
+        call["function"]["name"]
+        for m in messages
+        if m.get("role") == "assistant"
+        for call in m.get("tool_calls") or []
+    ]
+    return list(dict.fromkeys(names))
+
+
 GARBAGE_VERDICT = "It looks fine to me."
 
 
-def judge_verdict(prompt: str) -> str:
-    """The scripted judge's reply to a judge prompt (see the module docstring)."""
+def judge_verdict(prompt: str, rubric: str = "") -> str:
+    """The scripted judge's reply to a judge prompt (see the module docstring); `rubric` is
+    the judge's system prompt, whose `features:` line, if any, says what to grade."""
     question, _, work = prompt.partition(f"\n\n{WORK_HEADING}")
     question = question.removeprefix(QUESTION_HEADING).strip()
     work = work.partition("\n")[2].strip()
     if "simulate judge garbage" in work.lower():
         return GARBAGE_VERDICT
-    parts = _features(question, work)
-    weak = [name for name, value in parts.items() if value < 1] or ["none"]
-    rationale = f"scripted judge: weak on {', '.join(weak)}"
+    try:
+        parts, reasons = _grade(rubric, question, work)
+    except UnknownFeature as exc:
+        return str(exc)
+    if reasons is None:
+        weak = [name for name, value in parts.items() if value < 1] or ["none"]
+        rationale = f"scripted judge: weak on {', '.join(weak)}"
+    else:
+        unmet = "; ".join(reasons)
+        rationale = f"scripted judge: {unmet}." if unmet else "scripted judge: meets every feature."
     return json.dumps({"score": _mean(parts), "rationale": rationale, "parts": parts})
 
 
-def pair_verdict(prompt: str) -> str:
+def pair_verdict(prompt: str, rubric: str = "") -> str:
     """The scripted judge's reply to a pairwise prompt (see the module docstring)."""
     question, _, works = prompt.partition(f"\n\n{FIRST_HEADING}\n")
     question = question.removeprefix(QUESTION_HEADING).strip()
     first, _, second = works.partition(f"\n\n{SECOND_HEADING}\n")
     if "simulate judge garbage" in f"{first}\n{second}".lower():
         return GARBAGE_VERDICT
-    a, b = _mean(_features(question, first.strip())), _mean(_features(question, second.strip()))
+    try:
+        a = _mean(_grade(rubric, question, first.strip())[0])
+        b = _mean(_grade(rubric, question, second.strip())[0])
+    except UnknownFeature as exc:
+        return str(exc)
     winner = "A" if a > b else "B" if b > a else "tie"
     rationale = f"scripted judge: A scores {a}, B {b}"
     return json.dumps({"winner": winner, "rationale": rationale})
@@ -251,6 +381,94 @@ def _features(question: str, work: str) -> dict[str, float]:
     }
 
 
+# --- rubric features: what a `features:` line in the rubric asks the judge to grade --------
+# Each unmet feature's reason is said in plain words, as a change to the answer that the
+# scripted proposer recognises (scripted_proposer.py) and turns into an instruction.
+FEATURES_RE = re.compile(r"^features:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+WORD_LIMIT_FEATURE_RE = re.compile(r"^at_most_([1-9]\d*)_words$")
+NO_SOURCE = "the answer does not name the tool it used as its source"
+IN_CELSIUS = "the answer gives temperatures in °C, not °F"
+NO_FAHRENHEIT = "the answer gives no temperature in °F"
+NOT_BULLETS = "the answer is not a bullet list"
+TOO_LONG = "the answer is {words} words long, more than {limit}"
+TOO_LONG_RE = re.compile(r"the answer is \d+ words long, more than ([1-9]\d*)")
+
+# A feature: the reason it is unmet, or None when it holds, from the question and the work.
+Feature = Callable[[str, str], str | None]
+
+
+class UnknownFeature(ValueError):
+    """A rubric's features line names a feature the scripted judge cannot grade: its reply
+    says so instead of a verdict, so the evaluation records an error, not a made-up score."""
+
+
+def _cites_tool(question: str, work: str) -> str | None:
+    note = SOURCE_NOTE_RE.search(work)
+    return None if note and note.group(1).strip() not in ("", "none") else NO_SOURCE
+
+
+def _fahrenheit(question: str, work: str) -> str | None:
+    if CELSIUS_RE.search(work):
+        return IN_CELSIUS
+    return None if FAHRENHEIT_TEMPERATURE_RE.search(work) else NO_FAHRENHEIT
+
+
+def _bullets(question: str, work: str) -> str | None:
+    lines = [line for line in SOURCE_NOTE_RE.sub("", work).split("\n") if line.strip()]
+    return None if lines and all(line.startswith("- ") for line in lines) else NOT_BULLETS
+
+
+def _city_initial_in_first_half(question: str, work: str) -> str | None:
+    """The control: a feature of the question alone, which no instruction can change."""
+    asked = WEATHER_RE.search(question)
+    cities = _cities(asked.group(1)) if asked else []
+    if not cities:
+        return "the question names no city"
+    initial = cities[0][0].upper()
+    if "A" <= initial <= "M":
+        return None
+    return f"the question's first city, {cities[0]}, does not start with a letter from A to M"
+
+
+def _at_most(limit: int) -> Feature:
+    def feature(question: str, work: str) -> str | None:
+        words = len(answer_words(work))
+        return None if words <= limit else TOO_LONG.format(words=words, limit=limit)
+
+    return feature
+
+
+JUDGE_FEATURES: dict[str, Feature] = {
+    "cites_tool": _cites_tool,
+    "fahrenheit": _fahrenheit,
+    "bullets": _bullets,
+    "city_initial_in_first_half": _city_initial_in_first_half,
+}  # and at_most_<N>_words, for any N >= 1
+
+
+def _feature(name: str) -> Feature:
+    if limit := WORD_LIMIT_FEATURE_RE.match(name):
+        return _at_most(int(limit.group(1)))
+    if name not in JUDGE_FEATURES:
+        known = ", ".join([*JUDGE_FEATURES, "at_most_<N>_words"])
+        raise UnknownFeature(f"scripted judge: unknown feature '{name}' (known: {known})")
+    return JUDGE_FEATURES[name]
+
+
+def _grade(rubric: str, question: str, work: str) -> tuple[dict[str, float], list[str] | None]:
+    """The parts and the unmet features' reasons by the rubric's features line, or by the
+    four default features (no reasons: None) when it has none."""
+    line = FEATURES_RE.search(rubric)
+    if line is None:
+        return _features(question, work), None
+    names = [name.strip() for name in line.group(1).split(",") if name.strip()]
+    if not names:
+        raise UnknownFeature("scripted judge: the rubric's features line names no feature")
+    reasons = {name: _feature(name)(question, work) for name in names}
+    parts = {name: 0.0 if reason else 1.0 for name, reason in reasons.items()}
+    return parts, [reason for reason in reasons.values() if reason]
+
+
 def _mean(parts: dict[str, float]) -> float:
     return round(sum(parts.values()) / len(parts), 3)
 
@@ -258,24 +476,38 @@ def _mean(parts: dict[str, float]) -> float:
 def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> ScriptedReply:
     """Decide the next reply from the transcript and the tools offered (name -> function
     schema). Weather and delegation use only offered tools; an explicit "call TOOL with
-    {json}" is obeyed literally, as a model that invents a tool would."""
+    {json}" is obeyed literally, as a model that invents a tool would. A final answer obeys
+    the instructions in the system messages."""
     first = messages[0] if messages else {}
     system = str(first.get("content", "")) if first.get("role") == "system" else ""
     for marker, verdict in ((JUDGE_MARKER, judge_verdict), (PAIR_MARKER, pair_verdict)):
         if system.startswith(marker):
             prompt = next((m for m in messages if m.get("role") == "user"), {}).get("content", "")
-            return ScriptedReply(text=verdict(str(prompt)))
+            return ScriptedReply(text=verdict(str(prompt), system))
+    move = _next_move(messages, tools)
+    if isinstance(move, ScriptedReply):
+        return move
+    told = read_instructions("\n".join(text_of(m) for m in messages if m.get("role") == "system"))
+    return ScriptedReply(text=obey(told, move, _tools_used(messages)))
+
+
+def _next_move(
+    messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
+) -> ScriptedReply | list[str]:
+    """Tool calls, or the facts of the final answer (see respond)."""
     turn = latest_turn(messages)
     if turn.question is None:
-        return ScriptedReply(text="I have no question to answer.")
+        return ["I have no question to answer."]
     question, results = turn.question, turn.results
 
     if not results and (error := ERROR_RE.search(question)):
         raise ScriptedFailure(int(error.group(1)))
 
-    def call(name: str, arguments: dict[str, Any] | str, *, offered_only: bool) -> ScriptedReply:
+    def call(
+        name: str, arguments: dict[str, Any] | str, *, offered_only: bool
+    ) -> ScriptedReply | list[str]:
         if offered_only and name not in tools:
-            return ScriptedReply(text=f"I cannot do that: I have no '{name}' tool.")
+            return [f"I cannot do that: I have no '{name}' tool."]
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
         call_id = f"call_{len(messages)}_{name}"
         return ScriptedReply(tool_calls=[ToolCallRequest(id=call_id, name=name, arguments=raw)])
@@ -312,8 +544,8 @@ def respond(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) ->
             return call("get_weather", {"city": cities[len(results)]}, offered_only=True)
 
     if results:
-        return ScriptedReply(text=" ".join(_answer_lines(turn)))
-    return ScriptedReply(text=_plain_answer(question))
+        return _answer_lines(turn)
+    return _sentences(_plain_answer(question))
 
 
 def estimate_tokens(text: str) -> int:

@@ -1,5 +1,6 @@
 """The scripted model as a litellm custom provider, so it runs through `litellm.acompletion`
-exactly like a hosted model (usage, cost and errors included).
+exactly like a hosted model (usage, cost and errors included). `scripted/proposer` is the
+scripted proposer (scripted_proposer.py); every other name is the scripted model.
 
 Imported by activities only (the `activities` package sets LITELLM_LOCAL_MODEL_COST_MAP)."""
 
@@ -15,6 +16,7 @@ from litellm.utils import custom_llm_setup
 
 from p2engine.agents.config import ScriptedModelSettings
 from p2engine.agents.scripted import PROVIDER, ScriptedFailure, estimate_tokens, respond
+from p2engine.agents.scripted_proposer import PROPOSER, proposer_reply
 from p2engine.agents.turn import openai_tool_call
 
 
@@ -30,7 +32,7 @@ class ScriptedLLM(CustomLLM):
             if "function" in t
         }
         try:
-            reply = respond(messages, tools)
+            reply = proposer_reply(messages) if model == PROPOSER else respond(messages, tools)
         except ScriptedFailure as exc:
             error = CustomLLMError(status_code=exc.status_code, message=str(exc))  # type: ignore[no-untyped-call]
             raise error from exc
