@@ -21,6 +21,7 @@ from p2engine.cli import (
     conversation,
     db,
     evals,
+    learn,
     ledger,
     replay,
     rollouts,
@@ -57,6 +58,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(evals.app, name="eval")
 app.add_typer(artifact.app, name="artifact")
 app.add_typer(rollouts.app, name="rollout")
+app.add_typer(learn.app, name="learn")
 
 
 def _one_line(exc: BaseException) -> str | None:

@@ -39,6 +39,9 @@ LEDGER_SNAPSHOT = "ledger_snapshot"
 ROLLOUT_WORKFLOW = "RolloutWorkflow"
 STORE_ARMS = "store_arms"
 SETTLE_ROLLOUT = "settle_rollout"
+# The learning loop's activities: a scoring rollout's records digested, a proposal made.
+LEARN_DIGEST = "learn_digest"
+LEARN_PROPOSE = "learn_propose"
 # Memo key of a rollout: a RolloutMemo, for `p2e rollout list`, `show` and `export`.
 ROLLOUT_MEMO = "rollout"
 # Memo key of a rollout schedule: the file it was made from (its note is the user's to set).

@@ -206,6 +206,8 @@ class ArmRecord(BaseModel):
     transactions: int = 0
     net_flow: Decimal = Decimal(0)
     config: str = Field(default="", description="the id of the agent config the arm ran")
+    reply_ref: str | None = Field(default=None, description="the arm's last answer")
+    eval_refs: list[str] = Field(default=[], description="its team evaluator's records")
 
     @property
     def tokens(self) -> int:

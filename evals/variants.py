@@ -114,7 +114,7 @@ def best_mean(stats: Sequence[VariantStats], higher: bool) -> tuple[str | None, 
     return (tied[0] if len(tied) == 1 else None), tied
 
 
-def _estimate(interval: Interval) -> Estimate:
+def estimate_of(interval: Interval) -> Estimate:
     return Estimate(
         mean=interval.mean,
         low=interval.low,
@@ -143,7 +143,7 @@ def _variant(records: list[ArmRecord], metric: str) -> VariantStats:
         skipped=sum(r.status == "skipped" for r in records),
         cancelled=sum(r.status == "cancelled" for r in records),
         success_rate=sum(r.passed for r in ran) / count,
-        metric=_estimate(t_interval(values)) if values else None,
+        metric=estimate_of(t_interval(values)) if values else None,
         tokens=sum(r.tokens for r in ran) / count,
         cost_usd=sum(r.cost_usd for r in ran) / count,
         latency_s=sum(r.latency_s for r in ran) / count,
@@ -194,7 +194,7 @@ def _against(
                     [b.value(metric) or 0.0 for _, b in pairs],
                     seed,
                 )
-                versus.difference = _estimate(result.difference)
+                versus.difference = estimate_of(result.difference)
                 versus.test, versus.p_value = "wilcoxon", result.p_value
                 versus.effect_size = result.effect_size
                 versus.mcnemar_p = mcnemar(
@@ -207,7 +207,7 @@ def _against(
             notes.append(f"{s.key} ran on other cases than the baseline: compared unpaired")
             if len(a) >= 2 and len(b) >= 2:
                 result_u = welch(a, b)
-                versus.difference = _estimate(result_u.difference)
+                versus.difference = estimate_of(result_u.difference)
                 versus.test, versus.p_value = "welch", result_u.p_value
                 versus.effect_size = result_u.effect_size
         if versus.p_value is not None:
@@ -271,19 +271,24 @@ def _too_few_pairs(key: str, n: int, comparisons: int, reachable: float) -> str:
     )
 
 
+def within_range(e: Estimate, metric: str) -> Estimate:
+    """`e` with its interval kept inside what the metric's values can be."""
+    low_end, high_end = RANGES.get(metric, NON_NEGATIVE)
+    if e.low is None or e.high is None:
+        return e
+    low = e.low if low_end is None else max(e.low, low_end)
+    high = e.high if high_end is None else min(e.high, high_end)
+    return e.model_copy(update={"low": low, "high": high})
+
+
 def _clip_to_range(stats: list[VariantStats], metric: str) -> list[str]:
     """Keep each variant's interval inside what the metric's values can be (a t interval
     from few values can reach beyond it); say which were clipped."""
     low_end, high_end = RANGES.get(metric, NON_NEGATIVE)
     clipped = []
     for s in stats:
-        e = s.metric
-        if e is None or e.low is None or e.high is None:
-            continue
-        low = e.low if low_end is None else max(e.low, low_end)
-        high = e.high if high_end is None else min(e.high, high_end)
-        if (low, high) != (e.low, e.high):
-            e.low, e.high = low, high
+        if s.metric is not None and (inside := within_range(s.metric, metric)) != s.metric:
+            s.metric = inside
             clipped.append(s.key)
     if not clipped:
         return []

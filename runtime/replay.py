@@ -35,6 +35,7 @@ from temporalio.worker import (
 )
 
 from p2engine.contract.errors import InvalidInput, P2eError, refuse
+from p2engine.contract.learning import LEARN_WORKFLOW
 from p2engine.contract.models import BranchOrigin, StackEntry, WaitingFor
 from p2engine.contract.names import (
     ACTIVE_BRANCH_WORKFLOW,
@@ -49,12 +50,18 @@ from p2engine.workflows.active_branch import ActiveBranchWorkflow
 from p2engine.workflows.branching import branch_problem, state_at
 from p2engine.workflows.compare import CompareWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
+from p2engine.workflows.learning import LearningWorkflow
 from p2engine.workflows.rollout import RolloutWorkflow
 
 # A replay runs no activity and waits for nothing: one that takes this long never ends.
 REPLAY_TIMEOUT_S = 300.0
-WORKFLOWS = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow]
-WORKFLOW_NAMES = (CONVERSATION_WORKFLOW, COMPARE_WORKFLOW, ACTIVE_BRANCH_WORKFLOW, ROLLOUT_WORKFLOW)
+WORKFLOWS = [
+    ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow, LearningWorkflow
+]  # fmt: skip
+WORKFLOW_NAMES = (
+    CONVERSATION_WORKFLOW, COMPARE_WORKFLOW, ACTIVE_BRANCH_WORKFLOW, ROLLOUT_WORKFLOW,
+    LEARN_WORKFLOW,
+)  # fmt: skip
 
 
 class ReplayTimeout(P2eError):

@@ -14,16 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
-from p2engine.contract.errors import ConfigError, read_config_text
+from p2engine.contract.errors import ConfigError
 from p2engine.contract.models import Catalog
 from p2engine.contract.rollouts import ORIGINAL_ONLY, Arm, RolloutSpec, Team, Variant
+from p2engine.runtime.yaml_files import Located, Path_, read_located, validated
 from p2engine.workflows.expansion import ArmPlan, ExpansionError, checked_arm_count, variants
-
-Path_ = tuple[str | int, ...]
-
 
 # The most arms a file may ask for, whatever its max_arms: the workflow keeps a tally per
 # variant and the client checks each variant, so the count is checked before either.
@@ -47,32 +42,9 @@ class RolloutFile:
 def load_rollout(path: Path, catalog: Catalog, *, repeats: int | None = None) -> RolloutFile:
     """The rollout in `path`, checked against `catalog`, or one located ConfigError;
     `repeats` replaces the file's (`p2e rollout start --repeats`)."""
-    text = read_config_text(path, "rollout file")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if "\t" in line[: len(line) - len(line.lstrip())]:
-            raise ConfigError(
-                f"{path}:{number}: a tab in the indentation; YAML indents with spaces"
-            )
-    try:
-        lines = _lines(yaml.compose(text))
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
-    located = _Locator(path, lines)
+    data, located = read_located(path, "rollout file")
     warnings = _take_original_only(data, located)
-    try:
-        spec = RolloutSpec.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        # A misspelt key is the likelier mistake than the missing one it was meant to be.
-        errors = exc.errors()
-        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        message = first["msg"].removeprefix("Value error, ")
-        # A union's errors name the member they come from ("list[...]"): not a key.
-        field = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
-        raise located.error(field, message) from None
+    spec = validated(RolloutSpec, data, located)
     if repeats is not None:
         if repeats < 1:
             raise ConfigError(f"--repeats must be at least 1, not {repeats}")
@@ -97,43 +69,7 @@ def load_rollout(path: Path, catalog: Catalog, *, repeats: int | None = None) ->
     return RolloutFile(path, spec, inputs, plan, warnings)
 
 
-class _Locator:
-    """Names a place in the file by its line: the deepest part of the path it has."""
-
-    def __init__(self, path: Path, lines: dict[Path_, int]) -> None:
-        self.path = path
-        self.lines = lines
-
-    def line(self, where: Path_) -> int:
-        parts = tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in where)
-        for end in range(len(parts), -1, -1):
-            if (line := self.lines.get(parts[:end])) is not None:
-                return line
-        return 1
-
-    def error(self, where: Path_, problem: str) -> ConfigError:
-        dotted = ".".join(str(p) for p in where)
-        return ConfigError(f"{self.path}:{self.line(where)}: '{dotted}': {problem}")
-
-
-def _lines(node: yaml.Node | None, at: Path_ = ()) -> dict[Path_, int]:
-    """The line (1-based) where each key or item of the document starts."""
-    if node is None:
-        return {}
-    found = {at: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            found[(*at, key.value)] = key.start_mark.line + 1
-            found |= {
-                k: v for k, v in _lines(value, (*at, key.value)).items() if k != (*at, key.value)
-            }
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found |= _lines(item, (*at, index))
-    return found
-
-
-def _take_original_only(data: Any, located: _Locator) -> list[str]:
+def _take_original_only(data: Any, located: Located) -> list[str]:
     """Take out, with a warning each, the keys only the original knew, wherever they sit."""
     warnings: list[str] = []
 
@@ -156,7 +92,7 @@ def _take_original_only(data: Any, located: _Locator) -> list[str]:
     return warnings
 
 
-def _inputs(spec: RolloutSpec, path: Path, located: _Locator) -> list[str]:
+def _inputs(spec: RolloutSpec, path: Path, located: Located) -> list[str]:
     if spec.inputs is None:
         return []
     if isinstance(spec.inputs, list):
@@ -166,6 +102,11 @@ def _inputs(spec: RolloutSpec, path: Path, located: _Locator) -> list[str]:
     dataset = path.parent / spec.inputs
     if not dataset.is_file():
         raise located.error(("inputs",), f"no dataset {dataset}")
+    return read_cases(dataset)
+
+
+def read_cases(dataset: Path) -> list[str]:
+    """The messages of a JSONL dataset, one {"message": ...} per line; blank lines skipped."""
     messages = []
     for number, line in enumerate(dataset.read_text().splitlines(), start=1):
         if not line.strip():
@@ -183,7 +124,7 @@ def _inputs(spec: RolloutSpec, path: Path, located: _Locator) -> list[str]:
     return messages
 
 
-def _check_names(spec: RolloutSpec, catalog: Catalog, located: _Locator) -> None:
+def _check_names(spec: RolloutSpec, catalog: Catalog, located: Located) -> None:
     """The tools, personas and evaluators each team names exist on this machine."""
     tools = {t.name for t in catalog.tools}
     personas = set(catalog.personas)
@@ -207,14 +148,14 @@ def _check_names(spec: RolloutSpec, catalog: Catalog, located: _Locator) -> None
             )
 
 
-def _variants(name: str, team: Team, located: _Locator) -> list[tuple[str, str, Variant]]:
+def _variants(name: str, team: Team, located: Located) -> list[tuple[str, str, Variant]]:
     try:
         return variants(name, team)
     except ExpansionError as exc:
         raise located.error(tuple(exc.where.split(".")), str(exc).partition(": ")[2]) from None
 
 
-def _check_baseline(spec: RolloutSpec, located: _Locator) -> None:
+def _check_baseline(spec: RolloutSpec, located: Located) -> None:
     """A baseline names one variant: `team/variant`, or a variant id only one team has."""
     if spec.baseline is None:
         return

@@ -439,6 +439,7 @@ class DevServer:
         )
         try:
             self._await_ports(process)
+            self._await_health(binary)
             self._write_record(record)
         except BaseException:
             _kill_group(process)  # a server without a record would hold the port for good
@@ -457,6 +458,20 @@ class DevServer:
             if time.monotonic() > deadline:
                 raise DevServerError(
                     f"Temporal dev server did not open {cfg.address} within "
+                    f"{cfg.startup_timeout_s:.0f}s; see {self.log_file}"
+                )
+            time.sleep(0.1)
+
+    def _await_health(self, binary: Path) -> None:
+        """Open ports are not a serving frontend: until its services are up it answers
+        "not healthy yet", so wait for the CLI's own health check to pass."""
+        cfg = self.config
+        deadline = time.monotonic() + cfg.startup_timeout_s
+        check = [str(binary), "operator", "cluster", "health", "--address", cfg.address]
+        while subprocess.run(check, capture_output=True, timeout=30, check=False).returncode:
+            if time.monotonic() > deadline:
+                raise DevServerError(
+                    f"Temporal dev server at {cfg.address} was not healthy within "
                     f"{cfg.startup_timeout_s:.0f}s; see {self.log_file}"
                 )
             time.sleep(0.1)

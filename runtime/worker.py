@@ -25,6 +25,7 @@ from p2engine.runtime.settings import Settings
 from p2engine.workflows.active_branch import ActiveBranchWorkflow
 from p2engine.workflows.compare import CompareWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
+from p2engine.workflows.learning import LearningWorkflow
 from p2engine.workflows.rollout import RolloutWorkflow
 
 # Workers that `p2e run` starts for one conversation carry this suffix, so that a later run
@@ -61,6 +62,7 @@ def build_workers(
     polling with Temporal's task-queue rate limit) and one for the tool queue. `runner`
     replaces the sandbox (for a test that reads the workflow's live objects)."""
     from p2engine.activities.evals import EvalActivities
+    from p2engine.activities.learning import LearnActivities
     from p2engine.activities.ledger import LedgerActivities
     from p2engine.activities.llm import LlmActivities
     from p2engine.activities.rollouts import RolloutActivities
@@ -88,6 +90,7 @@ def build_workers(
     evaluation = EvalActivities(store, settings.evals_file, spans)
     money = LedgerActivities(ledger, settings.ledger.treasury)
     rollouts = RolloutActivities(store, ledger)
+    learning = LearnActivities(store)
 
     def worker(queue: str, activities: Sequence[Callable[..., Any]], **options: Any) -> Worker:
         return Worker(
@@ -110,8 +113,12 @@ def build_workers(
             llm.llm_step, rules.rule_step, tools.run_tool, content.store_nodes,
             content.load_state, evaluation.evaluate, evaluation.compare, money.transfer,
             money.reward, money.balance, money.snapshot, rollouts.store_arms, rollouts.settle,
+            learning.digest, learning.propose,
         ]  # fmt: skip
-        workflows = [ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow]
+        workflows = [
+            ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow,
+            LearningWorkflow,
+        ]  # fmt: skip
         sandbox = runner or workflow_runner()
         workers.append(worker(main, everything, workflows=workflows, workflow_runner=sandbox))
     if "models" in roles:

@@ -128,6 +128,13 @@ def finished_record(
         latency_s=latency_s,
         steps=result.steps,
         tool_calls=sum(1 for e in result.stack if e.kind in CALLS),
+        reply_ref=result.reply_ref,
+        eval_refs=[
+            o.ref
+            for e in result.stack
+            for o in e.evaluations
+            if o.ref is not None and o.evaluator_id == evaluator
+        ],
     )
 
 

@@ -108,7 +108,7 @@ def test_run_with_eval_scores_each_step_and_eval_show_lists_the_scores(
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         "error: --eval: unknown evaluator 'nope'; known evaluators: default, gives_temperature, "
-        "helpful, tool_succeeded, within_tokens"
+        "helpful, lucky_city, tool_succeeded, weather_report, within_tokens"
     ]
 
 

@@ -1,0 +1,200 @@
+"""`p2e learn`: improve an agent's config from its scores with a LearningWorkflow, then
+show the run and apply its winner.
+
+`p2e learn FILE.yml` starts a run (the same as `p2e learn start FILE.yml`); `show` prints
+the learning curve, the Pareto front, the winner's changes, the held-out comparison and
+what it spent; `apply` writes the winner beside agents.yml as a new version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import yaml
+from typer.core import TyperGroup
+
+from p2engine.cli.common import (
+    AddressOption,
+    JsonOption,
+    NamespaceOption,
+    console,
+    note,
+    print_json,
+    run_async,
+    serving,
+    settings_for,
+)
+from p2engine.cli.tables import Col, print_table
+from p2engine.contract.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from p2engine.contract.learning import LearnResult
+    from p2engine.contract.rollouts import Estimate
+
+
+class _FileOrCommand(TyperGroup):
+    """`p2e learn FILE` runs `start FILE`; a command name runs that command."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args.insert(0, "start")
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(
+    cls=_FileOrCommand,
+    help="Learn a better agent config from its scores: p2e learn FILE.yml, show, apply.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def start(
+    path: Annotated[Path, typer.Argument(help="A learn file (config/learn/*.yml).")],
+    name: Annotated[str | None, typer.Option("--id", help="Run name (learn-NAME).")] = None,
+    proposer_model: Annotated[
+        str | None, typer.Option("--proposer-model", help="The litellm model that proposes.")
+    ] = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Print the id, return.")] = False,
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Run a learning loop: generations of candidates scored as rollouts, then the best
+    against the baseline on the held-out tasks."""
+    from p2engine.runtime.learning import LearnClient
+
+    settings = settings_for(address, namespace)
+    learning = LearnClient(settings)
+    prepared = learning.prepare(path, proposer_model=proposer_model)
+    tasks = prepared.input.tasks
+    note(
+        f"{path}: {len(tasks.train)} train, {len(tasks.validation)} validation and "
+        f"{len(tasks.test)} test tasks (seed {prepared.file.spec.seed}); "
+        f"at most {prepared.file.arms} arms"
+    )
+
+    async def go() -> LearnResult | str:
+        handle = await learning.start(prepared.input, name=name)
+        if detach:
+            return handle.id
+        note(f"{handle.id}: generation by generation in the Web UI, or p2e learn show")
+        async with serving(await learning.temporal(), settings):
+            return await handle.result()
+
+    outcome = run_async(go())
+    if isinstance(outcome, str):
+        console.print(outcome, highlight=False)
+        return
+    _print(outcome, as_json)
+
+
+@app.command()
+def show(
+    learn: Annotated[str, typer.Argument(help="learn-NAME or NAME.")],
+    as_json: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """The learning curve, the Pareto front, the winner's changes, the held-out comparison
+    and the spend of a finished run."""
+    from p2engine.runtime.learning import LearnClient
+
+    learning = LearnClient(settings_for(address, namespace))
+    _print(run_async(learning.result(learn)), as_json)
+
+
+@app.command()
+def apply(
+    learn: Annotated[str, typer.Argument(help="learn-NAME or NAME.")],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Write the winner as a new version of its agent beside agents.yml, with its lineage
+    (agents.learned/<agent>@<config>.yml); an existing different file is never replaced."""
+    from p2engine.agents.registry import AgentRegistry
+    from p2engine.runtime.learning import LearnClient
+
+    settings = settings_for(address, namespace)
+    result = run_async(LearnClient(settings).result(learn))
+    winner = next(c for c in result.candidates if c.config.id == result.best)
+    agent = AgentRegistry.load(settings.agents_file).get(winner.config.agent_id)
+    spec = winner.config.on(agent).model_dump(mode="json", exclude_defaults=True)
+    lineage = [
+        {"config": c.config.id, "parent": c.parent, "changes": c.changes, "why": c.why}
+        for c in _ancestry(result, result.best)
+    ]
+    text = yaml.safe_dump(
+        {"learned_from": result.learn_id, "verdict": result.verdict, "lineage": lineage,
+         "agent": spec},
+        sort_keys=False, allow_unicode=True,
+    )  # fmt: skip
+    target = settings.agents_file.parent / "agents.learned" / f"{agent.id}@{result.best}.yml"
+    if target.exists() and target.read_text() != text:
+        raise InvalidInput(f"{target} exists with other content; move it away first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    console.print(f"wrote {target}", highlight=False)
+    if not result.improved:
+        note("the winner did not improve significantly on the held-out tasks")
+
+
+def _ancestry(result: LearnResult, config: str) -> list[Any]:
+    by_id = {c.config.id: c for c in result.candidates}
+    chain = []
+    current: str | None = config
+    while current is not None and current in by_id:
+        chain.append(by_id[current])
+        current = by_id[current].parent
+    return list(reversed(chain))
+
+
+def _estimate(e: Estimate | None) -> str:
+    if e is None:
+        return "-"
+    if e.low is None or e.high is None:
+        return f"{e.mean:.3f} (n={e.n})"
+    return f"{e.mean:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def _print(result: LearnResult, as_json: bool) -> None:
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    rows = [
+        [str(g.number), g.parent, _estimate(g.train), g.proposal or "-", _estimate(g.validation),
+         g.failed or ""]
+        for g in result.generations
+    ]  # fmt: skip
+    print_table(
+        console,
+        f"{result.learn_id}: the learning curve (train: the parent on a minibatch; "
+        "validation: its proposal)",
+        [Col("gen", "number"), Col("parent"), Col("train", "number"), Col("proposal"),
+         Col("validation", "number"), Col("failed", "text")],
+        rows,
+    )  # fmt: skip
+    console.print(f"pareto front: {', '.join(result.pareto)}", highlight=False)
+    winner = next(c for c in result.candidates if c.config.id == result.best)
+    console.print(f"best: {result.best} (baseline {result.baseline})", highlight=False)
+    for knob, value in winner.changes.items():
+        console.print(f"  {knob}: {value}", highlight=False)
+    if result.test is not None:
+        t = result.test
+        interval = (
+            "-" if t.ci_low is None or t.ci_high is None else (f"[{t.ci_low:.3f}, {t.ci_high:.3f}]")
+        )
+        p = "-" if t.p_value is None else f"{t.p_value:.3g}"
+        d = "undefined" if t.effect_size is None else f"{t.effect_size:+.2f}"
+        console.print(
+            f"held out ({t.pairs} pairs, {t.rollout}): baseline {_estimate(t.baseline)}, best "
+            f"{_estimate(t.best)}; difference {t.difference:+.3f}, 95% CI {interval}, p {p}, "
+            f"effect size {d}",
+            highlight=False,
+        )
+    console.print(result.verdict, highlight=False)
+    console.print(
+        f"spent: {result.arms} arms, {result.tokens} tokens, ${result.usd:.4f}", highlight=False
+    )

@@ -1,0 +1,214 @@
+"""LearningWorkflow: improves an agent's config from its scores, as rollouts it can be
+audited by.
+
+The baseline is scored on the validation tasks first. Each generation then draws a parent
+from the Pareto front of the candidates' validation scores (workflows/learning_plan.py),
+runs it on a minibatch of train tasks, asks the proposer for a better config from its
+weakest tasks and the judge's reasons (activities/learning.py), and scores the new
+candidate on the validation tasks. Every scoring is a child RolloutWorkflow, so every
+number is a rollout's, with its arms, records and comparison. At the end the best
+candidate and the baseline run on the held-out test tasks, `test_repeats` times, and the
+rollout's paired comparison says whether the improvement is real.
+
+With `propagation: end` (the only mode so far), the best strategy of a generation is the
+parent the next one starts from: the Pareto draw favours it in proportion to the tasks it
+is best on.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from p2engine.contract.agent_config import AgentConfig
+    from p2engine.contract.learning import (
+        LEARN_WORKFLOW,
+        Candidate,
+        DigestInput,
+        Generation,
+        LearnInput,
+        LearnResult,
+        LearnState,
+        Proposal,
+        ProposeInput,
+        Scored,
+        TestComparison,
+    )
+    from p2engine.contract.names import LEARN_DIGEST, LEARN_PROPOSE
+    from p2engine.contract.rollouts import RolloutInput, RolloutResult
+    from p2engine.workflows import learning_plan as plan
+    from p2engine.workflows.options import LLM_ACTIVITY, SETTLE_ACTIVITY
+    from p2engine.workflows.rollout import RolloutWorkflow
+
+
+@workflow.defn(name=LEARN_WORKFLOW)
+class LearningWorkflow:
+    @workflow.init
+    def __init__(self, inp: LearnInput) -> None:
+        self.inp = inp
+        self.s = inp.resume or LearnState()
+        self.phase = "running"
+
+    @workflow.query
+    def progress(self) -> LearnState:
+        return self.s
+
+    @workflow.run
+    async def run(self, inp: LearnInput) -> LearnResult:
+        spec, tasks = inp.spec, inp.tasks
+        baseline = inp.baseline
+        if not self.s.candidates:
+            self.s.candidates = [Candidate(config=baseline, why="the agent as agents.yml has it")]
+            scored, _ = await self._score([baseline], tasks.validation, "g0-validation")
+            self.s.validation[baseline.id] = scored.per_task[baseline.id]
+        for number in range(len(self.s.generations) + 1, spec.budget.generations + 1):
+            if spec.budget.max_usd is not None and self.s.usd >= spec.budget.max_usd:
+                break
+            self.s.generations.append(await self._generation(number))
+        best_id = plan.best(self.s.validation)
+        test = None if best_id == baseline.id else await self._test(self._config(best_id))
+        improved = test is not None and test.ci_low is not None and test.ci_low > 0
+        improved = improved and test is not None and (test.p_value or 1) < 0.05
+        return LearnResult(
+            learn_id=workflow.info().workflow_id,
+            name=inp.name,
+            baseline=baseline.id,
+            best=best_id,
+            candidates=self.s.candidates,
+            generations=self.s.generations,
+            pareto=plan.pareto_front(self.s.validation),
+            test=test,
+            improved=improved,
+            verdict=_verdict(test, improved),
+            usd=self.s.usd,
+            tokens=self.s.tokens,
+            arms=self.s.arms,
+        )
+
+    async def _generation(self, number: int) -> Generation:
+        spec = self.inp.spec
+        parent_id = plan.choose_parent(self.s.validation, spec.seed, number)
+        parent = next(c for c in self.s.candidates if c.config.id == parent_id)
+        batch = plan.minibatch(self.inp.tasks.train, spec.budget.minibatch, spec.seed, number)
+        train, train_id = await self._score([parent.config], batch, f"g{number}-train")
+        generation = Generation(
+            number=number,
+            parent=parent_id,
+            train=train.estimates[parent_id],
+            rollouts=[train_id],
+        )
+        proposal: Proposal = await workflow.execute_activity(
+            LEARN_PROPOSE,
+            ProposeInput(
+                parent=parent,
+                feedback=train.weakest.get(parent_id, []),
+                model=spec.proposer_model,
+                knobs=spec.knobs,
+                generation=number,
+                seed=spec.seed,
+            ),
+            result_type=Proposal,
+            summary=f"generation {number}: propose from {parent_id}",
+            **LLM_ACTIVITY,
+        )
+        self.s.usd += proposal.usage_usd
+        self.s.tokens += proposal.tokens
+        candidate = proposal.candidate
+        if candidate is None:
+            generation.failed = proposal.failed
+        elif candidate.config.id in self.s.validation:
+            generation.failed = f"the proposal is {candidate.config.id}, a config tried already"
+        else:
+            validation, validation_id = await self._score(
+                [candidate.config], self.inp.tasks.validation, f"g{number}-validation"
+            )
+            self.s.candidates.append(candidate)
+            self.s.validation[candidate.config.id] = validation.per_task[candidate.config.id]
+            generation.proposal = candidate.config.id
+            generation.validation = validation.estimates[candidate.config.id]
+            generation.rollouts.append(validation_id)
+        return generation
+
+    async def _score(
+        self, configs: list[AgentConfig], tasks: list[str], label: str, repeats: int = 1
+    ) -> tuple[Scored, str]:
+        """Run `configs` on `tasks` as a child rollout and digest its records."""
+        rollout_id = f"{workflow.info().workflow_id}/{label}"
+        result = await self._rollout(configs, tasks, label, repeats)
+        scored: Scored = await workflow.execute_activity(
+            LEARN_DIGEST,
+            DigestInput(records_ref=result.records_ref, tasks=tasks),
+            result_type=Scored,
+            summary=f"{label}: scores per config and task",
+            **SETTLE_ACTIVITY,
+        )
+        self.s.usd += scored.usd
+        self.s.tokens += scored.tokens
+        return scored, rollout_id
+
+    async def _rollout(
+        self, configs: list[AgentConfig], tasks: list[str], label: str, repeats: int
+    ) -> RolloutResult:
+        inp = self.inp
+        spec = plan.scoring_rollout(configs, inp.spec, repeats)
+        self.s.arms += len(dict.fromkeys(configs)) * len(tasks) * repeats
+        result: RolloutResult = await workflow.execute_child_workflow(
+            RolloutWorkflow.run,
+            RolloutInput(
+                name=f"{inp.name}/{label}",
+                spec=spec,
+                inputs=tasks,
+                catalog=inp.catalog,
+                revision=inp.revision,
+                store_id=inp.store_id,
+                ledger=inp.ledger,
+            ),
+            id=f"{workflow.info().workflow_id}/{label}",
+            static_summary=f"{inp.name}: {label}",
+        )
+        return result
+
+    async def _test(self, best: AgentConfig) -> TestComparison:
+        """The best candidate against the baseline on the held-out tasks, paired."""
+        inp = self.inp
+        label = "test"
+        result = await self._rollout(
+            [inp.baseline, best], inp.tasks.test, label, inp.spec.test_repeats
+        )
+        scored: Scored = await workflow.execute_activity(
+            LEARN_DIGEST,
+            DigestInput(records_ref=result.records_ref, tasks=inp.tasks.test),
+            result_type=Scored,
+            summary="test: scores per config and task",
+            **SETTLE_ACTIVITY,
+        )
+        self.s.usd += scored.usd
+        self.s.tokens += scored.tokens
+        stats = next(v for v in result.comparison.variants if v.variant == best.id)
+        versus = stats.versus
+        difference = versus.difference if versus else None
+        return TestComparison(
+            baseline=scored.estimates[inp.baseline.id],
+            best=scored.estimates[best.id],
+            difference=difference.mean if difference else 0.0,
+            ci_low=difference.low if difference else None,
+            ci_high=difference.high if difference else None,
+            p_value=versus.p_value if versus else None,
+            effect_size=versus.effect_size if versus else None,
+            pairs=versus.n if versus else 0,
+            rollout=f"{workflow.info().workflow_id}/{label}",
+        )
+
+    def _config(self, config_id: str) -> AgentConfig:
+        return next(c.config for c in self.s.candidates if c.config.id == config_id)
+
+
+def _verdict(test: TestComparison | None, improved: bool) -> str:
+    if test is None:
+        return "no significant improvement: no candidate beat the baseline on validation"
+    if improved:
+        return (
+            f"improved: {test.difference:+.3f} on the held-out tasks "
+            f"(95% CI [{test.ci_low:.3f}, {test.ci_high:.3f}], p={test.p_value:.3g})"
+        )
+    return "no significant improvement on the held-out tasks"

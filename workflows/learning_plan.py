@@ -1,0 +1,151 @@
+"""The learning loop's decisions, pure so the workflow and the client that checks a learn
+file decide alike, and tested without Temporal: the split, the budget by arithmetic, each
+generation's minibatch, the rollout that scores a set of configs, and the parent chosen
+from the Pareto front of the candidates' validation scores.
+
+The Pareto selection is GEPA's (`gepa.gepa_utils`): the candidates that are best on at
+least one validation task, dominated ones removed, one drawn with a chance proportional to
+how many tasks it is best on, so a candidate that is best on a few hard tasks is kept
+alive beside the one with the best mean. The draw uses a seeded generator, so a replay
+draws the same parent.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+
+from gepa.gepa_utils import remove_dominated_programs, select_program_candidate_from_pareto_front
+
+from p2engine.contract.agent_config import KNOBS, AgentConfig
+from p2engine.contract.errors import ConfigError
+from p2engine.contract.learning import LearnSpec, Split, Tasks
+from p2engine.contract.rollouts import RolloutSpec, Team, TeamEval, Variant
+
+TEAM = "learn"
+
+
+class LearnPlanError(ConfigError):
+    """A learn file that validates but cannot run: `where` is its dotted path."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"'{where}': {problem}")
+        self.where = where
+
+
+def split_tasks(tasks: Sequence[str], split: Split, seed: int) -> Tasks:
+    """Each distinct task in one part, drawn by `seed`; a part left empty is refused."""
+    distinct = list(dict.fromkeys(tasks))
+    if not distinct:
+        raise LearnPlanError("dataset", "has no tasks")
+    random.Random(seed).shuffle(distinct)
+    n = len(distinct)
+    train = round(n * split.train)
+    validation = round(n * split.validation)
+    parts = Tasks(
+        train=distinct[:train],
+        validation=distinct[train : train + validation],
+        test=distinct[train + validation :],
+    )
+    for name in ("train", "validation", "test"):
+        if not getattr(parts, name):
+            raise LearnPlanError(
+                "dataset.split", f"{n} tasks leave the {name} part empty; add tasks"
+            )
+    return parts
+
+
+def arms_needed(spec: LearnSpec, tasks: Tasks) -> int:
+    """Every arm the run can start, by arithmetic: the baseline on validation, each
+    generation's parent on a minibatch and its candidate on validation, and the best and
+    the baseline on the test part, `test_repeats` times."""
+    per_generation = min(spec.budget.minibatch, len(tasks.train)) + len(tasks.validation)
+    test = 2 * len(tasks.test) * spec.test_repeats
+    return len(tasks.validation) + spec.budget.generations * per_generation + test
+
+
+def check_budget(spec: LearnSpec, tasks: Tasks) -> int:
+    needed = arms_needed(spec, tasks)
+    if needed > spec.budget.max_arms:
+        raise LearnPlanError(
+            "budget.max_arms",
+            f"{spec.budget.generations} generations need {needed} arms, more than "
+            f"{spec.budget.max_arms}; raise it or run fewer generations",
+        )
+    return needed
+
+
+def minibatch(train: Sequence[str], size: int, seed: int, generation: int) -> list[str]:
+    """The train tasks a generation's parent runs on: a seeded draw, another each generation."""
+    chosen = list(train)
+    random.Random(f"{seed}/{generation}").shuffle(chosen)
+    return chosen[: min(size, len(chosen))]
+
+
+def variant_of(config: AgentConfig) -> Variant:
+    """A rollout variant that runs `config` on its agent (its id is the config's)."""
+    knobs = config.model_dump(include=set(KNOBS), exclude_none=True)
+    knobs["tools"] = list(config.tools)
+    return Variant(id=config.id, agent_id=config.agent_id, **knobs)
+
+
+def scoring_rollout(
+    configs: Sequence[AgentConfig], spec: LearnSpec, repeats: int = 1
+) -> RolloutSpec:
+    """The rollout that runs every config on the same tasks (its inputs), scored by the
+    learn file's evaluator; the first config is the baseline its comparison is against."""
+    team = Team(
+        base=Variant(agent_id=spec.agent),
+        variants=[variant_of(c) for c in dict.fromkeys(configs)],
+        eval=TeamEval(evaluator_id=spec.evaluator),
+    )
+    return RolloutSpec(
+        repeats=repeats,
+        concurrency=spec.concurrency,
+        seed=spec.seed,
+        baseline=f"{TEAM}/{configs[0].id}",
+        teams={TEAM: team},
+        max_arms=spec.budget.max_arms,
+    )
+
+
+def pareto_front(validation: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The candidates (ids, in the order given) that are best on at least one validation
+    task and not dominated by another."""
+    ids = list(validation)
+    fronts = _fronts(validation, ids)
+    means = [_mean(validation[i]) for i in ids]
+    kept = remove_dominated_programs(fronts, scores=dict(enumerate(means)))  # type: ignore[no-untyped-call]
+    alive = {index for front in kept.values() for index in front}
+    return [ids[index] for index in sorted(alive)]
+
+
+def choose_parent(validation: Mapping[str, Mapping[str, float]], seed: int, generation: int) -> str:
+    """The parent of the next candidate: GEPA's draw from the Pareto front."""
+    ids = list(validation)
+    fronts = _fronts(validation, ids)
+    means = [_mean(validation[i]) for i in ids]
+    rng = random.Random(f"{seed}/parent/{generation}")
+    return ids[select_program_candidate_from_pareto_front(fronts, means, rng)]
+
+
+def best(validation: Mapping[str, Mapping[str, float]]) -> str:
+    """The candidate with the highest mean validation score; the earliest of a tie."""
+    return max(validation, key=lambda i: _mean(validation[i]))
+
+
+def _fronts(
+    validation: Mapping[str, Mapping[str, float]], ids: Sequence[str]
+) -> dict[str, set[int]]:
+    tasks = sorted({task for scores in validation.values() for task in scores})
+    fronts: dict[str, set[int]] = {}
+    for task in tasks:
+        scored = {n: validation[i][task] for n, i in enumerate(ids) if task in validation[i]}
+        if scored:
+            top = max(scored.values())
+            fronts[task] = {n for n, value in scored.items() if value == top}
+    return fronts
+
+
+def _mean(scores: Mapping[str, float]) -> float:
+    return sum(scores.values()) / len(scores) if scores else 0.0
