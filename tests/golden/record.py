@@ -27,10 +27,12 @@ from temporalio.exceptions import CancelledError
 
 from p2engine.agents.registry import AgentRegistry
 from p2engine.contract.evals import RewardPolicy, Threshold
+from p2engine.contract.models import CURRENT_REVISION
 from p2engine.contract.states import State
 from p2engine.ledger import open_ledger
 from p2engine.runtime.branches import BranchChanges, Branches
 from p2engine.runtime.conversations import ConversationClient
+from p2engine.runtime.learning import LearnClient
 from p2engine.runtime.rollouts import RolloutClient
 from p2engine.runtime.settings import ConversationSettings
 from p2engine.runtime.testbed import private_temporal
@@ -212,8 +214,25 @@ ROLLOUTS: dict[str, RolloutCase] = {
 }
 
 
+# LearningWorkflow histories: the baseline scored, generations of scoring rollouts and
+# proposals (one that improves, one that changes nothing), and the held-out test.
+LEARN_FILE = """\
+agent: agent_alpha
+evaluator: weather_report
+seed: 7
+dataset:
+  inputs: [weather in Paris, weather in Oslo, weather in Rome, weather in Lima,
+           weather in Cairo, weather in Seoul, weather in Tokyo, weather in Dubai]
+budget: {generations: 2, minibatch: 2}
+test_repeats: 1
+"""
+LEARNS = {"learn": LEARN_FILE}
+
+
 def golden_id(name: str) -> str:
     """The workflow id a golden history was recorded under: child ids depend on it."""
+    if name in LEARNS:
+        return f"learn-golden-{name}"
     return f"rollout-golden-{name}" if name in ROLLOUTS else f"conv-golden-{name}"
 
 
@@ -251,6 +270,8 @@ async def record(state_dir: Path, names: list[str]) -> None:
                     await _record_branch(ConversationClient(settings, client), registry, name)
                 elif name in ROLLOUTS:
                     await _record_rollout(RolloutClient(settings, client), state_dir, name)
+                elif name in LEARNS:
+                    await _record_learn(LearnClient(settings, client), state_dir, name)
                 else:
                     await _record_case(ConversationClient(settings, client), registry, name)
 
@@ -338,6 +359,16 @@ async def _record_rollout(rollouts: RolloutClient, state_dir: Path, name: str) -
     await _write(name, client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id))
 
 
+async def _record_learn(learning: LearnClient, state_dir: Path, name: str) -> None:
+    path = state_dir / f"{name}.yml"
+    path.write_text(LEARNS[name])
+    prepared = learning.prepare(path)
+    inp = prepared.input.model_copy(update={"revision": CURRENT_REVISION})
+    handle = await learning.start(inp, name=f"golden-{name}")
+    await handle.result()
+    await _write(name, handle)
+
+
 async def _write(name: str, handle: WorkflowHandle[Any, Any]) -> None:
     history = (await handle.fetch_history()).to_json()
     (GOLDEN_DIR / f"{name}.json").write_text(scrub(history))
@@ -345,7 +376,7 @@ async def _write(name: str, handle: WorkflowHandle[Any, Any]) -> None:
 
 
 def main() -> None:
-    cases = [*CASES, *COMPARISONS, *BRANCHES, *ROLLOUTS]
+    cases = [*CASES, *COMPARISONS, *BRANCHES, *ROLLOUTS, *LEARNS]
     names = sys.argv[1:] or cases
     if unknown := [name for name in names if name not in cases]:
         sys.exit(f"no golden case {', '.join(unknown)}; cases: {', '.join(cases)}")

@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from p2engine.runtime.replay import WORKFLOWS
-from tests.golden.record import BRANCHES, CASES, COMPARISONS, ROLLOUTS, golden_id
+from tests.golden.record import BRANCHES, CASES, COMPARISONS, LEARNS, ROLLOUTS, golden_id
 from tests.replay.changed import CallsTheToolFirst
 
 GOLDEN_DIR = Path(__file__).parent.parent / "golden"
@@ -24,7 +24,7 @@ def load(name: str) -> WorkflowHistory:
     return WorkflowHistory.from_json(golden_id(name), path.read_text())
 
 
-RECORDED = sorted([*CASES, *COMPARISONS, *BRANCHES, *ROLLOUTS])
+RECORDED = sorted([*CASES, *COMPARISONS, *BRANCHES, *ROLLOUTS, *LEARNS])
 
 
 def test_every_recorded_path_has_a_golden_history() -> None:
