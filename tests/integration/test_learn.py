@@ -3,15 +3,19 @@ and proves it on held-out tasks; the control, judged on what no prompt can chang
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import signal
+import subprocess
 import uuid
 from pathlib import Path
 
 import yaml
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from p2engine.runtime.settings import PROJECT_ROOT
-from tests.integration.test_cli import p2e
+from tests.integration.test_cli import P2E, p2e
 
 LEARN = PROJECT_ROOT / "config" / "learn"
 
@@ -71,3 +75,62 @@ def test_a_bad_learn_file_starts_nothing(cli_env: dict[str, str], tmp_path: Path
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {path}:") and "knobs" in line
     assert p2e("learn", "show", "never", env=cli_env).returncode != 0
+
+
+async def arms_started(env: dict[str, str], prefix: str) -> bool:
+    """Wait until a conversation whose id starts with `prefix` runs; whether one did while
+    the learning run was still going."""
+    client = await Client.connect(env["TEMPORAL_ADDRESS"])
+    query = f"WorkflowId STARTS_WITH '{prefix}'"
+    for _ in range(600):
+        if [e async for e in client.list_workflows(query, limit=1)]:
+            learn = await client.get_workflow_handle(prefix.split("/")[0]).describe()
+            return learn.status == WorkflowExecutionStatus.RUNNING
+        await asyncio.sleep(0.05)
+    return False
+
+
+def comparable(result: dict[str, object]) -> dict[str, object]:
+    """A run's result without what names the run itself."""
+    text = json.dumps(result, sort_keys=True).replace(str(result["learn_id"]), "RUN")
+    data = json.loads(text)
+    data.pop("learn_id")
+    return data
+
+
+def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
+    cli_env: dict[str, str],
+) -> None:
+    name = f"durable-{uuid.uuid4().hex[:6]}"
+    worker = subprocess.Popen([P2E, "worker"], env=cli_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
+        started = p2e("learn", str(LEARN / "demo.yml"), "--id", name, "--detach", env=cli_env)
+        assert started.returncode == 0, started.stderr
+        # Mid-generation: the first generation's train rollout has arms running.
+        assert asyncio.run(arms_started(cli_env, f"learn-{name}/g1-train/")), "no arm started"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    replacement = subprocess.Popen([P2E, "worker"], env=cli_env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        survived = p2e("learn", "show", name, "--json", env=cli_env, timeout=300)
+    finally:
+        replacement.terminate()
+        replacement.wait(timeout=60)
+    assert survived.returncode == 0, survived.stderr
+    again = p2e("learn", str(LEARN / "demo.yml"), "--id", f"{name}-again", "--json", env=cli_env,
+                timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    killed, whole = json.loads(survived.stdout), json.loads(again.stdout)
+    assert comparable(killed) == comparable(whole)
+    assert killed["improved"] is True
+    # Every arm ran once: each scoring rollout has as many arms as it planned, no more.
+    for generation in killed["generations"]:
+        for rollout in generation["rollouts"]:
+            arms = json.loads(p2e("rollout", "show", rollout, "--json", env=cli_env).stdout)
+            assert len(arms) == len({a["key"] for a in arms}) > 0
