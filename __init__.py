@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from p2engine.evals.registry import EvalTarget, EvaluationError, PairTarget, evaluator, pairwise
     from p2engine.runtime.conversations import ConversationClient, ConversationHandle
     from p2engine.runtime.rollouts import RolloutClient, RolloutHandle, RolloutNotFound
+    from p2engine.runtime.script import run_script
     from p2engine.runtime.settings import Settings, load_settings
     from p2engine.runtime.worker import run_worker, running_worker
 
@@ -73,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "VariantStats": "p2engine.contract.rollouts",
     # Workers: serve conversations with this process's own tools and evaluators.
     "running_worker": "p2engine.runtime.worker",
+    "run_script": "p2engine.runtime.script",
     "run_worker": "p2engine.runtime.worker",
     # Errors a caller can act on; each carries a one-line message.
     "P2eError": "p2engine.contract.errors",
@@ -113,6 +115,7 @@ __all__ = [
     "evaluator",
     "load_settings",
     "pairwise",
+    "run_script",
     "run_worker",
     "running_worker",
     "tool",

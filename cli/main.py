@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import sys
@@ -32,6 +31,7 @@ from p2engine.cli import (
 )
 from p2engine.cli.common import visible
 from p2engine.contract.errors import P2eError
+from p2engine.runtime.script import exit_process
 
 app = typer.Typer(
     name="p2e",
@@ -175,15 +175,7 @@ def main() -> None:
     code = _run()
     if (telemetry := sys.modules.get("p2engine.runtime.telemetry")) is not None:
         telemetry.stop_tracing()  # spans still queued for the exporter
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.flush()
-    with contextlib.suppress(BrokenPipeError):
-        sys.stderr.flush()
-    if any(name.startswith("temporalio.bridge") for name in sys.modules):
-        # The Temporal client's native threads can abort the interpreter while it finalizes
-        # (temporalio/sdk-python#300); everything is flushed, so skip finalization.
-        os._exit(code)
-    sys.exit(code)
+    exit_process(code)
 
 
 if __name__ == "__main__":

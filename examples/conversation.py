@@ -8,10 +8,9 @@ started when needed) with a worker in this process, so nothing else has to be ru
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-from p2engine import ConversationClient, P2eError, load_settings, running_worker
+from p2engine import ConversationClient, load_settings, run_script, running_worker
 
 
 async def main(message: str) -> None:
@@ -27,8 +26,5 @@ async def main(message: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main(" ".join(sys.argv[1:]) or "What's the weather in Paris?"))
-    except P2eError as exc:  # bad input or config: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    # Bad input or configuration (a P2eError) is one line and its exit code, as in `p2e`.
+    run_script(main(" ".join(sys.argv[1:]) or "What's the weather in Paris?"))

@@ -9,11 +9,9 @@ questions, scored by the offline `helpful` judge. A worker runs in this process.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 
-from p2engine import P2eError, RolloutClient, VariantComparison, load_settings, running_worker
+from p2engine import RolloutClient, VariantComparison, load_settings, run_script, running_worker
 
 ROLLOUT_FILE = Path(__file__).with_name("rollout.yml")
 
@@ -46,8 +44,4 @@ def print_comparison(comparison: VariantComparison) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, help="runs per variant and question")
-    try:
-        asyncio.run(main(parser.parse_args().repeats))
-    except P2eError as exc:  # bad input or config: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    run_script(main(parser.parse_args().repeats))

@@ -9,12 +9,11 @@ this script never imports it: p2e finds it, as `p2e worker` and `p2e run` would.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 
-from p2engine import ConversationClient, P2eError, load_settings, running_worker
+from p2engine import ConversationClient, load_settings, run_script, running_worker
 
 AGENTS_FILE = Path(__file__).with_name("agents.yml")
 
@@ -35,8 +34,5 @@ async def main(celsius: float) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 21.0))
-    except P2eError as exc:  # bad input or config: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    # Bad input or configuration (a P2eError) is one line and its exit code, as in `p2e`.
+    run_script(main(float(sys.argv[1]) if len(sys.argv) > 1 else 21.0))

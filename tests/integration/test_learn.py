@@ -93,7 +93,7 @@ async def arms_started(env: dict[str, str], prefix: str) -> bool:
 def comparable(result: dict[str, object]) -> dict[str, object]:
     """A run's result without what names the run itself."""
     text = json.dumps(result, sort_keys=True).replace(str(result["learn_id"]), "RUN")
-    data = json.loads(text)
+    data: dict[str, object] = json.loads(text)
     data.pop("learn_id")
     return data
 
