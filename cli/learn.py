@@ -19,6 +19,7 @@ from p2engine.cli.common import (
     AddressOption,
     JsonOption,
     NamespaceOption,
+    RerunSaveOption,
     console,
     note,
     print_json,
@@ -94,16 +95,29 @@ def start(
 @app.command()
 def show(
     learn: Annotated[str, typer.Argument(help="learn-NAME or NAME.")],
+    plot: Annotated[
+        Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw the curve as a PNG.")
+    ] = None,
+    rerun_save: RerunSaveOption = None,
     as_json: JsonOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """The learning curve, the Pareto front, the winner's changes, the held-out comparison
-    and the spend of a finished run."""
+    and the spend of a finished run; --plot and --rerun-save draw the curve."""
+    from p2engine.runtime import learning_curve
     from p2engine.runtime.learning import LearnClient
+    from p2engine.runtime.rerun_view import rerun_target
 
+    target = rerun_target(False, rerun_save, False)
     learning = LearnClient(settings_for(address, namespace))
-    _print(run_async(learning.result(learn)), as_json)
+    result = run_async(learning.result(learn))
+    _print(result, as_json)
+    if plot is not None:
+        learning_curve.plot(result, plot)
+        note(f"wrote {plot}")
+    if target is not None:
+        run_async(learning_curve.record(result, target, note))
 
 
 @app.command()

@@ -197,6 +197,7 @@ class LearnInput(_Strict):
 
 
 class LearnState(_Strict):
+    baseline_validation: Estimate | None = None
     candidates: list[Candidate] = []
     validation: dict[str, dict[str, float]] = Field(default={}, description="id -> task -> score")
     generations: list[Generation] = []
@@ -213,6 +214,7 @@ class LearnResult(_Strict):
     candidates: list[Candidate]
     generations: list[Generation]
     pareto: list[str] = Field(description="candidates no other beats on every validation task")
+    baseline_validation: Estimate | None = Field(default=None, description="generation 0")
     test: TestComparison | None
     improved: bool
     verdict: str

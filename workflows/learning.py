@@ -61,6 +61,7 @@ class LearningWorkflow:
             self.s.candidates = [Candidate(config=baseline, why="the agent as agents.yml has it")]
             scored, _ = await self._score([baseline], tasks.validation, "g0-validation")
             self.s.validation[baseline.id] = scored.per_task[baseline.id]
+            self.s.baseline_validation = scored.estimates[baseline.id]
         for number in range(len(self.s.generations) + 1, spec.budget.generations + 1):
             if spec.budget.max_usd is not None and self.s.usd >= spec.budget.max_usd:
                 break
@@ -77,6 +78,7 @@ class LearningWorkflow:
             candidates=self.s.candidates,
             generations=self.s.generations,
             pareto=plan.pareto_front(self.s.validation),
+            baseline_validation=self.s.baseline_validation,
             test=test,
             improved=improved,
             verdict=_verdict(test, improved),

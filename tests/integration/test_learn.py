@@ -46,6 +46,14 @@ def test_the_demo_improves_on_held_out_tasks_and_its_winner_can_be_applied(
     assert "improved: +0.750 on the held-out tasks" in table.stdout
     assert "pareto front:" in table.stdout and "learning curve" in table.stdout
 
+    # The curve drawn: a PNG, and a Rerun recording.
+    plot, rrd = tmp_path / "curve.png", tmp_path / "curve.rrd"
+    drawn = p2e("learn", "show", name, "--plot", str(plot), "--rerun-save", str(rrd), env=env)
+    assert drawn.returncode == 0, drawn.stderr
+    assert plot.read_bytes().startswith(b"\x89PNG") and rrd.stat().st_size > 0
+    wrong = p2e("learn", "show", name, "--plot", str(tmp_path / "curve.jpg"), env=env)
+    assert wrong.returncode == 2 and "--plot writes a PNG" in wrong.stderr
+
     applied = p2e("learn", "apply", name, env=env)
     assert applied.returncode == 0, applied.stderr
     [written] = (tmp_path / "agents.learned").glob("agent_alpha@*.yml")

@@ -145,3 +145,27 @@ def test_a_test_task_never_shares_a_part_with_train_or_validation(tmp_path: Path
     parts = learned.tasks
     assert not set(parts.test) & (set(parts.train) | set(parts.validation))
     assert len(parts.train + parts.validation + parts.test) == 8  # repeated tasks once
+
+
+def test_the_curve_starts_at_the_baseline_and_keeps_the_best_validation_so_far() -> None:
+    from p2engine.contract.learning import Generation, LearnResult
+    from p2engine.contract.rollouts import Estimate
+    from p2engine.runtime.learning_curve import curve
+
+    def e(mean: float) -> Estimate:
+        return Estimate(mean=mean, n=4, method="t")
+
+    result = LearnResult(
+        learn_id="learn-x", name="x", baseline="b", best="c1", candidates=[],
+        generations=[
+            Generation(number=1, parent="b", train=e(0.2), proposal="c1", validation=e(0.8)),
+            Generation(number=2, parent="c1", train=e(0.9), failed="changes nothing"),
+            Generation(number=3, parent="c1", train=e(0.9), proposal="c2", validation=e(0.7)),
+        ],
+        pareto=["c1"], test=None, improved=False, verdict="-", usd=0, tokens=0, arms=0,
+        baseline_validation=e(0.3),
+    )  # fmt: skip
+    lines = {name: [(n, x.mean) for n, x in points] for name, points in curve(result).items()}
+    assert lines["train"] == [(1, 0.2), (2, 0.9), (3, 0.9)]
+    assert lines["validation"] == [(0, 0.3), (1, 0.8), (3, 0.7)]
+    assert lines["best validation"] == [(0, 0.3), (1, 0.8), (2, 0.8), (3, 0.8)]
