@@ -37,6 +37,11 @@ from p2engine.evals.variants import estimate_of, within_range
 from p2engine.store.base import ArtifactNotFound, ArtifactStore
 
 
+async def stored(store: ArtifactStore, candidate: Candidate) -> Candidate:
+    """`candidate` with the ref of its record, written to the store (lineage included)."""
+    return candidate.model_copy(update={"record": await store.put_text(candidate.as_stored())})
+
+
 class LearnActivities:
     def __init__(self, store: ArtifactStore) -> None:
         self.store = store
@@ -141,4 +146,4 @@ class LearnActivities:
             changes=changes,
             why="; ".join(why) or "knobs drawn by the seed",
         )
-        return Proposal(candidate=candidate, usage_usd=usd, tokens=tokens)
+        return Proposal(candidate=await stored(self.store, candidate), usage_usd=usd, tokens=tokens)

@@ -103,13 +103,31 @@ class Tasks(_Strict):
 
 
 class Candidate(_Strict):
-    """A config the learner made: from which parent, what changed, and why."""
+    """A config the learner made: from which parent, what changed, and why. Stored in the
+    artifact store as it is (`record`), so its lineage reads back by ref."""
 
+    kind: Literal["AgentConfig"] = "AgentConfig"
+    id: str = Field(default="", description="the config's id, filled in from it")
     config: AgentConfig
     parent: str | None = Field(default=None, description="the parent config's id")
     generation: int = 0
     changes: dict[str, object] = {}
     why: str = ""
+    record: str | None = Field(default=None, description="the ref of this record in the store")
+
+    @model_validator(mode="after")
+    def _named(self) -> Candidate:
+        self.id = self.config.id
+        return self
+
+    def as_stored(self) -> str:
+        """The record as the store keeps it: everything but its own ref."""
+        return self.model_dump_json(exclude={"record"})
+
+
+def baseline_candidate(config: AgentConfig, record: str | None = None) -> Candidate:
+    """The first candidate: the agent as agents.yml has it."""
+    return Candidate(config=config, why="the agent as agents.yml has it", record=record)
 
 
 class Proposal(_Strict):
@@ -190,6 +208,7 @@ class LearnInput(_Strict):
     tasks: Tasks
     catalog: Catalog
     baseline: AgentConfig
+    baseline_record: str | None = Field(default=None, description="its record in the store")
     revision: int = 0
     store_id: str | None = None
     ledger: str | None = Field(default=None, description="why its rollouts have no ledger")

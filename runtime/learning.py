@@ -27,6 +27,7 @@ from p2engine.contract.learning import (
     LearnSpec,
     LearnState,
     Tasks,
+    baseline_candidate,
 )
 from p2engine.contract.models import CURRENT_REVISION, Catalog
 from p2engine.runtime.catalog import load_catalog
@@ -127,8 +128,10 @@ class LearnClient(LazyClient):
             refuse(name_problem(name.removeprefix(LEARN_PREFIX), "--id"))
         async with store_for(self.settings) as store:
             store_id = inp.store_id or await store.identity()
+            record = await store.put_text(baseline_candidate(inp.baseline).as_stored())
         ledger = await RolloutClient(self.settings).ledger_problem()
-        inp = inp.model_copy(update={"store_id": store_id, "ledger": ledger})
+        update = {"store_id": store_id, "ledger": ledger, "baseline_record": record}
+        inp = inp.model_copy(update=update)
         client = await self.temporal()
         workflow_id = learn_id(name or generated_name(inp.name))
         try:

@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from p2engine.contract.agent_config import AgentConfig
     from p2engine.contract.learning import (
         LEARN_WORKFLOW,
-        Candidate,
         DigestInput,
         Generation,
         LearnInput,
@@ -33,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ProposeInput,
         Scored,
         TestComparison,
+        baseline_candidate,
     )
     from p2engine.contract.names import LEARN_DIGEST, LEARN_PROPOSE
     from p2engine.contract.rollouts import RolloutInput, RolloutResult
@@ -58,7 +58,7 @@ class LearningWorkflow:
         spec, tasks = inp.spec, inp.tasks
         baseline = inp.baseline
         if not self.s.candidates:
-            self.s.candidates = [Candidate(config=baseline, why="the agent as agents.yml has it")]
+            self.s.candidates = [baseline_candidate(baseline, inp.baseline_record)]
             scored, _ = await self._score([baseline], tasks.validation, "g0-validation")
             self.s.validation[baseline.id] = scored.per_task[baseline.id]
             self.s.baseline_validation = scored.estimates[baseline.id]

@@ -38,6 +38,11 @@ def test_the_demo_improves_on_held_out_tasks_and_its_winner_can_be_applied(
     # The winner's instruction says what the judge's reasons asked for.
     winner = next(c for c in result["candidates"] if c["generation"] >= 1)
     assert "Cite the tool you used." in winner["config"]["system_prompt"]
+    # Every candidate is a record in the store, its lineage with it.
+    record = json.loads(p2e("artifact", "cat", winner["record"], env=env).stdout)
+    assert record["kind"] == "AgentConfig" and record["parent"] == result["baseline"]
+    assert record["id"] == winner["id"] and record["config"] == winner["config"]
+    assert record["why"]
 
     shown = p2e("learn", "show", f"learn-{name}", "--json", env=env)
     assert json.loads(shown.stdout)["improved"] is True
