@@ -56,6 +56,7 @@ bench: setup
 	$(PY) -m bench.rollout --memory
 	$(PY) -m bench.ledger
 	$(PY) -m bench.scale_out
+	$(PY) -m bench.learn
 
 # Re-record the golden histories after an intended change to workflow code.
 golden: setup
