@@ -92,12 +92,12 @@ class LearningWorkflow:
         parent_id = plan.choose_parent(self.s.validation, spec.seed, number)
         parent = next(c for c in self.s.candidates if c.config.id == parent_id)
         batch = plan.minibatch(self.inp.tasks.train, spec.budget.minibatch, spec.seed, number)
-        train, train_id = await self._score([parent.config], batch, f"g{number}-train")
+        train, trained = await self._score([parent.config], batch, f"g{number}-train")
         generation = Generation(
             number=number,
             parent=parent_id,
             train=train.estimates[parent_id],
-            rollouts=[train_id],
+            rollouts=[trained.rollout_id],
         )
         proposal: Proposal = await workflow.execute_activity(
             LEARN_PROPOSE,
@@ -121,44 +121,28 @@ class LearningWorkflow:
         elif candidate.config.id in self.s.validation:
             generation.failed = f"the proposal is {candidate.config.id}, a config tried already"
         else:
-            validation, validation_id = await self._score(
+            validation, validated = await self._score(
                 [candidate.config], self.inp.tasks.validation, f"g{number}-validation"
             )
             self.s.candidates.append(candidate)
             self.s.validation[candidate.config.id] = validation.per_task[candidate.config.id]
             generation.proposal = candidate.config.id
             generation.validation = validation.estimates[candidate.config.id]
-            generation.rollouts.append(validation_id)
+            generation.rollouts.append(validated.rollout_id)
         return generation
 
     async def _score(
         self, configs: list[AgentConfig], tasks: list[str], label: str, repeats: int = 1
-    ) -> tuple[Scored, str]:
-        """Run `configs` on `tasks` as a child rollout and digest its records."""
-        rollout_id = f"{workflow.info().workflow_id}/{label}"
-        result = await self._rollout(configs, tasks, label, repeats)
-        scored: Scored = await workflow.execute_activity(
-            LEARN_DIGEST,
-            DigestInput(records_ref=result.records_ref, tasks=tasks),
-            result_type=Scored,
-            summary=f"{label}: scores per config and task",
-            **SETTLE_ACTIVITY,
-        )
-        self.s.usd += scored.usd
-        self.s.tokens += scored.tokens
-        return scored, rollout_id
-
-    async def _rollout(
-        self, configs: list[AgentConfig], tasks: list[str], label: str, repeats: int
-    ) -> RolloutResult:
+    ) -> tuple[Scored, RolloutResult]:
+        """Run `configs` on `tasks` as a child rollout (the first config its baseline) and
+        digest its records."""
         inp = self.inp
-        spec = plan.scoring_rollout(configs, inp.spec, repeats)
         self.s.arms += len(dict.fromkeys(configs)) * len(tasks) * repeats
         result: RolloutResult = await workflow.execute_child_workflow(
             RolloutWorkflow.run,
             RolloutInput(
                 name=f"{inp.name}/{label}",
-                spec=spec,
+                spec=plan.scoring_rollout(configs, inp.spec, repeats),
                 inputs=tasks,
                 catalog=inp.catalog,
                 revision=inp.revision,
@@ -168,26 +152,24 @@ class LearningWorkflow:
             id=f"{workflow.info().workflow_id}/{label}",
             static_summary=f"{inp.name}: {label}",
         )
-        return result
-
-    async def _test(self, best: AgentConfig) -> TestComparison:
-        """The best candidate against the baseline on the held-out tasks, paired."""
-        inp = self.inp
-        label = "test"
-        result = await self._rollout(
-            [inp.baseline, best], inp.tasks.test, label, inp.spec.test_repeats
-        )
         scored: Scored = await workflow.execute_activity(
             LEARN_DIGEST,
-            DigestInput(records_ref=result.records_ref, tasks=inp.tasks.test),
+            DigestInput(records_ref=result.records_ref, tasks=tasks),
             result_type=Scored,
-            summary="test: scores per config and task",
+            summary=f"{label}: scores per config and task",
             **SETTLE_ACTIVITY,
         )
         self.s.usd += scored.usd
         self.s.tokens += scored.tokens
-        stats = next(v for v in result.comparison.variants if v.variant == best.id)
-        versus = stats.versus
+        return scored, result
+
+    async def _test(self, best: AgentConfig) -> TestComparison:
+        """The best candidate against the baseline on the held-out tasks, paired."""
+        inp = self.inp
+        scored, result = await self._score(
+            [inp.baseline, best], inp.tasks.test, "test", inp.spec.test_repeats
+        )
+        versus = next(v for v in result.comparison.variants if v.variant == best.id).versus
         difference = versus.difference if versus else None
         return TestComparison(
             baseline=scored.estimates[inp.baseline.id],
@@ -198,7 +180,7 @@ class LearningWorkflow:
             p_value=versus.p_value if versus else None,
             effect_size=versus.effect_size if versus else None,
             pairs=versus.n if versus else 0,
-            rollout=f"{workflow.info().workflow_id}/{label}",
+            rollout=result.rollout_id,
         )
 
     def _config(self, config_id: str) -> AgentConfig:
