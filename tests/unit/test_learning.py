@@ -131,6 +131,7 @@ def test_the_shipped_demo_and_control_files_load() -> None:
          r":4: 'dataset\.file': no dataset .*missing\.jsonl"),
         (GOOD + "knobs: {tools: [teleport]}\n", r":5: 'knobs\.tools': unknown tool 'teleport'"),
         (GOOD + "knobs: {temperature: [1.5, 0.2]}\n", r"'knobs\.temperature': a temperature"),
+        (GOOD + "propagation: {every: 2}\n", r":5: 'propagation': only 'end' propagates so far"),
     ],
 )  # fmt: skip
 def test_a_bad_learn_file_is_one_located_line(tmp_path: Path, text: str, message: str) -> None:
