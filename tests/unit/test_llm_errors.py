@@ -3,7 +3,6 @@ full path through litellm with the offline scripted provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import litellm
@@ -84,13 +83,6 @@ def test_unknown_exception_types_fall_back_to_status_code(status: int, retryable
 
 
 # --- through litellm with the scripted provider ------------------------------------------------
-
-
-@pytest.fixture
-def scripted() -> Iterator[None]:
-    scripted_provider.register(ScriptedModelSettings())
-    yield
-    scripted_provider.register(ScriptedModelSettings())
 
 
 async def complete(text: str) -> Any:

@@ -4,15 +4,12 @@ names what it grades, 0 or 1 each, and every unmet feature's reason is said in p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from p2engine.activities.llm import complete_text
-from p2engine.agents import scripted_provider
-from p2engine.agents.config import ScriptedModelSettings
 from p2engine.agents.scripted import (
     IN_CELSIUS,
     NO_FAHRENHEIT,
@@ -157,13 +154,6 @@ def test_the_shipped_rubrics_name_their_features() -> None:
         "bullets",
     ]
     assert list(verdict_by(control, PLAIN)["parts"]) == ["city_initial_in_first_half"]
-
-
-@pytest.fixture
-def scripted() -> Iterator[None]:
-    scripted_provider.register(ScriptedModelSettings())
-    yield
-    scripted_provider.register(ScriptedModelSettings())
 
 
 @pytest.mark.usefixtures("scripted")

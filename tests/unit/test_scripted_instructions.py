@@ -4,14 +4,11 @@ answer only (agents/scripted.py), so a better prompt gives a measurably better a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any, cast
 
 import litellm
 import pytest
 
-from p2engine.agents import scripted_provider
-from p2engine.agents.config import ScriptedModelSettings
 from p2engine.agents.scripted import Instructions, obey, read_instructions, respond
 from p2engine.agents.tools import get_tool
 from p2engine.agents.tools.registry import ToolError
@@ -179,13 +176,6 @@ def test_instructions_never_change_tool_calls() -> None:
     assert [(c.name, json.loads(c.arguments)) for c in reply.tool_calls] == [
         ("get_weather", {"city": "Paris"})
     ]
-
-
-@pytest.fixture
-def scripted() -> Iterator[None]:
-    scripted_provider.register(ScriptedModelSettings())
-    yield
-    scripted_provider.register(ScriptedModelSettings())
 
 
 @pytest.mark.usefixtures("scripted")

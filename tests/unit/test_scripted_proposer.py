@@ -5,7 +5,6 @@ the proposed prompt scores higher; a control's feedback changes nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,6 @@ import litellm
 import pytest
 from gepa.strategies.instruction_proposal import InstructionProposalSignature as Proposal
 
-from p2engine.agents import scripted_provider
-from p2engine.agents.config import ScriptedModelSettings
 from p2engine.agents.scripted import IN_CELSIUS, NO_SOURCE, NOT_BULLETS, judge_verdict
 from p2engine.agents.scripted_proposer import NOT_GEPA, propose
 from p2engine.contract.states import State
@@ -134,13 +131,6 @@ def test_a_prompt_that_is_not_gepas_gets_a_reply_without_fences(text: Any) -> No
     reply = propose(text)
     assert reply == NOT_GEPA
     assert "```" not in reply
-
-
-@pytest.fixture
-def scripted() -> Iterator[None]:
-    scripted_provider.register(ScriptedModelSettings())
-    yield
-    scripted_provider.register(ScriptedModelSettings())
 
 
 @pytest.mark.usefixtures("scripted")
