@@ -188,7 +188,7 @@ class Generation(_Strict):
     rollouts: list[str] = []
 
 
-class TestComparison(_Strict):
+class HeldOutComparison(_Strict):
     """The best candidate against the baseline on the held-out test tasks, paired."""
 
     baseline: Estimate
@@ -234,7 +234,7 @@ class LearnResult(_Strict):
     generations: list[Generation]
     pareto: list[str] = Field(description="candidates no other beats on every validation task")
     baseline_validation: Estimate | None = Field(default=None, description="generation 0")
-    test: TestComparison | None
+    test: HeldOutComparison | None
     improved: bool
     verdict: str
     usd: float

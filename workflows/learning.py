@@ -25,13 +25,13 @@ with workflow.unsafe.imports_passed_through():
         LEARN_WORKFLOW,
         DigestInput,
         Generation,
+        HeldOutComparison,
         LearnInput,
         LearnResult,
         LearnState,
         Proposal,
         ProposeInput,
         Scored,
-        TestComparison,
         baseline_candidate,
     )
     from p2engine.contract.names import LEARN_DIGEST, LEARN_PROPOSE
@@ -68,8 +68,7 @@ class LearningWorkflow:
             self.s.generations.append(await self._generation(number))
         best_id = plan.best(self.s.validation)
         test = None if best_id == baseline.id else await self._test(self._config(best_id))
-        improved = test is not None and test.ci_low is not None and test.ci_low > 0
-        improved = improved and test is not None and (test.p_value or 1) < 0.05
+        improved = plan.improved(test)
         return LearnResult(
             learn_id=workflow.info().workflow_id,
             name=inp.name,
@@ -81,7 +80,7 @@ class LearningWorkflow:
             baseline_validation=self.s.baseline_validation,
             test=test,
             improved=improved,
-            verdict=_verdict(test, improved),
+            verdict=plan.verdict(test),
             usd=self.s.usd,
             tokens=self.s.tokens,
             arms=self.s.arms,
@@ -163,7 +162,7 @@ class LearningWorkflow:
         self.s.tokens += scored.tokens
         return scored, result
 
-    async def _test(self, best: AgentConfig) -> TestComparison:
+    async def _test(self, best: AgentConfig) -> HeldOutComparison:
         """The best candidate against the baseline on the held-out tasks, paired."""
         inp = self.inp
         scored, result = await self._score(
@@ -171,7 +170,7 @@ class LearningWorkflow:
         )
         versus = next(v for v in result.comparison.variants if v.variant == best.id).versus
         difference = versus.difference if versus else None
-        return TestComparison(
+        return HeldOutComparison(
             baseline=scored.estimates[inp.baseline.id],
             best=scored.estimates[best.id],
             difference=difference.mean if difference else 0.0,
@@ -185,14 +184,3 @@ class LearningWorkflow:
 
     def _config(self, config_id: str) -> AgentConfig:
         return next(c.config for c in self.s.candidates if c.config.id == config_id)
-
-
-def _verdict(test: TestComparison | None, improved: bool) -> str:
-    if test is None:
-        return "no significant improvement: no candidate beat the baseline on validation"
-    if improved:
-        return (
-            f"improved: {test.difference:+.3f} on the held-out tasks "
-            f"(95% CI [{test.ci_low:.3f}, {test.ci_high:.3f}], p={test.p_value:.3g})"
-        )
-    return "no significant improvement on the held-out tasks"

@@ -19,10 +19,11 @@ from gepa.gepa_utils import remove_dominated_programs, select_program_candidate_
 
 from p2engine.contract.agent_config import KNOBS, AgentConfig
 from p2engine.contract.errors import ConfigError
-from p2engine.contract.learning import LearnSpec, Split, Tasks
+from p2engine.contract.learning import HeldOutComparison, LearnSpec, Split, Tasks
 from p2engine.contract.rollouts import RolloutSpec, Team, TeamEval, Variant
 
 TEAM = "learn"
+SIGNIFICANCE = 0.05
 
 
 class LearnPlanError(ConfigError):
@@ -132,6 +133,27 @@ def choose_parent(validation: Mapping[str, Mapping[str, float]], seed: int, gene
 def best(validation: Mapping[str, Mapping[str, float]]) -> str:
     """The candidate with the highest mean validation score; the earliest of a tie."""
     return max(validation, key=lambda i: _mean(validation[i]))
+
+
+def improved(test: HeldOutComparison | None) -> bool:
+    """Whether the held-out comparison shows a real improvement: the difference's 95%
+    interval above 0 and its p-value under 0.05. No test (no candidate beat the baseline on
+    validation), no interval (one pair) or no p-value is no improvement."""
+    if test is None or test.ci_low is None or test.p_value is None:
+        return False
+    return test.ci_low > 0 and test.p_value < SIGNIFICANCE
+
+
+def verdict(test: HeldOutComparison | None) -> str:
+    """The result in one plain sentence."""
+    if test is None:
+        return "no significant improvement: no candidate beat the baseline on validation"
+    if improved(test):
+        return (
+            f"improved: {test.difference:+.3f} on the held-out tasks "
+            f"(95% CI [{test.ci_low:.3f}, {test.ci_high:.3f}], p={test.p_value:.3g})"
+        )
+    return "no significant improvement on the held-out tasks"
 
 
 def _fronts(

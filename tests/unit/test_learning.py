@@ -11,7 +11,8 @@ import pytest
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.agent_config import AgentConfig, ConfigPatch
 from p2engine.contract.errors import ConfigError
-from p2engine.contract.learning import Budget, Dataset, LearnSpec, Split, Tasks
+from p2engine.contract.learning import Budget, Dataset, HeldOutComparison, LearnSpec, Split, Tasks
+from p2engine.contract.rollouts import Estimate
 from p2engine.runtime.catalog import load_catalog
 from p2engine.runtime.learning import load_learn
 from p2engine.runtime.settings import PROJECT_ROOT, Settings
@@ -20,10 +21,12 @@ from p2engine.workflows.learning_plan import (
     arms_needed,
     best,
     choose_parent,
+    improved,
     minibatch,
     pareto_front,
     scoring_rollout,
     split_tasks,
+    verdict,
 )
 
 TASKS = [f"What's the weather in city {n}?" for n in range(20)]
@@ -170,3 +173,30 @@ def test_the_curve_starts_at_the_baseline_and_keeps_the_best_validation_so_far()
     assert lines["train"] == [(1, 0.2), (2, 0.9), (3, 0.9)]
     assert lines["validation"] == [(0, 0.3), (1, 0.8), (3, 0.7)]
     assert lines["best validation"] == [(0, 0.3), (1, 0.8), (2, 0.8), (3, 0.8)]
+
+
+def comparison(ci_low: float | None, p_value: float | None) -> HeldOutComparison:
+    e = Estimate(mean=0.5, n=10, method="t")
+    return HeldOutComparison(
+        baseline=e, best=e, difference=0.1, ci_low=ci_low, ci_high=0.2, p_value=p_value,
+        effect_size=None, pairs=10, rollout="learn-x/test",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("test", "expected"),
+    [
+        (None, False),  # no candidate beat the baseline on validation
+        (comparison(0.05, 0.01), True),
+        (comparison(0.0, 0.01), False),  # an interval that touches 0
+        (comparison(-0.1, 0.01), False),
+        (comparison(0.05, 0.05), False),  # p at the level is not under it
+        (comparison(None, 0.01), False),  # one pair: no interval
+        (comparison(0.05, None), False),  # all pairs equal: no test
+    ],
+)
+def test_an_improvement_needs_an_interval_above_zero_and_p_under_the_level(
+    test: HeldOutComparison | None, expected: bool
+) -> None:
+    assert improved(test) is expected
+    assert verdict(test).startswith("improved" if expected else "no significant improvement")
