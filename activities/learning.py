@@ -133,6 +133,9 @@ class LearnActivities:
         if inp.knobs.temperature is not None:
             low, high = inp.knobs.temperature
             patch["temperature"] = round(rng.uniform(low, high), 2)
+        if inp.knobs.tools:
+            allowed = sorted(inp.knobs.tools)
+            patch["tools"] = tuple(sorted(rng.sample(allowed, rng.randint(1, len(allowed)))))
         config = ConfigPatch.model_validate(patch).apply(parent)
         changes = ConfigPatch.model_validate(patch).changes(parent)
         if not changes:
