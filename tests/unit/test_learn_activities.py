@@ -71,7 +71,7 @@ def record(case: int, repeat: int, score: float | None, status: str = "done") ->
     return ArmRecord(
         key=f"learn/{BASE.id}/c{case}-r{repeat}", team="learn", variant=BASE.id, case=case,
         repeat=repeat, case_id=str(case), agent_id="agent_alpha", workflow_id="w",
-        status=status, score=score, cost_usd=0.01, prompt_tokens=10,  # type: ignore[arg-type]
+        status=status, score=score, cost_usd=0.01, prompt_tokens=10,
     )  # fmt: skip
 
 
