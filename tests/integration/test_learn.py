@@ -11,6 +11,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
 import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -20,12 +21,19 @@ from tests.integration.test_cli import P2E, p2e
 LEARN = PROJECT_ROOT / "config" / "learn"
 
 
+@pytest.fixture()
+def learn_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A state dir of its own: the demo's weather lookups fill a tool cache, which other
+    tests expect to find empty for their cities."""
+    return {**cli_env, "P2E_STATE_DIR": str(tmp_path / "state")}
+
+
 def test_the_demo_improves_on_held_out_tasks_and_its_winner_can_be_applied(
-    cli_env: dict[str, str], tmp_path: Path
+    learn_env: dict[str, str], tmp_path: Path
 ) -> None:
     agents = tmp_path / "agents.yml"
     shutil.copy(PROJECT_ROOT / "config" / "agents.yml", agents)
-    env = {**cli_env, "P2E_AGENTS_FILE": str(agents)}
+    env = {**learn_env, "P2E_AGENTS_FILE": str(agents)}
     name = f"demo-{uuid.uuid4().hex[:6]}"
     done = p2e("learn", str(LEARN / "demo.yml"), "--id", name, "--json", env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -69,9 +77,9 @@ def test_the_demo_improves_on_held_out_tasks_and_its_winner_can_be_applied(
     assert p2e("learn", "apply", name, env=env).returncode == 0  # the same again: no change
 
 
-def test_the_control_reports_no_improvement(cli_env: dict[str, str]) -> None:
+def test_the_control_reports_no_improvement(learn_env: dict[str, str]) -> None:
     name = f"control-{uuid.uuid4().hex[:6]}"
-    done = p2e("learn", str(LEARN / "control.yml"), "--id", name, "--json", env=cli_env,
+    done = p2e("learn", str(LEARN / "control.yml"), "--id", name, "--json", env=learn_env,
                timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -112,31 +120,31 @@ def comparable(result: dict[str, object]) -> dict[str, object]:
 
 
 def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
-    cli_env: dict[str, str],
+    learn_env: dict[str, str],
 ) -> None:
     name = f"durable-{uuid.uuid4().hex[:6]}"
-    worker = subprocess.Popen([P2E, "worker"], env=cli_env, stdout=subprocess.PIPE,
+    worker = subprocess.Popen([P2E, "worker"], env=learn_env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     try:
         assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
-        started = p2e("learn", str(LEARN / "demo.yml"), "--id", name, "--detach", env=cli_env)
+        started = p2e("learn", str(LEARN / "demo.yml"), "--id", name, "--detach", env=learn_env)
         assert started.returncode == 0, started.stderr
         # Mid-generation: the first generation's train rollout has arms running.
-        assert asyncio.run(arms_started(cli_env, f"learn-{name}/g1-train/")), "no arm started"
+        assert asyncio.run(arms_started(learn_env, f"learn-{name}/g1-train/")), "no arm started"
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
     finally:
         if worker.poll() is None:
             worker.kill()
-    replacement = subprocess.Popen([P2E, "worker"], env=cli_env, stdout=subprocess.DEVNULL,
+    replacement = subprocess.Popen([P2E, "worker"], env=learn_env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        survived = p2e("learn", "show", name, "--json", env=cli_env, timeout=300)
+        survived = p2e("learn", "show", name, "--json", env=learn_env, timeout=300)
     finally:
         replacement.terminate()
         replacement.wait(timeout=60)
     assert survived.returncode == 0, survived.stderr
-    again = p2e("learn", str(LEARN / "demo.yml"), "--id", f"{name}-again", "--json", env=cli_env,
+    again = p2e("learn", str(LEARN / "demo.yml"), "--id", f"{name}-again", "--json", env=learn_env,
                 timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr
     killed, whole = json.loads(survived.stdout), json.loads(again.stdout)
@@ -145,5 +153,5 @@ def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
     # Every arm ran once: each scoring rollout has as many arms as it planned, no more.
     for generation in killed["generations"]:
         for rollout in generation["rollouts"]:
-            arms = json.loads(p2e("rollout", "show", rollout, "--json", env=cli_env).stdout)
+            arms = json.loads(p2e("rollout", "show", rollout, "--json", env=learn_env).stdout)
             assert len(arms) == len({a["key"] for a in arms}) > 0
