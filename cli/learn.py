@@ -8,6 +8,8 @@ what it spent; `apply` writes the winner beside agents.yml as a new version.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,13 +28,18 @@ from p2engine.cli.common import (
     run_async,
     serving,
     settings_for,
+    warn_without_worker,
 )
 from p2engine.cli.tables import Col, print_table
 from p2engine.contract.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from p2engine.contract.learning import LearnResult
+    from p2engine.contract.learning import Generation, LearnResult, LearnSpec, LearnState
     from p2engine.contract.rollouts import Estimate
+    from p2engine.runtime.learning import LearnClient
+
+FOLLOW_S = 0.5  # how often a running learn is asked for its generations
+QUERY_TIMEOUT_S = 5.0  # how long `show` waits for a worker to answer for a running learn
 
 
 class _FileOrCommand(TyperGroup):
@@ -80,10 +87,15 @@ def start(
     async def go() -> LearnResult | str:
         handle = await learning.start(prepared.input, name=name)
         if detach:
+            await warn_without_worker(await learning.temporal(), settings)
             return handle.id
-        note(f"{handle.id}: generation by generation in the Web UI, or p2e learn show")
+        note(f"{handle.id}: each generation below as it ends; the Web UI shows its rollouts")
         async with serving(await learning.temporal(), settings):
-            return await handle.result()
+            follower = asyncio.create_task(_follow(learning, handle.id, prepared.file.spec))
+            try:
+                return await handle.result()
+            finally:
+                follower.cancel()
 
     outcome = run_async(go())
     if isinstance(outcome, str):
@@ -111,7 +123,18 @@ def show(
 
     target = rerun_target(False, rerun_save, False)
     learning = LearnClient(settings_for(address, namespace))
-    result = run_async(learning.result(learn))
+    result = run_async(learning.finished(learn))
+    if result is None:  # still running: what it has done so far, if a worker says
+        state = run_async(_progress(learning, learn))
+        if as_json:
+            done = state.model_dump(mode="json") if state else {"generations": None}
+            print_json({"running": True, **done})
+        elif state is None:
+            note(f"{learn} is running, and no worker answers for it now (start `p2e worker`)")
+        else:
+            note(f"{learn} is running: {len(state.generations)} generations done so far")
+            _curve(learn, state.generations)
+        return
     _print(result, as_json)
     if plot is not None:
         learning_curve.plot(result, plot)
@@ -132,7 +155,9 @@ def apply(
     from p2engine.runtime.learning import LearnClient
 
     settings = settings_for(address, namespace)
-    result = run_async(LearnClient(settings).result(learn))
+    result = run_async(LearnClient(settings).finished(learn))
+    if result is None:
+        raise InvalidInput(f"{learn} is still running; apply its winner once it has ended")
     winner = next(c for c in result.candidates if c.config.id == result.best)
     agent = AgentRegistry.load(settings.agents_file).get(winner.config.agent_id)
     spec = winner.config.on(agent).model_dump(mode="json", exclude_defaults=True)
@@ -173,23 +198,54 @@ def _estimate(e: Estimate | None) -> str:
     return f"{e.mean:.3f} [{e.low:.3f}, {e.high:.3f}]"
 
 
-def _print(result: LearnResult, as_json: bool) -> None:
-    if as_json:
-        print_json(result.model_dump(mode="json"))
-        return
+async def _progress(learning: LearnClient, learn: str) -> LearnState | None:
+    """A running run's state, or None when no worker answers the query in time."""
+    from temporalio.service import RPCError
+
+    try:
+        return await asyncio.wait_for(learning.progress(learn), timeout=QUERY_TIMEOUT_S)
+    except (TimeoutError, RPCError):
+        return None
+
+
+async def _follow(learning: LearnClient, learn_id: str, spec: LearnSpec) -> None:
+    """Until cancelled, one line per generation as it ends."""
+    from temporalio.service import RPCError
+
+    shown = 0
+    while True:
+        await asyncio.sleep(FOLLOW_S)
+        with contextlib.suppress(RPCError):
+            for g in (await learning.progress(learn_id)).generations[shown:]:
+                outcome = g.failed or f"{g.proposal}: validation {_estimate(g.validation)}"
+                note(
+                    f"  generation {g.number}/{spec.budget.generations}: parent {g.parent} "
+                    f"train {_estimate(g.train)}; {outcome}"
+                )
+                shown = g.number
+
+
+def _curve(learn_id: str, generations: list[Generation]) -> None:
     rows = [
         [str(g.number), g.parent, _estimate(g.train), g.proposal or "-", _estimate(g.validation),
          g.failed or ""]
-        for g in result.generations
+        for g in generations
     ]  # fmt: skip
     print_table(
         console,
-        f"{result.learn_id}: the learning curve (train: the parent on a minibatch; "
+        f"{learn_id}: the learning curve (train: the parent on a minibatch; "
         "validation: its proposal)",
         [Col("gen", "number"), Col("parent"), Col("train", "number"), Col("proposal"),
          Col("validation", "number"), Col("failed", "text")],
         rows,
     )  # fmt: skip
+
+
+def _print(result: LearnResult, as_json: bool) -> None:
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    _curve(result.learn_id, result.generations)
     console.print(f"pareto front: {', '.join(result.pareto)}", highlight=False)
     winner = next(c for c in result.candidates if c.config.id == result.best)
     console.print(f"best: {result.best} (baseline {result.baseline})", highlight=False)

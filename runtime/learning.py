@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from p2engine.contract.agent_config import AgentConfig
 from p2engine.contract.errors import InvalidInput, P2eError, refuse
@@ -41,6 +42,10 @@ from p2engine.workflows.learning import LearningWorkflow
 from p2engine.workflows.learning_plan import LearnPlanError, check_budget, split_tasks
 
 LearnHandle = WorkflowHandle[LearningWorkflow, LearnResult]
+
+
+class LearnNotFound(InvalidInput):
+    """No learning run by that id."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,20 @@ class LearnClient(LazyClient):
     async def progress(self, learn: str | LearnHandle) -> LearnState:
         handle = await self.attach(learn) if isinstance(learn, str) else learn
         return await handle.query(LearningWorkflow.progress)
+
+    async def finished(self, learn: str) -> LearnResult | None:
+        """The run's result when it has ended; None while it runs. A run that never
+        started is LearnNotFound."""
+        handle = await self.attach(learn)
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise LearnNotFound(f"no learning run '{handle.id}'") from None
+            raise
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return None
+        return await handle.result()
 
 
 def learn_id(name: str) -> str:

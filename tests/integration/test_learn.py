@@ -8,6 +8,7 @@ import json
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def test_the_demo_improves_on_held_out_tasks_and_its_winner_can_be_applied(
     done = p2e("learn", str(LEARN / "demo.yml"), "--id", name, "--json", env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "10 train, 5 validation and 5 test tasks (seed 7)" in done.stderr
+    assert "generation 1/3: parent " in done.stderr  # each generation as it ends
     result = json.loads(done.stdout)
     assert result["improved"] is True and result["best"] != result["baseline"]
     test = result["test"]
@@ -95,7 +97,8 @@ def test_a_bad_learn_file_starts_nothing(cli_env: dict[str, str], tmp_path: Path
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {path}:") and "knobs" in line
-    assert p2e("learn", "show", "never", env=cli_env).returncode != 0
+    unknown = p2e("learn", "show", "never", env=cli_env)
+    assert (unknown.returncode, unknown.stderr) == (2, "error: no learning run 'learn-never'\n")
 
 
 async def arms_started(env: dict[str, str], prefix: str) -> bool:
@@ -129,6 +132,7 @@ def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
         assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
         started = p2e("learn", str(LEARN / "demo.yml"), "--id", name, "--detach", env=learn_env)
         assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"learn-{name}"
         # Mid-generation: the first generation's train rollout has arms running.
         assert asyncio.run(arms_started(learn_env, f"learn-{name}/g1-train/")), "no arm started"
         worker.send_signal(signal.SIGKILL)
@@ -136,14 +140,23 @@ def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
     finally:
         if worker.poll() is None:
             worker.kill()
+    # No worker now: the run waits, and says so; its winner cannot be applied yet.
+    waiting = p2e("learn", "show", name, "--json", env=learn_env)
+    assert json.loads(waiting.stdout) == {"running": True, "generations": None}
+    refused = p2e("learn", "apply", name, env=learn_env)
+    assert refused.returncode == 2 and "still running" in refused.stderr
     replacement = subprocess.Popen([P2E, "worker"], env=learn_env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        survived = p2e("learn", "show", name, "--json", env=learn_env, timeout=300)
+        for _ in range(300):  # until it has ended, on the replacement worker
+            survived = p2e("learn", "show", name, "--json", env=learn_env)
+            assert survived.returncode == 0, survived.stderr
+            if "running" not in json.loads(survived.stdout):
+                break
+            time.sleep(1)
     finally:
         replacement.terminate()
         replacement.wait(timeout=60)
-    assert survived.returncode == 0, survived.stderr
     again = p2e("learn", str(LEARN / "demo.yml"), "--id", f"{name}-again", "--json", env=learn_env,
                 timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr
