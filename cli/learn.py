@@ -227,18 +227,30 @@ async def _follow(learning: LearnClient, learn_id: str, spec: LearnSpec) -> None
 
 def _curve(learn_id: str, generations: list[Generation]) -> None:
     rows = [
-        [str(g.number), g.parent, _estimate(g.train), g.proposal or "-", _estimate(g.validation),
-         g.failed or ""]
+        [str(g.number), g.parent, _mean(g.train), _interval(g.train), g.proposal or "-",
+         _mean(g.validation), _interval(g.validation), g.failed or ""]
         for g in generations
     ]  # fmt: skip
+    note("train: the parent on a minibatch of train tasks; valid: its proposal on the "
+         "validation tasks; CI: 95% intervals")  # fmt: skip
     print_table(
         console,
-        f"{learn_id}: the learning curve (train: the parent on a minibatch; "
-        "validation: its proposal)",
-        [Col("gen", "number"), Col("parent"), Col("train", "number"), Col("proposal"),
-         Col("validation", "number"), Col("failed", "text")],
+        f"{learn_id}: the learning curve",
+        [Col("gen", "number"), Col("parent"), Col("train", "number"),
+         Col("train CI", "number", drop=2), Col("proposal"), Col("valid", "number"),
+         Col("valid CI", "number", drop=1), Col("failed", "text")],
         rows,
     )  # fmt: skip
+
+
+def _mean(e: Estimate | None) -> str:
+    return "-" if e is None else f"{e.mean:.3f}"
+
+
+def _interval(e: Estimate | None) -> str:
+    if e is None or e.low is None or e.high is None:
+        return "-"
+    return f"[{e.low:.3f}, {e.high:.3f}]"
 
 
 def _print(result: LearnResult, as_json: bool) -> None:

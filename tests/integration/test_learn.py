@@ -56,8 +56,11 @@ def test_the_demo_improves_on_held_out_tasks_and_its_winner_can_be_applied(
 
     shown = p2e("learn", "show", f"learn-{name}", "--json", env=env)
     assert json.loads(shown.stdout)["improved"] is True
-    table = p2e("learn", "show", name, env={**env, "COLUMNS": "100"})
+    table = p2e("learn", "show", name, env={**env, "COLUMNS": "80"})
     assert table.returncode == 0, table.stderr
+    curve = table.stdout.split("pareto front:")[0]
+    assert max(len(line) for line in curve.splitlines()) <= 80  # the table fits
+    assert result["best"] in curve and result["baseline"] in curve  # ids whole
     assert "improved: +0.750 on the held-out tasks" in table.stdout
     assert "pareto front:" in table.stdout and "learning curve" in table.stdout
 
