@@ -31,7 +31,8 @@ from p2engine.cli.common import (
     warn_without_worker,
 )
 from p2engine.cli.tables import Col, print_table
-from p2engine.contract.errors import InvalidInput
+from p2engine.contract.errors import InvalidInput, refuse
+from p2engine.contract.ids import name_problem
 
 if TYPE_CHECKING:
     from p2engine.contract.learning import Generation, LearnResult, LearnSpec, LearnState
@@ -72,9 +73,12 @@ def start(
 ) -> None:
     """Run a learning loop: generations of candidates scored as rollouts, then the best
     against the baseline on the held-out tasks."""
+    from p2engine.contract.learning import LEARN_PREFIX
     from p2engine.runtime.learning import LearnClient
 
     settings = settings_for(address, namespace)
+    if name is not None:  # before the file is read: nothing is said of a run that won't start
+        refuse(name_problem(name.removeprefix(LEARN_PREFIX), "--id"))
     learning = LearnClient(settings)
     prepared = learning.prepare(path, proposer_model=proposer_model)
     tasks = prepared.input.tasks

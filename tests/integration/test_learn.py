@@ -93,6 +93,12 @@ def test_the_control_reports_no_improvement(learn_env: dict[str, str]) -> None:
     assert all(g["failed"] for g in result["generations"])  # nothing a prompt could change
 
 
+def test_a_bad_run_name_is_refused_before_the_file_is_read(cli_env: dict[str, str]) -> None:
+    done = p2e("learn", str(LEARN / "demo.yml"), "--id", "bad name", env=cli_env)
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1)
+    assert done.stderr.startswith("error: --id 'bad name' may hold only")
+
+
 def test_a_bad_learn_file_starts_nothing(cli_env: dict[str, str], tmp_path: Path) -> None:
     path = tmp_path / "bad.yml"
     path.write_text((LEARN / "demo.yml").read_text() + "knobs:\n  persona_text: true\n")
