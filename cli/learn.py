@@ -195,11 +195,11 @@ def _ancestry(result: LearnResult, config: str) -> list[Any]:
 
 
 def _estimate(e: Estimate | None) -> str:
+    """A mean with its interval, or with its n where it has none."""
     if e is None:
         return "-"
-    if e.low is None or e.high is None:
-        return f"{e.mean:.3f} (n={e.n})"
-    return f"{e.mean:.3f} [{e.low:.3f}, {e.high:.3f}]"
+    interval = _interval(e)
+    return f"{_mean(e)} {interval if interval != '-' else f'(n={e.n})'}"
 
 
 async def _progress(learning: LearnClient, learn: str) -> LearnState | None:
