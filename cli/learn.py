@@ -222,6 +222,8 @@ async def _follow(learning: LearnClient, learn_id: str, spec: LearnSpec) -> None
         with contextlib.suppress(RPCError):
             for g in (await learning.progress(learn_id)).generations[shown:]:
                 outcome = g.failed or f"{g.proposal}: validation {_estimate(g.validation)}"
+                if g.siblings:
+                    outcome += f"; {len(g.pushes)} pushes among {len(g.siblings) + 1} configs"
                 note(
                     f"  generation {g.number}/{spec.budget.generations}: parent {g.parent} "
                     f"train {_estimate(g.train)}; {outcome}"
@@ -247,6 +249,23 @@ def _curve(learn_id: str, generations: list[Generation]) -> None:
     )  # fmt: skip
 
 
+def _pushes(generations: list[Generation]) -> None:
+    """Propagation every N steps: which config went to how many arms, at which barrier."""
+    for g in generations:
+        groups: dict[tuple[int, str, tuple[str, ...]], int] = {}
+        for push in g.pushes:
+            key = (push.round, push.source, tuple(push.knobs))
+            groups[key] = groups.get(key, 0) + 1
+        for (number, source, knobs), arms in groups.items():
+            console.print(
+                f"generation {g.number}, barrier {number}: {source} pushed to {arms} "
+                f"arm{'s' if arms != 1 else ''} ({', '.join(knobs)})",
+                highlight=False,
+            )
+        if g.siblings and not g.pushes:
+            console.print(f"generation {g.number}: nothing pushed", highlight=False)
+
+
 def _mean(e: Estimate | None) -> str:
     return "-" if e is None else f"{e.mean:.3f}"
 
@@ -262,6 +281,7 @@ def _print(result: LearnResult, as_json: bool) -> None:
         print_json(result.model_dump(mode="json"))
         return
     _curve(result.learn_id, result.generations)
+    _pushes(result.generations)
     console.print(f"pareto front: {', '.join(result.pareto)}", highlight=False)
     winner = next(c for c in result.candidates if c.config.id == result.best)
     console.print(f"best: {result.best} (baseline {result.baseline})", highlight=False)

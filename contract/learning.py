@@ -78,7 +78,12 @@ class Budget(_Strict):
 
 
 class EveryN(_Strict):
+    """Propagation during a generation: its train rollout runs the parent beside the next
+    best candidates, and every `every` model steps the best of them so far is pushed to the
+    weaker running ones (workflows/propagation.py, activities/propagation.py)."""
+
     every: int = Field(ge=1, description="model steps between pushes of the best config")
+    siblings: int = Field(default=3, ge=2, le=8, description="candidates run side by side")
 
 
 class LearnSpec(_Strict):
@@ -178,6 +183,29 @@ class ProposeInput(_Strict):
     seed: int
 
 
+class SiblingArm(_Strict):
+    """A running arm of a propagating rollout: its conversation and the config it started
+    with."""
+
+    workflow_id: str
+    config: AgentConfig
+
+
+class PropagateInput(_Strict):
+    arms: list[SiblingArm]
+    poll_s: float = Field(default=0.5, gt=0)
+
+
+class Push(_Strict):
+    """One push of the best config to a weaker running arm, as that arm recorded it."""
+
+    round: int
+    arm: str = Field(description="the conversation pushed to")
+    source: str = Field(description="the config pushed")
+    started_as: str = Field(description="the config the arm started with")
+    knobs: list[str] = Field(description="the knobs it changed")
+
+
 class Generation(_Strict):
     number: int
     parent: str
@@ -186,6 +214,8 @@ class Generation(_Strict):
     train: Estimate | None = Field(default=None, description="the parent on the minibatch")
     validation: Estimate | None = Field(default=None, description="the new candidate")
     rollouts: list[str] = []
+    siblings: list[str] = Field(default=[], description="configs run beside the parent")
+    pushes: list[Push] = Field(default=[], description="propagation every N steps")
 
 
 class HeldOutComparison(_Strict):

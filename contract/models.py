@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from p2engine.contract.agent import AgentSpec, DedupPolicy, Rule
-from p2engine.contract.agent_config import KNOBS, AgentConfig
+from p2engine.contract.agent_config import KNOBS, AgentConfig, ConfigPatch
 from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
 from p2engine.contract.routing import Routing
 from p2engine.contract.states import FinishReason, State
@@ -65,14 +65,72 @@ ToolStatus = Literal["ok", "error", "timeout", "skipped"]
 
 
 class Overrides(BaseModel):
-    """Runtime changes to the agent, applied from the next step on (`p2e config set-*`)."""
+    """Runtime changes to the agent, applied from the next step on (`p2e config set-*`, and
+    a learning run's pushes of its best config)."""
 
     persona: str | None = Field(default=None, description="a persona name, or 'none'")
     tools: list[str] | None = None
     model: str | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
 
     def active(self) -> bool:
         return self != Overrides()
+
+    def pushed(self, patch: ConfigPatch) -> Overrides:
+        """These overrides with the knobs a pushed config sets (PUSHED_KNOBS)."""
+        changes = patch.model_dump(include=set(PUSHED_KNOBS), exclude_none=True)
+        if "tools" in changes:
+            changes["tools"] = list(changes["tools"])
+        return self.model_copy(update=changes)
+
+    def on(self, config: AgentConfig) -> AgentConfig:
+        """`config` as a step runs it under these overrides (persona aside: a name here)."""
+        changes = self.model_dump(include=set(PUSHED_KNOBS), exclude_none=True)
+        if "tools" in changes:
+            changes["tools"] = tuple(changes["tools"])
+        return config.model_copy(update=changes)
+
+
+# The knobs a learning run pushes to a running conversation: the ones a learner may turn.
+PUSHED_KNOBS = ("system_prompt", "tools", "model", "temperature")
+
+
+class Propagation(BaseModel):
+    """An arm's part in a learning run that propagates its best config every N model
+    steps: before each N-th model step after the first the conversation waits, its score
+    so far on `metric` recorded, until the run releases it with the best sibling's
+    config, or with nothing (workflows/propagation.py)."""
+
+    every: int = Field(ge=1, description="model steps between barriers")
+    metric: str = Field(description="the evaluator whose mean is the score compared")
+
+
+class SyncPoint(BaseModel):
+    """One barrier as the conversation met it: what the run compares, and what it did."""
+
+    round: int = Field(ge=1)
+    score: float | None = Field(description="the metric's mean so far; None before a score")
+    overrides: Overrides = Field(description="in force at the barrier")
+    released: bool = False
+    pushed: ConfigPatch | None = Field(default=None, description="the knobs pushed here")
+    source: str | None = Field(default=None, description="the config they came from")
+
+
+class Release(BaseModel):
+    """The `release` update: go on past barrier `round`, with a pushed config or without."""
+
+    round: int = Field(ge=1)
+    push: ConfigPatch | None = None
+    source: str | None = Field(default=None, description="the pushed config's id")
+
+
+class SyncStatus(BaseModel):
+    """What a learning run reads of an arm at its barriers (the `sync_status` query)."""
+
+    points: list[SyncPoint]
+    score: float | None = Field(description="the metric's mean over the whole stack so far")
+    overrides: Overrides
 
 
 class StackEntry(BaseModel):
@@ -176,6 +234,8 @@ class ConversationState(BaseModel):
     eval_usage: Usage = Field(default=Usage(), description="what the judges spent, apart")
     checkpoints: list[Checkpoint] = Field(default=[], description="one per step, for branches")
     branch_of: BranchOrigin | None = None
+    model_steps: int = Field(default=0, description="model (or rules) steps taken")
+    sync_points: list[SyncPoint] = Field(default=[], description="barriers met (Propagation)")
 
 
 # The revision of the conversation workflow's commands that new conversations start with
@@ -202,6 +262,7 @@ class ConversationInput(BaseModel):
         default=None, description="the artifact store its starter wrote to (a worker checks)"
     )
     routing: Routing | None = Field(default=None, description="task queues; None: its own")
+    propagation: Propagation | None = Field(default=None, description="a learning run's arm")
 
 
 class BranchBase(BaseModel):

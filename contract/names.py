@@ -42,6 +42,11 @@ SETTLE_ROLLOUT = "settle_rollout"
 # The learning loop's activities: a scoring rollout's records digested, a proposal made.
 LEARN_DIGEST = "learn_digest"
 LEARN_PROPOSE = "learn_propose"
+# Propagation every N steps: the activity that pushes the best config to its siblings, and
+# the conversation's query and update it reads and releases them by.
+LEARN_PROPAGATE = "learn_propagate"
+SYNC_STATUS_QUERY = "sync_status"
+RELEASE_UPDATE = "release"
 # Memo key of a rollout: a RolloutMemo, for `p2e rollout list`, `show` and `export`.
 ROLLOUT_MEMO = "rollout"
 # Memo key of a rollout schedule: the file it was made from (its note is the user's to set).

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.agent_config import KNOBS, ConfigPatch
 from p2engine.contract.evals import RewardPolicy
-from p2engine.contract.models import Catalog
+from p2engine.contract.models import Catalog, Propagation
 from p2engine.contract.routing import Routing
 
 DEFAULT_MAX_ARMS = 10_000
@@ -288,6 +288,7 @@ class RolloutInput(BaseModel):
     resume: RolloutState | None = None
     store_id: str | None = Field(default=None, description="the store its arms' content is in")
     routing: Routing | None = Field(default=None, description="its arms' task queues")
+    propagation: Propagation | None = Field(default=None, description="a learning run's")
 
 
 class RolloutProgress(BaseModel):

@@ -73,10 +73,6 @@ def load_learn(path: Path, catalog: Catalog) -> LearnFile:
     for n, model in enumerate(spec.knobs.models):
         _routable(model, ("knobs", "models", n), located)
     _routable(spec.proposer_model, ("proposer_model",), located)
-    if spec.propagation != "end":
-        raise located.error(
-            ("propagation",), "only 'end' propagates so far: the best config parents the next"
-        )
     try:
         tasks = split_tasks(_tasks(spec, path, located), spec.dataset.split, spec.seed)
         arms = check_budget(spec, tasks)

@@ -65,6 +65,7 @@ def build_workers(
     from p2engine.activities.learning import LearnActivities
     from p2engine.activities.ledger import LedgerActivities
     from p2engine.activities.llm import LlmActivities
+    from p2engine.activities.propagation import PropagationActivities
     from p2engine.activities.rollouts import RolloutActivities
     from p2engine.activities.rules import RuleActivities
     from p2engine.activities.tools import ToolActivities
@@ -91,6 +92,7 @@ def build_workers(
     money = LedgerActivities(ledger, settings.ledger.treasury)
     rollouts = RolloutActivities(store, ledger)
     learning = LearnActivities(store)
+    propagation = PropagationActivities(client)
 
     def worker(queue: str, activities: Sequence[Callable[..., Any]], **options: Any) -> Worker:
         return Worker(
@@ -113,7 +115,7 @@ def build_workers(
             llm.llm_step, rules.rule_step, tools.run_tool, content.store_nodes,
             content.load_state, evaluation.evaluate, evaluation.compare, money.transfer,
             money.reward, money.balance, money.snapshot, rollouts.store_arms, rollouts.settle,
-            learning.digest, learning.propose,
+            learning.digest, learning.propose, propagation.propagate,
         ]  # fmt: skip
         workflows = [
             ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow,

@@ -69,6 +69,7 @@ def arm_input(inp: RolloutInput, arm: Arm) -> ConversationInput:
         rewards=inp.rewards,
         store_id=inp.store_id,
         routing=inp.routing,
+        propagation=inp.propagation,
     )
 
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -51,10 +51,12 @@ with workflow.unsafe.imports_passed_through():
         EvalItem,
         EvalRequest,
         Overrides,
+        Release,
         StackEntry,
         StepInput,
         StepResult,
         StoreNodesInput,
+        SyncStatus,
         ToolCallRequest,
         ToolInput,
         ToolOutcome,
@@ -70,16 +72,19 @@ with workflow.unsafe.imports_passed_through():
         LEDGER_REWARD,
         LLM_STEP,
         LOAD_STATE,
+        RELEASE_UPDATE,
         RULE_STEP,
         RUN_TOOL,
         SCORES_MEMO,
         STORE_NODES,
+        SYNC_STATUS_QUERY,
     )
     from p2engine.contract.states import FinishReason, State
     from p2engine.ledger.models import Receipt, TransferRequest
     from p2engine.workflows import (
         branching,
         evaluations,
+        propagation,
         rewards,
         routing,
         search,
@@ -113,6 +118,9 @@ with workflow.unsafe.imports_passed_through():
         SCORES_IN_MEMO,
         UPSERT_ONCE_PER_TASK,
     )
+
+
+_Knob = TypeVar("_Knob")
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW, failure_exception_types=[IllegalTransition])
@@ -225,6 +233,11 @@ class ConversationWorkflow:
     def overrides(self) -> Overrides:
         return self.s.overrides
 
+    @workflow.query(name=SYNC_STATUS_QUERY)
+    def sync_status(self) -> SyncStatus:
+        """The barriers met so far and the score on the run's metric (Propagation)."""
+        return propagation.status(self.s, self.inp.propagation)
+
     @workflow.query
     def branch_base(self) -> BranchBase:
         """Everything a branch of this conversation starts from."""
@@ -299,6 +312,19 @@ class ConversationWorkflow:
     def _check_model(self, model: str | None) -> None:
         refuse(validators.model_problem(self.s, self.agent, model))
 
+    @workflow.update(name=RELEASE_UPDATE)
+    async def release(self, release: Release) -> Overrides:
+        """Go on past a propagation barrier; a pushed config's knobs override the agent's
+        from the next step, recorded like any other override."""
+        propagation.released(self.s, release)
+        if release.push is not None:
+            return self._override(**self.s.overrides.pushed(release.push).model_dump())
+        return self.s.overrides
+
+    @release.validator
+    def _check_release(self, release: Release) -> None:
+        refuse(validators.release_problem(self.s, self.inp.catalog, self.agent, release))
+
     @workflow.update
     async def branch(self, child: BranchChild) -> str:
         """Start a branch of this conversation as its child: it shows in this run's
@@ -359,6 +385,9 @@ class ConversationWorkflow:
         if limit := limit_reached(agent.limits, self.s.step, self.s.usage):
             self._finish(*limit)
             return
+        barrier = propagation.due_round(self.inp.propagation, self.s)
+        if barrier is not None and agent.type != "human":
+            await self._meet_barrier(barrier)
         self.s.step += 1
         if agent.type == "human":
             await self._store_pending(f"{agent.id}'s turn")  # the person reads it in full
@@ -368,6 +397,7 @@ class ConversationWorkflow:
         result = await self._step()
         if result is None:
             return
+        self.s.model_steps += 1
         self.s.pending = []
         self.s.head = result.ref
         self.s.usage += result.usage
@@ -398,6 +428,14 @@ class ConversationWorkflow:
             )
         await self._after_step()
 
+    async def _meet_barrier(self, number: int) -> None:
+        """Wait at propagation barrier `number` with this conversation's score so far, every
+        evaluation of its steps in, until the learning run releases it."""
+        assert self.inp.propagation is not None
+        await self._finish_evaluations()
+        self.s.sync_points.append(propagation.point(number, self.s, self.inp.propagation.metric))
+        await workflow.wait_condition(lambda: self.s.sync_points[-1].released)
+
     async def _step(self) -> StepResult | None:
         """Run the agent's model or rules on the transcript; None if the step failed."""
         agent, overrides = self.agent, self.s.overrides
@@ -412,11 +450,11 @@ class ConversationWorkflow:
             model=model,
             head=self.s.head,
             pending=self.s.pending,
-            system_prompt=agent.system_prompt,
+            system_prompt=_overridden(overrides.system_prompt, agent.system_prompt),
             persona=None if persona == NO_PERSONA else persona,
             description=agent.description,
             tools=self._allowed_tools(),
-            temperature=agent.temperature,
+            temperature=_overridden(overrides.temperature, agent.temperature),
             top_p=agent.top_p,
             max_tokens=agent.max_tokens,
             rules=agent.rules,
@@ -884,3 +922,8 @@ def _call_preview(call: ToolCallRequest, limit: int = 160) -> str:
         except (ValueError, KeyError, TypeError):
             pass
     return preview(f"{call.name}({call.arguments})", limit)
+
+
+def _overridden(override: _Knob | None, configured: _Knob | None) -> _Knob | None:
+    """An override in force wins, a falsy one too (a temperature of 0)."""
+    return configured if override is None else override

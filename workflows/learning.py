@@ -10,12 +10,16 @@ number is a rollout's, with its arms, records and comparison. At the end the bes
 candidate and the baseline run on the held-out test tasks, `test_repeats` times, and the
 rollout's paired comparison says whether the improvement is real.
 
-With `propagation: end` (the only mode so far), the best strategy of a generation is the
-parent the next one starts from: the Pareto draw favours it in proportion to the tasks it
-is best on.
+With `propagation: end`, the best strategy of a generation is the parent the next one
+starts from: the Pareto draw favours it in proportion to the tasks it is best on. With
+`propagation: {every: N}`, a generation's train rollout also runs the parent's siblings
+(the next best candidates) beside it, and every N model steps the best of the arms so far
+is pushed to the weaker ones as an override they record (activities/propagation.py).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from temporalio import workflow
 
@@ -24,20 +28,25 @@ with workflow.unsafe.imports_passed_through():
     from p2engine.contract.learning import (
         LEARN_WORKFLOW,
         DigestInput,
+        EveryN,
         Generation,
         HeldOutComparison,
         LearnInput,
         LearnResult,
         LearnState,
+        PropagateInput,
         Proposal,
         ProposeInput,
+        Push,
         Scored,
+        SiblingArm,
         baseline_candidate,
     )
-    from p2engine.contract.names import LEARN_DIGEST, LEARN_PROPOSE
+    from p2engine.contract.models import Propagation
+    from p2engine.contract.names import LEARN_DIGEST, LEARN_PROPAGATE, LEARN_PROPOSE
     from p2engine.contract.rollouts import RolloutInput, RolloutResult
     from p2engine.workflows import learning_plan as plan
-    from p2engine.workflows.options import LLM_ACTIVITY, SETTLE_ACTIVITY
+    from p2engine.workflows.options import LLM_ACTIVITY, PROPAGATE_ACTIVITY, SETTLE_ACTIVITY
     from p2engine.workflows.rollout import RolloutWorkflow
 
 
@@ -91,12 +100,18 @@ class LearningWorkflow:
         parent_id = plan.choose_parent(self.s.validation, spec.seed, number)
         parent = next(c for c in self.s.candidates if c.config.id == parent_id)
         batch = plan.minibatch(self.inp.tasks.train, spec.budget.minibatch, spec.seed, number)
-        train, trained = await self._score([parent.config], batch, f"g{number}-train")
+        side_by_side = [
+            self._config(i) for i in plan.siblings(parent_id, self.s.validation, spec.propagation)
+        ]
+        pushes: list[Push] = []
+        train, trained = await self._score(side_by_side, batch, f"g{number}-train", pushes=pushes)
         generation = Generation(
             number=number,
             parent=parent_id,
             train=train.estimates[parent_id],
             rollouts=[trained.rollout_id],
+            siblings=[c.id for c in side_by_side[1:]],
+            pushes=pushes,
         )
         proposal: Proposal = await workflow.execute_activity(
             LEARN_PROPOSE,
@@ -131,26 +146,45 @@ class LearningWorkflow:
         return generation
 
     async def _score(
-        self, configs: list[AgentConfig], tasks: list[str], label: str, repeats: int = 1
+        self,
+        configs: list[AgentConfig],
+        tasks: list[str],
+        label: str,
+        repeats: int = 1,
+        pushes: list[Push] | None = None,
     ) -> tuple[Scored, RolloutResult]:
         """Run `configs` on `tasks` as a child rollout (the first config its baseline) and
-        digest its records."""
+        digest its records. Given `pushes` and several configs under `propagation: {every:
+        N}`, its arms propagate the best config as they run; the pushes are added there."""
         inp = self.inp
-        self.s.arms += len(dict.fromkeys(configs)) * len(tasks) * repeats
-        result: RolloutResult = await workflow.execute_child_workflow(
-            RolloutWorkflow.run,
-            RolloutInput(
-                name=f"{inp.name}/{label}",
-                spec=plan.scoring_rollout(configs, inp.spec, repeats),
-                inputs=tasks,
-                catalog=inp.catalog,
-                revision=inp.revision,
-                store_id=inp.store_id,
-                ledger=inp.ledger,
+        arms = len(dict.fromkeys(configs)) * len(tasks) * repeats
+        self.s.arms += arms
+        every = inp.spec.propagation if pushes is not None and len(configs) > 1 else None
+        propagating = every if isinstance(every, EveryN) else None
+        rollout_id = f"{workflow.info().workflow_id}/{label}"
+        rollout = RolloutInput(
+            name=f"{inp.name}/{label}",
+            spec=plan.scoring_rollout(
+                configs, inp.spec, repeats, concurrency=arms if propagating else None
             ),
-            id=f"{workflow.info().workflow_id}/{label}",
-            static_summary=f"{inp.name}: {label}",
+            inputs=tasks,
+            catalog=inp.catalog,
+            revision=inp.revision,
+            store_id=inp.store_id,
+            ledger=inp.ledger,
+            propagation=Propagation(every=propagating.every, metric=inp.spec.evaluator)
+            if propagating
+            else None,
         )
+        run = workflow.execute_child_workflow(
+            RolloutWorkflow.run, rollout, id=rollout_id, static_summary=f"{inp.name}: {label}"
+        )
+        if propagating is None or pushes is None:
+            result: RolloutResult = await run
+        else:
+            siblings = plan.sibling_arms(rollout_id, rollout, {c.id: c for c in configs})
+            result, pushed = await asyncio.gather(run, self._propagate(siblings, label))
+            pushes.extend(pushed)
         scored: Scored = await workflow.execute_activity(
             LEARN_DIGEST,
             DigestInput(records_ref=result.records_ref, tasks=tasks),
@@ -181,6 +215,16 @@ class LearningWorkflow:
             pairs=versus.n if versus else 0,
             rollout=result.rollout_id,
         )
+
+    async def _propagate(self, arms: list[SiblingArm], label: str) -> list[Push]:
+        pushed: list[Push] = await workflow.execute_activity(
+            LEARN_PROPAGATE,
+            PropagateInput(arms=arms),
+            result_type=list[Push],
+            summary=f"{label}: the best config pushed every N steps",
+            **PROPAGATE_ACTIVITY,
+        )
+        return pushed
 
     def _config(self, config_id: str) -> AgentConfig:
         return next(c.config for c in self.s.candidates if c.config.id == config_id)

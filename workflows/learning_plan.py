@@ -19,11 +19,22 @@ from gepa.gepa_utils import remove_dominated_programs, select_program_candidate_
 
 from p2engine.contract.agent_config import KNOBS, AgentConfig
 from p2engine.contract.errors import ConfigError
-from p2engine.contract.learning import HeldOutComparison, LearnSpec, Split, Tasks
-from p2engine.contract.rollouts import RolloutSpec, Team, TeamEval, Variant
+from p2engine.contract.learning import (
+    EveryN,
+    HeldOutComparison,
+    LearnSpec,
+    SiblingArm,
+    Split,
+    Tasks,
+)
+from p2engine.contract.rollouts import RolloutInput, RolloutSpec, Team, TeamEval, Variant
+from p2engine.workflows.arms import arm_id, arm_plan
 
 TEAM = "learn"
 SIGNIFICANCE = 0.05
+# Arms of a propagating generation run at once (they wait for each other at barriers), and
+# the run reads each of them at every poll: a bound on both.
+MAX_SIDE_BY_SIDE = 256
 
 
 class LearnPlanError(ConfigError):
@@ -58,11 +69,18 @@ def split_tasks(tasks: Sequence[str], split: Split, seed: int) -> Tasks:
 
 def arms_needed(spec: LearnSpec, tasks: Tasks) -> int:
     """Every arm the run can start, by arithmetic: the baseline on validation, each
-    generation's parent on a minibatch and its candidate on validation, and the best and
-    the baseline on the test part, `test_repeats` times."""
-    per_generation = min(spec.budget.minibatch, len(tasks.train)) + len(tasks.validation)
+    generation's parent (and, propagating every N steps, its siblings) on a minibatch and
+    its candidate on validation, and the best and the baseline on the test part,
+    `test_repeats` times."""
+    per_generation = train_arms(spec, tasks) + len(tasks.validation)
     test = 2 * len(tasks.test) * spec.test_repeats
     return len(tasks.validation) + spec.budget.generations * per_generation + test
+
+
+def train_arms(spec: LearnSpec, tasks: Tasks) -> int:
+    """The most arms a generation's train rollout runs."""
+    side_by_side = spec.propagation.siblings if isinstance(spec.propagation, EveryN) else 1
+    return side_by_side * min(spec.budget.minibatch, len(tasks.train))
 
 
 def check_budget(spec: LearnSpec, tasks: Tasks) -> int:
@@ -73,7 +91,37 @@ def check_budget(spec: LearnSpec, tasks: Tasks) -> int:
             f"{spec.budget.generations} generations need {needed} arms, more than "
             f"{spec.budget.max_arms}; raise it or run fewer generations",
         )
+    if isinstance(spec.propagation, EveryN) and train_arms(spec, tasks) > MAX_SIDE_BY_SIDE:
+        raise LearnPlanError(
+            "propagation.siblings",
+            f"siblings on a minibatch of {spec.budget.minibatch} make "
+            f"{train_arms(spec, tasks)} arms that run at once, more than {MAX_SIDE_BY_SIDE}; "
+            "run fewer side by side or a smaller minibatch",
+        )
     return needed
+
+
+def siblings(
+    parent: str, validation: Mapping[str, Mapping[str, float]], propagation: EveryN | str
+) -> list[str]:
+    """The configs a generation's train rollout runs: the parent, then, propagating every
+    N steps, the next best candidates by validation mean (the earliest of a tie)."""
+    if not isinstance(propagation, EveryN):
+        return [parent]
+    others = sorted((i for i in validation if i != parent), key=lambda i: -_mean(validation[i]))
+    return [parent, *others[: propagation.siblings - 1]]
+
+
+def sibling_arms(
+    rollout_id: str, inp: RolloutInput, configs: Mapping[str, AgentConfig]
+) -> list[SiblingArm]:
+    """The arms of a propagating train rollout (`configs` by id, its variants' ids), each
+    with the config it starts with."""
+    plan = arm_plan(inp)
+    arms = [plan.arm(index) for index in range(plan.total)]
+    return [
+        SiblingArm(workflow_id=arm_id(rollout_id, arm), config=configs[arm.variant]) for arm in arms
+    ]
 
 
 def minibatch(train: Sequence[str], size: int, seed: int, generation: int) -> list[str]:
@@ -91,10 +139,14 @@ def variant_of(config: AgentConfig) -> Variant:
 
 
 def scoring_rollout(
-    configs: Sequence[AgentConfig], spec: LearnSpec, repeats: int = 1
+    configs: Sequence[AgentConfig],
+    spec: LearnSpec,
+    repeats: int = 1,
+    concurrency: int | None = None,
 ) -> RolloutSpec:
     """The rollout that runs every config on the same tasks (its inputs), scored by the
-    learn file's evaluator; the first config is the baseline its comparison is against."""
+    learn file's evaluator; the first config is the baseline its comparison is against.
+    Arms that wait for each other at barriers run all at once (`concurrency`)."""
     team = Team(
         base=Variant(agent_id=spec.agent),
         variants=[variant_of(c) for c in dict.fromkeys(configs)],
@@ -102,7 +154,7 @@ def scoring_rollout(
     )
     return RolloutSpec(
         repeats=repeats,
-        concurrency=spec.concurrency,
+        concurrency=concurrency or spec.concurrency,
         seed=spec.seed,
         baseline=f"{TEAM}/{configs[0].id}",
         teams={TEAM: team},

@@ -50,6 +50,7 @@ def preset(
 
 SECONDS = timedelta(seconds=1)
 MINUTES = timedelta(minutes=1)
+HOURS = timedelta(hours=1)
 
 # Model calls heartbeat, so a dead worker is noticed after 10 s, not after the 2 min timeout.
 LLM_ACTIVITY = preset(2 * MINUTES, 10 * MINUTES, 5, 30 * SECONDS, heartbeat=10 * SECONDS)
@@ -75,6 +76,12 @@ STORE_RECORDS_ACTIVITY: LocalActivityOptions = preset(10 * SECONDS, 1 * MINUTES,
 # Settling a rollout reads its records and the ledger and runs the statistics: one long
 # call at the end, retried on a worker that died.
 SETTLE_ACTIVITY = preset(5 * MINUTES, 30 * MINUTES, 5, 30 * SECONDS, heartbeat=30 * SECONDS)
+
+
+# Propagation every N steps drives a generation's train rollout from its start to its end,
+# reading its arms as it goes: it heartbeats each poll, so a dead worker's part is taken up
+# within 30 s, where the arms' own records say how far it had got.
+PROPAGATE_ACTIVITY = preset(2 * HOURS, 6 * HOURS, 20, 30 * SECONDS, heartbeat=30 * SECONDS)
 
 
 def tool_activity(info: ToolInfo) -> ActivityOptions:

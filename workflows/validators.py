@@ -7,9 +7,10 @@ from __future__ import annotations
 from p2engine.agents.personas import NO_PERSONA
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.inputs import message_problem
-from p2engine.contract.models import Catalog, ConversationState, WaitingFor
+from p2engine.contract.models import Catalog, ConversationState, Release, WaitingFor
 from p2engine.contract.states import State
 from p2engine.workflows.fsm import TERMINAL
+from p2engine.workflows.propagation import release_problem as barrier_problem
 
 STILL_ANSWERING = "the agent is still answering the previous message"
 
@@ -60,6 +61,20 @@ def tools_problem(s: ConversationState, catalog: Catalog, tools: list[str] | Non
 
 def model_problem(s: ConversationState, agent: AgentSpec, model: str | None) -> str | None:
     return open_problem(s) or model_name_problem(agent, model)
+
+
+def release_problem(
+    s: ConversationState, catalog: Catalog, agent: AgentSpec, release: Release
+) -> str | None:
+    push = release.push
+    tools = list(push.tools) if push is not None and push.tools is not None else None
+    model = push.model if push is not None else None
+    return (
+        open_problem(s)
+        or barrier_problem(s, release)
+        or unknown_tool_problem(catalog, tools)
+        or model_name_problem(agent, model)
+    )
 
 
 # What is wrong with an override's value, whatever the conversation's state (a branch of a

@@ -26,8 +26,9 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 
 from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.agent_config import ConfigPatch
 from p2engine.contract.evals import RewardPolicy, Threshold
-from p2engine.contract.models import CURRENT_REVISION
+from p2engine.contract.models import CURRENT_REVISION, Propagation, Release
 from p2engine.contract.states import State
 from p2engine.ledger import open_ledger
 from p2engine.runtime.branches import BranchChanges, Branches
@@ -59,6 +60,7 @@ class Case:
     rewards: RewardPolicy | None = None
     scripted_latency_ms: int = 0  # a slow model, for a drive that acts during a step
     cancelled: bool = False  # the drive cancels it: its result is that it was cancelled
+    propagation: Propagation | None = None  # it waits at barriers, as a learning run's arm
 
 
 async def _answer_when_asked(handle: WorkflowHandle[Any, Any], _: ConversationClient) -> None:
@@ -89,6 +91,16 @@ async def _branch_while_chatting(
         await asyncio.sleep(0.1)  # until the branch has answered its message
     await handle.execute_update(ConversationWorkflow.end)
     await conversations.end(child)
+
+
+async def _release_with_a_push(handle: WorkflowHandle[Any, Any], _: ConversationClient) -> None:
+    """A learning run's part: at the first barrier, push instructions and release."""
+    while not (await handle.query(ConversationWorkflow.sync_status)).points:
+        await asyncio.sleep(0.1)
+    push = ConfigPatch(system_prompt="Answer as a bullet list. Cite the tool you used.")
+    await handle.execute_update(
+        ConversationWorkflow.release, Release(round=1, push=push, source="0123456789abcdef")
+    )
 
 
 # Cases recorded again at a later revision: the same path, the commands that revision issues.
@@ -152,6 +164,13 @@ CASES: dict[str, Case] = {
         scripted_latency_ms=3000,
         drive=_cancel_during_the_first_step,
         cancelled=True,
+    ),
+    # Propagation every N steps: a barrier after two model steps, released with a push.
+    "propagated_r5": Case(
+        "agent_alpha",
+        "What's the weather in Paris and Oslo?",
+        propagation=Propagation(every=2, metric="weather_report"),
+        drive=_release_with_a_push,
     ),
 }
 
@@ -226,7 +245,20 @@ dataset:
 budget: {generations: 2, minibatch: 2}
 test_repeats: 1
 """
-LEARNS = {"learn": LEARN_FILE}
+# Propagating every 2 model steps: two-city tasks wait at a barrier while one-city ones end.
+PROPAGATED_LEARN_FILE = """\
+agent: agent_alpha
+evaluator: weather_report
+seed: 7
+dataset:
+  inputs: [weather in Paris, weather in Oslo and Lima, weather in Rome,
+           weather in Cairo and Seoul, weather in Tokyo, weather in Dubai and Vienna,
+           weather in Madrid, weather in Berlin and Prague]
+budget: {generations: 2, minibatch: 3}
+propagation: {every: 2, siblings: 2}
+test_repeats: 1
+"""
+LEARNS = {"learn": LEARN_FILE, "learn_propagated": PROPAGATED_LEARN_FILE}
 
 
 def golden_id(name: str) -> str:
@@ -296,7 +328,7 @@ async def _record_case(
     )
     # Each case runs the revision its name says, so re-recording an old one records the old
     # commands again, not the current ones.
-    inp = inp.model_copy(update={"revision": revision_of(name)})
+    inp = inp.model_copy(update={"revision": revision_of(name), "propagation": case.propagation})
     handle, _ = await conversations.start(inp, name=f"golden-{name}")
     if case.drive is not None:
         await case.drive(handle, conversations)
