@@ -9,9 +9,17 @@ replayed and compared like any other.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from p2engine.contract.agent_config import AgentConfig
 from p2engine.contract.models import Catalog
@@ -86,6 +94,18 @@ class EveryN(_Strict):
     siblings: int = Field(default=3, ge=2, le=8, description="candidates run side by side")
 
 
+def _propagation_kind(value: object) -> str:
+    return "mode[every]" if isinstance(value, dict | EveryN) else "mode[end]"
+
+
+# `end`, or `{every: N}`: told apart by shape, so a mistake in either is said of that one
+# (the tags hold "[", which a located error drops, as it drops a union member's name).
+Propagation = Annotated[
+    Annotated[Literal["end"], Tag("mode[end]")] | Annotated[EveryN, Tag("mode[every]")],
+    Discriminator(_propagation_kind),
+]
+
+
 class LearnSpec(_Strict):
     agent: str
     dataset: Dataset
@@ -93,7 +113,7 @@ class LearnSpec(_Strict):
     evaluator: str = Field(description="the evaluator whose score is the metric")
     knobs: Knobs = Knobs()
     budget: Budget = Budget()
-    propagation: Literal["end"] | EveryN = "end"
+    propagation: Propagation = "end"
     test_repeats: int = Field(default=3, ge=1, le=100)
     concurrency: int = Field(default=8, ge=1, le=256)
     proposer_model: str = "scripted/proposer"

@@ -94,7 +94,7 @@ def check_budget(spec: LearnSpec, tasks: Tasks) -> int:
     if isinstance(spec.propagation, EveryN) and train_arms(spec, tasks) > MAX_SIDE_BY_SIDE:
         raise LearnPlanError(
             "propagation.siblings",
-            f"siblings on a minibatch of {spec.budget.minibatch} make "
+            f"{spec.propagation.siblings} siblings on a minibatch of {spec.budget.minibatch} make "
             f"{train_arms(spec, tasks)} arms that run at once, more than {MAX_SIDE_BY_SIDE}; "
             "run fewer side by side or a smaller minibatch",
         )

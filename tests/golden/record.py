@@ -28,7 +28,8 @@ from temporalio.exceptions import CancelledError
 from p2engine.agents.registry import AgentRegistry
 from p2engine.contract.agent_config import ConfigPatch
 from p2engine.contract.evals import RewardPolicy, Threshold
-from p2engine.contract.models import CURRENT_REVISION, Propagation, Release
+from p2engine.contract.models import CURRENT_REVISION, Overrides, Propagation, Release
+from p2engine.contract.names import RELEASE_UPDATE
 from p2engine.contract.states import State
 from p2engine.ledger import open_ledger
 from p2engine.runtime.branches import BranchChanges, Branches
@@ -98,9 +99,8 @@ async def _release_with_a_push(handle: WorkflowHandle[Any, Any], _: Conversation
     while not (await handle.query(ConversationWorkflow.sync_status)).points:
         await asyncio.sleep(0.1)
     push = ConfigPatch(system_prompt="Answer as a bullet list. Cite the tool you used.")
-    await handle.execute_update(
-        ConversationWorkflow.release, Release(round=1, push=push, source="0123456789abcdef")
-    )
+    release = Release(round=1, push=push, source="0123456789abcdef")
+    await handle.execute_update(RELEASE_UPDATE, release, result_type=Overrides)
 
 
 # Cases recorded again at a later revision: the same path, the commands that revision issues.

@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -131,34 +132,32 @@ def comparable(result: dict[str, object]) -> dict[str, object]:
     return data
 
 
-def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
-    learn_env: dict[str, str],
-) -> None:
-    name = f"durable-{uuid.uuid4().hex[:6]}"
-    worker = subprocess.Popen([P2E, "worker"], env=learn_env, stdout=subprocess.PIPE,
+def killed_and_resumed(env: dict[str, str], path: Path, name: str, stage: str) -> dict[str, Any]:
+    """The result of learning run `name` whose worker was SIGKILLed once arms of `stage`
+    (e.g. "g1-train") ran, and which a replacement worker then finished."""
+    worker = subprocess.Popen([P2E, "worker"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     try:
         assert worker.stdout is not None and "worker ready" in worker.stdout.readline()
-        started = p2e("learn", str(LEARN / "demo.yml"), "--id", name, "--detach", env=learn_env)
+        started = p2e("learn", str(path), "--id", name, "--detach", env=env)
         assert started.returncode == 0, started.stderr
         assert started.stdout.strip() == f"learn-{name}"
-        # Mid-generation: the first generation's train rollout has arms running.
-        assert asyncio.run(arms_started(learn_env, f"learn-{name}/g1-train/")), "no arm started"
+        assert asyncio.run(arms_started(env, f"learn-{name}/{stage}/")), "no arm started"
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
     finally:
         if worker.poll() is None:
             worker.kill()
     # No worker now: the run waits, and says so; its winner cannot be applied yet.
-    waiting = p2e("learn", "show", name, "--json", env=learn_env)
+    waiting = p2e("learn", "show", name, "--json", env=env)
     assert json.loads(waiting.stdout) == {"running": True, "generations": None}
-    refused = p2e("learn", "apply", name, env=learn_env)
+    refused = p2e("learn", "apply", name, env=env)
     assert refused.returncode == 2 and "still running" in refused.stderr
-    replacement = subprocess.Popen([P2E, "worker"], env=learn_env, stdout=subprocess.DEVNULL,
+    replacement = subprocess.Popen([P2E, "worker"], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         for _ in range(300):  # until it has ended, on the replacement worker
-            survived = p2e("learn", "show", name, "--json", env=learn_env)
+            survived = p2e("learn", "show", name, "--json", env=env)
             assert survived.returncode == 0, survived.stderr
             if "running" not in json.loads(survived.stdout):
                 break
@@ -166,14 +165,74 @@ def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
     finally:
         replacement.terminate()
         replacement.wait(timeout=60)
+    result: dict[str, Any] = json.loads(survived.stdout)
+    return result
+
+
+def test_a_worker_killed_mid_generation_leaves_the_same_result_as_a_run_without(
+    learn_env: dict[str, str],
+) -> None:
+    name = f"durable-{uuid.uuid4().hex[:6]}"
+    # Mid-generation: the first generation's train rollout has arms running.
+    killed = killed_and_resumed(learn_env, LEARN / "demo.yml", name, "g1-train")
     again = p2e("learn", str(LEARN / "demo.yml"), "--id", f"{name}-again", "--json", env=learn_env,
                 timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr
-    killed, whole = json.loads(survived.stdout), json.loads(again.stdout)
-    assert comparable(killed) == comparable(whole)
+    assert comparable(killed) == comparable(json.loads(again.stdout))
     assert killed["improved"] is True
     # Every arm ran once: each scoring rollout has as many arms as it planned, no more.
     for generation in killed["generations"]:
         for rollout in generation["rollouts"]:
             arms = json.loads(p2e("rollout", "show", rollout, "--json", env=learn_env).stdout)
             assert len(arms) == len({a["key"] for a in arms}) > 0
+
+
+def test_propagation_pushes_the_best_config_to_running_siblings_as_a_recorded_override(
+    learn_env: dict[str, str],
+) -> None:
+    name = f"propagate-{uuid.uuid4().hex[:6]}"
+    done = p2e("learn", str(LEARN / "propagate.yml"), "--id", name, "--json", env=learn_env,
+               timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    first, second = result["generations"]
+    assert first["siblings"] == [] and first["pushes"] == []  # the baseline alone at first
+    assert second["siblings"] and second["pushes"]
+    candidates = {c["id"]: c["config"] for c in result["candidates"]}
+    for push in second["pushes"]:
+        assert push["source"] != push["started_as"] and push["knobs"] == ["system_prompt"]
+        # The arm recorded the push: the release update in its history, and the pushed
+        # instructions in force on every step after it.
+        history = asyncio.run(updates(learn_env, push["arm"]))
+        assert history == ["release"]
+        shown = p2e("conversation", "show", push["arm"], "--json", env=learn_env)
+        stack = json.loads(shown.stdout)["stack"]
+        reply = next(e for e in reversed(stack) if e["kind"] == "AssistantMessage")
+        pushed_prompt = candidates[push["source"]]["system_prompt"]
+        assert reply["overrides"]["system_prompt"] == pushed_prompt
+        assert all(e["overrides"] is None for e in stack[:2])  # before the barrier: none
+    table = p2e("learn", "show", name, env=learn_env)
+    assert f"generation 2, barrier 1: {second['pushes'][0]['source']} pushed to" in table.stdout
+
+
+def test_a_worker_killed_at_a_barrier_propagates_as_a_run_without(
+    learn_env: dict[str, str],
+) -> None:
+    name = f"barrier-{uuid.uuid4().hex[:6]}"
+    killed = killed_and_resumed(learn_env, LEARN / "propagate.yml", name, "g2-train")
+    again = p2e("learn", str(LEARN / "propagate.yml"), "--id", f"{name}-again", "--json",
+                env=learn_env, timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert comparable(killed) == comparable(json.loads(again.stdout))
+    assert killed["generations"][1]["pushes"]
+
+
+async def updates(env: dict[str, str], workflow_id: str) -> list[str]:
+    """The names of the updates a conversation took, from its history."""
+    client = await Client.connect(env["TEMPORAL_ADDRESS"])
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]

@@ -111,9 +111,9 @@ dataset:
 
 
 def test_the_shipped_demo_and_control_files_load() -> None:
-    for name in ("demo", "control"):
+    for name in ("demo", "control", "propagate"):
         learned = load_learn(PROJECT_ROOT / "config" / "learn" / f"{name}.yml", CATALOG)
-        assert len(learned.tasks.test) == 5 and learned.arms <= learned.spec.budget.max_arms
+        assert learned.tasks.test and learned.arms <= learned.spec.budget.max_arms
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,12 @@ def test_the_shipped_demo_and_control_files_load() -> None:
          r":4: 'dataset\.file': no dataset .*missing\.jsonl"),
         (GOOD + "knobs: {tools: [teleport]}\n", r":5: 'knobs\.tools': unknown tool 'teleport'"),
         (GOOD + "knobs: {temperature: [1.5, 0.2]}\n", r"'knobs\.temperature': a temperature"),
-        (GOOD + "propagation: {every: 2}\n", r":5: 'propagation': only 'end' propagates so far"),
+        (GOOD + "propagation: {every: 0}\n",
+         r":5: 'propagation\.every': Input should be greater than or equal to 1"),
+        (GOOD + "propagation: sometimes\n", r":5: 'propagation': Input should be 'end'"),
+        (GOOD.replace("[a, b, c, d, e, f, g, h]", str([f"t{n}" for n in range(80)]))
+         + "propagation: {every: 2, siblings: 8}\nbudget: {minibatch: 40, max_arms: 9999}\n",
+         r":5: 'propagation\.siblings': 8 siblings on a minibatch of 40 make 320 arms that run"),
     ],
 )  # fmt: skip
 def test_a_bad_learn_file_is_one_located_line(tmp_path: Path, text: str, message: str) -> None:
