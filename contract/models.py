@@ -6,7 +6,6 @@ always optional with defaults.
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 from typing import Literal
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel, Field
 from p2engine.contract.agent import AgentSpec, DedupPolicy, Rule
 from p2engine.contract.agent_config import KNOBS, AgentConfig
 from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
+from p2engine.contract.hashing import content_ref
 from p2engine.contract.routing import Routing
 from p2engine.contract.states import FinishReason, State
 from p2engine.contract.usage import Usage
@@ -57,7 +57,7 @@ class ContentNode(BaseModel):
 
     def ref(self) -> str:
         canonical = self.model_dump_json(exclude_defaults=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return content_ref(canonical.encode())
 
 
 WaitingFor = Literal["user", "human"]
