@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from p2engine.contract.agent import AgentSpec, DedupPolicy, Rule
-from p2engine.contract.agent_config import KNOBS, AgentConfig
+from p2engine.contract.agent import DEFAULT_MODEL, AgentSpec, DedupPolicy, Rule
+from p2engine.contract.agent_config import KNOBS, AgentConfig, ConfigPatch
 from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
 from p2engine.contract.hashing import content_ref
 from p2engine.contract.routing import Routing
@@ -111,6 +111,9 @@ class Catalog(BaseModel):
     agents: list[AgentSpec] = []
     tools: list[ToolInfo] = []
     personas: list[str] = []
+    persona_texts: dict[str, str] = Field(
+        default={}, description="name -> template text: what a config's persona_text is"
+    )
     dedup: DedupPolicy = "penalty"
     evaluators: list[EvaluatorInfo] = Field(default=[], description="every one the team names")
 
@@ -202,6 +205,23 @@ class ConversationInput(BaseModel):
         default=None, description="the artifact store its starter wrote to (a worker checks)"
     )
     routing: Routing | None = Field(default=None, description="task queues; None: its own")
+
+    def step_model(self, overrides: Overrides) -> str:
+        """The model a step calls: the override's, the run's, the agent's, or the default."""
+        return overrides.model or self.model or self.agent.model or DEFAULT_MODEL
+
+    def config(self, overrides: Overrides | None = None) -> AgentConfig:
+        """The config a step of this conversation runs with `overrides` in force (none: the
+        one it starts with): the agent's knobs, the overrides, the step's model, and the
+        persona's text from the catalog."""
+        overrides = overrides or Overrides()
+        texts = self.catalog.persona_texts
+        patch = ConfigPatch(
+            persona=overrides.persona,
+            tools=None if overrides.tools is None else tuple(overrides.tools),
+            model=self.step_model(overrides),
+        )
+        return patch.apply(AgentConfig.of(self.agent, texts), texts)
 
 
 class BranchBase(BaseModel):

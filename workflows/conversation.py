@@ -32,10 +32,10 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from p2engine.agents.personas import NO_PERSONA
     from p2engine.agents.tools.delegate import DELEGATE, DelegateArgs
     from p2engine.agents.tools.registry import invalid_arguments
     from p2engine.contract.agent import DEFAULT_MODEL, AgentSpec
+    from p2engine.contract.agent_config import NO_PERSONA
     from p2engine.contract.errors import refuse
     from p2engine.contract.evals import EvalOutcome, RewardOutcome
     from p2engine.contract.ids import business_key, child_workflow_id

@@ -86,7 +86,7 @@ def test_a_tie_for_the_best_mean_goes_to_the_earliest_candidate() -> None:
 
 def test_a_scoring_rollout_runs_each_config_as_a_variant_against_the_first() -> None:
     agent = AgentSpec(id="agent_alpha", model="scripted/default", tools=["get_weather"])
-    base = AgentConfig.of(agent)
+    base = AgentConfig.of(agent, {})
     cited = ConfigPatch(system_prompt="Cite the tool you used.").apply(base)
     spec = LearnSpec(agent="agent_alpha", evaluator="weather_report", dataset=Dataset(inputs=TASKS))
     rollout = scoring_rollout([base, cited, base], spec, repeats=2)
