@@ -179,12 +179,15 @@ class ConversationState(BaseModel):
     eval_usage: Usage = Field(default=Usage(), description="what the judges spent, apart")
     checkpoints: list[Checkpoint] = Field(default=[], description="one per step, for branches")
     branch_of: BranchOrigin | None = None
+    configs_sent: list[str] = Field(
+        default=[], description="refs of the configs a step stored: later steps send the ref"
+    )
 
 
 # The revision of the conversation workflow's commands that new conversations start with
 # (workflows/revisions.py says what each changed). Inputs recorded before revisions decode
 # as 0 and replay the way they ran.
-CURRENT_REVISION = 5
+CURRENT_REVISION = 6
 
 
 class ConversationInput(BaseModel):
@@ -283,7 +286,9 @@ class TurnResult(BaseModel):
 
 
 class StepInput(BaseModel):
-    """One agent step (model or rules): the transcript head and what to store first."""
+    """One agent step (model or rules): the transcript head and what to store first, and the
+    config it runs: by ref (from CONFIG_BY_REF, workflows/revisions.py), sent along the first
+    time, or before that as knobs inline."""
 
     conversation_id: str
     agent_id: str
@@ -303,9 +308,19 @@ class StepInput(BaseModel):
     rules: list[Rule] = []
     fallback_reply: str = ""
     store_id: str | None = Field(default=None, description="the store the content is in")
+    config_ref: str | None = Field(
+        default=None, description="the config it runs, by its store ref; no knobs inline"
+    )
+    config: AgentConfig | None = Field(
+        default=None, description="that config, with the first step that runs it: stored first"
+    )
 
-    def config(self) -> AgentConfig:
-        """The agent config this step runs: the agent's knobs with the overrides in force."""
+    def inline_config(self) -> AgentConfig | None:
+        """The config this step carries, either shape: sent with its ref, or (before
+        CONFIG_BY_REF) its knobs inline, the overrides in force; None when the ref alone
+        names it, for the worker to read from the store."""
+        if self.config_ref is not None:
+            return self.config
         return AgentConfig.model_validate(
             {"agent_id": self.agent_id, **self.model_dump(include=set(KNOBS))}
         )
