@@ -153,6 +153,10 @@ CASES: dict[str, Case] = {
         drive=_cancel_during_the_first_step,
         cancelled=True,
     ),
+    # Revision 6 names each step's config by ref, sent along the first time: a persona
+    # override mid-conversation sends its config once, and the ones after send the ref.
+    "tool_call_r6": TOOL_CALL,
+    "interactive_overrides_r6": CHAT_WITH_OVERRIDES,
 }
 
 
