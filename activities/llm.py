@@ -225,23 +225,24 @@ class LlmActivities:
 
     @activity.defn(name=LLM_STEP)
     async def llm_step(self, inp: StepInput) -> StepResult:
-        messages = await self.transcript.messages(inp)
+        prompt = await self.transcript.prompt(inp)
+        config, messages = prompt.config, prompt.messages
         options: dict[str, Any] = {
             k: v
             for k, v in {
-                "temperature": inp.temperature,
-                "top_p": inp.top_p,
-                "max_tokens": inp.max_tokens,
+                "temperature": config.temperature,
+                "top_p": config.top_p,
+                "max_tokens": config.max_tokens,
             }.items()
             if v is not None
         }
-        if inp.tools:
-            options["tools"] = [get_tool(name).schema() for name in inp.tools]
+        if config.tools:
+            options["tools"] = [get_tool(name).schema() for name in config.tools]
         info = activity.info()
         if info.start_to_close_timeout:
             options["timeout"] = max(1.0, info.start_to_close_timeout.total_seconds() - 1)
         _refuse_without_credentials(inp.model)
-        with self.spans.chat(inp.model, options, inp.config().id) as span:
+        with self.spans.chat(inp.model, options, config.id) as span:
             started = time.perf_counter()
             try:
                 async with heartbeating():

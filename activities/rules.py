@@ -20,6 +20,7 @@ class RuleActivities:
     @activity.defn(name=RULE_STEP)
     async def rule_step(self, inp: StepInput) -> StepResult:
         started = time.perf_counter()
-        reply = respond(inp.rules, inp.fallback_reply, await self.transcript.messages(inp))
+        prompt = await self.transcript.prompt(inp)
+        reply = respond(inp.rules, inp.fallback_reply, prompt.messages)
         usage = Usage(latency_ms=(time.perf_counter() - started) * 1000)
         return await self.transcript.reply(inp, reply.text, reply.tool_calls, usage, model="rules")

@@ -1,10 +1,12 @@
-"""The transcript an agent step reads and the reply node it writes, plus `store_nodes`.
+"""The prompt an agent step reads (its config and transcript) and the reply node it writes,
+plus `store_nodes`.
 
 Shared by the model step and the rule step, so both see the same messages and record their
 replies the same way. A worker keeps the transcripts it rebuilt or extended in a bounded LRU
 keyed by head ref, so a step reads only the nodes that are new since its previous step
-rather than the whole chain. Content behind a ref never changes, so an entry can never be
-stale; a restarted (or another) worker just rebuilds from the store.
+rather than the whole chain, and likewise the configs that steps name by ref. Content behind
+a ref never changes, so an entry can never be stale; a restarted (or another) worker just
+reads again from the store.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from p2engine.agents.personas import PersonaLibrary
+from p2engine.agents.personas import PersonaLibrary, render
 from p2engine.agents.turn import openai_tool_call
+from p2engine.contract.agent_config import AgentConfig
 from p2engine.contract.models import (
     ContentNode,
     ConversationState,
@@ -28,13 +32,15 @@ from p2engine.contract.models import (
     ToolCallRequest,
     preview,
 )
-from p2engine.contract.names import LOAD_STATE, STORE_NODES
+from p2engine.contract.names import CONFIG_NOT_FOUND, LOAD_STATE, STORE_NODES
 from p2engine.contract.states import State
 from p2engine.contract.usage import Usage
-from p2engine.store.base import ArtifactStore
+from p2engine.store.base import ArtifactNotFound, ArtifactStore
 
 Message = dict[str, Any]
 TRANSCRIPTS_KEPT = 512  # transcripts share their message dicts; an entry costs a tuple
+CONFIGS_KEPT = 256  # a config is a few hundred bytes; a worker serves few at a time
+V = TypeVar("V")
 
 
 def assistant_message(node: ContentNode) -> Message:
@@ -60,24 +66,33 @@ async def node_to_message(node: ContentNode, store: ArtifactStore) -> Message:
     return assistant_message(node)
 
 
-class _Transcripts:
-    """The LRU: head ref -> that chain's messages, oldest first (never mutated)."""
+class _Kept(Generic[V]):
+    """An LRU by ref of what content behind the ref became (never mutated): head ref -> that
+    chain's messages, oldest first; config ref -> the config."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._entries: OrderedDict[str, tuple[Message, ...]] = OrderedDict()
+        self._entries: OrderedDict[str, V] = OrderedDict()
 
-    def get(self, ref: str) -> tuple[Message, ...] | None:
-        messages = self._entries.get(ref)
-        if messages is not None:
+    def get(self, ref: str) -> V | None:
+        value = self._entries.get(ref)
+        if value is not None:
             self._entries.move_to_end(ref)
-        return messages
+        return value
 
-    def put(self, ref: str, messages: tuple[Message, ...]) -> None:
-        self._entries[ref] = messages
+    def put(self, ref: str, value: V) -> None:
+        self._entries[ref] = value
         self._entries.move_to_end(ref)
         if len(self._entries) > self.limit:
             self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What an agent step reads: the config it runs and its messages, system ones first."""
+
+    config: AgentConfig
+    messages: list[Message]
 
 
 class Transcript:
@@ -88,23 +103,54 @@ class Transcript:
     ) -> None:
         self.store = store
         self.personas = personas
-        self._kept = _Transcripts(kept)
+        self._kept: _Kept[tuple[Message, ...]] = _Kept(kept)
+        self._configs: _Kept[AgentConfig] = _Kept(CONFIGS_KEPT)
         self._store_id: str | None = None
 
-    async def messages(self, inp: StepInput) -> list[Message]:
-        """Store the nodes the workflow made and rebuild the transcript from the head. The
-        writes, the reads and the persona are independent, so they wait on the disk together."""
+    async def prompt(self, inp: StepInput) -> Prompt:
+        """The step's config, then the nodes the workflow made stored and the transcript
+        rebuilt from the head. The writes, the reads and the persona are independent, so
+        they wait on the disk together."""
         await self._check_store(inp.store_id)
+        config = await self._config(inp)
         _, chain, persona = await asyncio.gather(
             asyncio.gather(*(self.store.put_node(node) for node in inp.pending)),
             self._chain(inp.head, {node.ref(): node for node in inp.pending}),
-            self._persona(inp),
+            self._persona(inp, config),
         )
-        system = [inp.system_prompt] if inp.system_prompt else []
+        system = [config.system_prompt] if config.system_prompt else []
         if persona is not None:
             system.append(persona)
         # A fresh list of the kept dicts: callers may reorder it, and no caller edits a message.
-        return [{"role": "system", "content": text} for text in system] + list(chain)
+        messages = [{"role": "system", "content": text} for text in system] + list(chain)
+        return Prompt(config, messages)
+
+    async def _config(self, inp: StepInput) -> AgentConfig:
+        """The config the step runs. One sent along is stored first (under the ref the
+        workflow named: the store is content-addressed, so a retry stores nothing new); one
+        named by ref alone is read from the store. A ref names one config forever, so the
+        worker keeps what it stored or read."""
+        ref, sent = inp.config_ref, inp.inline_config()
+        if ref is None:  # before CONFIG_BY_REF: the knobs came inline
+            assert sent is not None
+            return sent
+        if (kept := self._configs.get(ref)) is not None:
+            return kept
+        if sent is not None:
+            await self.store.put_text(sent.canonical())
+            config = sent
+        else:
+            try:
+                config = AgentConfig.model_validate_json(await self.store.get_text(ref))
+            except ArtifactNotFound:
+                raise ApplicationError(
+                    f"the agent config {ref} is not in this worker's artifact store "
+                    f"({self.store.location}); the step that sent it stored it elsewhere",
+                    type=CONFIG_NOT_FOUND,
+                    non_retryable=True,
+                ) from None
+        self._configs.put(ref, config)
+        return config
 
     async def _check_store(self, expected: str | None) -> None:
         """Refuse a step whose content is in another store than this worker's: on the wrong
@@ -124,16 +170,24 @@ class Transcript:
                 non_retryable=True,
             )
 
-    async def _persona(self, inp: StepInput) -> str | None:
-        if not inp.persona:
+    async def _persona(self, inp: StepInput, config: AgentConfig) -> str | None:
+        """The persona rendered for this agent: from the config's persona text, or from the
+        template on this worker's disk for a config without one (a step's knobs inline, before
+        CONFIG_BY_REF, or a catalog made before persona texts)."""
+        if not config.persona:
             return None
+        tools = list(config.tools)
+        if config.persona_text is not None:
+            return render(
+                config.persona_text, agent_id=inp.agent_id, description=inp.description, tools=tools
+            )
         # A persona is a file read: off the event loop like every other read.
         return await asyncio.to_thread(
             self.personas.render,
-            inp.persona,
+            config.persona,
             agent_id=inp.agent_id,
             description=inp.description,
-            tools=inp.tools,
+            tools=tools,
         )
 
     async def _chain(self, head: str, pending: dict[str, ContentNode]) -> tuple[Message, ...]:

@@ -1,7 +1,9 @@
 """Personas: behaviour templates in config/personas/<name>.md, sent as a system message.
 
 Templates use the standard library's `string.Template` (`$agent_id`, `$description`,
-`$tools`): three substitutions do not earn a template engine.
+`$tools`): three substitutions do not earn a template engine. The catalog carries each
+template's text, so a config names the persona it ran by content (AgentConfig.persona_text)
+and a step renders it from that text with `render`, whatever the worker's disk holds.
 """
 
 from __future__ import annotations
@@ -9,11 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
+from p2engine.contract.agent_config import NO_PERSONA
 from p2engine.contract.errors import ConfigError, read_config_text
 
 SUFFIX = ".md"
 PLACEHOLDERS = frozenset({"agent_id", "description", "tools"})
-NO_PERSONA = "none"  # the runtime override that removes an agent's persona
+
+
+def render(template: str, *, agent_id: str, description: str, tools: list[str]) -> str:
+    """A persona template's text for one agent: its placeholders filled, no tools 'none'."""
+    return Template(template).substitute(
+        agent_id=agent_id, description=description, tools=", ".join(tools) or "none"
+    )
 
 
 class PersonaLibrary:
@@ -25,24 +34,23 @@ class PersonaLibrary:
             return []
         return sorted(p.stem for p in self.directory.glob(f"*{SUFFIX}") if p.stem != NO_PERSONA)
 
-    def template(self, name: str) -> Template:
+    def text(self, name: str) -> str:
+        """The template's text, checked: only known placeholders, no stray `$`."""
         path = self.directory / f"{name}{SUFFIX}"
         if not path.exists():
             known = ", ".join(self.names()) or "none"
             raise ConfigError(f"unknown persona '{name}'; known personas: {known}")
-        template = Template(read_config_text(path, "persona"))
+        text = read_config_text(path, "persona")
+        template = Template(text)
         unknown = set(template.get_identifiers()) - PLACEHOLDERS
         if unknown or not template.is_valid():
             problem = f"unknown placeholder ${sorted(unknown)[0]}" if unknown else "a stray $"
             raise ConfigError(f"{path}: {problem} (allowed: ${', $'.join(sorted(PLACEHOLDERS))})")
-        return template
+        return text
+
+    def texts(self) -> dict[str, str]:
+        """Every template's text by name, each checked: what a catalog carries."""
+        return {name: self.text(name) for name in self.names()}
 
     def render(self, name: str, *, agent_id: str, description: str, tools: list[str]) -> str:
-        return self.template(name).substitute(
-            agent_id=agent_id, description=description, tools=", ".join(tools) or "none"
-        )
-
-    def check(self) -> None:
-        """Fail early on a template that would fail at its first use."""
-        for name in self.names():
-            self.template(name)
+        return render(self.text(name), agent_id=agent_id, description=description, tools=tools)

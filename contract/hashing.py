@@ -1,10 +1,18 @@
-"""One canonical form of a tool call's arguments, so the workflow's duplicate-call key and the
-worker's tool-cache key agree on when two calls are the same call."""
+"""The artifact store's content refs, and one canonical form of a tool call's arguments, so
+refs made in a workflow name what a worker stores, and the workflow's duplicate-call key and
+the worker's tool-cache key agree on when two calls are the same call."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+
+
+def content_ref(data: bytes) -> str:
+    """The ref the artifact store keeps `data` under, in every backend: SHA-256 (hex) of the
+    bytes. A ref made outside the store (a node's, a config's) is this one of its canonical
+    text, so the workflow names content before a worker has stored it."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def canonical_arguments(arguments: str) -> str:

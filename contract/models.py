@@ -6,15 +6,15 @@ always optional with defaults.
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from p2engine.contract.agent import AgentSpec, DedupPolicy, Rule
+from p2engine.contract.agent import DEFAULT_MODEL, AgentSpec, DedupPolicy, Rule
 from p2engine.contract.agent_config import KNOBS, AgentConfig, ConfigPatch
 from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
+from p2engine.contract.hashing import content_ref
 from p2engine.contract.routing import Routing
 from p2engine.contract.states import FinishReason, State
 from p2engine.contract.usage import Usage
@@ -57,7 +57,7 @@ class ContentNode(BaseModel):
 
     def ref(self) -> str:
         canonical = self.model_dump_json(exclude_defaults=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return content_ref(canonical.encode())
 
 
 WaitingFor = Literal["user", "human"]
@@ -169,6 +169,9 @@ class Catalog(BaseModel):
     agents: list[AgentSpec] = []
     tools: list[ToolInfo] = []
     personas: list[str] = []
+    persona_texts: dict[str, str] = Field(
+        default={}, description="name -> template text: what a config's persona_text is"
+    )
     dedup: DedupPolicy = "penalty"
     evaluators: list[EvaluatorInfo] = Field(default=[], description="every one the team names")
 
@@ -236,12 +239,15 @@ class ConversationState(BaseModel):
     branch_of: BranchOrigin | None = None
     model_steps: int = Field(default=0, description="model (or rules) steps taken")
     sync_points: list[SyncPoint] = Field(default=[], description="barriers met (Propagation)")
+    configs_sent: list[str] = Field(
+        default=[], description="refs of the configs a step stored: later steps send the ref"
+    )
 
 
 # The revision of the conversation workflow's commands that new conversations start with
 # (workflows/revisions.py says what each changed). Inputs recorded before revisions decode
 # as 0 and replay the way they ran.
-CURRENT_REVISION = 5
+CURRENT_REVISION = 6
 
 
 class ConversationInput(BaseModel):
@@ -263,6 +269,25 @@ class ConversationInput(BaseModel):
     )
     routing: Routing | None = Field(default=None, description="task queues; None: its own")
     propagation: Propagation | None = Field(default=None, description="a learning run's arm")
+
+    def step_model(self, overrides: Overrides) -> str:
+        """The model a step calls: the override's, the run's, the agent's, or the default."""
+        return overrides.model or self.model or self.agent.model or DEFAULT_MODEL
+
+    def config(self, overrides: Overrides | None = None) -> AgentConfig:
+        """The config a step of this conversation runs with `overrides` in force (none: the
+        one it starts with): the agent's knobs, the overrides, the step's model, and the
+        persona's text from the catalog."""
+        overrides = overrides or Overrides()
+        texts = self.catalog.persona_texts
+        patch = ConfigPatch(
+            persona=overrides.persona,
+            tools=None if overrides.tools is None else tuple(overrides.tools),
+            model=self.step_model(overrides),
+            system_prompt=overrides.system_prompt,
+            temperature=overrides.temperature,
+        )
+        return patch.apply(AgentConfig.of(self.agent, texts), texts)
 
 
 class BranchBase(BaseModel):
@@ -324,7 +349,9 @@ class TurnResult(BaseModel):
 
 
 class StepInput(BaseModel):
-    """One agent step (model or rules): the transcript head and what to store first."""
+    """One agent step (model or rules): the transcript head and what to store first, and the
+    config it runs: by ref (from CONFIG_BY_REF, workflows/revisions.py), sent along the first
+    time, or before that as knobs inline."""
 
     conversation_id: str
     agent_id: str
@@ -344,9 +371,19 @@ class StepInput(BaseModel):
     rules: list[Rule] = []
     fallback_reply: str = ""
     store_id: str | None = Field(default=None, description="the store the content is in")
+    config_ref: str | None = Field(
+        default=None, description="the config it runs, by its store ref; no knobs inline"
+    )
+    config: AgentConfig | None = Field(
+        default=None, description="that config, with the first step that runs it: stored first"
+    )
 
-    def config(self) -> AgentConfig:
-        """The agent config this step runs: the agent's knobs with the overrides in force."""
+    def inline_config(self) -> AgentConfig | None:
+        """The config this step carries, either shape: sent with its ref, or (before
+        CONFIG_BY_REF) its knobs inline, the overrides in force; None when the ref alone
+        names it, for the worker to read from the store."""
+        if self.config_ref is not None:
+            return self.config
         return AgentConfig.model_validate(
             {"agent_id": self.agent_id, **self.model_dump(include=set(KNOBS))}
         )

@@ -14,6 +14,8 @@ COMPARE = "compare"
 COMPARE_WORKFLOW = "CompareWorkflow"
 
 LOAD_STATE = "load_state"
+# A step's error type: the config its ref names is not in the worker's artifact store.
+CONFIG_NOT_FOUND = "ConfigNotFound"
 BRANCH_TAKEN = "BranchTaken"  # the `branch` update's error type: the branch's id exists
 
 # Memo key: a branch's origin, {"source": id, "step": n}.

@@ -160,6 +160,7 @@ class Arm(BaseModel):
     case: int = Field(description="the input's index: arms of one case are compared in pairs")
     repeat: int
     agent: AgentSpec
+    config: str = Field(default="", description="the id of the config it runs")
     message: str
 
 

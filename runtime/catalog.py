@@ -1,6 +1,6 @@
 """The catalog a conversation starts with: the team from agents.yml, the registered tools,
-the personas and the evaluators, checked against each other once so a workflow never meets
-a dangling name.
+the personas (with their templates' texts) and the evaluators, checked against each other
+once so a workflow never meets a dangling name.
 """
 
 from __future__ import annotations
@@ -83,12 +83,12 @@ def tool_infos() -> list[ToolInfo]:
 
 def load_catalog(settings: Settings) -> Catalog:
     registry = AgentRegistry.load(settings.agents_file)
-    personas = PersonaLibrary(settings.personas_dir)
-    personas.check()
+    persona_texts = PersonaLibrary(settings.personas_dir).texts()
     catalog = Catalog(
         agents=[resolve_agent(a, settings) for a in registry.all()],
         tools=tool_infos(),
-        personas=personas.names(),
+        personas=sorted(persona_texts),
+        persona_texts=persona_texts,
         dedup=settings.tools.dedup,
         evaluators=evaluator_infos(settings),
     )

@@ -32,7 +32,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from p2engine.agents.registry import AgentRegistry
 from p2engine.agents.scripted import PROVIDER as SCRIPTED_PROVIDER
 from p2engine.contract.agent import AgentSpec
-from p2engine.contract.agent_config import AgentConfig, ConfigPatch
 from p2engine.contract.errors import ConfigError, ConversationNotFound, InvalidInput, refuse
 from p2engine.contract.evals import PairInput, PairOutcome, PairSide, RewardPolicy
 from p2engine.contract.ids import name_problem
@@ -136,11 +135,6 @@ def check_name(name: str, what: str = "--id") -> None:
 
 def is_running(description: WorkflowExecutionDescription) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
-
-
-def starting_config(inp: ConversationInput) -> AgentConfig:
-    """The agent config a conversation starts with: its agent, on the run's model if set."""
-    return ConfigPatch(model=inp.model).apply(AgentConfig.of(inp.agent))
 
 
 async def config_memo(execution: WorkflowExecution) -> str | None:
@@ -303,7 +297,7 @@ class ConversationClient(LazyClient):
             ),
             static_summary=preview(f"{inp.agent.id}: {inp.message or '(interactive)'}", 200),
             static_details=conversation_details(inp),
-            memo={CONFIG_MEMO: starting_config(inp).id},
+            memo={CONFIG_MEMO: inp.config().id},  # what its first step runs
         )
         return handle, True
 

@@ -123,7 +123,7 @@ class LearnClient(LazyClient):
             spec=spec,
             tasks=learned.tasks,
             catalog=catalog,
-            baseline=AgentConfig.of(agent),
+            baseline=AgentConfig.of(agent, catalog.persona_texts),
             revision=CURRENT_REVISION,
         )
         return PreparedLearn(learned, inp)

@@ -62,7 +62,7 @@ def load_rollout(path: Path, catalog: Catalog, *, repeats: int | None = None) ->
     _check_names(spec, catalog, located)
     agents = {agent.id: agent for agent in catalog.agents}
     try:
-        plan = ArmPlan(spec, agents, inputs)
+        plan = ArmPlan(spec, agents, inputs, personas=catalog.persona_texts)
     except ExpansionError as exc:
         raise located.error(tuple(exc.where.split(".")), str(exc).partition(": ")[2]) from None
     _check_baseline(spec, located)

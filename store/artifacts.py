@@ -9,7 +9,6 @@ thread so a slow disk never stalls the event loop.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import tempfile
 import time
@@ -17,6 +16,7 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 
+from p2engine.contract.hashing import content_ref
 from p2engine.contract.models import ContentNode
 from p2engine.store.base import ArtifactNotFound, NotARef, check_prefix
 
@@ -35,7 +35,7 @@ class ArtifactDirectory:
         return self.root / ref[:2] / ref[2:]
 
     def put_bytes(self, data: bytes) -> str:
-        ref = hashlib.sha256(data).hexdigest()
+        ref = content_ref(data)
         self._write(ref, data)
         return ref
 

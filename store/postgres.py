@@ -12,7 +12,6 @@ expire by time, as the SQLite cache's do. Each backend's tables are versioned
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from p2engine.contract.hashing import content_ref
 from p2engine.contract.models import ContentNode
 from p2engine.database.postgres import open_pool, transient, where
 from p2engine.store.base import ArtifactNotFound, StoreUnavailable, check_prefix
@@ -108,7 +108,7 @@ class PostgresArtifactStore:
         return ref
 
     async def put_bytes(self, data: bytes) -> str:
-        return await self._put(hashlib.sha256(data).hexdigest(), data)
+        return await self._put(content_ref(data), data)
 
     async def get_bytes(self, ref: str) -> bytes:
         async with self._tables.connection() as connection:

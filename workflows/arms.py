@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from p2engine.contract.agent_config import AgentConfig
 from p2engine.contract.models import ConversationInput, ConversationResult, preview
 from p2engine.contract.rollouts import (
     Arm,
@@ -34,9 +33,17 @@ CALLS = frozenset({State.TOOL_CALL, State.AGENT_CALL})
 
 def arm_plan(inp: RolloutInput) -> ArmPlan:
     """The rollout's arms as its revision names them."""
-    agents = {a.id: a for a in inp.catalog.agents}
+    catalog = inp.catalog
+    agents = {a.id: a for a in catalog.agents}
     named = inp.revision >= GRID_VARIANTS_NAMED
-    return ArmPlan(inp.spec, agents, inp.inputs, grid_named=named, model=inp.model)
+    return ArmPlan(
+        inp.spec,
+        agents,
+        inp.inputs,
+        grid_named=named,
+        model=inp.model,
+        personas=catalog.persona_texts,
+    )
 
 
 def arm_id(rollout_id: str, arm: Arm) -> str:
@@ -155,7 +162,7 @@ def _identity(rollout_id: str, arm: Arm) -> dict[str, object]:
         "case_id": case_id(arm.message),
         "agent_id": arm.agent.id,
         "workflow_id": arm_id(rollout_id, arm),
-        "config": AgentConfig.of(arm.agent).id,
+        "config": arm.config,
     }
 
 

@@ -97,6 +97,7 @@ def state_at(
         eval_usage=_eval_usage(stack),
         checkpoints=[c for c in s.checkpoints if c.step <= step],
         branch_of=origin,
+        configs_sent=s.configs_sent,  # stored, whenever they were: in the store it shares
     )
     if message is not None:
         branch.state, branch.waiting_for, branch.reason = State.WAITING, "user", None

@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -32,10 +32,10 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from p2engine.agents.personas import NO_PERSONA
     from p2engine.agents.tools.delegate import DELEGATE, DelegateArgs
     from p2engine.agents.tools.registry import invalid_arguments
-    from p2engine.contract.agent import DEFAULT_MODEL, AgentSpec
+    from p2engine.contract.agent import AgentSpec
+    from p2engine.contract.agent_config import KNOBS, AgentConfig
     from p2engine.contract.errors import refuse
     from p2engine.contract.evals import EvalOutcome, RewardOutcome
     from p2engine.contract.ids import business_key, child_workflow_id
@@ -114,13 +114,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from p2engine.workflows.revisions import (
         CANCEL_ENDS_CONVERSATION,
+        CONFIG_BY_REF,
         QUICK_EVALUATIONS_LOCAL,
         SCORES_IN_MEMO,
         UPSERT_ONCE_PER_TASK,
     )
-
-
-_Knob = TypeVar("_Knob")
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW, failure_exception_types=[IllegalTransition])
@@ -143,6 +141,7 @@ class ConversationWorkflow:
         self._quick_evaluations_local = inp.revision >= QUICK_EVALUATIONS_LOCAL
         self._scores_in_memo = inp.revision >= SCORES_IN_MEMO
         self._cancel_ends_conversation = inp.revision >= CANCEL_ENDS_CONVERSATION
+        self._config_by_ref = inp.revision >= CONFIG_BY_REF
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
         self._evaluating: list[asyncio.Task[None]] = []
         self._scored_upto = len(self.s.stack)  # entries before were scored by an earlier run
@@ -441,25 +440,22 @@ class ConversationWorkflow:
         agent, overrides = self.agent, self.s.overrides
         self._turn_head = self.s.head
         assert self.s.head is not None
-        model = overrides.model or self.inp.model or agent.model or DEFAULT_MODEL
-        persona = overrides.persona or agent.persona
-        request = StepInput(
-            conversation_id=workflow.info().workflow_id,
-            agent_id=agent.id,
-            step=self.s.step,
-            model=model,
-            head=self.s.head,
-            pending=self.s.pending,
-            system_prompt=_overridden(overrides.system_prompt, agent.system_prompt),
-            persona=None if persona == NO_PERSONA else persona,
-            description=agent.description,
-            tools=self._allowed_tools(),
-            temperature=_overridden(overrides.temperature, agent.temperature),
-            top_p=agent.top_p,
-            max_tokens=agent.max_tokens,
-            rules=agent.rules,
-            fallback_reply=agent.fallback_reply,
-            store_id=self.inp.store_id,
+        model = self.inp.step_model(overrides)
+        config = self.inp.config(overrides)
+        request = StepInput.model_validate(
+            {
+                "conversation_id": workflow.info().workflow_id,
+                "agent_id": agent.id,
+                "step": self.s.step,
+                "model": model,
+                "head": self.s.head,
+                "pending": self.s.pending,
+                "description": agent.description,
+                "rules": agent.rules,
+                "fallback_reply": agent.fallback_reply,
+                "store_id": self.inp.store_id,
+                **self._config_fields(config),
+            }
         )
         rules = agent.type == "rule_based"
         main = workflow.info().task_queue
@@ -477,7 +473,18 @@ class ConversationWorkflow:
             self._end_if_cancelled(err)
             self._finish(FinishReason.ERROR, f"agent step failed: {root_cause(err)}")
             return None
+        if request.config is not None:  # stored by the step: later steps send the ref
+            self.s.configs_sent.append(config.ref)
         return result
+
+    def _config_fields(self, config: AgentConfig) -> dict[str, object]:
+        """How a step names its config: by ref, with the config itself the first time this
+        conversation runs it (the step stores it, as it stores `pending`), so the history
+        holds each config once; before CONFIG_BY_REF, as knobs inline."""
+        if not self._config_by_ref:
+            return config.model_dump(include=set(KNOBS))
+        ref = config.ref
+        return {"config_ref": ref, "config": None if ref in self.s.configs_sent else config}
 
     async def _run_calls(self) -> None:
         self.s.step += 1
@@ -922,8 +929,3 @@ def _call_preview(call: ToolCallRequest, limit: int = 160) -> str:
         except (ValueError, KeyError, TypeError):
             pass
     return preview(f"{call.name}({call.arguments})", limit)
-
-
-def _overridden(override: _Knob | None, configured: _Knob | None) -> _Knob | None:
-    """An override in force wins, a falsy one too (a temperature of 0)."""
-    return configured if override is None else override

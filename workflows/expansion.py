@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from p2engine.contract.agent import AgentSpec
-from p2engine.contract.agent_config import AgentConfig, ConfigPatch
+from p2engine.contract.agent_config import NO_TEXTS, AgentConfig, ConfigPatch
 from p2engine.contract.errors import ConfigError
 from p2engine.contract.rollouts import Arm, RolloutSpec, Team, Variant
 
@@ -106,6 +106,7 @@ class PlannedVariant:
     team: str
     variant: str
     agent: AgentSpec
+    config: str  # the id of the config its arms run
     messages: list[str]  # one per case
 
 
@@ -124,6 +125,7 @@ class ArmPlan:
         *,
         grid_named: bool = True,
         model: str | None = None,
+        personas: Mapping[str, str] = NO_TEXTS,
     ) -> None:
         self.cases = len(inputs) or 1
         self.repeats = spec.repeats
@@ -135,8 +137,10 @@ class ArmPlan:
                 messages = list(inputs) or ([first] if first else [])
                 if not messages:
                     raise ExpansionError(at, "no initial_message (in the variant or the team)")
-                agent = _agent(settings, agents, at, model)
-                self.variants.append(PlannedVariant(name, variant_id, agent, messages))
+                config = _config(settings, agents, at, model, personas)
+                agent = config.on(agents[config.agent_id])
+                planned = PlannedVariant(name, variant_id, agent, config.id, messages)
+                self.variants.append(planned)
         self.total = total
 
     def arm(self, index: int) -> Arm:
@@ -153,19 +157,25 @@ class ArmPlan:
             case=case,
             repeat=repeat,
             agent=planned.agent,
+            config=planned.config,
             message=planned.messages[case],
         )
 
 
-def _agent(
-    settings: Variant, agents: Mapping[str, AgentSpec], at: str, model: str | None
-) -> AgentSpec:
-    """The variant's agent: its config patched by the variant, then by the rollout's model."""
+def _config(
+    settings: Variant,
+    agents: Mapping[str, AgentSpec],
+    at: str,
+    model: str | None,
+    personas: Mapping[str, str],
+) -> AgentConfig:
+    """The variant's config: its agent's patched by the variant, then by the rollout's model;
+    a persona takes its text from `personas` (the catalog's)."""
     if settings.agent_id is None:
         raise ExpansionError(at, "no agent_id (in the variant or the team's base)")
     base = agents.get(settings.agent_id)
     if base is None:
         known = ", ".join(sorted(agents)) or "none"
         raise ExpansionError(at, f"unknown agent '{settings.agent_id}'; agents: {known}")
-    config = settings.patch().apply(AgentConfig.of(base))
-    return ConfigPatch(model=model).apply(config).on(base)
+    config = settings.patch().apply(AgentConfig.of(base, personas), personas)
+    return ConfigPatch(model=model).apply(config)

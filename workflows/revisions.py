@@ -29,3 +29,10 @@ CANCEL_ENDS_CONVERSATION = 4
 # workflows/expansion.py), so its arms' keys and child workflow ids carry those names;
 # before, grid variants were numbered v001, v002, ...
 GRID_VARIANTS_NAMED = 5
+
+# 6: a model or rule step names the agent config it runs by its artifact store ref
+# (StepInput.config_ref): the first step of a conversation that runs a config sends it along
+# and the worker stores it, later steps send the ref alone; the persona is rendered from the
+# config's persona text. Before, every step carried its knobs inline and the worker read the
+# persona's template from its disk.
+CONFIG_BY_REF = 6

@@ -4,8 +4,8 @@ update, so the workflow's validators only raise what these return (tested withou
 
 from __future__ import annotations
 
-from p2engine.agents.personas import NO_PERSONA
 from p2engine.contract.agent import AgentSpec
+from p2engine.contract.agent_config import NO_PERSONA
 from p2engine.contract.inputs import message_problem
 from p2engine.contract.models import Catalog, ConversationState, Release, WaitingFor
 from p2engine.contract.states import State

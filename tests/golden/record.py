@@ -172,6 +172,10 @@ CASES: dict[str, Case] = {
         propagation=Propagation(every=2, metric="weather_report"),
         drive=_release_with_a_push,
     ),
+    # Revision 6 names each step's config by ref, sent along the first time: a persona
+    # override mid-conversation sends its config once, and the ones after send the ref.
+    "tool_call_r6": TOOL_CALL,
+    "interactive_overrides_r6": CHAT_WITH_OVERRIDES,
 }
 
 

@@ -14,7 +14,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from p2engine.agents.registry import AgentRegistry
 from p2engine.contract.agent import AgentSpec
-from p2engine.contract.models import ConversationResult, ConversationStatus, StackEntry, WaitingFor
+from p2engine.contract.models import (
+    ConversationResult,
+    ConversationStatus,
+    StackEntry,
+    StepInput,
+    WaitingFor,
+)
+from p2engine.contract.names import LLM_STEP
 from p2engine.contract.states import State
 from p2engine.runtime.conversations import start_conversation
 from p2engine.runtime.settings import Settings
@@ -51,6 +58,22 @@ async def local_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
             [data] = event.marker_recorded_event_attributes.details["data"].payloads
             types.append(json.loads(data.data)["activity_type"])
     return types
+
+
+async def step_inputs(handle: WorkflowHandle[Any, Any]) -> list[StepInput]:
+    """The input of each model step the run scheduled, as its history holds it."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    history = await handle.fetch_history()
+    inputs = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == LLM_STEP:
+                payloads = list(scheduled.input.payloads)
+                [inp] = await pydantic_data_converter.decode(payloads, [StepInput])
+                inputs.append(inp)
+    return inputs
 
 
 async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:

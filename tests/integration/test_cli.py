@@ -43,7 +43,7 @@ def test_run_prints_reply_conversation_id_and_ui_link(cli_env: dict[str, str]) -
     assert data["reason"] == "done"
     # The conversation names the agent config it started with, as its model steps' spans do.
     agent = AgentRegistry.load(PROJECT_ROOT / "config" / "agents.yml").get("agent_alpha")
-    assert data["config"] == AgentConfig.of(agent).id
+    assert data["config"] == AgentConfig.of(agent, {}).id
 
     listed = json.loads(p2e("conversation", "list", "--json", env=cli_env).stdout)
     assert any(row["id"] == "conv-cli-paris" and row["agent"] == "agent_alpha" for row in listed)

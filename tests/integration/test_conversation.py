@@ -9,11 +9,17 @@ from temporalio.client import Client
 
 from p2engine.contract.models import StackEntry
 from p2engine.contract.states import FinishReason, State
-from p2engine.runtime.conversations import start_conversation
+from p2engine.runtime.conversations import config_memo, start_conversation
 from p2engine.runtime.settings import Settings
 from p2engine.store import open_store
 from p2engine.workflows import search
-from tests.integration.helpers import activity_attempts, activity_summaries, agent, unique
+from tests.integration.helpers import (
+    activity_attempts,
+    activity_summaries,
+    agent,
+    step_inputs,
+    unique,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -51,6 +57,28 @@ async def test_weather_question_calls_the_tool_and_answers_from_its_result(
                                        State.ASSISTANT_MESSAGE]  # fmt: skip
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
     assert result.steps == 3
+
+
+async def test_the_first_step_sends_the_config_and_stores_it_and_later_steps_only_its_ref(
+    client: Client, settings: Settings
+) -> None:
+    handle, _ = await start_conversation(
+        client, settings, agent(settings, "agent_helper"), "What's the weather in Oslo?"
+    )
+    assert (await handle.result()).reason is FinishReason.DONE
+
+    first, second = await step_inputs(handle)
+    config = first.config
+    assert config is not None and first.config_ref == config.ref
+    persona = (settings.personas_dir / "weather_expert.md").read_text(encoding="utf-8")
+    assert (config.persona, config.persona_text) == ("weather_expert", persona)
+    assert (first.system_prompt, first.persona, first.tools) == (None, None, [])  # not inline
+    assert second.config_ref == config.ref and second.config is None
+    assert (second.system_prompt, second.persona, second.tools) == (None, None, [])
+    # Stored by the first step, where `p2e artifact cat` finds it; the conversation's memo
+    # names the same config.
+    assert await open_store(settings).get_text(config.ref) == config.canonical()
+    assert await config_memo(await handle.describe()) == config.id
 
 
 async def test_search_attributes_and_summaries_describe_the_run(

@@ -26,6 +26,7 @@ from tests.integration.helpers import (
     conversation,
     kinds,
     status,
+    step_inputs,
     unique,
     wait_until_waiting,
 )
@@ -301,6 +302,31 @@ async def test_runtime_overrides_apply_from_the_next_step(
     )
     await handle.execute_update(ConversationWorkflow.end)
     assert (await handle.result()).reason is FinishReason.DONE
+
+
+async def test_a_persona_override_sends_its_config_once_and_a_config_sent_before_by_ref(
+    client: Client, settings: Settings
+) -> None:
+    handle = await start_chat(client, settings, "persona-by-ref")
+    await handle.execute_update(ConversationWorkflow.send_message, "weather in Paris")
+    await handle.execute_update(ConversationWorkflow.set_behavior, "critic")
+    await handle.execute_update(ConversationWorkflow.send_message, "weather in Rome")
+    await handle.execute_update(ConversationWorkflow.set_behavior, None)
+    await handle.execute_update(ConversationWorkflow.send_message, "weather in Oslo")
+    await handle.execute_update(ConversationWorkflow.end)
+    await handle.result()
+
+    steps = await step_inputs(handle)
+    assert len(steps) == 6  # a tool call and a reply per message
+    plain, critic = steps[0].config, steps[2].config
+    assert plain is not None and critic is not None
+    assert (plain.persona, critic.persona) == (None, "critic")
+    texts = load_catalog(settings).persona_texts
+    assert critic.persona_text == texts["critic"] and plain.persona_text is None
+    refs = [s.config_ref for s in steps]
+    assert refs == [plain.ref, plain.ref, critic.ref, critic.ref, plain.ref, plain.ref]
+    # Each config goes inline once; back to the first, its ref alone is enough.
+    assert [s.config is not None for s in steps] == [True, False, True, False, False, False]
 
 
 async def test_an_override_changes_no_search_attribute_and_writes_none(

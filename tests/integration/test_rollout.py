@@ -25,7 +25,7 @@ from p2engine.runtime.rollouts import (
 from p2engine.runtime.settings import Settings
 from p2engine.runtime.worker import build_worker
 from tests.conftest import queue_settings
-from tests.integration.helpers import eventually, unique
+from tests.integration.helpers import eventually, step_inputs, unique
 from tests.integration.test_ledger_crash import until_the_worker_dies
 
 MIXED = """\
@@ -108,6 +108,13 @@ async def test_every_arm_runs_once_is_listed_by_its_rollout_and_is_compared(
     # The children carry their variant for the Web UI.
     child = await client.get_workflow_handle(expected[0]).describe()
     assert child.search_attributes["P2eVariant"] == ["desk/broken"]
+    # An arm's record names the config its model steps ran, its persona's text in it.
+    expert = next(r for r in records if r.variant == "expert")
+    first, *later = await step_inputs(client.get_workflow_handle(expert.workflow_id))
+    assert first.config is not None and first.config.id == expert.config
+    texts = prepared.input.catalog.persona_texts
+    assert first.config.persona_text == texts["weather_expert"]
+    assert later and {s.config_ref for s in later} == {first.config.ref}
 
 
 async def _listed(client: Client, rollout_id: str, expected: list[str]) -> bool:

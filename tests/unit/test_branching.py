@@ -50,6 +50,7 @@ def conversation() -> ConversationState:
     ]
     step(State.ASSISTANT_MESSAGE, usage=Usage(prompt_tokens=30), head="r3")
     s.seen_calls["k3"] = 3
+    s.configs_sent = ["c" * 64]
     s.pending = [user]
     s.state, s.reason = State.FINISHED, FinishReason.DONE
     s.stack.append(StackEntry(step=3, kind=State.FINISHED, agent_id="a", reason=FinishReason.DONE))
@@ -72,6 +73,8 @@ def test_the_state_at_a_step_is_its_checkpoint_with_the_stack_and_memory_up_to_i
     assert [c.step for c in branch.checkpoints] == [1, 2]
     assert branch.pending == conversation().pending  # the user node, in the prefix
     assert (branch.branch_of, branch.reason, branch.inbox) == (ORIGIN, None, [])
+    # Configs stored after the branch point are in the store the branch shares: by ref too.
+    assert branch.configs_sent == ["c" * 64]
 
 
 def test_a_step_with_calls_to_run_keeps_them() -> None:

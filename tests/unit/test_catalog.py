@@ -53,6 +53,15 @@ def test_project_catalog_has_the_personas() -> None:
     assert {"weather_expert", "financial_expert", "critic"} <= set(catalog.personas)
 
 
+def test_project_catalog_carries_each_personas_template_text() -> None:
+    settings = Settings()
+    catalog = load_catalog(settings)
+    assert sorted(catalog.persona_texts) == catalog.personas
+    shipped = (settings.personas_dir / "weather_expert.md").read_text(encoding="utf-8")
+    assert catalog.persona_texts["weather_expert"] == shipped
+    assert "$agent_id" in shipped  # the template, unrendered
+
+
 def test_project_catalog_agent_types() -> None:
     catalog = load_catalog(Settings())
     types = {a.id: a.type for a in catalog.agents}

@@ -22,7 +22,7 @@ from p2engine.contract.rollouts import ArmRecord
 from p2engine.store.artifacts import LocalArtifactStore
 
 AGENT = AgentSpec(id="agent_alpha", model="scripted/default", tools=["get_weather", "delegate"])
-BASE = AgentConfig.of(AGENT)
+BASE = AgentConfig.of(AGENT, {})
 
 
 def propose_input(knobs: Knobs, generation: int = 1) -> ProposeInput:

@@ -16,6 +16,7 @@ from p2engine.contract.rollouts import Estimate
 from p2engine.runtime.catalog import load_catalog
 from p2engine.runtime.learning import load_learn
 from p2engine.runtime.settings import PROJECT_ROOT, Settings
+from p2engine.workflows.expansion import ArmPlan
 from p2engine.workflows.learning_plan import (
     LearnPlanError,
     arms_needed,
@@ -84,9 +85,25 @@ def test_a_tie_for_the_best_mean_goes_to_the_earliest_candidate() -> None:
     assert best({"base": {"a": 0.5}, "same": {"a": 0.5}}) == "base"
 
 
+def test_a_candidates_arms_record_the_candidates_config_its_persona_text_included() -> None:
+    texts = {"weather_expert": "You are $agent_id; weather is your trade."}
+    agent = AgentSpec(
+        id="agent_helper", model="scripted/default", persona="weather_expert", tools=["get_weather"]
+    )
+    base = AgentConfig.of(agent, texts)
+    cited = ConfigPatch(system_prompt="Cite the tool you used.").apply(base)
+    spec = LearnSpec(
+        agent="agent_helper", evaluator="weather_report", dataset=Dataset(inputs=TASKS)
+    )
+    rollout = scoring_rollout([base, cited], spec)
+    plan = ArmPlan(rollout, {"agent_helper": agent}, TASKS[:1], personas=texts)
+    assert [v.config for v in plan.variants] == [base.id, cited.id]
+    assert base.persona_text == texts["weather_expert"]
+
+
 def test_a_scoring_rollout_runs_each_config_as_a_variant_against_the_first() -> None:
     agent = AgentSpec(id="agent_alpha", model="scripted/default", tools=["get_weather"])
-    base = AgentConfig.of(agent)
+    base = AgentConfig.of(agent, {})
     cited = ConfigPatch(system_prompt="Cite the tool you used.").apply(base)
     spec = LearnSpec(agent="agent_alpha", evaluator="weather_report", dataset=Dataset(inputs=TASKS))
     rollout = scoring_rollout([base, cited, base], spec, repeats=2)

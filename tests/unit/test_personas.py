@@ -25,8 +25,10 @@ def test_names_lists_the_shipped_personas() -> None:
     assert names == sorted(names)
 
 
-def test_shipped_personas_pass_the_check() -> None:
-    SHIPPED.check()
+def test_shipped_personas_pass_the_check_and_give_their_texts() -> None:
+    texts = SHIPPED.texts()
+    assert sorted(texts) == SHIPPED.names()
+    assert texts["critic"] == (SHIPPED.directory / "critic.md").read_text(encoding="utf-8")
 
 
 def test_names_ignores_other_files_and_the_none_persona(tmp_path: Path) -> None:
@@ -74,7 +76,7 @@ def test_unknown_persona_names_the_known_ones() -> None:
 def test_check_rejects_an_unknown_placeholder(tmp_path: Path) -> None:
     lib = library(tmp_path, good="You are $agent_id.", bad="You are $agent_id in $city.")
     with pytest.raises(ConfigError) as info:
-        lib.check()
+        lib.texts()
     message = str(info.value)
     assert str(tmp_path / "bad.md") in message
     assert "unknown placeholder $city" in message
@@ -84,8 +86,9 @@ def test_check_rejects_an_unknown_placeholder(tmp_path: Path) -> None:
 def test_check_rejects_a_stray_dollar(tmp_path: Path) -> None:
     lib = library(tmp_path, bad="It costs $5.")
     with pytest.raises(ConfigError, match=r"a stray \$"):
-        lib.check()
+        lib.texts()
 
 
 def test_check_accepts_valid_templates(tmp_path: Path) -> None:
-    library(tmp_path, a="$agent_id", b="${tools} and $$ and $description").check()
+    templates = {"a": "$agent_id", "b": "${tools} and $$ and $description"}
+    assert library(tmp_path, **templates).texts() == templates

@@ -467,7 +467,7 @@ def test_an_unfinished_record_has_its_identity_status_and_error_and_nothing_else
 
 
 def planned(team_name: str, variant: str) -> PlannedVariant:
-    return PlannedVariant(team=team_name, variant=variant, agent=ALPHA, messages=["hi"])
+    return PlannedVariant(team=team_name, variant=variant, agent=ALPHA, config="", messages=["hi"])
 
 
 def record(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
 from p2engine.activities.transcript import Transcript, node_to_message
-from p2engine.agents.personas import PersonaLibrary
+from p2engine.agents.personas import PersonaLibrary, render
+from p2engine.contract.agent_config import AgentConfig
 from p2engine.contract.models import ContentNode, StepInput, ToolCallRequest
+from p2engine.contract.names import CONFIG_NOT_FOUND
 from p2engine.contract.states import State
 from p2engine.contract.usage import Usage
 from p2engine.runtime.settings import PROJECT_ROOT
@@ -108,7 +112,11 @@ async def test_agent_result_without_a_child_reply_keeps_its_text(store: LocalArt
     assert json.loads(message["content"]) == refusal
 
 
-# --- Transcript.messages ---------------------------------------------------------------------
+# --- Transcript.prompt -----------------------------------------------------------------------
+
+
+async def read(transcript: Transcript, inp: StepInput) -> list[dict[str, Any]]:
+    return (await transcript.prompt(inp)).messages
 
 
 def step_input(pending: list[ContentNode], **fields: object) -> StepInput:
@@ -129,7 +137,7 @@ async def test_messages_stores_the_pending_nodes(store: LocalArtifactStore) -> N
     first = node(State.USER_MESSAGE, text="hi")
     reply = node(State.ASSISTANT_MESSAGE, parent=first.ref(), text="hello")
     second = node(State.USER_MESSAGE, parent=reply.ref(), text="weather?")
-    messages = await Transcript(store, PERSONAS).messages(step_input([first, reply, second]))
+    messages = await read(Transcript(store, PERSONAS), step_input([first, reply, second]))
     for pending in (first, reply, second):
         assert await store.get_node(pending.ref()) == pending
     assert messages == [
@@ -150,7 +158,7 @@ async def test_messages_put_the_system_prompt_first_then_the_persona(
         description="Weather specialist",
         tools=["get_weather", "delegate"],
     )
-    messages = await Transcript(store, PERSONAS).messages(inp)
+    messages = await read(Transcript(store, PERSONAS), inp)
     assert [m["role"] for m in messages] == ["system", "system", "user"]
     assert messages[0]["content"] == "You are agent_helper."
     expected = PERSONAS.render(
@@ -166,7 +174,7 @@ async def test_messages_put_the_system_prompt_first_then_the_persona(
 
 async def test_messages_with_a_persona_and_no_system_prompt(store: LocalArtifactStore) -> None:
     inp = step_input([node(State.USER_MESSAGE, text="hi")], persona="critic")
-    messages = await Transcript(store, PERSONAS).messages(inp)
+    messages = await read(Transcript(store, PERSONAS), inp)
     assert [m["role"] for m in messages] == ["system", "user"]
     assert "You are agent_helper." in messages[0]["content"]
 
@@ -174,8 +182,8 @@ async def test_messages_with_a_persona_and_no_system_prompt(store: LocalArtifact
 async def test_messages_without_system_prompt_or_persona_have_no_system_message(
     store: LocalArtifactStore,
 ) -> None:
-    messages = await Transcript(store, PERSONAS).messages(
-        step_input([node(State.USER_MESSAGE, text="hi")])
+    messages = await read(
+        Transcript(store, PERSONAS), step_input([node(State.USER_MESSAGE, text="hi")])
     )
     assert messages == [{"role": "user", "content": "hi"}]
 
@@ -187,13 +195,13 @@ async def two_steps(transcript: Transcript) -> tuple[StepInput, list[dict[str, o
     """A model step that calls a tool, then the step that reads the tool's result."""
     question = node(State.USER_MESSAGE, text="weather in Paris?")
     first = step_input([question])
-    await transcript.messages(first)
+    await read(transcript, first)
     call = ToolCallRequest(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
     reply = await transcript.reply(first, None, [call], Usage(), "scripted/default")
     result_ref = await transcript.store.put_text('{"city": "Paris"}')
     answer = node(State.TOOL_RESULT, parent=reply.ref, tool_call_id="call_1", result_ref=result_ref)
     second = step_input([answer])
-    return second, await transcript.messages(second)
+    return second, await read(transcript, second)
 
 
 async def test_a_step_after_a_kept_one_reads_only_its_new_nodes(
@@ -201,7 +209,7 @@ async def test_a_step_after_a_kept_one_reads_only_its_new_nodes(
 ) -> None:
     transcript = Transcript(store, PERSONAS)
     question = node(State.USER_MESSAGE, text="weather in Paris?")
-    await transcript.messages(step_input([question]))
+    await read(transcript, step_input([question]))
 
     async def no_chain(head: str) -> list[ContentNode]:
         raise AssertionError("the kept transcript was read again")
@@ -214,14 +222,14 @@ async def test_a_step_after_a_kept_one_reads_only_its_new_nodes(
 
 async def test_a_restarted_worker_rebuilds_the_same_transcript(store: LocalArtifactStore) -> None:
     second, kept = await two_steps(Transcript(store, PERSONAS))
-    assert await Transcript(store, PERSONAS).messages(second) == kept
+    assert await read(Transcript(store, PERSONAS), second) == kept
 
 
 async def test_the_kept_transcripts_are_bounded(store: LocalArtifactStore) -> None:
     transcript = Transcript(store, PERSONAS, kept=2)
     heads = [node(State.USER_MESSAGE, text=f"question {n}") for n in range(3)]
     for head in heads:
-        await transcript.messages(step_input([head]))
+        await read(transcript, step_input([head]))
     assert transcript._kept.get(heads[0].ref()) is None
     assert transcript._kept.get(heads[2].ref()) is not None
 
@@ -231,5 +239,98 @@ async def test_editing_returned_messages_leaves_the_kept_ones_alone(
 ) -> None:
     transcript = Transcript(store, PERSONAS)
     inp = step_input([node(State.USER_MESSAGE, text="hi")])
-    (await transcript.messages(inp)).append({"role": "user", "content": "extra"})
-    assert await transcript.messages(inp) == [{"role": "user", "content": "hi"}]
+    (await read(transcript, inp)).append({"role": "user", "content": "extra"})
+    assert await read(transcript, inp) == [{"role": "user", "content": "hi"}]
+
+
+# --- the config a step runs: by ref from CONFIG_BY_REF, its knobs inline before ------------
+
+CRITIC = "You are $agent_id ($description); criticise. Tools: $tools."
+BY_REF = AgentConfig(
+    agent_id="agent_helper",
+    system_prompt="Be brief.",
+    persona="critic",
+    persona_text=CRITIC,
+    tools=("get_weather",),
+    model="scripted/default",
+)
+
+
+def by_ref(pending: list[ContentNode], config: AgentConfig | None = BY_REF) -> StepInput:
+    """A step of revision 6: the config's ref, and the config itself when `config` is set."""
+    return step_input(pending, config_ref=BY_REF.ref, config=config, description="Desk")
+
+
+async def test_a_config_sent_along_is_stored_under_its_ref_and_runs(
+    store: LocalArtifactStore,
+) -> None:
+    prompt = await Transcript(store, PERSONAS).prompt(by_ref([node(State.USER_MESSAGE, text="hi")]))
+    assert prompt.config == BY_REF
+    assert await store.get_text(BY_REF.ref) == BY_REF.canonical()
+    assert await store.resolve(BY_REF.id) == BY_REF.ref  # its id finds it too
+    assert prompt.messages[0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_a_step_that_sends_only_the_ref_reads_the_config_from_the_store(
+    store: LocalArtifactStore,
+) -> None:
+    first = node(State.USER_MESSAGE, text="hi")
+    await Transcript(store, PERSONAS).prompt(by_ref([first]))
+    second = node(State.USER_MESSAGE, parent=first.ref(), text="and Oslo?")
+    inp = by_ref([second], config=None)
+    assert inp.inline_config() is None  # nothing but the ref goes with it
+    prompt = await Transcript(store, PERSONAS).prompt(inp)  # another worker: nothing kept
+    assert prompt.config == BY_REF
+    assert [m["role"] for m in prompt.messages] == ["system", "system", "user", "user"]
+
+
+async def test_a_worker_reads_a_ref_once(
+    store: LocalArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transcript = Transcript(store, PERSONAS)
+    await transcript.prompt(by_ref([node(State.USER_MESSAGE, text="hi")]))
+
+    async def no_read(ref: str) -> str:
+        raise AssertionError("the kept config was read again")
+
+    monkeypatch.setattr(store, "get_text", no_read)
+    inp = by_ref([node(State.USER_MESSAGE, text="again")], config=None)
+    assert (await transcript.prompt(inp)).config == BY_REF
+
+
+async def test_a_ref_missing_from_the_store_fails_the_step_for_good_naming_it(
+    store: LocalArtifactStore,
+) -> None:
+    inp = by_ref([node(State.USER_MESSAGE, text="hi")], config=None)
+    with pytest.raises(ApplicationError) as failed:
+        await Transcript(store, PERSONAS).prompt(inp)
+    assert failed.value.type == CONFIG_NOT_FOUND
+    assert failed.value.non_retryable
+    assert BY_REF.ref in failed.value.message
+
+
+def disk(tmp_path: Path, text: str) -> PersonaLibrary:
+    (tmp_path / "personas").mkdir()
+    (tmp_path / "personas" / "critic.md").write_text(text)
+    return PersonaLibrary(tmp_path / "personas")
+
+
+async def test_a_persona_by_ref_is_rendered_from_the_configs_text_not_the_disk(
+    store: LocalArtifactStore, tmp_path: Path
+) -> None:
+    transcript = Transcript(store, disk(tmp_path, "On disk: $agent_id."))
+    prompt = await transcript.prompt(by_ref([node(State.USER_MESSAGE, text="hi")]))
+    expected = render(CRITIC, agent_id="agent_helper", description="Desk", tools=["get_weather"])
+    assert prompt.messages[1] == {"role": "system", "content": expected}
+    assert expected == "You are agent_helper (Desk); criticise. Tools: get_weather."
+
+
+async def test_a_step_with_its_knobs_inline_still_reads_the_persona_from_disk(
+    store: LocalArtifactStore, tmp_path: Path
+) -> None:
+    transcript = Transcript(store, disk(tmp_path, "On disk: $agent_id with $tools."))
+    inp = step_input([node(State.USER_MESSAGE, text="hi")], persona="critic", tools=["x"])
+    prompt = await transcript.prompt(inp)
+    assert prompt.messages[0] == {"role": "system", "content": "On disk: agent_helper with x."}
+    assert prompt.config == inp.inline_config()
+    assert (prompt.config.persona, prompt.config.persona_text) == ("critic", None)
