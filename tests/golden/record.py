@@ -125,6 +125,14 @@ REWARDED = Case(
     rewards=RewardPolicy(budget=Decimal("5"), thresholds=[Threshold(min=0.5, amount=Decimal("3"))]),
 )
 
+# Propagation every N steps: a barrier after two model steps, released with a push.
+PROPAGATED = Case(
+    "agent_alpha",
+    "What's the weather in Paris and Oslo?",
+    propagation=Propagation(every=2, metric="weather_report"),
+    drive=_release_with_a_push,
+)
+
 CASES: dict[str, Case] = {
     "text_reply": Case("agent_beta", "hello"),
     "tool_call": TOOL_CALL,
@@ -165,16 +173,11 @@ CASES: dict[str, Case] = {
         drive=_cancel_during_the_first_step,
         cancelled=True,
     ),
-    # Propagation every N steps: a barrier after two model steps, released with a push.
-    "propagated_r5": Case(
-        "agent_alpha",
-        "What's the weather in Paris and Oslo?",
-        propagation=Propagation(every=2, metric="weather_report"),
-        drive=_release_with_a_push,
-    ),
+    "propagated_r5": PROPAGATED,
     # Revision 6 names each step's config by ref, sent along the first time: a persona
     # override mid-conversation sends its config once, and the ones after send the ref.
     "tool_call_r6": TOOL_CALL,
+    "propagated_r6": PROPAGATED,
     "interactive_overrides_r6": CHAT_WITH_OVERRIDES,
 }
 
