@@ -6,7 +6,7 @@ P2E := $(VENV)/bin/p2e
 STAMP := $(VENV)/.installed
 DEMO ?= What's the weather in Paris?
 
-.PHONY: setup run test browser lint bench golden clean
+.PHONY: setup run test browser mcp-servers lint bench golden clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -25,8 +25,16 @@ run: setup
 	$(P2E) server start
 	$(P2E) run --agent agent_alpha "$(DEMO)"
 
-test: setup browser
+test: setup browser mcp-servers
 	$(PY) -m pytest
+
+# The MCP tests' servers no one here wrote: mcp-server-time comes with the dev extra (PyPI),
+# @modelcontextprotocol/server-everything from npm, into the virtualenv.
+EVERYTHING := @modelcontextprotocol/server-everything@2026.8.31
+mcp-servers: $(VENV)/node/.installed
+$(VENV)/node/.installed: $(STAMP)
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node $(EVERYTHING)
+	touch $@
 
 # The Web UI test drives Debian's chromium through chromium-driver. Installed when missing
 # and run as root (as CI is); elsewhere the test is skipped and says what is missing.

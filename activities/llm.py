@@ -29,11 +29,13 @@ from temporalio.exceptions import ApplicationError
 
 import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
 from p2engine.activities.heartbeat import heartbeating
+from p2engine.activities.mcp import McpListings
 from p2engine.activities.tracing import NO_SPANS, Spans
 from p2engine.activities.transcript import Transcript
 from p2engine.agents import scripted_provider
 from p2engine.agents.config import ScriptedModelSettings
 from p2engine.agents.tools import get_tool
+from p2engine.contract.mcp import wire_name
 from p2engine.contract.models import StepInput, StepResult, ToolCallRequest
 from p2engine.contract.names import LLM_STEP
 from p2engine.contract.usage import Usage
@@ -217,10 +219,15 @@ def _cost(response: Any) -> float:
 
 class LlmActivities:
     def __init__(
-        self, transcript: Transcript, scripted: ScriptedModelSettings, spans: Spans = NO_SPANS
+        self,
+        transcript: Transcript,
+        scripted: ScriptedModelSettings,
+        spans: Spans = NO_SPANS,
+        listings: McpListings | None = None,
     ) -> None:
         self.transcript = transcript
         self.spans = spans
+        self.listings = listings or McpListings(transcript.store)
         scripted_provider.register(scripted)
 
     @activity.defn(name=LLM_STEP)
@@ -236,8 +243,12 @@ class LlmActivities:
             }.items()
             if v is not None
         }
-        if config.tools:
-            options["tools"] = [get_tool(name).schema() for name in config.tools]
+        schemas = [get_tool(name).schema() for name in config.tools]
+        mcp_tools = await self.listings.offered(inp.mcp_listings) if inp.mcp_listings else []
+        schemas += [tool.function_schema() for tool in mcp_tools]
+        if schemas:
+            options["tools"] = schemas
+        named = {wire_name(tool.name): tool.name for tool in mcp_tools}
         info = activity.info()
         if info.start_to_close_timeout:
             options["timeout"] = max(1.0, info.start_to_close_timeout.total_seconds() - 1)
@@ -257,7 +268,9 @@ class LlmActivities:
             message = choice.message
             calls = [
                 ToolCallRequest(
-                    id=c.id, name=c.function.name, arguments=c.function.arguments or "{}"
+                    id=c.id,
+                    name=named.get(c.function.name, c.function.name),
+                    arguments=c.function.arguments or "{}",
                 )
                 for c in message.tool_calls or []
             ]

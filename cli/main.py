@@ -26,6 +26,7 @@ from p2engine.cli import (
     rollouts,
     run,
     server,
+    tools,
     trace,
     worker,
 )
@@ -59,6 +60,7 @@ app.add_typer(evals.app, name="eval")
 app.add_typer(artifact.app, name="artifact")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(learn.app, name="learn")
+app.add_typer(tools.app, name="tools")
 
 
 def _one_line(exc: BaseException) -> str | None:

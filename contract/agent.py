@@ -7,6 +7,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from p2engine.contract.mcp import McpServer
+
 AgentType = Literal["llm", "rule_based", "human"]
 DedupPolicy = Literal["none", "penalty", "strict"]
 DelegationContext = Literal["message", "history"]
@@ -90,6 +92,12 @@ class AgentSpec(_Strict):
     system_prompt: str | None = None
     persona: str | None = Field(default=None, description="a template in config/personas/")
     tools: list[str] = Field(default=[], description="the tools this agent may call")
+    mcp: list[str] = Field(
+        default=[], description="MCP servers ('time') or their tools ('time.convert_time')"
+    )
+    mcp_servers: dict[str, McpServer] = Field(
+        default={}, description="MCP servers of this agent's own, beside the settings' ones"
+    )
     limits: AgentLimits = AgentLimits()
     dedup: DedupPolicy | None = Field(default=None, description="None: the global default")
     delegation_context: DelegationContext = Field(

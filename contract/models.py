@@ -15,6 +15,7 @@ from p2engine.contract.agent import DEFAULT_MODEL, AgentSpec, DedupPolicy, Rule
 from p2engine.contract.agent_config import KNOBS, AgentConfig, ConfigPatch
 from p2engine.contract.evals import EvalOutcome, EvaluatorInfo, RewardPolicy
 from p2engine.contract.hashing import content_ref
+from p2engine.contract.mcp import McpServerInfo
 from p2engine.contract.routing import Routing
 from p2engine.contract.states import FinishReason, State
 from p2engine.contract.usage import Usage
@@ -174,12 +175,16 @@ class Catalog(BaseModel):
     )
     dedup: DedupPolicy = "penalty"
     evaluators: list[EvaluatorInfo] = Field(default=[], description="every one the team names")
+    mcp_servers: list[McpServerInfo] = Field(default=[], description="names and limits only")
 
     def agent(self, agent_id: str) -> AgentSpec | None:
         return next((a for a in self.agents if a.id == agent_id), None)
 
     def tool(self, name: str) -> ToolInfo:
         return next((t for t in self.tools if t.name == name), ToolInfo(name=name))
+
+    def mcp_server(self, name: str) -> McpServerInfo:
+        return next((s for s in self.mcp_servers if s.name == name), McpServerInfo(name=name))
 
     def evaluator(self, evaluator_id: str) -> EvaluatorInfo | None:
         return next((e for e in self.evaluators if e.id == evaluator_id), None)
@@ -377,6 +382,7 @@ class StepInput(BaseModel):
     config: AgentConfig | None = Field(
         default=None, description="that config, with the first step that runs it: stored first"
     )
+    mcp_listings: list[str] = Field(default=[], description="refs of MCP tool listings offered")
 
     def inline_config(self) -> AgentConfig | None:
         """The config this step carries, either shape: sent with its ref, or (before

@@ -48,6 +48,11 @@ LEARN_PROPOSE = "learn_propose"
 # the conversation's query and update it reads and releases them by.
 LEARN_PROPAGATE = "learn_propagate"
 SYNC_STATUS_QUERY = "sync_status"
+# Tools from MCP servers: a server's tools listed for a conversation, one tool called, and
+# the failure type of a server that could not be used (agents/mcp.py says which retry).
+MCP_LIST = "mcp_list_tools"
+MCP_CALL = "mcp_call_tool"
+MCP_FAILED = "McpFailed"
 RELEASE_UPDATE = "release"
 # Memo key of a rollout: a RolloutMemo, for `p2e rollout list`, `show` and `export`.
 ROLLOUT_MEMO = "rollout"

@@ -5,6 +5,8 @@ once so a workflow never meets a dangling name.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from p2engine.agents.personas import PersonaLibrary
@@ -13,6 +15,7 @@ from p2engine.agents.tools import get_tool, load_plugins, registered_tools
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.errors import ConfigError
 from p2engine.contract.evals import EvaluatorInfo
+from p2engine.contract.mcp import McpServer, split
 from p2engine.contract.models import Catalog, ToolInfo
 from p2engine.runtime.settings import Settings
 
@@ -39,6 +42,14 @@ def check_agent(agent: AgentSpec, catalog: Catalog, source: Path) -> None:
         raise ConfigError(f"{where} names unknown persona '{agent.persona}'; known: {known}")
     if agent.eval is not None:
         check_evaluators(agent.eval.evaluators, catalog, f"{where}: eval")
+    servers = [s.name for s in catalog.mcp_servers]
+    for entry in agent.mcp:
+        server, tool = split(entry)
+        if server not in servers:
+            known = ", ".join(servers) or "none (mcp_servers: in the settings or the agent)"
+            raise ConfigError(f"{where} names unknown MCP server '{server}'; servers: {known}")
+        if tool is not None and not tool:
+            raise ConfigError(f"{where}: '{entry}' names no tool")
 
 
 def check_evaluators(ids: list[str], catalog: Catalog, where: str) -> None:
@@ -84,14 +95,46 @@ def tool_infos() -> list[ToolInfo]:
 def load_catalog(settings: Settings) -> Catalog:
     registry = AgentRegistry.load(settings.agents_file)
     persona_texts = PersonaLibrary(settings.personas_dir).texts()
+    servers = mcp_servers(settings, registry)
     catalog = Catalog(
-        agents=[resolve_agent(a, settings) for a in registry.all()],
+        # An agent's own MCP servers stay with the worker: their definitions may hold
+        # secrets, and a conversation needs only their names and limits (mcp_servers).
+        agents=[resolve_agent(a, settings).model_copy(update={"mcp_servers": {}})
+                for a in registry.all()],
         tools=tool_infos(),
         personas=sorted(persona_texts),
         persona_texts=persona_texts,
         dedup=settings.tools.dedup,
         evaluators=evaluator_infos(settings),
-    )
+        mcp_servers=[server.info(name) for name, server in sorted(servers.items())],
+    )  # fmt: skip
     for agent in catalog.agents:
         check_agent(agent, catalog, settings.agents_file)
+    check_servers({name: servers[name] for name in used_servers(catalog)})
     return catalog
+
+
+def mcp_servers(settings: Settings, registry: AgentRegistry | None = None) -> dict[str, McpServer]:
+    """Every MCP server a worker may connect to: the settings', and each agent's own; one
+    name defined twice alike is one server, twice otherwise is refused."""
+    registry = registry or AgentRegistry.load(settings.agents_file)
+    servers = dict(settings.mcp_servers)
+    for agent in registry.all():
+        for name, server in agent.mcp_servers.items():
+            if servers.setdefault(name, server) != server:
+                raise ConfigError(
+                    f"{settings.agents_file}: agent '{agent.id}' defines MCP server '{name}' "
+                    "otherwise than it is defined already"
+                )
+    return servers
+
+
+def check_servers(servers: Mapping[str, McpServer]) -> None:
+    """Refuse a stdio command this machine cannot run before anything starts."""
+    for name, server in servers.items():
+        if server.command is not None and shutil.which(server.command) is None:
+            raise ConfigError(f"MCP server '{name}': no such command '{server.command}'")
+
+
+def used_servers(catalog: Catalog) -> set[str]:
+    return {split(entry)[0] for agent in catalog.agents for entry in agent.mcp}

@@ -27,6 +27,7 @@ from p2engine.agents.config import ScriptedModelSettings, ToolSettings
 from p2engine.contract.agent import DEFAULT_MODEL
 from p2engine.contract.errors import ConfigError, first_problem, read_config_text
 from p2engine.contract.evals import RewardPolicy
+from p2engine.contract.mcp import McpServer
 from p2engine.contract.routing import Routing
 from p2engine.ledger.config import LedgerSettings
 
@@ -143,6 +144,9 @@ class Settings(_Section):
     routing: Routing = Routing()
     rewards: RewardPolicy | None = None
     telemetry: TelemetrySettings = TelemetrySettings()
+    mcp_servers: dict[str, McpServer] = Field(
+        default={}, description="MCP servers by name: a stdio command or a streamable HTTP url"
+    )
 
     @field_validator("database_url")
     @classmethod

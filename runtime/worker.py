@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any, Literal
@@ -65,15 +65,18 @@ def build_workers(
     from p2engine.activities.learning import LearnActivities
     from p2engine.activities.ledger import LedgerActivities
     from p2engine.activities.llm import LlmActivities
+    from p2engine.activities.mcp import McpActivities, McpListings
     from p2engine.activities.propagation import PropagationActivities
     from p2engine.activities.rollouts import RolloutActivities
     from p2engine.activities.rules import RuleActivities
     from p2engine.activities.tools import ToolActivities
     from p2engine.activities.tracing import traced
     from p2engine.activities.transcript import ContentActivities, Transcript
+    from p2engine.agents.mcp import McpConnections
     from p2engine.agents.personas import PersonaLibrary
     from p2engine.agents.tools import load_plugins
     from p2engine.agents.tools.registry import ToolServices
+    from p2engine.runtime.catalog import mcp_servers
     from p2engine.runtime.settings import ledger_for
     from p2engine.runtime.telemetry import activity_spans
     from p2engine.store import open_store, open_tool_cache
@@ -82,7 +85,10 @@ def build_workers(
     spans = activity_spans(settings)
     store = open_store(settings)
     transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
-    llm = LlmActivities(transcript, settings.scripted, spans)
+    mcp_connections = McpConnections(mcp_servers(settings))
+    listings = McpListings(store)
+    llm = LlmActivities(transcript, settings.scripted, spans, listings)
+    mcp = McpActivities(listings, mcp_connections)
     rules = RuleActivities(transcript)
     # Every transfer, a tool's or the workflow's own, a span of its own when tracing.
     ledger = traced(ledger_for(settings), spans)
@@ -95,7 +101,8 @@ def build_workers(
     propagation = PropagationActivities(client)
 
     def worker(queue: str, activities: Sequence[Callable[..., Any]], **options: Any) -> Worker:
-        return Worker(
+        return _ClosingWorker(
+            mcp_connections.close,
             client,
             task_queue=queue,
             activities=activities,
@@ -115,7 +122,8 @@ def build_workers(
             llm.llm_step, rules.rule_step, tools.run_tool, content.store_nodes,
             content.load_state, evaluation.evaluate, evaluation.compare, money.transfer,
             money.reward, money.balance, money.snapshot, rollouts.store_arms, rollouts.settle,
-            learning.digest, learning.propose, propagation.propagate,
+            learning.digest, learning.propose, propagation.propagate, mcp.list_tools,
+            mcp.call_tool,
         ]  # fmt: skip
         workflows = [
             ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow,
@@ -129,13 +137,28 @@ def build_workers(
         for queue, rate in rate_limited_queues(routing, main).items():
             workers.append(worker(queue, [llm.llm_step], max_task_queue_activities_per_second=rate))
     if "tools" in roles and routing.tools:
-        workers.append(worker(routing.tools, [tools.run_tool]))
+        workers.append(worker(routing.tools, [tools.run_tool, mcp.list_tools, mcp.call_tool]))
     if not workers:
         raise ConfigError(
             f"nothing to serve as {', '.join(roles)}: no such queue is set "
             "(routing.models, routing.model_rates or routing.tools)"
         )
     return workers
+
+
+class _ClosingWorker(Worker):
+    """A worker that closes what its activities hold open (MCP connections) when it stops,
+    however it is stopped; closing twice is closing once."""
+
+    def __init__(self, closing: Callable[[], Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._closing = closing
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await self._closing()
 
 
 def build_worker(

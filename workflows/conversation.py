@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from p2engine.contract.errors import refuse
     from p2engine.contract.evals import EvalOutcome, RewardOutcome
     from p2engine.contract.ids import business_key, child_workflow_id
+    from p2engine.contract.mcp import McpCallInput, McpListed
     from p2engine.contract.models import (
         BranchBase,
         BranchChild,
@@ -72,6 +73,8 @@ with workflow.unsafe.imports_passed_through():
         LEDGER_REWARD,
         LLM_STEP,
         LOAD_STATE,
+        MCP_CALL,
+        MCP_LIST,
         RELEASE_UPDATE,
         RULE_STEP,
         RUN_TOOL,
@@ -84,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
     from p2engine.workflows import (
         branching,
         evaluations,
+        mcp,
         propagation,
         rewards,
         routing,
@@ -144,6 +148,10 @@ class ConversationWorkflow:
         self._config_by_ref = inp.revision >= CONFIG_BY_REF
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
         self._evaluating: list[asyncio.Task[None]] = []
+        # The agent's MCP tools, listed by this run when it first needs them (not carried
+        # across continue-as-new: a new run lists them again).
+        self._mcp_listed: list[McpListed] | None = None
+        self._mcp_tools: dict[str, McpListed] = {}
         self._scored_upto = len(self.s.stack)  # entries before were scored by an earlier run
         self._handlers: dict[State, Callable[[], Awaitable[None]]] = {
             **{s: self._agent_turn for s in MODEL_INPUT_STATES},
@@ -427,6 +435,35 @@ class ConversationWorkflow:
             )
         await self._after_step()
 
+    async def _mcp_listings(self) -> list[McpListed] | None:
+        """The agent's MCP tools, listed once per run (a listing a server fails ends the
+        conversation with its reason: the agent cannot work without the tools it names);
+        None when it has ended."""
+        if self._mcp_listed is not None:
+            return self._mcp_listed
+        requests = mcp.listing_requests(self.agent, self.inp.store_id)
+        try:
+            listed = await asyncio.gather(
+                *(
+                    workflow.execute_activity(
+                        MCP_LIST,
+                        request,
+                        result_type=McpListed,
+                        summary=f"{request.server}: list tools",
+                        **mcp.list_options(self.inp.catalog.mcp_server(request.server)),
+                        **routing.tool_call(self.inp.routing),
+                    )
+                    for request in requests
+                )
+            )
+        except ActivityError as err:
+            self._end_if_cancelled(err)
+            self._finish(FinishReason.ERROR, f"MCP tools could not be listed: {root_cause(err)}")
+            return None
+        self._mcp_listed = list(listed)
+        self._mcp_tools = mcp.tools_by_name(self._mcp_listed)
+        return self._mcp_listed
+
     async def _meet_barrier(self, number: int) -> None:
         """Wait at propagation barrier `number` with this conversation's score so far, every
         evaluation of its steps in, until the learning run releases it."""
@@ -440,6 +477,9 @@ class ConversationWorkflow:
         agent, overrides = self.agent, self.s.overrides
         self._turn_head = self.s.head
         assert self.s.head is not None
+        listed = await self._mcp_listings()
+        if listed is None:
+            return None
         model = self.inp.step_model(overrides)
         config = self.inp.config(overrides)
         request = StepInput.model_validate(
@@ -455,6 +495,7 @@ class ConversationWorkflow:
                 "fallback_reply": agent.fallback_reply,
                 "store_id": self.inp.store_id,
                 **self._config_fields(config),
+                **({"mcp_listings": [listing.ref for listing in listed]} if listed else {}),
             }
         )
         rules = agent.type == "rule_based"
@@ -487,6 +528,8 @@ class ConversationWorkflow:
         return {"config_ref": ref, "config": None if ref in self.s.configs_sent else config}
 
     async def _run_calls(self) -> None:
+        if await self._mcp_listings() is None:  # a branch that starts with calls to make
+            return
         self.s.step += 1
         calls, self.s.calls = self.s.calls, []
         step = StepCalls()
@@ -524,12 +567,18 @@ class ConversationWorkflow:
 
     async def _call(self, n: int, call: ToolCallRequest, step: StepCalls) -> CallResult:
         delegated = call.name == DELEGATE
-        if refusal := call_refusal(call.name, self._allowed_tools(), self.agent.id):
+        listing = self._mcp_tools.get(call.name)
+        if listing is None and (
+            refusal := call_refusal(call.name, self._allowed_tools(), self.agent.id)
+        ):
             return CallResult(_inline("error", {"error": refusal}), delegated=delegated)
         if delegated:
             return await self._delegate(call, step.child_ids)
         penalty = False
-        info = self.inp.catalog.tool(call.name)
+        if listing is None:
+            info = self.inp.catalog.tool(call.name)
+        else:
+            info = mcp.tool_info(call.name, mcp.server_info(self.inp.catalog, listing))
         if not info.side_effect_free:
             # Runs before the first await, so calls of one step are checked in call order.
             policy = self.agent.dedup or self.inp.catalog.dedup
@@ -539,16 +588,37 @@ class ConversationWorkflow:
             if skipped is not None:
                 return CallResult(_inline("skipped", {"skipped": skipped}))
         run = workflow.info()
-        request = ToolInput(
-            conversation_id=run.workflow_id,
-            agent_id=self.agent.id,
-            step=self.s.step,
-            call=call,
-            call_key=business_key(run.workflow_id, run.first_execution_run_id, self.s.step, n),
-        )
+        key = business_key(run.workflow_id, run.first_execution_run_id, self.s.step, n)
+        request: ToolInput | McpCallInput
+        if listing is None:
+            activity_name, request = (
+                RUN_TOOL,
+                ToolInput(
+                    conversation_id=run.workflow_id,
+                    agent_id=self.agent.id,
+                    step=self.s.step,
+                    call=call,
+                    call_key=key,
+                ),
+            )
+        else:
+            activity_name, request = (
+                MCP_CALL,
+                mcp.call_input(
+                    listing,
+                    conversation_id=run.workflow_id,
+                    agent_id=self.agent.id,
+                    step=self.s.step,
+                    call_id=call.id,
+                    name=call.name,
+                    arguments=call.arguments,
+                    business_key=key,
+                    info=info,
+                ),
+            )
         try:
             outcome: ToolOutcome = await workflow.execute_activity(
-                RUN_TOOL,
+                activity_name,
                 request,
                 result_type=ToolOutcome,
                 summary=_call_preview(call, 100),
