@@ -138,6 +138,9 @@ class Branches:
                 "resume": None,
                 "branch": BranchStart(origin=origin, state_ref=state_ref),
                 "revision": CURRENT_REVISION,
+                # A learning run's arm waits at barriers for the run; its branch is a
+                # conversation of its own, released by no one.
+                "propagation": None,
             }
         )
         return PreparedBranch(handle, inp, origin, live, name)

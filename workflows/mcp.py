@@ -16,6 +16,10 @@ from p2engine.contract.mcp import McpCallInput, McpListed, McpListInput, McpServ
 from p2engine.contract.models import Catalog, ToolInfo
 from p2engine.workflows.options import ActivityOptions, tool_activity
 
+# An attempt's bound beyond the server's own timeout: the worker's timeout fires first and
+# says which server did not answer, where Temporal's would only say the attempt timed out.
+ATTEMPT_MARGIN_S = 5.0
+
 
 def listing_requests(agent: AgentSpec, store_id: str | None) -> list[McpListInput]:
     """One listing per server the agent names, of the tools it chose there."""
@@ -37,15 +41,16 @@ def tool_info(name: str, server: McpServerInfo) -> ToolInfo:
     return ToolInfo(
         name=name,
         side_effect_free=tool not in server.side_effects,
-        timeout_s=server.timeout_s,
+        timeout_s=server.timeout_s + ATTEMPT_MARGIN_S,
         max_attempts=server.max_attempts,
     )
 
 
 def list_options(server: McpServerInfo) -> ActivityOptions:
     """A listing is bounded and retried as the server's calls are."""
+    attempt_s = server.timeout_s + ATTEMPT_MARGIN_S
     return tool_activity(
-        ToolInfo(name=server.name, timeout_s=server.timeout_s, max_attempts=server.max_attempts)
+        ToolInfo(name=server.name, timeout_s=attempt_s, max_attempts=server.max_attempts)
     )
 
 

@@ -138,7 +138,7 @@ async def test_a_branch_of_a_finished_conversation_starts_with_the_state_it_had_
     spec = agent(settings, case.agent_id, **case.changes)
     inp = conversations.build_input(
         spec, case.message, interactive=case.interactive, evaluators=case.evaluators
-    )
+    ).model_copy(update={"propagation": case.propagation})
     handle, _ = await conversations.start(inp, name=unique(name.replace("_", "-")))
     if case.drive is not None:  # what a person does while it runs
         await case.drive(handle, conversations)
