@@ -65,6 +65,7 @@ bench: setup
 	$(PY) -m bench.ledger
 	$(PY) -m bench.scale_out
 	$(PY) -m bench.learn
+	$(PY) -m bench.mcp
 
 # Re-record the golden histories after an intended change to workflow code.
 golden: setup
