@@ -135,6 +135,8 @@ async def _overrides(settings: Settings, conversation: str) -> tuple[str, Overri
 
 
 def _print(conversation_id: str, overrides: Overrides, as_json: bool) -> None:
+    from p2engine.contract.models import preview
+
     if as_json:
         print_json({"conversation_id": conversation_id, **overrides.model_dump(mode="json")})
         return
@@ -142,6 +144,11 @@ def _print(conversation_id: str, overrides: Overrides, as_json: bool) -> None:
         "persona": overrides.persona,
         "tools": None if overrides.tools is None else ", ".join(overrides.tools) or "none",
         "model": overrides.model,
+        # Set only by a learning run's push (propagation every N steps).
+        "system_prompt": None
+        if overrides.system_prompt is None
+        else preview(overrides.system_prompt, 60),
+        "temperature": overrides.temperature,
     }
     console.print(f"{conversation_id} overrides (from the next step):", highlight=False)
     for key, value in shown.items():

@@ -126,7 +126,7 @@ def test_config_overrides_apply_from_the_next_step(cli_env: dict[str, str]) -> N
                                env=cli_env).stdout)  # fmt: skip
     assert overrides == {
         "conversation_id": "conv-cli-config", "persona": "critic", "tools": None,
-        "model": "scripted/other",
+        "model": "scripted/other", "system_prompt": None, "temperature": None,
     }  # fmt: skip
 
     p2e("chat", "agent_alpha", "-c", "cli-config", env=cli_env, stdin="weather in Rome\n/end\n")
