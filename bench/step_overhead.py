@@ -1,15 +1,18 @@
 """FSM step overhead: conversations with the zero-latency scripted model on a private dev server,
-beside the floor: a workflow of the same shape whose activities do nothing (bench/floor.py).
+beside the floor: a workflow of the same shape whose activities do nothing (bench/floor.py),
+and the peer: the same conversation as an OpenAI Agents SDK agent on Temporal with a fake
+model served through its plugin (bench/peer_oai.py).
 
 A conversation asks for the weather in K cities, so it runs 2K+1 FSM steps (model, tool,
 model, ..., model). A step's time is measured in the recorded history, from the scheduling
 of its activity to the scheduling of the next one (or to the workflow's completion): the
 Temporal round trips plus the real litellm code path, with no model latency on top.
 
-Ours and the floor share the server and the worker process and take turns, conversation by
+Ours, the floor and the peer share the server and the worker process and take turns, conversation by
 conversation and round by round, so noise on the machine hits both. The throughput phase
 runs several rounds and prints the median and the minimum, so that a single slow round
-shows instead of hiding in one figure. A line holds the two ratios to the floor.
+shows instead of hiding in one figure. Two lines hold the ratios to the floor and to the
+peer: `step/floor: R  throughput/floor: R` and `step/oai: R  throughput/oai: R`.
 
 With --tracing a third contender takes its turns too: the same conversations on a worker of
 the same process that traces them (file exporter); the last line is its ratio to ours.
@@ -37,6 +40,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from bench.floor import FloorInput, StepFloor, floor_worker
+from bench.peer_oai import WeatherAgent, peer_client, peer_worker
 from p2engine.agents.registry import AgentRegistry
 from p2engine.agents.tools.weather import WEATHER
 from p2engine.runtime.catalog import load_catalog
@@ -75,9 +79,10 @@ async def history_bytes(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
 
 
 def in_turn(runs: dict[str, Run], n: int) -> list[tuple[str, Run]]:
-    """Ours first on even turns, the floor first on odd ones, so neither always goes first."""
+    """A turn's order rotates, so that no contender always goes first."""
     order = list(runs.items())
-    return order if n % 2 == 0 else order[::-1]
+    shift = n % len(order)
+    return order[shift:] + order[:shift]
 
 
 async def bench(args: argparse.Namespace, state_dir: Path) -> None:
@@ -110,10 +115,21 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
             await handle.result()
             return handle
 
-        runs: dict[str, Run] = {"ours": ours, "floor": floor}
+        peer_queue = f"{settings.temporal.task_queue}-oai"
+        peer = await peer_client(settings.temporal.address or "", settings.temporal.namespace)
+
+        async def oai() -> WorkflowHandle[Any, Any]:
+            handle = await peer.start_workflow(
+                WeatherAgent.run, message, id=f"oai-{uuid.uuid4().hex}", task_queue=peer_queue
+            )
+            await handle.result()
+            return handle
+
+        runs: dict[str, Run] = {"ours": ours, "floor": floor, "oai": oai}
         async with AsyncExitStack() as workers:
             await workers.enter_async_context(build_worker(client, settings))
             await workers.enter_async_context(floor_worker(client, floor_queue))
+            await workers.enter_async_context(peer_worker(peer, peer_queue))
             if args.tracing:
                 traced_settings = settings.model_copy(
                     update={
@@ -184,6 +200,9 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
     step_ratio = statistics.median(steps["ours"]) / statistics.median(steps["floor"])
     rate_ratio = statistics.median(rates["ours"]) / statistics.median(rates["floor"])
     print(f"step/floor: {step_ratio:.2f}  throughput/floor: {rate_ratio:.2f}")
+    step_ratio = statistics.median(steps["ours"]) / statistics.median(steps["oai"])
+    rate_ratio = statistics.median(rates["ours"]) / statistics.median(rates["oai"])
+    print(f"step/oai: {step_ratio:.2f}  throughput/oai: {rate_ratio:.2f}")
     if "traced" in runs:
         step_ratio = statistics.median(steps["traced"]) / statistics.median(steps["ours"])
         rate_ratio = statistics.median(rates["traced"]) / statistics.median(rates["ours"])
