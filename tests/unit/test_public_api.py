@@ -57,9 +57,13 @@ def test_importing_the_package_loads_neither_temporal_nor_litellm(tmp_path: Path
 
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_a_folder_imports_under_p2engine_only(folder: str, tmp_path: Path) -> None:
+    # A distribution of the same top-level name (openai-agents ships `agents`) may be
+    # installed beside us; what must not happen is our own folder answering to that name.
     probe = (
-        f"import importlib.util, p2engine.{folder}\n"
-        f"print(importlib.util.find_spec({folder!r}) is None)\n"
+        f"import importlib.util, pathlib, p2engine, p2engine.{folder}\n"
+        f"spec = importlib.util.find_spec({folder!r})\n"
+        f"ours = pathlib.Path(p2engine.{folder}.__file__).resolve()\n"
+        "print(spec is None or pathlib.Path(spec.origin or '').resolve() != ours)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
