@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.agent import AgentLimits
 from p2engine.contract.models import ConversationInput
 from p2engine.runtime.branches import BranchChanges, Branches
 from p2engine.runtime.conversations import ConversationClient, start_conversation
+from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.runtime.settings import Settings
 from p2engine.runtime.testbed import private_temporal
 from p2engine.runtime.worker import build_worker
@@ -40,7 +41,7 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> int:
     async with private_temporal(state_dir, "bench") as temporal:
         settings, client = temporal.settings, temporal.client
         agent = AgentRegistry.load(settings.agents_file).get("agent_alpha")
-        agent = agent.model_copy(update={"limits": {"max_steps": args.steps + 5}})
+        agent = agent.model_copy(update={"limits": AgentLimits(max_steps=args.steps + 5)})
         async with build_worker(client, settings):
             handle, _ = await start_conversation(client, settings, agent, message)
             result = await handle.result()
@@ -79,7 +80,7 @@ async def _sizes(client: Client, settings: Settings, branch_id: str) -> tuple[in
     """The branch's start-input bytes as recorded, and the size of the state it names."""
     history = await client.get_workflow_handle(branch_id).fetch_history()
     payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
-    [inp] = await pydantic_data_converter.decode([payload], [ConversationInput])
+    [inp] = await DATA_CONVERTER.decode([payload], [ConversationInput])
     assert inp.branch is not None
     async with store_for(settings) as store:
         state = await store.get_bytes(inp.branch.state_ref)

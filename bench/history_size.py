@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from p2engine.agents.registry import AgentRegistry
 from p2engine.agents.tools import tool
+from p2engine.contract.agent import AgentLimits
 from p2engine.runtime.conversations import start_conversation
 from p2engine.runtime.testbed import private_temporal
 from p2engine.runtime.worker import build_worker
@@ -53,7 +54,7 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> int:
         settings, client = temporal.settings, temporal.client
         agent = AgentRegistry.load(settings.agents_file).get("agent_alpha")
         agent = agent.model_copy(
-            update={"tools": ["bench_echo"], "limits": {"max_steps": args.steps + 5}}
+            update={"tools": ["bench_echo"], "limits": AgentLimits(max_steps=args.steps + 5)}
         )
         async with build_worker(client, settings):
             started = time.perf_counter()

@@ -43,6 +43,7 @@ from bench.floor import FloorInput, StepFloor, floor_worker
 from bench.peer_oai import WeatherAgent, peer_client, peer_worker
 from p2engine.agents.registry import AgentRegistry
 from p2engine.agents.tools.weather import WEATHER
+from p2engine.contract.agent import AgentLimits
 from p2engine.runtime.catalog import load_catalog
 from p2engine.runtime.client import connect
 from p2engine.runtime.conversations import ConversationClient
@@ -91,7 +92,7 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
     async with private_temporal(state_dir, "bench") as temporal:
         settings, client = temporal.settings, temporal.client
         agent = AgentRegistry.load(settings.agents_file).get("agent_alpha")
-        agent = agent.model_copy(update={"limits": {"max_steps": 2 * args.cities + 5}})
+        agent = agent.model_copy(update={"limits": AgentLimits(max_steps=2 * args.cities + 5)})
         floor_input = FloorInput(
             cities=args.cities, tool=load_catalog(settings).tool("get_weather")
         )

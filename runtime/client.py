@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, TypeVar
 from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from p2engine.contract.errors import ConfigError, TemporalUnavailable, UnknownNamespace
+from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.runtime.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ async def connect(settings: Settings, *, start_embedded: bool = True) -> Client:
             Client.connect(
                 address,
                 namespace=namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=DATA_CONVERTER,
                 plugins=plugins,
                 api_key=key.get_secret_value() if (key := settings.temporal.api_key) else None,
                 tls=tls_config(settings),

@@ -23,7 +23,6 @@ from typing import Any
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -46,6 +45,7 @@ from p2engine.contract.names import (
 from p2engine.contract.usage import Usage
 from p2engine.runtime.client import LazyClient
 from p2engine.runtime.conversations import ConversationClient
+from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.workflows.active_branch import ActiveBranchWorkflow
 from p2engine.workflows.branching import branch_problem, state_at
 from p2engine.workflows.compare import CompareWorkflow
@@ -98,7 +98,7 @@ async def replay(history: WorkflowHistory) -> Replayed:
     replayer = Replayer(
         workflows=WORKFLOWS,
         workflow_runner=UnsandboxedWorkflowRunner(),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         interceptors=[kept],
         runtime=_quiet_runtime(),
     )

@@ -62,7 +62,7 @@ async def local_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
 
 async def step_inputs(handle: WorkflowHandle[Any, Any]) -> list[StepInput]:
     """The input of each model step the run scheduled, as its history holds it."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
+    from p2engine.runtime.converter import DATA_CONVERTER
 
     history = await handle.fetch_history()
     inputs = []
@@ -71,20 +71,20 @@ async def step_inputs(handle: WorkflowHandle[Any, Any]) -> list[StepInput]:
             scheduled = event.activity_task_scheduled_event_attributes
             if scheduled.activity_type.name == LLM_STEP:
                 payloads = list(scheduled.input.payloads)
-                [inp] = await pydantic_data_converter.decode(payloads, [StepInput])
+                [inp] = await DATA_CONVERTER.decode(payloads, [StepInput])
                 inputs.append(inp)
     return inputs
 
 
 async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:
-    from temporalio.contrib.pydantic import pydantic_data_converter
+    from p2engine.runtime.converter import DATA_CONVERTER
 
     history = await handle.fetch_history()
     summaries = []
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             payload = event.user_metadata.summary
-            [text] = await pydantic_data_converter.decode([payload], [str])
+            [text] = await DATA_CONVERTER.decode([payload], [str])
             summaries.append(text)
     return summaries
 

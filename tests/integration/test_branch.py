@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner
 
 import p2engine.workflows.branching as branching
@@ -20,6 +19,7 @@ from p2engine.contract.states import FinishReason, State
 from p2engine.ledger.embedded import EmbeddedLedger
 from p2engine.runtime.branches import ActiveBranches, BranchChanges, Branches
 from p2engine.runtime.conversations import ConversationClient, start_conversation
+from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.runtime.settings import ConversationSettings, Settings
 from p2engine.runtime.worker import build_worker
 from p2engine.store import open_store
@@ -81,7 +81,7 @@ async def start_state(conversations: ConversationClient, branch_id: str) -> Conv
     handle = await conversations.attach(branch_id)
     history = await handle.fetch_history()
     payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
-    [inp] = await pydantic_data_converter.decode([payload], [ConversationInput])
+    [inp] = await DATA_CONVERTER.decode([payload], [ConversationInput])
     assert inp.branch is not None
     text = await open_store(conversations.settings).get_text(inp.branch.state_ref)
     return ConversationState.model_validate_json(text)

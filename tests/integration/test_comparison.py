@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 import p2engine.evals.registry as registry
@@ -13,6 +12,7 @@ from p2engine.contract.errors import InvalidInput
 from p2engine.contract.evals import Score
 from p2engine.evals.registry import PairTarget, UnknownEvaluator, pairwise
 from p2engine.runtime.conversations import ConversationClient, start_conversation
+from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.runtime.settings import Settings
 from p2engine.workflows.compare import CompareWorkflow
 from tests.integration.helpers import agent, unique
@@ -55,7 +55,7 @@ async def test_a_judge_biased_to_the_first_it_sees_averages_out_over_drawn_order
     # The order is fixed in the history: a replay draws the same one.
     listed = [w async for w in client.list_workflows("WorkflowType = 'CompareWorkflow'")]
     histories = [await client.get_workflow_handle(w.id).fetch_history() for w in listed[:3]]
-    replayer = Replayer(workflows=[CompareWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[CompareWorkflow], data_converter=DATA_CONVERTER)
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None

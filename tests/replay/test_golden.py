@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.runtime.replay import WORKFLOWS
 from tests.golden.record import BRANCHES, CASES, COMPARISONS, LEARNS, ROLLOUTS, golden_id
 from tests.replay.changed import CallsTheToolFirst
@@ -33,12 +33,12 @@ def test_every_recorded_path_has_a_golden_history() -> None:
 
 @pytest.mark.parametrize("name", RECORDED)
 async def test_golden_history_replays_without_nondeterminism(name: str) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(load(name), raise_on_replay_failure=False)
     assert result.replay_failure is None
 
 
 async def test_replay_rejects_a_workflow_that_changed_its_commands() -> None:
-    replayer = Replayer(workflows=[CallsTheToolFirst], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[CallsTheToolFirst], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(load("tool_call"), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, workflow.NondeterminismError)
