@@ -22,8 +22,6 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -292,9 +290,7 @@ class ConversationClient(LazyClient):
             task_queue=self.settings.temporal.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(search.AGENT, inp.agent.id)]
-            ),
+            search_attributes=search.start_attributes(inp),
             static_summary=preview(f"{inp.agent.id}: {inp.message or '(interactive)'}", 200),
             static_details=conversation_details(inp),
             memo={CONFIG_MEMO: inp.config().id},  # what its first step runs

@@ -13,7 +13,8 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
-from p2engine.contract.models import ConversationState
+from p2engine.contract.models import ConversationInput, ConversationState
+from p2engine.contract.states import State
 from p2engine.workflows.evaluations import score as conversation_score
 
 AGENT = SearchAttributeKey.for_keyword("P2eAgent")
@@ -25,6 +26,7 @@ STEP = SearchAttributeKey.for_int("P2eStep")
 SCORE = SearchAttributeKey.for_float("P2eScore")
 
 ALL = (AGENT, ROLLOUT, VARIANT, BRANCH_OF, STATE, STEP, SCORE)
+FIRST_STEP = 1  # the number of a conversation's first model or rule step
 
 
 def conversation_attributes(agent_id: str, s: ConversationState) -> list[SearchAttributePair[Any]]:
@@ -38,6 +40,19 @@ def conversation_attributes(agent_id: str, s: ConversationState) -> list[SearchA
     if (score := conversation_score(s.stack)) is not None:
         pairs.append(SearchAttributePair(SCORE, score))
     return pairs
+
+
+def start_attributes(inp: ConversationInput) -> TypedSearchAttributes:
+    """What a conversation shows from its start: whose it is and, when it opens with a
+    message, the state and step its first workflow task would otherwise upsert (that task
+    then writes nothing to the visibility store)."""
+    pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(AGENT, inp.agent.id)]
+    if inp.message is not None and inp.resume is None and inp.branch is None:
+        pairs += [
+            SearchAttributePair(STATE, State.USER_MESSAGE.value),
+            SearchAttributePair(STEP, FIRST_STEP),
+        ]
+    return TypedSearchAttributes(pairs)
 
 
 def changed_attributes(

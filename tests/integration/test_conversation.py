@@ -118,8 +118,9 @@ async def test_search_attributes_are_written_once_per_workflow_task_and_only_whe
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
             tasks[-1].append(sorted(fields.indexed_fields))
     # Each task moves the state (model, tool, model, tool, model, finish) and upserts once;
-    # the agent came with the start, and finishing changes the state alone.
-    assert tasks == [[["P2eState", "P2eStep"]]] * 5 + [[["P2eState"]]]
+    # the agent, and the first step's state and number, came with the start, and finishing
+    # changes the state alone.
+    assert tasks == [[]] + [[["P2eState", "P2eStep"]]] * 4 + [[["P2eState"]]]
     attributes = (await handle.describe()).typed_search_attributes
     assert (attributes.get(search.STATE), attributes.get(search.STEP)) == ("Finished", 5)
 

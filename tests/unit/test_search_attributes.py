@@ -6,7 +6,8 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from p2engine.contract.models import ConversationState
+from p2engine.contract.agent import AgentSpec
+from p2engine.contract.models import ConversationInput, ConversationState
 from p2engine.contract.states import State
 from p2engine.workflows import search
 
@@ -51,3 +52,22 @@ def test_values_never_shown_are_written() -> None:
         "P2eState",
         "P2eStep",
     ]
+
+
+def test_a_conversation_with_a_message_shows_its_first_step_from_the_start() -> None:
+    inp = ConversationInput(agent=AgentSpec(id="agent_alpha"), message="hi")
+    started = search.start_attributes(inp)
+    assert (started.get(search.AGENT), started.get(search.STATE), started.get(search.STEP)) == (
+        "agent_alpha",
+        "UserMessage",
+        1,
+    )
+    # so the first task, on step 1 from the user's message, has nothing to write
+    assert updated_names(started, ConversationState(state=State.USER_MESSAGE, step=1)) == []
+
+
+def test_a_conversation_waiting_for_its_first_message_shows_only_its_agent() -> None:
+    inp = ConversationInput(agent=AgentSpec(id="agent_alpha"), interactive=True)
+    started = search.start_attributes(inp)
+    assert started.get(search.AGENT) == "agent_alpha"
+    assert started.get(search.STATE) is None and started.get(search.STEP) is None
