@@ -252,7 +252,7 @@ class ConversationState(BaseModel):
 # The revision of the conversation workflow's commands that new conversations start with
 # (workflows/revisions.py says what each changed). Inputs recorded before revisions decode
 # as 0 and replay the way they ran.
-CURRENT_REVISION = 6
+CURRENT_REVISION = 7
 
 
 class ConversationInput(BaseModel):

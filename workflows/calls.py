@@ -1,5 +1,6 @@
-"""Pure decisions about one tool call: may it run, is it a duplicate, may it delegate (the
-ids a call makes are in contract/ids.py); and what the calls of a step record as they end.
+"""Pure decisions about one tool call: may it run, is it a duplicate, may it delegate, does
+it run inside the workflow task (the ids a call makes are in contract/ids.py); and what the
+calls of a step record as they end.
 
 Kept apart from the workflow so they are unit-tested without Temporal.
 """
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field
 
 from p2engine.contract.agent import AgentSpec, DedupPolicy
 from p2engine.contract.hashing import arguments_digest
-from p2engine.contract.models import ToolOutcome
+from p2engine.contract.models import ToolInfo, ToolOutcome
+from p2engine.contract.routing import Routing
 from p2engine.contract.usage import Usage
 
 
@@ -78,3 +80,19 @@ def duplicate_verdict(
     if policy == "strict":
         return f"identical {name} call already made at step {first}", False
     return None, policy == "penalty"
+
+
+# The default tool timeout: a tool declared slower keeps an activity task of its own.
+QUICK_TOOL_S = 30.0
+
+
+def runs_local(info: ToolInfo, routing: Routing | None) -> bool:
+    """Whether a built-in tool call runs as a local activity, inside the workflow task that
+    asked for it: its result is a marker in the history instead of an activity task's
+    schedule, start and completion and the workflow task after them. Only a side-effect-free
+    tool, since a local activity runs again if its workflow task is lost before it is
+    recorded, and not where tool calls have a queue of their own (a local activity runs on
+    the workflow's worker)."""
+    return (
+        info.side_effect_free and info.timeout_s <= QUICK_TOOL_S and not (routing and routing.tools)
+    )

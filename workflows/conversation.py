@@ -27,6 +27,7 @@ from temporalio.exceptions import (
     WorkflowAlreadyStartedError,
     is_cancelled_exception,
 )
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -101,6 +102,7 @@ with workflow.unsafe.imports_passed_through():
         call_refusal,
         delegation_refusal,
         duplicate_verdict,
+        runs_local,
     )
     from p2engine.workflows.children import child_input, child_search_attributes, child_summary
     from p2engine.workflows.details import conversation_details, current_details
@@ -119,6 +121,7 @@ with workflow.unsafe.imports_passed_through():
     from p2engine.workflows.revisions import (
         CANCEL_ENDS_CONVERSATION,
         CONFIG_BY_REF,
+        LOCAL_QUICK_TOOLS,
         QUICK_EVALUATIONS_LOCAL,
         SCORES_IN_MEMO,
         UPSERT_ONCE_PER_TASK,
@@ -146,6 +149,8 @@ class ConversationWorkflow:
         self._scores_in_memo = inp.revision >= SCORES_IN_MEMO
         self._cancel_ends_conversation = inp.revision >= CANCEL_ENDS_CONVERSATION
         self._config_by_ref = inp.revision >= CONFIG_BY_REF
+        self._local_quick_tools = inp.revision >= LOCAL_QUICK_TOOLS
+        self._upserts_held = False  # while a step's calls all run inside the workflow task
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
         self._evaluating: list[asyncio.Task[None]] = []
         # The agent's MCP tools, listed by this run when it first needs them (not carried
@@ -534,7 +539,17 @@ class ConversationWorkflow:
         calls, self.s.calls = self.s.calls, []
         step = StepCalls()
         # Calls of one model step run concurrently; results keep the order of the calls.
-        results = await asyncio.gather(*(self._call(n, call, step) for n, call in enumerate(calls)))
+        # When all of them run inside this workflow task, the task goes on through them, so
+        # the search attributes wait and go out once, with the state the task ends in.
+        self._upserts_held = all(self._runs_local(call) for call in calls)
+        try:
+            results = await asyncio.gather(
+                *(self._call(n, call, step) for n, call in enumerate(calls))
+            )
+        finally:
+            self._upserts_held = False
+        if self._upsert_due:  # what waited for the local calls, when this task next waits
+            asyncio.get_running_loop().call_soon(self._upsert_changes)
         self._move(Event.CHILD_DONE if self.s.state is State.AGENT_CALL else Event.TOOLS_DONE)
         for call, result in zip(calls, results, strict=True):
             kind = State.AGENT_RESULT if result.delegated else State.TOOL_RESULT
@@ -616,22 +631,34 @@ class ConversationWorkflow:
                     info=info,
                 ),
             )
+        summary = _call_preview(call, 100)
         try:
-            outcome: ToolOutcome = await workflow.execute_activity(
-                activity_name,
-                request,
-                result_type=ToolOutcome,
-                summary=_call_preview(call, 100),
-                **tool_activity(info),
-                **routing.tool_call(self.inp.routing),
-            )
+            outcome: ToolOutcome
+            if self._runs_local(call):
+                outcome = await workflow.execute_local_activity(
+                    RUN_TOOL, request, result_type=ToolOutcome, summary=summary,
+                    **tool_activity(info),
+                )  # fmt: skip
+            else:
+                outcome = await workflow.execute_activity(
+                    activity_name, request, result_type=ToolOutcome, summary=summary,
+                    **tool_activity(info), **routing.tool_call(self.inp.routing),
+                )  # fmt: skip
         except ActivityError as err:
             self._end_if_cancelled(err)
             # The model reads the failure and decides; the conversation goes on.
             cause = root_cause(err)
-            status: ToolStatus = "timeout" if "timeout" in cause.lower() else "error"
+            status: ToolStatus = "timeout" if isinstance(err.cause, ActivityTimeout) else "error"
             outcome = _inline(status, {"error": f"tool {call.name} failed: {cause}"})
         return CallResult(outcome, penalty=penalty)
+
+    def _runs_local(self, call: ToolCallRequest) -> bool:
+        return (
+            self._local_quick_tools
+            and call.name != DELEGATE
+            and call.name not in self._mcp_tools
+            and runs_local(self.inp.catalog.tool(call.name), self.inp.routing)
+        )
 
     async def _delegate(self, call: ToolCallRequest, taken: set[str]) -> CallResult:
         def refused(message: str) -> CallResult:
@@ -959,6 +986,8 @@ class ConversationWorkflow:
 
     def _upsert_changes(self) -> None:
         if not self._upsert_due:
+            return
+        if self._upserts_held:  # the step's local calls are running: their end calls again
             return
         self._upsert_due = False
         wanted = search.conversation_attributes(self.agent.id, self.s)

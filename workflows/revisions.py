@@ -36,3 +36,8 @@ GRID_VARIANTS_NAMED = 5
 # config's persona text. Before, every step carried its knobs inline and the worker read the
 # persona's template from its disk.
 CONFIG_BY_REF = 6
+
+# 7: a side-effect-free built-in tool call runs as a local activity, inside the workflow task
+# of the model step that asked for it (workflows/calls.py runs_local): a marker, no activity
+# task and no workflow task of its own; before, every tool call was an activity.
+LOCAL_QUICK_TOOLS = 7

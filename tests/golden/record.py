@@ -179,6 +179,7 @@ CASES: dict[str, Case] = {
     "tool_call_r6": TOOL_CALL,
     "propagated_r6": PROPAGATED,
     "interactive_overrides_r6": CHAT_WITH_OVERRIDES,
+    "tool_call_r7": TOOL_CALL,
 }
 
 

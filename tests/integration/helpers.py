@@ -77,12 +77,18 @@ async def step_inputs(handle: WorkflowHandle[Any, Any]) -> list[StepInput]:
 
 
 async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The summary of each activity the run scheduled, local ones (their markers) included,
+    in history order: what the Web UI shows on each."""
     from p2engine.runtime.converter import DATA_CONVERTER
 
     history = await handle.fetch_history()
     summaries = []
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        local = (
+            event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        )
+        if local or event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             payload = event.user_metadata.summary
             [text] = await DATA_CONVERTER.decode([payload], [str])
             summaries.append(text)

@@ -117,10 +117,11 @@ async def test_search_attributes_are_written_once_per_workflow_task_and_only_whe
         elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
             tasks[-1].append(sorted(fields.indexed_fields))
-    # Each task moves the state (model, tool, model, tool, model, finish) and upserts once;
-    # the agent, and the first step's state and number, came with the start, and finishing
-    # changes the state alone.
-    assert tasks == [[]] + [[["P2eState", "P2eStep"]]] * 4 + [[["P2eState"]]]
+    # The agent, and the first step's state and number, came with the start. Each later task
+    # runs a quick tool call and the next model step and upserts once, what it ends in: a
+    # model step reading a tool result (the state, then the step alone); finishing changes
+    # the state alone.
+    assert tasks == [[], [["P2eState", "P2eStep"]], [["P2eStep"]], [["P2eState"]]]
     attributes = (await handle.describe()).typed_search_attributes
     assert (attributes.get(search.STATE), attributes.get(search.STEP)) == ("Finished", 5)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from p2engine.contract.agent import AgentLimits, AgentSpec
-from p2engine.workflows.calls import call_key, delegation_refusal
+from p2engine.contract.models import ToolInfo
+from p2engine.contract.routing import Routing
+from p2engine.workflows.calls import QUICK_TOOL_S, call_key, delegation_refusal, runs_local
 
 # --- call_key --------------------------------------------------------------------------------
 
@@ -91,3 +93,26 @@ def test_max_delegation_depth_zero_refuses_any_delegation() -> None:
 def test_the_delegating_agents_own_limit_applies() -> None:
     assert delegation_refusal(agent("B", max_depth=1), ["A"], "C") is not None
     assert delegation_refusal(agent("B", max_depth=2), ["A"], "C") is None
+
+
+# --- runs_local ------------------------------------------------------------------------------
+
+
+def test_a_quick_side_effect_free_tool_runs_inside_the_workflow_task() -> None:
+    assert runs_local(ToolInfo(name="get_weather", side_effect_free=True), None)
+    assert runs_local(ToolInfo(name="t", side_effect_free=True, timeout_s=QUICK_TOOL_S), None)
+
+
+def test_a_tool_with_effects_keeps_an_activity_of_its_own() -> None:
+    assert not runs_local(ToolInfo(name="transfer_funds", side_effect_free=False), None)
+
+
+def test_a_slow_tool_keeps_an_activity_of_its_own() -> None:
+    slow = ToolInfo(name="crawl", side_effect_free=True, timeout_s=QUICK_TOOL_S + 1)
+    assert not runs_local(slow, None)
+
+
+def test_tool_calls_routed_to_a_queue_of_their_own_run_there() -> None:
+    quick = ToolInfo(name="get_weather", side_effect_free=True)
+    assert not runs_local(quick, Routing(tools="p2e-tools"))
+    assert runs_local(quick, Routing(models="p2e-models"))
