@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -34,12 +35,15 @@ def agent(settings: Settings, agent_id: str = "agent_alpha", **changes: Any) -> 
 
 
 async def activity_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, list[int]]:
-    """Activity type -> the attempt number of each started execution, from the history."""
+    """Activity type -> the attempt number of each started execution, from the history;
+    a local activity's is the attempt its marker recorded."""
     history = await handle.fetch_history()
     scheduled: dict[int, str] = {}
     attempts: dict[str, list[int]] = {}
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if (local := _local_activity(event)) is not None:
+            attempts.setdefault(local["activity_type"], []).append(local["attempt"])
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             scheduled[event.event_id] = name
             attempts.setdefault(name, [])
@@ -49,15 +53,34 @@ async def activity_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, list[
     return attempts
 
 
+LOCAL = "core_local_activity"  # the marker of a local activity's run
+
+
+def _local_activity(event: HistoryEvent) -> dict[str, Any] | None:
+    """What a local activity's marker records of it (type, attempt, schedule and completion
+    times), or None for any other event."""
+    marker = event.marker_recorded_event_attributes
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED or marker.marker_name != LOCAL:
+        return None
+    [data] = event.marker_recorded_event_attributes.details["data"].payloads
+    recorded: dict[str, Any] = json.loads(data.data)
+    return recorded
+
+
 async def local_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """The activity type of each local activity the run recorded (a marker each)."""
     history = await handle.fetch_history()
-    types = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            [data] = event.marker_recorded_event_attributes.details["data"].payloads
-            types.append(json.loads(data.data)["activity_type"])
-    return types
+    return [local["activity_type"] for e in history.events if (local := _local_activity(e))]
+
+
+async def local_runs(handle: WorkflowHandle[Any, Any], activity_type: str) -> list[dict[str, Any]]:
+    """The markers' records of each local run of `activity_type`, in history order."""
+    history = await handle.fetch_history()
+    return [
+        local
+        for e in history.events
+        if (local := _local_activity(e)) and local["activity_type"] == activity_type
+    ]
 
 
 async def step_inputs(handle: WorkflowHandle[Any, Any]) -> list[StepInput]:
@@ -84,11 +107,10 @@ async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:
     history = await handle.fetch_history()
     summaries = []
     for event in history.events:
-        local = (
-            event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-            and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-        )
-        if local or event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if (
+            _local_activity(event)
+            or event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ):
             payload = event.user_metadata.summary
             [text] = await DATA_CONVERTER.decode([payload], [str])
             summaries.append(text)
