@@ -35,15 +35,13 @@ def agent(settings: Settings, agent_id: str = "agent_alpha", **changes: Any) -> 
 
 
 async def activity_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, list[int]]:
-    """Activity type -> the attempt number of each started execution, from the history;
-    a local activity's is the attempt its marker recorded."""
+    """Activity type -> the attempt number of each started execution, from the history
+    (activity tasks only: a local run's attempt is in its marker, `local_runs`)."""
     history = await handle.fetch_history()
     scheduled: dict[int, str] = {}
     attempts: dict[str, list[int]] = {}
     for event in history.events:
-        if (local := _local_activity(event)) is not None:
-            attempts.setdefault(local["activity_type"], []).append(local["attempt"])
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             scheduled[event.event_id] = name
             attempts.setdefault(name, [])
@@ -67,10 +65,12 @@ def _local_activity(event: HistoryEvent) -> dict[str, Any] | None:
     return recorded
 
 
-async def local_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
-    """The activity type of each local activity the run recorded (a marker each)."""
+async def local_activities(handle: WorkflowHandle[Any, Any], of: str | None = None) -> list[str]:
+    """The activity type of each local activity the run recorded (a marker each), or of
+    those of type `of`."""
     history = await handle.fetch_history()
-    return [local["activity_type"] for e in history.events if (local := _local_activity(e))]
+    types = [local["activity_type"] for e in history.events if (local := _local_activity(e))]
+    return [t for t in types if of is None or t == of]
 
 
 async def local_runs(handle: WorkflowHandle[Any, Any], activity_type: str) -> list[dict[str, Any]]:

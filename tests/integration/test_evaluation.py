@@ -54,7 +54,7 @@ async def test_evaluators_score_steps_tool_results_and_the_answer(
     # Rules are quick: they score inside the workflow task that asks, as local activities
     # (one per model step, its tool results with it), never as tasks of their own.
     assert "evaluate" not in await activity_attempts(handle)
-    assert await local_activities(handle) == ["evaluate", "evaluate"]
+    assert await local_activities(handle, "evaluate") == ["evaluate", "evaluate"]
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(search.SCORE) == 1.0
     # Each score is a record in the store, linked to the node it scores.
@@ -90,7 +90,7 @@ async def test_the_default_evaluator_grades_every_step_with_the_judge(
     assert graded == [(State.TOOL_CALL, 0.75), (State.ASSISTANT_MESSAGE, 0.875)]
     # A judge calls a model: its evaluations are activities, beside the conversation.
     assert (await activity_attempts(handle))["evaluate"] == [1, 1]
-    assert await local_activities(handle) == []
+    assert await local_activities(handle, "evaluate") == []
     # What the judge spent is kept apart from what the agent spent.
     spent = [o.usage for e in result.stack for o in e.evaluations]
     assert all(u is not None and u.total_tokens > 0 for u in spent)
@@ -175,7 +175,7 @@ async def test_an_unknown_evaluator_is_refused_before_anything_starts(
 
 async def test_scores_survive_continue_as_new(client: Client, settings: Settings) -> None:
     short = settings.model_copy(
-        update={"conversation": ConversationSettings(continue_as_new_events=60)}
+        update={"conversation": ConversationSettings(continue_as_new_events=50)}
     )
     handle, _ = await start_conversation(
         client,

@@ -157,7 +157,7 @@ async def test_an_evaluation_retried_after_a_crash_scores_and_pays_once(
     )
     # The evaluation ran inside a workflow task the dead worker never completed; the next
     # worker ran that task again, evaluation included, and recorded it once.
-    assert await local_activities(handle) == ["evaluate"]
+    assert await local_activities(handle, "evaluate") == ["evaluate"]
     [scored] = [e for e in result.stack if e.evaluations]
     [outcome] = scored.evaluations
     assert (outcome.evaluator_id, outcome.value) == ("gives_temperature", 1.0)
