@@ -116,6 +116,7 @@ with workflow.unsafe.imports_passed_through():
         LLM_ACTIVITY,
         LOCAL_ACTIVITY,
         QUICK_EVAL_ACTIVITY,
+        LocalActivityOptions,
         tool_activity,
     )
     from p2engine.workflows.revisions import (
@@ -634,11 +635,11 @@ class ConversationWorkflow:
         summary = _call_preview(call, 100)
         try:
             outcome: ToolOutcome
-            if self._runs_local(call):
+            if isinstance(request, ToolInput) and self._runs_local(call):
+                local: LocalActivityOptions = tool_activity(info)
                 outcome = await workflow.execute_local_activity(
-                    RUN_TOOL, request, result_type=ToolOutcome, summary=summary,
-                    **tool_activity(info),
-                )  # fmt: skip
+                    RUN_TOOL, request, result_type=ToolOutcome, summary=summary, **local
+                )
             else:
                 outcome = await workflow.execute_activity(
                     activity_name, request, result_type=ToolOutcome, summary=summary,
