@@ -155,12 +155,16 @@ class StackEntry(BaseModel):
     evaluations: list[EvalOutcome] = Field(default=[], description="the scores of this entry")
 
 
+# A tool call's attempt timeout when its registration names none.
+DEFAULT_TOOL_TIMEOUT_S = 30.0
+
+
 class ToolInfo(BaseModel):
     """What the workflow needs to know about a tool to schedule it."""
 
     name: str
     side_effect_free: bool = False
-    timeout_s: float = 30.0
+    timeout_s: float = DEFAULT_TOOL_TIMEOUT_S
     max_attempts: int = 3
 
 

@@ -4,7 +4,7 @@ written that holds its default.
 Every payload is kept in history for the life of a conversation and shipped on every task,
 and most of a contract model's fields are at their defaults most of the time (no override,
 no persona, no child, no usage yet). Leaving those out costs nothing to read back (a field
-not written takes its default) and roughly halves a conversation's history. Payloads
+not written takes its default) and takes about a fifth off a conversation's history. Payloads
 written before with every field still read the same, so old histories replay unchanged.
 Unions in the contract are told apart by required fields or by shape, never by a field
 that holds a default, so no member is read back as another.

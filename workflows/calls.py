@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from p2engine.contract.agent import AgentSpec, DedupPolicy
 from p2engine.contract.hashing import arguments_digest
-from p2engine.contract.models import ToolInfo, ToolOutcome
+from p2engine.contract.models import DEFAULT_TOOL_TIMEOUT_S, ToolInfo, ToolOutcome
 from p2engine.contract.routing import Routing
 from p2engine.contract.usage import Usage
 
@@ -82,8 +82,8 @@ def duplicate_verdict(
     return None, policy == "penalty"
 
 
-# The default tool timeout: a tool declared slower keeps an activity task of its own.
-QUICK_TOOL_S = 30.0
+# A tool declared slower than the default timeout keeps an activity task of its own.
+QUICK_TOOL_S = DEFAULT_TOOL_TIMEOUT_S
 
 
 def runs_local(info: ToolInfo, routing: Routing | None) -> bool:

@@ -988,7 +988,7 @@ class ConversationWorkflow:
     def _upsert_changes(self) -> None:
         if not self._upsert_due:
             return
-        if self._upserts_held:  # the step's local calls are running: their end calls again
+        if self._upserts_held:  # the step's local calls run: _run_calls calls again after
             return
         self._upsert_due = False
         wanted = search.conversation_attributes(self.agent.id, self.s)

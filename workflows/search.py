@@ -46,13 +46,10 @@ def start_attributes(inp: ConversationInput) -> TypedSearchAttributes:
     """What a conversation shows from its start: whose it is and, when it opens with a
     message, the state and step its first workflow task would otherwise upsert (that task
     then writes nothing to the visibility store)."""
-    pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(AGENT, inp.agent.id)]
-    if inp.message is not None and inp.resume is None and inp.branch is None:
-        pairs += [
-            SearchAttributePair(STATE, State.USER_MESSAGE.value),
-            SearchAttributePair(STEP, FIRST_STEP),
-        ]
-    return TypedSearchAttributes(pairs)
+    if inp.message is None or inp.resume is not None or inp.branch is not None:
+        return TypedSearchAttributes([SearchAttributePair(AGENT, inp.agent.id)])
+    first = ConversationState(state=State.USER_MESSAGE, step=FIRST_STEP)
+    return TypedSearchAttributes(conversation_attributes(inp.agent.id, first))
 
 
 def changed_attributes(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from p2engine.contract.models import DEFAULT_TOOL_TIMEOUT_S
 from p2engine.contract.plugins import load_entry_points
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Tool:
     fn: ToolFn
     cache_ttl_s: float | None = None
     side_effect_free: bool = False
-    timeout_s: float = 30.0
+    timeout_s: float = DEFAULT_TOOL_TIMEOUT_S
     max_attempts: int = 3
     takes_context: bool = False
 
@@ -115,7 +116,7 @@ def tool(
     *,
     cache_ttl: float | None = None,
     side_effect_free: bool = False,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TOOL_TIMEOUT_S,
     retry: int = 3,
 ) -> Callable[[ToolFn], ToolFn]:
     """Register a tool.

@@ -65,22 +65,21 @@ def _local_activity(event: HistoryEvent) -> dict[str, Any] | None:
     return recorded
 
 
+async def _local_records(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    history = await handle.fetch_history()
+    return [local for e in history.events if (local := _local_activity(e))]
+
+
 async def local_activities(handle: WorkflowHandle[Any, Any], of: str | None = None) -> list[str]:
     """The activity type of each local activity the run recorded (a marker each), or of
     those of type `of`."""
-    history = await handle.fetch_history()
-    types = [local["activity_type"] for e in history.events if (local := _local_activity(e))]
+    types = [local["activity_type"] for local in await _local_records(handle)]
     return [t for t in types if of is None or t == of]
 
 
 async def local_runs(handle: WorkflowHandle[Any, Any], activity_type: str) -> list[dict[str, Any]]:
     """The markers' records of each local run of `activity_type`, in history order."""
-    history = await handle.fetch_history()
-    return [
-        local
-        for e in history.events
-        if (local := _local_activity(e)) and local["activity_type"] == activity_type
-    ]
+    return [r for r in await _local_records(handle) if r["activity_type"] == activity_type]
 
 
 async def step_inputs(handle: WorkflowHandle[Any, Any]) -> list[StepInput]:
