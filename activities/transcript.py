@@ -24,6 +24,8 @@ from p2engine.agents.personas import PersonaLibrary, render
 from p2engine.agents.turn import openai_tool_call
 from p2engine.contract.agent_config import AgentConfig
 from p2engine.contract.models import (
+    Catalog,
+    CatalogPartInput,
     ContentNode,
     ConversationState,
     StepInput,
@@ -32,7 +34,13 @@ from p2engine.contract.models import (
     ToolCallRequest,
     preview,
 )
-from p2engine.contract.names import CONFIG_NOT_FOUND, LOAD_STATE, STORE_NODES
+from p2engine.contract.names import (
+    CATALOG_NOT_FOUND,
+    CONFIG_NOT_FOUND,
+    LOAD_STATE,
+    READ_CATALOG,
+    STORE_NODES,
+)
 from p2engine.contract.states import State
 from p2engine.contract.usage import Usage
 from p2engine.store.base import ArtifactNotFound, ArtifactStore
@@ -40,6 +48,7 @@ from p2engine.store.base import ArtifactNotFound, ArtifactStore
 Message = dict[str, Any]
 TRANSCRIPTS_KEPT = 512  # transcripts share their message dicts; an entry costs a tuple
 CONFIGS_KEPT = 256  # a config is a few hundred bytes; a worker serves few at a time
+CATALOGS_KEPT = 16  # a catalog is a few KB; a worker's conversations share a handful
 V = TypeVar("V")
 
 
@@ -143,12 +152,7 @@ class Transcript:
             try:
                 config = AgentConfig.model_validate_json(await self.store.get_text(ref))
             except ArtifactNotFound:
-                raise ApplicationError(
-                    f"the agent config {ref} is not in this worker's artifact store "
-                    f"({self.store.location}); the step that sent it stored it elsewhere",
-                    type=CONFIG_NOT_FOUND,
-                    non_retryable=True,
-                ) from None
+                raise _missing(self.store, f"the agent config {ref}", CONFIG_NOT_FOUND) from None
         self._configs.put(ref, config)
         return config
 
@@ -242,13 +246,38 @@ class Transcript:
         )
 
 
+def _missing(store: ArtifactStore, what: str, error_type: str) -> ApplicationError:
+    """Content a conversation names by ref that this worker's store lacks: not retried, since
+    every retry meets the same store."""
+    return ApplicationError(
+        f"{what} is not in this worker's artifact store ({store.location}); "
+        "whoever stored it used another",
+        type=error_type,
+        non_retryable=True,
+    )
+
+
 class ContentActivities:
     def __init__(self, store: ArtifactStore) -> None:
         self.store = store
+        self._catalogs: _Kept[Catalog] = _Kept(CATALOGS_KEPT)
 
     @activity.defn(name=STORE_NODES)
     async def store_nodes(self, inp: StoreNodesInput) -> list[str]:
         return [await self.store.put_node(node) for node in inp.nodes]
+
+    @activity.defn(name=READ_CATALOG)
+    async def read_catalog(self, inp: CatalogPartInput) -> Catalog:
+        """The agent specs and persona texts a conversation's slim catalog left in the store.
+        A ref names one catalog forever, so the worker keeps the ones it read."""
+        catalog = self._catalogs.get(inp.ref)
+        if catalog is None:
+            try:
+                catalog = Catalog.model_validate_json(await self.store.get_text(inp.ref))
+            except ArtifactNotFound:
+                raise _missing(self.store, f"the catalog {inp.ref}", CATALOG_NOT_FOUND) from None
+            self._catalogs.put(inp.ref, catalog)
+        return catalog.part(inp.agents, inp.personas)
 
     @activity.defn(name=LOAD_STATE)
     async def load_state(self, ref: str) -> ConversationState:

@@ -180,9 +180,44 @@ class Catalog(BaseModel):
     dedup: DedupPolicy = "penalty"
     evaluators: list[EvaluatorInfo] = Field(default=[], description="every one the team names")
     mcp_servers: list[McpServerInfo] = Field(default=[], description="names and limits only")
+    ref: str | None = Field(
+        default=None,
+        description="the whole catalog in the artifact store (from CATALOG_BY_REF): what a "
+        "conversation's catalog leaves out is read from there when needed",
+    )
+    agent_ids: list[str] = Field(
+        default=[], description="every agent's id, in a catalog that leaves their specs out"
+    )
 
     def agent(self, agent_id: str) -> AgentSpec | None:
         return next((a for a in self.agents if a.id == agent_id), None)
+
+    def agent_names(self) -> list[str]:
+        return self.agent_ids or [a.id for a in self.agents]
+
+    def for_agent(self, agent: AgentSpec) -> Catalog:
+        """What a conversation of `agent` carries: with the whole catalog stored (`ref`), no
+        agent specs (the conversation holds its own, a delegation reads its target's) and
+        only `agent`'s persona text; without, all of it, as before CATALOG_BY_REF."""
+        if self.ref is None:
+            return self
+        texts = {name: text for name, text in self.persona_texts.items() if name == agent.persona}
+        update = {"agents": [], "agent_ids": self.agent_names(), "persona_texts": texts}
+        return self.model_copy(update=update)
+
+    def with_part(self, part: Catalog) -> Catalog:
+        """This catalog with the agent specs and persona texts `part` read from the store."""
+        agents = [*self.agents, *(a for a in part.agents if self.agent(a.id) is None)]
+        texts = {**self.persona_texts, **part.persona_texts}
+        return self.model_copy(update={"agents": agents, "persona_texts": texts})
+
+    def part(self, agent_ids: list[str], personas: list[str]) -> Catalog:
+        """The specs of `agent_ids` with their personas' texts, and the texts of `personas`,
+        as far as this catalog has them."""
+        agents = [a for a in self.agents if a.id in agent_ids]
+        wanted = {*personas, *(a.persona for a in agents if a.persona is not None)}
+        texts = {p: t for p, t in self.persona_texts.items() if p in wanted}
+        return Catalog(agents=agents, persona_texts=texts)
 
     def tool(self, name: str) -> ToolInfo:
         return next((t for t in self.tools if t.name == name), ToolInfo(name=name))
@@ -256,7 +291,7 @@ class ConversationState(BaseModel):
 # The revision of the conversation workflow's commands that new conversations start with
 # (workflows/revisions.py says what each changed). Inputs recorded before revisions decode
 # as 0 and replay the way they ran.
-CURRENT_REVISION = 7
+CURRENT_REVISION = 8
 
 
 class ConversationInput(BaseModel):
@@ -283,12 +318,14 @@ class ConversationInput(BaseModel):
         """The model a step calls: the override's, the run's, the agent's, or the default."""
         return overrides.model or self.model or self.agent.model or DEFAULT_MODEL
 
-    def config(self, overrides: Overrides | None = None) -> AgentConfig:
+    def config(
+        self, overrides: Overrides | None = None, catalog: Catalog | None = None
+    ) -> AgentConfig:
         """The config a step of this conversation runs with `overrides` in force (none: the
         one it starts with): the agent's knobs, the overrides, the step's model, and the
-        persona's text from the catalog."""
+        persona's text from `catalog` (by default the one it carries)."""
         overrides = overrides or Overrides()
-        texts = self.catalog.persona_texts
+        texts = (catalog or self.catalog).persona_texts
         patch = ConfigPatch(
             persona=overrides.persona,
             tools=None if overrides.tools is None else tuple(overrides.tools),
@@ -405,6 +442,14 @@ class StepResult(BaseModel):
     tool_calls: list[ToolCallRequest] = []
     usage: Usage
     model: str
+
+
+class CatalogPartInput(BaseModel):
+    """What a conversation reads from the whole catalog it names by ref (CATALOG_BY_REF)."""
+
+    ref: str
+    agents: list[str] = []
+    personas: list[str] = []
 
 
 class StoreNodesInput(BaseModel):

@@ -14,8 +14,11 @@ COMPARE = "compare"
 COMPARE_WORKFLOW = "CompareWorkflow"
 
 LOAD_STATE = "load_state"
+READ_CATALOG = "read_catalog"
 # A step's error type: the config its ref names is not in the worker's artifact store.
 CONFIG_NOT_FOUND = "ConfigNotFound"
+# A delegation's error type: the catalog its conversation names is not in the worker's store.
+CATALOG_NOT_FOUND = "CatalogNotFound"
 BRANCH_TAKEN = "BranchTaken"  # the `branch` update's error type: the branch's id exists
 
 # Memo key: a branch's origin, {"source": id, "step": n}.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 
 class Usage(BaseModel):
@@ -10,6 +10,13 @@ class Usage(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _to_the_microsecond(cls, value: float) -> float:
+        """A clock read to the microsecond: the digits past it are noise, and every usage is
+        written into the history, some many times."""
+        return round(value, 3)
 
     @property
     def total_tokens(self) -> int:

@@ -18,6 +18,8 @@ from p2engine.contract.evals import EvaluatorInfo
 from p2engine.contract.mcp import McpServer, split
 from p2engine.contract.models import Catalog, ToolInfo
 from p2engine.runtime.settings import Settings
+from p2engine.store.base import ArtifactStore
+from p2engine.workflows.revisions import CATALOG_BY_REF
 
 
 def resolve_agent(agent: AgentSpec, settings: Settings) -> AgentSpec:
@@ -90,6 +92,15 @@ def tool_infos() -> list[ToolInfo]:
             )
         )
     return infos
+
+
+async def stored_catalog(store: ArtifactStore, catalog: Catalog, revision: int) -> Catalog:
+    """`catalog` named by its ref, the whole of it put in `store`, for runs of `revision`
+    whose conversations carry a slim copy and read the rest from there (CATALOG_BY_REF);
+    unchanged for an older revision."""
+    if revision < CATALOG_BY_REF or catalog.ref is not None:
+        return catalog
+    return catalog.model_copy(update={"ref": await store.put_text(catalog.model_dump_json())})
 
 
 def load_catalog(settings: Settings) -> Catalog:

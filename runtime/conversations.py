@@ -55,7 +55,13 @@ from p2engine.contract.names import (
     status_name,
 )
 from p2engine.contract.states import State
-from p2engine.runtime.catalog import check_agent, check_evaluators, load_catalog, resolve_agent
+from p2engine.runtime.catalog import (
+    check_agent,
+    check_evaluators,
+    load_catalog,
+    resolve_agent,
+    stored_catalog,
+)
 from p2engine.runtime.client import LazyClient, send_update
 from p2engine.runtime.settings import Settings
 from p2engine.store import store_for
@@ -274,8 +280,7 @@ class ConversationClient(LazyClient):
             check_name(name)
         if inp.rewards is not None:
             await self.check_payer(inp.rewards)
-        if inp.store_id is None:
-            inp = inp.model_copy(update={"store_id": await self.store_id()})
+        inp = await self._stored(inp)
         workflow_id = conversation_id(name or generated_name(inp.agent.id))
         if name is not None:
             try:
@@ -378,11 +383,14 @@ class ConversationClient(LazyClient):
                     raise
         raise ConversationNotFound(f"no conversation '{conversation}'")
 
-    async def store_id(self) -> str:
-        """The id of the artifact store these settings choose, which new conversations
-        carry so that a worker on another store refuses their steps."""
+    async def _stored(self, inp: ConversationInput) -> ConversationInput:
+        """`inp` naming the artifact store it is started on, and carrying a slim catalog
+        whose whole is put there (CATALOG_BY_REF)."""
         async with store_for(self.settings) as store:
-            return await store.identity()
+            store_id = inp.store_id or await store.identity()
+            catalog = await stored_catalog(store, inp.catalog, inp.revision)
+        update = {"store_id": store_id, "catalog": catalog.for_agent(inp.agent)}
+        return inp.model_copy(update=update)
 
     async def attach(self, conversation: str) -> ConversationHandle:
         handle, _ = await self.describe(conversation)

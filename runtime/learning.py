@@ -31,7 +31,7 @@ from p2engine.contract.learning import (
     baseline_candidate,
 )
 from p2engine.contract.models import CURRENT_REVISION, Catalog
-from p2engine.runtime.catalog import load_catalog
+from p2engine.runtime.catalog import load_catalog, stored_catalog
 from p2engine.runtime.client import LazyClient
 from p2engine.runtime.conversations import check_model, generated_name
 from p2engine.runtime.rollout_files import read_cases
@@ -134,8 +134,14 @@ class LearnClient(LazyClient):
         async with store_for(self.settings) as store:
             store_id = inp.store_id or await store.identity()
             record = await store.put_text(baseline_candidate(inp.baseline).as_stored())
+            catalog = await stored_catalog(store, inp.catalog, inp.revision)
         ledger = await RolloutClient(self.settings).ledger_problem()
-        update = {"store_id": store_id, "ledger": ledger, "baseline_record": record}
+        update = {
+            "store_id": store_id,
+            "ledger": ledger,
+            "baseline_record": record,
+            "catalog": catalog,
+        }
         inp = inp.model_copy(update=update)
         client = await self.temporal()
         workflow_id = learn_id(name or generated_name(inp.name))

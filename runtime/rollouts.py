@@ -60,7 +60,7 @@ from p2engine.contract.rollouts import (
     parse_records,
 )
 from p2engine.ledger.models import JournalEntry, LedgerSnapshot
-from p2engine.runtime.catalog import load_catalog
+from p2engine.runtime.catalog import load_catalog, stored_catalog
 from p2engine.runtime.client import LazyClient
 from p2engine.runtime.conversations import check_model, generated_name, query_literal
 from p2engine.runtime.rollout_files import RolloutFile, load_rollout
@@ -223,8 +223,10 @@ class RolloutClient(LazyClient):
             refuse(name_problem(name.removeprefix(PREFIX), "--id"))
         async with store_for(self.settings) as store:
             store_id = inp.store_id or await store.identity()
+            catalog = await stored_catalog(store, inp.catalog, inp.revision)
         routing = self.settings.routing if self.settings.routing.routed else None
-        update = {"ledger": await self.ledger_problem(), "store_id": store_id, "routing": routing}
+        ledger = await self.ledger_problem()
+        update = {"ledger": ledger, "store_id": store_id, "routing": routing, "catalog": catalog}
         inp = inp.model_copy(update=update)
         client = await self.temporal()
         workflow_id = rollout_id(name or generated_name(inp.name))

@@ -120,10 +120,10 @@ def build_workers(
         # Every activity, routed ones too: conversations started unrouted still run here.
         everything: list[Callable[..., Any]] = [
             llm.llm_step, rules.rule_step, tools.run_tool, content.store_nodes,
-            content.load_state, evaluation.evaluate, evaluation.compare, money.transfer,
-            money.reward, money.balance, money.snapshot, rollouts.store_arms, rollouts.settle,
-            learning.digest, learning.propose, propagation.propagate, mcp.list_tools,
-            mcp.call_tool,
+            content.load_state, content.read_catalog, evaluation.evaluate, evaluation.compare,
+            money.transfer, money.reward, money.balance, money.snapshot, rollouts.store_arms,
+            rollouts.settle, learning.digest, learning.propose, propagation.propagate,
+            mcp.list_tools, mcp.call_tool,
         ]  # fmt: skip
         workflows = [
             ConversationWorkflow, CompareWorkflow, ActiveBranchWorkflow, RolloutWorkflow,

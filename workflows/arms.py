@@ -69,7 +69,7 @@ def arm_input(inp: RolloutInput, arm: Arm) -> ConversationInput:
     return ConversationInput(
         agent=agent,
         message=arm.message,
-        catalog=inp.catalog,
+        catalog=inp.catalog.for_agent(agent),
         continue_as_new_events=inp.continue_as_new_events,
         revision=inp.revision,
         evaluators=[evaluator] if evaluator else [],

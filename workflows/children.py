@@ -6,20 +6,25 @@ from __future__ import annotations
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from p2engine.contract.agent import AgentSpec
-from p2engine.contract.models import ConversationInput, preview
+from p2engine.contract.models import Catalog, ConversationInput, preview
 from p2engine.workflows import search
 
 
 def child_input(
-    parent: ConversationInput, target: AgentSpec, message: str, turn_head: str | None
+    parent: ConversationInput,
+    target: AgentSpec,
+    message: str,
+    turn_head: str | None,
+    catalog: Catalog,
 ) -> ConversationInput:
-    """The child runs `target` on `message` with the parent's team, one more agent in its
-    lineage, and the parent's transcript when the delegating agent shares its history."""
+    """The child runs `target` on `message` with the parent's team (`catalog`: the parent's,
+    with what it read for the target), one more agent in its lineage, and the parent's
+    transcript when the delegating agent shares its history."""
     shares = parent.agent.delegation_context == "history"
     return ConversationInput(
         agent=target,
         message=message,
-        catalog=parent.catalog,
+        catalog=catalog.for_agent(target),
         lineage=[*parent.lineage, parent.agent.id],
         context_head=turn_head if shares else None,
         continue_as_new_events=parent.continue_as_new_events,

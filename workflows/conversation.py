@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         BranchBase,
         BranchChild,
         BranchStart,
+        Catalog,
         ContentNode,
         ConversationInput,
         ConversationResult,
@@ -76,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         LOAD_STATE,
         MCP_CALL,
         MCP_LIST,
+        READ_CATALOG,
         RELEASE_UPDATE,
         RULE_STEP,
         RUN_TOOL,
@@ -116,9 +118,11 @@ with workflow.unsafe.imports_passed_through():
         LLM_ACTIVITY,
         LOCAL_ACTIVITY,
         QUICK_EVAL_ACTIVITY,
+        READ_CATALOG_ACTIVITY,
         LocalActivityOptions,
         tool_activity,
     )
+    from p2engine.workflows.payloads import catalog_part, step_extras
     from p2engine.workflows.revisions import (
         CANCEL_ENDS_CONVERSATION,
         CONFIG_BY_REF,
@@ -153,6 +157,7 @@ class ConversationWorkflow:
         self._local_quick_tools = inp.revision >= LOCAL_QUICK_TOOLS
         self._upserts_held = False  # while a step's calls all run inside the workflow task
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
+        self._catalog = inp.catalog  # with what this run has read of the whole one since
         self._evaluating: list[asyncio.Task[None]] = []
         # The agent's MCP tools, listed by this run when it first needs them (not carried
         # across continue-as-new: a new run lists them again).
@@ -487,7 +492,13 @@ class ConversationWorkflow:
         if listed is None:
             return None
         model = self.inp.step_model(overrides)
-        config = self.inp.config(overrides)
+        try:
+            catalog = await self._catalog_with(persona=overrides.persona)
+        except ActivityError as err:
+            self._end_if_cancelled(err)
+            self._finish(FinishReason.ERROR, f"agent step failed: {root_cause(err)}")
+            return None
+        config = self.inp.config(overrides, catalog)
         request = StepInput.model_validate(
             {
                 "conversation_id": workflow.info().workflow_id,
@@ -496,9 +507,7 @@ class ConversationWorkflow:
                 "model": model,
                 "head": self.s.head,
                 "pending": self.s.pending,
-                "description": agent.description,
-                "rules": agent.rules,
-                "fallback_reply": agent.fallback_reply,
+                **step_extras(agent, config),
                 "store_id": self.inp.store_id,
                 **self._config_fields(config),
                 **({"mcp_listings": [listing.ref for listing in listed]} if listed else {}),
@@ -523,6 +532,23 @@ class ConversationWorkflow:
         if request.config is not None:  # stored by the step: later steps send the ref
             self.s.configs_sent.append(config.ref)
         return result
+
+    async def _catalog_with(
+        self, agent_id: str | None = None, persona: str | None = None
+    ) -> Catalog:
+        """The catalog with `agent_id`'s spec and `persona`'s text in it: a slim one
+        (CATALOG_BY_REF) reads what it lacks from the whole one in the store, once a run."""
+        part = catalog_part(self._catalog, agent_id, persona)
+        if part is not None:
+            read: Catalog = await workflow.execute_local_activity(
+                READ_CATALOG,
+                part,
+                result_type=Catalog,
+                summary=", ".join([*part.agents, *part.personas]),
+                **READ_CATALOG_ACTIVITY,
+            )
+            self._catalog = self._catalog.with_part(read)
+        return self._catalog
 
     def _config_fields(self, config: AgentConfig) -> dict[str, object]:
         """How a step names its config: by ref, with the config itself the first time this
@@ -669,15 +695,20 @@ class ConversationWorkflow:
             args = DelegateArgs.model_validate_json(call.arguments or "{}")
         except ValidationError as exc:
             return refused(invalid_arguments(exc))
-        catalog = self.inp.catalog
-        target = catalog.agent(args.agent_id)
-        if target is None:
-            known = ", ".join(a.id for a in catalog.agents)
-            return refused(f"unknown agent '{args.agent_id}'; known agents: {known}")
-        if refusal := delegation_refusal(self.agent, self.inp.lineage, target.id):
+        known = self._catalog.agent_names()
+        if args.agent_id not in known:
+            return refused(f"unknown agent '{args.agent_id}'; known agents: {', '.join(known)}")
+        if refusal := delegation_refusal(self.agent, self.inp.lineage, args.agent_id):
             return refused(refusal)
+        try:
+            catalog = await self._catalog_with(agent_id=args.agent_id)
+        except ActivityError as err:
+            self._end_if_cancelled(err)
+            return refused(f"delegation to {args.agent_id} failed: {root_cause(err)}")
+        target = catalog.agent(args.agent_id)
+        assert target is not None  # a name the catalog knows has its spec, read if need be
         child_id = child_workflow_id(workflow.info().workflow_id, self.s.step, target.id, taken)
-        child_inp = child_input(self.inp, target, args.message, self._turn_head)
+        child_inp = child_input(self.inp, target, args.message, self._turn_head, catalog)
         try:
             with tracing.delegation_span(call.id, target.id, child_id):
                 result: ConversationResult = await workflow.execute_child_workflow(

@@ -65,6 +65,9 @@ EVAL_ACTIVITY = preset(2 * MINUTES, 10 * MINUTES, 3, 30 * SECONDS, heartbeat=10 
 # under the task's own timeout, since the task waits for them.
 QUICK_EVAL_ACTIVITY: LocalActivityOptions = preset(5 * SECONDS, 30 * SECONDS, 3, 5 * SECONDS)
 
+# Reading what a slim catalog left in the store (CATALOG_BY_REF): a local read of a few KB.
+READ_CATALOG_ACTIVITY: LocalActivityOptions = preset(10 * SECONDS, 1 * MINUTES, 3, 10 * SECONDS)
+
 # Ledger commands are idempotent on the transfer id, so an unknown outcome (a timeout) is
 # retried with the same id; business errors are non-retryable at the source.
 LEDGER_ACTIVITY = preset(15 * SECONDS, 5 * MINUTES, 10, 30 * SECONDS)

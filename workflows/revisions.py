@@ -41,3 +41,9 @@ CONFIG_BY_REF = 6
 # of the model step that asked for it (workflows/calls.py runs_local): a marker, no activity
 # task and no workflow task of its own; before, every tool call was an activity.
 LOCAL_QUICK_TOOLS = 7
+
+# 8: a conversation carries a slim catalog and the whole one's ref in the artifact store
+# (Catalog.for_agent): no agent specs and only its agent's persona text. A delegation, or an
+# override to another persona, first reads what it needs by a local activity (READ_CATALOG,
+# a marker); before, every conversation carried the whole catalog and read nothing.
+CATALOG_BY_REF = 8

@@ -112,6 +112,7 @@ async def _cancel_during_the_first_step(
 
 
 TOOL_CALL = Case("agent_alpha", "What's the weather in Paris?")
+DELEGATION = Case("agent_alpha", "Delegate to agent_helper: what's the weather in Tokyo?")
 CHAT_WITH_OVERRIDES = Case("agent_alpha", None, interactive=True, drive=_chat_with_overrides)
 EVALUATED = Case(
     "agent_alpha",
@@ -143,7 +144,7 @@ CASES: dict[str, Case] = {
         "agent_alpha", "weather in Paris, Rome and Oslo", {"limits": {"max_steps": 2}}
     ),
     "model_error": Case("agent_alpha", "simulate error 401"),
-    "delegation": Case("agent_alpha", "Delegate to agent_helper: what's the weather in Tokyo?"),
+    "delegation": DELEGATION,
     "delegation_cycle": Case("agent_beta", "delegate to agent_beta: hi"),
     "rule_based": Case("treasurer", "what's the weather for the job?"),
     "human": Case("reviewer", "May we ship the release?", drive=_answer_when_asked),
@@ -180,6 +181,10 @@ CASES: dict[str, Case] = {
     "propagated_r6": PROPAGATED,
     "interactive_overrides_r6": CHAT_WITH_OVERRIDES,
     "tool_call_r7": TOOL_CALL,
+    # Revision 8 carries a slim catalog: the delegation reads its target's spec, the persona
+    # override its text, each by a local activity.
+    "delegation_r8": DELEGATION,
+    "interactive_overrides_r8": CHAT_WITH_OVERRIDES,
 }
 
 

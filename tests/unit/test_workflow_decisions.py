@@ -140,13 +140,30 @@ def test_a_child_continues_the_parents_history_only_when_the_agent_shares_it() -
         lineage=["root"],
         continue_as_new_events=500,
     )
-    child = child_input(sharing, helper, "what now?", "head-ref")
+    child = child_input(sharing, helper, "what now?", "head-ref", CATALOG)
     assert (child.agent, child.message, child.catalog) == (helper, "what now?", CATALOG)
     assert child.lineage == ["root", "alpha"]
     assert child.context_head == "head-ref"
     assert child.continue_as_new_events == 500
     private = sharing.model_copy(update={"agent": ALPHA})
-    assert child_input(private, helper, "what now?", "head-ref").context_head is None
+    assert child_input(private, helper, "what now?", "head-ref", CATALOG).context_head is None
+
+
+def test_a_child_of_a_slim_catalog_carries_its_own_agents_persona_text_only() -> None:
+    helper = AgentSpec(id="helper", persona="critic")
+    whole = Catalog(
+        agents=[ALPHA, helper],
+        personas=["critic", "expert"],
+        persona_texts={"critic": "Be critical.", "expert": "Be expert."},
+        ref="catalog-ref",
+    )
+    parent = ConversationInput(agent=ALPHA, catalog=whole.for_agent(ALPHA))
+    read = parent.catalog.with_part(whole.part(["helper"], ["critic"]))
+    child = child_input(parent, helper, "review this", None, read)
+    assert child.catalog.agents == []
+    assert child.catalog.agent_ids == ["alpha", "helper"]
+    assert child.catalog.persona_texts == {"critic": "Be critical."}
+    assert child.catalog.ref == "catalog-ref"
 
 
 def test_a_child_carries_its_agent_as_search_attribute_and_summary() -> None:
