@@ -39,6 +39,8 @@ class ToolActivities:
         with self.spans.tool(inp.call) as span:
             outcome = await self._run(inp)
             self.spans.tool_result(span, outcome.status, outcome.preview)
+        if inp.result_parent is not None:  # content-addressed: a retry stores nothing new
+            await self.store.put_node(inp.result_node(outcome))
         return outcome
 
     async def _run(self, inp: ToolInput) -> ToolOutcome:

@@ -6,6 +6,7 @@ always optional with defaults.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Literal
 
@@ -195,29 +196,42 @@ class Catalog(BaseModel):
     def agent_names(self) -> list[str]:
         return self.agent_ids or [a.id for a in self.agents]
 
-    def for_agent(self, agent: AgentSpec) -> Catalog:
-        """What a conversation of `agent` carries: with the whole catalog stored (`ref`), no
-        agent specs (the conversation holds its own, a delegation reads its target's) and
-        only `agent`'s persona text; without, all of it, as before CATALOG_BY_REF."""
+    def for_agent(self, agent: AgentSpec, evaluators: Sequence[str]) -> Catalog:
+        """What a conversation of `agent` scored by `evaluators` carries: with the whole
+        catalog stored (`ref`), no agent specs (the conversation holds its own, a delegation
+        reads its target's), only `agent`'s persona text and only those evaluators' infos;
+        without, all of it, as before CATALOG_BY_REF."""
         if self.ref is None:
             return self
-        texts = {name: text for name, text in self.persona_texts.items() if name == agent.persona}
-        update = {"agents": [], "agent_ids": self.agent_names(), "persona_texts": texts}
+        update = {
+            "agents": [],
+            "agent_ids": self.agent_names(),
+            "persona_texts": {p: t for p, t in self.persona_texts.items() if p == agent.persona},
+            "evaluators": [e for e in self.evaluators if e.id in evaluators],
+        }
         return self.model_copy(update=update)
 
     def with_part(self, part: Catalog) -> Catalog:
-        """This catalog with the agent specs and persona texts `part` read from the store."""
+        """This catalog with the agent specs, persona texts and evaluator infos `part` read
+        from the store."""
         agents = [*self.agents, *(a for a in part.agents if self.agent(a.id) is None)]
         texts = {**self.persona_texts, **part.persona_texts}
-        return self.model_copy(update={"agents": agents, "persona_texts": texts})
+        known = [*self.evaluators, *(e for e in part.evaluators if not self.evaluator(e.id))]
+        return self.model_copy(
+            update={"agents": agents, "persona_texts": texts, "evaluators": known}
+        )
 
     def part(self, agent_ids: list[str], personas: list[str]) -> Catalog:
-        """The specs of `agent_ids` with their personas' texts, and the texts of `personas`,
-        as far as this catalog has them."""
+        """The specs of `agent_ids` with their personas' texts and their evaluators' infos,
+        and the texts of `personas`, as far as this catalog has them."""
         agents = [a for a in self.agents if a.id in agent_ids]
         wanted = {*personas, *(a.persona for a in agents if a.persona is not None)}
-        texts = {p: t for p, t in self.persona_texts.items() if p in wanted}
-        return Catalog(agents=agents, persona_texts=texts)
+        scoring = {i for a in agents if a.eval is not None for i in a.eval.evaluators}
+        return Catalog(
+            agents=agents,
+            persona_texts={p: t for p, t in self.persona_texts.items() if p in wanted},
+            evaluators=[e for e in self.evaluators if e.id in scoring],
+        )
 
     def tool(self, name: str) -> ToolInfo:
         return next((t for t in self.tools if t.name == name), ToolInfo(name=name))
@@ -291,7 +305,7 @@ class ConversationState(BaseModel):
 # The revision of the conversation workflow's commands that new conversations start with
 # (workflows/revisions.py says what each changed). Inputs recorded before revisions decode
 # as 0 and replay the way they ran.
-CURRENT_REVISION = 8
+CURRENT_REVISION = 9
 
 
 class ConversationInput(BaseModel):
@@ -469,6 +483,25 @@ class ToolInput(BaseModel):
             " histories carry; empty in histories recorded before workflows made one"
         ),
     )
+    result_parent: str | None = Field(
+        default=None,
+        description="store the call's ToolResult node under this parent (TOOL_STORES_RESULT)",
+    )
+
+    def result_node(self, outcome: ToolOutcome) -> ContentNode:
+        """The ToolResult node of `outcome`: the call stores it, the workflow makes it its
+        transcript head, so both take it from here."""
+        return ContentNode(
+            kind=State.TOOL_RESULT,
+            parent=self.result_parent,
+            conversation_id=self.conversation_id,
+            step=self.step,
+            agent_id=self.agent_id,
+            tool_call_id=self.call.id,
+            tool_name=self.call.name,
+            result_ref=outcome.result_ref,
+            text=outcome.text,
+        )
 
 
 class EvalItem(BaseModel):

@@ -69,7 +69,7 @@ from p2engine.workflows import search, validators
 from p2engine.workflows.compare import CompareWorkflow
 from p2engine.workflows.conversation import ConversationWorkflow
 from p2engine.workflows.details import conversation_details
-from p2engine.workflows.evaluations import question_ref
+from p2engine.workflows.evaluations import evaluator_ids, question_ref
 
 PREFIX = "conv-"
 SCORED_SCAN = 10_000  # how many scored conversations `top_scored` ranks, newest first
@@ -389,7 +389,8 @@ class ConversationClient(LazyClient):
         async with store_for(self.settings) as store:
             store_id = inp.store_id or await store.identity()
             catalog = await stored_catalog(store, inp.catalog, inp.revision)
-        update = {"store_id": store_id, "catalog": catalog.for_agent(inp.agent)}
+        slim = catalog.for_agent(inp.agent, evaluator_ids(inp.agent, inp.evaluators))
+        update = {"store_id": store_id, "catalog": slim}
         return inp.model_copy(update=update)
 
     async def attach(self, conversation: str) -> ConversationHandle:

@@ -24,7 +24,7 @@ from p2engine.contract.rollouts import (
 )
 from p2engine.contract.states import FinishReason, State
 from p2engine.workflows import search
-from p2engine.workflows.evaluations import means, score
+from p2engine.workflows.evaluations import evaluator_ids, means, score
 from p2engine.workflows.expansion import ArmPlan, PlannedVariant
 from p2engine.workflows.revisions import GRID_VARIANTS_NAMED
 
@@ -66,13 +66,14 @@ def arm_input(inp: RolloutInput, arm: Arm) -> ConversationInput:
             agent = agent.model_copy(update={"limits": limits})
     team = inp.spec.teams[arm.team]
     evaluator = team.eval.evaluator_id if team.eval else None
+    run_evaluators = [evaluator] if evaluator else []
     return ConversationInput(
         agent=agent,
         message=arm.message,
-        catalog=inp.catalog.for_agent(agent),
+        catalog=inp.catalog.for_agent(agent, evaluator_ids(agent, run_evaluators)),
         continue_as_new_events=inp.continue_as_new_events,
         revision=inp.revision,
-        evaluators=[evaluator] if evaluator else [],
+        evaluators=run_evaluators,
         rewards=inp.rewards,
         store_id=inp.store_id,
         routing=inp.routing,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from p2engine.contract.agent import AgentSpec, DedupPolicy
 from p2engine.contract.hashing import arguments_digest
-from p2engine.contract.models import DEFAULT_TOOL_TIMEOUT_S, ToolInfo, ToolOutcome
+from p2engine.contract.models import DEFAULT_TOOL_TIMEOUT_S, ContentNode, ToolInfo, ToolOutcome
 from p2engine.contract.routing import Routing
 from p2engine.contract.usage import Usage
 
@@ -26,14 +26,17 @@ class CallResult:
     child_id: str | None = None
     child_reply_ref: str | None = None
     child_usage: Usage | None = None
+    stored_node: ContentNode | None = None  # its ToolResult node, stored by the call
 
 
 @dataclass
 class StepCalls:
-    """What the calls of one step share: argument keys seen and child ids given out."""
+    """What the calls of one step share: argument keys seen and child ids given out, and
+    whether a call is alone in its step (it then stores its own result node)."""
 
     keys: set[str] = field(default_factory=set)
     child_ids: set[str] = field(default_factory=set)
+    alone: bool = False
 
 
 def call_key(name: str, arguments: str) -> str:

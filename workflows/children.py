@@ -8,6 +8,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.models import Catalog, ConversationInput, preview
 from p2engine.workflows import search
+from p2engine.workflows.evaluations import evaluator_ids
 
 
 def child_input(
@@ -24,7 +25,7 @@ def child_input(
     return ConversationInput(
         agent=target,
         message=message,
-        catalog=catalog.for_agent(target),
+        catalog=catalog.for_agent(target, evaluator_ids(target, [])),
         lineage=[*parent.lineage, parent.agent.id],
         context_head=turn_head if shares else None,
         continue_as_new_events=parent.continue_as_new_events,

@@ -129,6 +129,7 @@ with workflow.unsafe.imports_passed_through():
         LOCAL_QUICK_TOOLS,
         QUICK_EVALUATIONS_LOCAL,
         SCORES_IN_MEMO,
+        TOOL_STORES_RESULT,
         UPSERT_ONCE_PER_TASK,
     )
 
@@ -155,6 +156,7 @@ class ConversationWorkflow:
         self._cancel_ends_conversation = inp.revision >= CANCEL_ENDS_CONVERSATION
         self._config_by_ref = inp.revision >= CONFIG_BY_REF
         self._local_quick_tools = inp.revision >= LOCAL_QUICK_TOOLS
+        self._tool_stores_result = inp.revision >= TOOL_STORES_RESULT
         self._upserts_held = False  # while a step's calls all run inside the workflow task
         self._evaluator_ids = evaluations.evaluator_ids(inp.agent, inp.evaluators)
         self._catalog = inp.catalog  # with what this run has read of the whole one since
@@ -564,7 +566,7 @@ class ConversationWorkflow:
             return
         self.s.step += 1
         calls, self.s.calls = self.s.calls, []
-        step = StepCalls()
+        step = StepCalls(alone=self._tool_stores_result and len(calls) == 1)
         # Calls of one model step run concurrently; results keep the order of the calls.
         # When all of them run inside this workflow task, the task goes on through them, so
         # the search attributes wait and go out once, with the state the task ends in.
@@ -581,15 +583,19 @@ class ConversationWorkflow:
         for call, result in zip(calls, results, strict=True):
             kind = State.AGENT_RESULT if result.delegated else State.TOOL_RESULT
             outcome = result.outcome
-            node = self._node(
-                kind,
-                tool_call_id=call.id,
-                tool_name=call.name,
-                result_ref=result.child_reply_ref if result.delegated else outcome.result_ref,
-                text=outcome.text,
-                child_id=result.child_id,
-            )
-            self._stage(node)
+            node = result.stored_node
+            if node is None:
+                node = self._node(
+                    kind,
+                    tool_call_id=call.id,
+                    tool_name=call.name,
+                    result_ref=result.child_reply_ref if result.delegated else outcome.result_ref,
+                    text=outcome.text,
+                    child_id=result.child_id,
+                )
+                self._stage(node)
+            else:
+                self.s.head = node.ref()
             if result.child_usage is not None:
                 self.s.usage += result.child_usage
             self.s.penalties += result.penalty
@@ -641,6 +647,7 @@ class ConversationWorkflow:
                     step=self.s.step,
                     call=call,
                     call_key=key,
+                    result_parent=self.s.head if step.alone else None,
                 ),
             )
         else:
@@ -677,7 +684,11 @@ class ConversationWorkflow:
             cause = root_cause(err)
             status: ToolStatus = "timeout" if isinstance(err.cause, ActivityTimeout) else "error"
             outcome = _inline(status, {"error": f"tool {call.name} failed: {cause}"})
-        return CallResult(outcome, penalty=penalty)
+            return CallResult(outcome, penalty=penalty)
+        stored = None
+        if isinstance(request, ToolInput) and request.result_parent is not None:
+            stored = request.result_node(outcome)
+        return CallResult(outcome, penalty=penalty, stored_node=stored)
 
     def _runs_local(self, call: ToolCallRequest) -> bool:
         return (

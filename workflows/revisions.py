@@ -47,3 +47,8 @@ LOCAL_QUICK_TOOLS = 7
 # override to another persona, first reads what it needs by a local activity (READ_CATALOG,
 # a marker); before, every conversation carried the whole catalog and read nothing.
 CATALOG_BY_REF = 8
+
+# 9: a built-in tool call alone in its model step stores its own ToolResult node
+# (ToolInput.result_parent), so the next step's input carries no node for it; before, every
+# result node went along with the next step to be stored there.
+TOOL_STORES_RESULT = 9

@@ -185,6 +185,8 @@ CASES: dict[str, Case] = {
     # override its text, each by a local activity.
     "delegation_r8": DELEGATION,
     "interactive_overrides_r8": CHAT_WITH_OVERRIDES,
+    # Revision 9: the tool call, alone in its step, stores its own result node.
+    "tool_call_r9": TOOL_CALL,
 }
 
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from p2engine.contract.agent import AgentSpec, Rule
+from p2engine.contract.agent import AgentEval, AgentSpec, Rule
 from p2engine.contract.agent_config import AgentConfig
+from p2engine.contract.evals import EvaluatorInfo
 from p2engine.contract.models import Catalog, CatalogPartInput, ToolInfo
 from p2engine.contract.usage import Usage
 from p2engine.workflows.payloads import catalog_part, step_extras
 
 ALPHA = AgentSpec(id="alpha", description="Front desk.", tools=["get_weather"])
-CRITIC = AgentSpec(id="critic", description="Reviews.", persona="critic")
+CRITIC = AgentSpec(
+    id="critic", description="Reviews.", persona="critic", eval=AgentEval(evaluators=["fair"])
+)
 TEXTS = {"critic": "Be critical, $agent_id.", "expert": "Be expert."}
 WHOLE = Catalog(
     agents=[ALPHA, CRITIC],
     tools=[ToolInfo(name="get_weather", side_effect_free=True)],
     personas=sorted(TEXTS),
     persona_texts=TEXTS,
+    evaluators=[EvaluatorInfo(id=i, version="1", trigger="step") for i in ("fair", "helpful", "x")],
 )
 STORED = WHOLE.model_copy(update={"ref": "catalog-ref"})
 
@@ -37,21 +41,22 @@ def test_a_rule_based_step_carries_its_rules_and_fallback() -> None:
 
 
 def test_a_catalog_without_a_ref_is_carried_whole() -> None:
-    assert WHOLE.for_agent(ALPHA) is WHOLE
+    assert WHOLE.for_agent(ALPHA, []) is WHOLE
     assert catalog_part(WHOLE, agent_id="critic", persona="expert") is None
 
 
-def test_a_slim_catalog_keeps_names_tools_and_only_its_agents_persona_text() -> None:
-    slim = STORED.for_agent(CRITIC)
+def test_a_slim_catalog_keeps_names_tools_its_agents_persona_text_and_evaluators() -> None:
+    slim = STORED.for_agent(CRITIC, ["fair", "helpful"])
     assert slim.agents == []
     assert slim.agent_names() == ["alpha", "critic"]
     assert slim.persona_texts == {"critic": TEXTS["critic"]}
+    assert [e.id for e in slim.evaluators] == ["fair", "helpful"]
     assert (slim.personas, slim.tools, slim.ref) == (WHOLE.personas, WHOLE.tools, "catalog-ref")
-    assert STORED.for_agent(ALPHA).persona_texts == {}
+    assert STORED.for_agent(ALPHA, []).persona_texts == {}
 
 
 def test_a_slim_catalog_reads_only_what_it_lacks() -> None:
-    slim = STORED.for_agent(CRITIC)
+    slim = STORED.for_agent(CRITIC, [])
     part = catalog_part(slim, agent_id="critic", persona="expert")
     assert part == CatalogPartInput(ref="catalog-ref", agents=["critic"], personas=["expert"])
     assert catalog_part(slim, persona="critic") is None  # its own persona's text is carried
@@ -59,13 +64,17 @@ def test_a_slim_catalog_reads_only_what_it_lacks() -> None:
     assert catalog_part(slim) is None
 
 
-def test_what_was_read_completes_the_slim_catalog() -> None:
-    slim = STORED.for_agent(ALPHA)
+def test_what_was_read_completes_the_slim_catalog_for_a_child() -> None:
+    slim = STORED.for_agent(ALPHA, ["helpful"])
     read = slim.with_part(STORED.part(["critic"], ["expert"]))
     assert read.agent("critic") == CRITIC
     assert read.persona_texts == TEXTS  # the critic agent's persona comes with its spec
+    assert [e.id for e in read.evaluators] == ["helpful", "fair"]  # and its evaluators
     assert catalog_part(read, agent_id="critic", persona="expert") is None
-    assert read.with_part(STORED.part(["critic"], [])).agents == [CRITIC]  # read once, kept once
+    again = read.with_part(STORED.part(["critic"], []))  # read twice, kept once
+    assert (again.agents, again.evaluators) == (read.agents, read.evaluators)
+    child = read.for_agent(CRITIC, ["fair"])
+    assert (child.agents, [e.id for e in child.evaluators]) == ([], ["fair"])
 
 
 def test_a_usage_keeps_its_latency_to_the_microsecond() -> None:

@@ -16,8 +16,10 @@ from p2engine.agents.tools import ToolError, get_tool, registered_tools, tool
 from p2engine.agents.tools.registry import _TOOLS
 from p2engine.agents.tools.weather import WeatherArgs
 from p2engine.contract.models import ToolCallRequest, ToolInput, ToolOutcome
+from p2engine.contract.states import State
 from p2engine.store import tool_cache
 from p2engine.store.artifacts import LocalArtifactStore
+from p2engine.store.base import ArtifactNotFound
 from p2engine.store.tool_cache import SqliteToolCache
 
 
@@ -155,6 +157,31 @@ async def test_run_tool_unknown_city_is_an_error(tmp_path: Path) -> None:
     outcome = await run(store, "get_weather", '{"city": "Atlantis"}')
     assert outcome.status == "error"
     assert "Atlantis" in (await stored(store, outcome))["error"]
+
+
+async def test_a_call_given_a_result_parent_stores_its_result_node_there(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    cache = SqliteToolCache(tmp_path / "cache.db")
+    inp = tool_input("get_weather", '{"city": "Paris"}').model_copy(
+        update={"result_parent": "call-node-ref"}
+    )
+    outcome = await ToolActivities(store, cache).run_tool(inp)
+    node = await store.get_node(inp.result_node(outcome).ref())
+    assert (node.kind, node.parent, node.step) == (State.TOOL_RESULT, "call-node-ref", 2)
+    assert (node.tool_call_id, node.tool_name, node.result_ref) == (
+        "call_1",
+        "get_weather",
+        outcome.result_ref,
+    )
+
+
+async def test_a_call_without_a_result_parent_stores_no_node(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    inp = tool_input("get_weather", '{"city": "Paris"}')
+    outcome = await run(store, "get_weather", '{"city": "Paris"}')
+    node = inp.model_copy(update={"result_parent": "call-node-ref"}).result_node(outcome)
+    with pytest.raises(ArtifactNotFound):
+        await store.get_node(node.ref())
 
 
 # --- the tool cache --------------------------------------------------------------------------

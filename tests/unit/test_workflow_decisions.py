@@ -157,7 +157,7 @@ def test_a_child_of_a_slim_catalog_carries_its_own_agents_persona_text_only() ->
         persona_texts={"critic": "Be critical.", "expert": "Be expert."},
         ref="catalog-ref",
     )
-    parent = ConversationInput(agent=ALPHA, catalog=whole.for_agent(ALPHA))
+    parent = ConversationInput(agent=ALPHA, catalog=whole.for_agent(ALPHA, []))
     read = parent.catalog.with_part(whole.part(["helper"], ["critic"]))
     child = child_input(parent, helper, "review this", None, read)
     assert child.catalog.agents == []
