@@ -10,8 +10,6 @@ Agent types share the loop: `llm` and `rule_based` agents take their turn in an 
 the `send_message` update after each reply.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
@@ -33,6 +31,17 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    # By full name: `from p2engine.workflows import x` would load x afresh for every run, as
+    # the sandbox imports this module's package anew and a package's fromlist bypasses it.
+    import p2engine.workflows.branching as branching
+    import p2engine.workflows.evaluations as evaluations
+    import p2engine.workflows.mcp as mcp
+    import p2engine.workflows.propagation as propagation
+    import p2engine.workflows.rewards as rewards
+    import p2engine.workflows.routing as routing
+    import p2engine.workflows.search as search
+    import p2engine.workflows.tracing as tracing
+    import p2engine.workflows.validators as validators
     from p2engine.agents.tools.delegate import DELEGATE, DelegateArgs
     from p2engine.agents.tools.registry import invalid_arguments
     from p2engine.contract.agent import AgentSpec
@@ -87,17 +96,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from p2engine.contract.states import FinishReason, State
     from p2engine.ledger.models import Receipt, TransferRequest
-    from p2engine.workflows import (
-        branching,
-        evaluations,
-        mcp,
-        propagation,
-        rewards,
-        routing,
-        search,
-        tracing,
-        validators,
-    )
     from p2engine.workflows.calls import (
         CallResult,
         StepCalls,

@@ -24,6 +24,7 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    import p2engine.workflows.learning_plan as plan  # by full name: passed through
     from p2engine.contract.agent_config import AgentConfig
     from p2engine.contract.learning import (
         LEARN_WORKFLOW,
@@ -45,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
     from p2engine.contract.models import Propagation
     from p2engine.contract.names import LEARN_DIGEST, LEARN_PROPAGATE, LEARN_PROPOSE
     from p2engine.contract.rollouts import RolloutInput, RolloutResult
-    from p2engine.workflows import learning_plan as plan
     from p2engine.workflows.options import LLM_ACTIVITY, PROPAGATE_ACTIVITY, SETTLE_ACTIVITY
     from p2engine.workflows.rollout import RolloutWorkflow
 

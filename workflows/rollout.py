@@ -20,6 +20,8 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlr
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    import p2engine.workflows.arms as arms  # by full name: passed through (conversation.py)
+    import p2engine.workflows.tracing as tracing
     from p2engine.contract.models import ConversationResult
     from p2engine.contract.names import (
         LEDGER_SNAPSHOT,
@@ -43,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         SettleInput,
     )
     from p2engine.ledger.models import LedgerSnapshot
-    from p2engine.workflows import arms, tracing
     from p2engine.workflows.conversation import ConversationWorkflow
     from p2engine.workflows.details import conversation_details
     from p2engine.workflows.failures import root_cause
