@@ -1,11 +1,13 @@
 """An MCP tool call's overhead against a built-in tool's, in one run on one dev server.
 
-The same scripted conversation shape twice: one call of the built-in `get_weather` (a
-city not asked before, so its cache does not answer), and one call of the MCP time
-server's `get_current_time` over stdio. Each call's time is read from the history, from
-its activity's scheduling to its completion (dispatch, the body, the result stored). The
-two take turns, `--rounds` times, so drift falls on both; the MCP conversation's listing
-(once per conversation, an activity of its own) is reported apart.
+The same scripted conversation shape twice: one call of a built-in weather tool, and one
+call of the MCP time server's `get_current_time` over stdio. Both run as activities: the
+built-in one is `get_weather`'s function registered with a timeout above the bound under
+which a side-effect-free tool runs inside the workflow task (`QUICK_TOOL_S`), as every MCP
+call is an activity. Each call's time is read from the history, from its activity's
+scheduling to its completion (dispatch, the body, the result stored). The two take turns,
+`--rounds` times, so drift falls on both; the MCP conversation's listing (once per
+conversation, an activity of its own) is reported apart.
 
     python -m bench.mcp [--rounds N]
 """
@@ -24,16 +26,32 @@ import yaml
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
+from p2engine.agents.tools import tool
+from p2engine.agents.tools.weather import WeatherArgs, get_weather
 from p2engine.contract.mcp import McpServer
 from p2engine.runtime.conversations import start_conversation
 from p2engine.runtime.settings import PROJECT_ROOT
 from p2engine.runtime.testbed import private_temporal
 from p2engine.runtime.worker import build_worker
+from p2engine.workflows.calls import QUICK_TOOL_S
+
+
+@tool(
+    "weather_activity",
+    "Current weather for a city.",
+    WeatherArgs,
+    side_effect_free=True,
+    timeout=QUICK_TOOL_S + 30,
+)
+def weather_activity(args: WeatherArgs) -> dict[str, object]:
+    return get_weather(args)
+
 
 CITIES = ["Paris", "Oslo", "Lima", "Cairo", "Rome", "Vienna", "Tokyo", "Seoul", "Dubai",
           "Helsinki", "Madrid", "Lisbon", "Berlin", "Prague", "Warsaw", "Athens", "Dublin",
           "Zurich", "Nairobi", "Sydney"]  # fmt: skip
 TIME_NOW = 'call time__get_current_time with {"timezone": "UTC"}'
+WEATHER = 'call weather_activity with {{"city": "{city}"}}'
 
 
 async def activity_ms(handle: WorkflowHandle[Any, Any]) -> dict[str, float]:
@@ -57,6 +75,7 @@ async def activity_ms(handle: WorkflowHandle[Any, Any]) -> dict[str, float]:
 async def bench(rounds: int, state_dir: Path) -> int:
     team = yaml.safe_load((PROJECT_ROOT / "config" / "agents.yml").read_text())
     team["agents"].append({"id": "clock", "mcp": ["time"]})
+    team["agents"].append({"id": "forecaster", "tools": ["weather_activity"]})
     agents = state_dir / "agents.yml"
     agents.write_text(yaml.safe_dump(team))
     time_server = McpServer(command=str(Path(sys.executable).parent / "mcp-server-time"))
@@ -71,7 +90,7 @@ async def bench(rounds: int, state_dir: Path) -> int:
             for n in range(rounds):
                 city = CITIES[n % len(CITIES)]
                 weather, _ = await start_conversation(
-                    client, settings, "agent_alpha", f"What's the weather in {city}?"
+                    client, settings, "forecaster", WEATHER.format(city=city)
                 )
                 await weather.result()
                 clock, _ = await start_conversation(client, settings, "clock", TIME_NOW)
@@ -81,7 +100,7 @@ async def bench(rounds: int, state_dir: Path) -> int:
                 mcp.append(took["mcp_call_tool"])
                 listing.append(took["mcp_list_tools"])
     b, m, listed = (statistics.median(x) for x in (builtin, mcp, listing))
-    print(f"built-in tool call: median {b:.1f} ms over {rounds} calls")
+    print(f"built-in tool call (an activity): median {b:.1f} ms over {rounds} calls")
     print(f"MCP tool call (stdio, time server): median {m:.1f} ms")
     print(f"MCP listing, once per conversation: median {listed:.1f} ms")
     print(f"mcp/built-in: {m / b:.2f}")

@@ -10,6 +10,9 @@ Agent types share the loop: `llm` and `rule_based` agents take their turn in an 
 the `send_message` update after each reply.
 """
 
+# No `from __future__ import annotations` here: the SDK reads every handler's type hints
+# each time the sandbox loads this module for a run, and string annotations cost it a
+# compile each.
 import asyncio
 import json
 from collections.abc import Awaitable, Callable

@@ -26,6 +26,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 
 from p2engine.agents.registry import AgentRegistry
+from p2engine.contract.agent import AgentSpec
 from p2engine.contract.agent_config import ConfigPatch
 from p2engine.contract.evals import RewardPolicy, Threshold
 from p2engine.contract.models import CURRENT_REVISION, Overrides, Propagation, Release
@@ -328,7 +329,7 @@ async def _record_case(
 ) -> None:
     case = CASES[name]
     settings = conversations.settings
-    spec = registry.get(case.agent_id).model_copy(update=case.changes)
+    spec = AgentSpec.model_validate({**registry.get(case.agent_id).model_dump(), **case.changes})
     case_settings = settings.model_copy(
         update={
             "conversation": ConversationSettings(

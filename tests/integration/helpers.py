@@ -30,8 +30,9 @@ from p2engine.workflows.conversation import ConversationWorkflow
 
 
 def agent(settings: Settings, agent_id: str = "agent_alpha", **changes: Any) -> AgentSpec:
+    """The agent from agents.yml with `changes`, validated (a `limits` dict becomes limits)."""
     spec = AgentRegistry.load(settings.agents_file).get(agent_id)
-    return spec.model_copy(update=changes) if changes else spec
+    return AgentSpec.model_validate({**spec.model_dump(), **changes}) if changes else spec
 
 
 async def activity_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, list[int]]:
