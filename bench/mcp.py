@@ -35,7 +35,6 @@ from p2engine.runtime.testbed import private_temporal
 from p2engine.runtime.worker import build_worker
 from p2engine.workflows.calls import QUICK_TOOL_S
 
-
 # get_weather's function again, under a name of its own and with a timeout above the bound
 # for running inside the workflow task: an activity, as an MCP call is.
 tool(
