@@ -15,6 +15,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.models import ConversationInput, ConversationResult, Overrides
+from p2engine.contract.names import READ_CATALOG
 from p2engine.contract.states import FinishReason, State
 from p2engine.runtime.catalog import load_catalog
 from p2engine.runtime.conversations import start_conversation
@@ -25,6 +26,7 @@ from tests.integration.helpers import (
     agent,
     conversation,
     kinds,
+    local_activities,
     status,
     step_inputs,
     unique,
@@ -327,6 +329,8 @@ async def test_a_persona_override_sends_its_config_once_and_a_config_sent_before
     assert refs == [plain.ref, plain.ref, critic.ref, critic.ref, plain.ref, plain.ref]
     # Each config goes inline once; back to the first, its ref alone is enough.
     assert [s.config is not None for s in steps] == [True, False, True, False, False, False]
+    # The critic's text came from the stored catalog, read once (CATALOG_BY_REF).
+    assert await local_activities(handle, READ_CATALOG) == [READ_CATALOG]
 
 
 async def test_an_override_changes_no_search_attribute_and_writes_none(

@@ -10,11 +10,18 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 import p2engine.activities  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP)
-from p2engine.activities.transcript import Transcript, node_to_message
+from p2engine.activities.transcript import ContentActivities, Transcript, node_to_message
 from p2engine.agents.personas import PersonaLibrary, render
+from p2engine.contract.agent import AgentSpec
 from p2engine.contract.agent_config import AgentConfig
-from p2engine.contract.models import ContentNode, StepInput, ToolCallRequest
-from p2engine.contract.names import CONFIG_NOT_FOUND
+from p2engine.contract.models import (
+    Catalog,
+    CatalogPartInput,
+    ContentNode,
+    StepInput,
+    ToolCallRequest,
+)
+from p2engine.contract.names import CATALOG_NOT_FOUND, CONFIG_NOT_FOUND
 from p2engine.contract.states import State
 from p2engine.contract.usage import Usage
 from p2engine.runtime.settings import PROJECT_ROOT
@@ -334,3 +341,33 @@ async def test_a_step_with_its_knobs_inline_still_reads_the_persona_from_disk(
     assert prompt.messages[0] == {"role": "system", "content": "On disk: agent_helper with x."}
     assert prompt.config == inp.inline_config()
     assert (prompt.config.persona, prompt.config.persona_text) == ("critic", None)
+
+
+# --- the whole catalog a slim one names (CATALOG_BY_REF) --------------------------------------
+
+
+async def test_read_catalog_returns_the_part_asked_for(store: LocalArtifactStore) -> None:
+    critic = AgentSpec(id="critic", persona="critic")
+    whole = Catalog(
+        agents=[AgentSpec(id="alpha"), critic],
+        personas=["critic", "expert"],
+        persona_texts={"critic": "Be critical.", "expert": "Be expert."},
+    )
+    ref = await store.put_text(whole.model_dump_json())
+    content = ContentActivities(store)
+    part = await content.read_catalog(CatalogPartInput(ref=ref, agents=["critic"]))
+    assert part.agents == [critic]
+    assert part.persona_texts == {"critic": "Be critical."}
+    expert = await content.read_catalog(CatalogPartInput(ref=ref, personas=["expert"]))
+    assert (expert.agents, expert.persona_texts) == ([], {"expert": "Be expert."})
+
+
+async def test_a_catalog_missing_from_the_store_is_a_non_retryable_error(
+    store: LocalArtifactStore,
+) -> None:
+    missing = CatalogPartInput(ref="0" * 64, agents=["critic"])
+    with pytest.raises(ApplicationError) as failed:
+        await ContentActivities(store).read_catalog(missing)
+    assert failed.value.type == CATALOG_NOT_FOUND
+    assert failed.value.non_retryable
+    assert "0" * 64 in str(failed.value)
