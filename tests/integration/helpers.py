@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from p2engine.agents.registry import AgentRegistry
 from p2engine.contract.agent import AgentSpec
 from p2engine.contract.models import (
+    ConversationInput,
     ConversationResult,
     ConversationStatus,
     StackEntry,
@@ -81,6 +82,17 @@ async def local_activities(handle: WorkflowHandle[Any, Any], of: str | None = No
 async def local_runs(handle: WorkflowHandle[Any, Any], activity_type: str) -> list[dict[str, Any]]:
     """The markers' records of each local run of `activity_type`, in history order."""
     return [r for r in await _local_records(handle) if r["activity_type"] == activity_type]
+
+
+async def start_input(handle: WorkflowHandle[Any, Any]) -> ConversationInput:
+    """The input the conversation's first run started with, as its history holds it."""
+    from p2engine.runtime.converter import DATA_CONVERTER
+
+    history = await handle.fetch_history()
+    payloads = list(history.events[0].workflow_execution_started_event_attributes.input.payloads)
+    [inp] = await DATA_CONVERTER.decode(payloads, [ConversationInput])
+    assert isinstance(inp, ConversationInput)
+    return inp
 
 
 async def step_inputs(handle: WorkflowHandle[Any, Any]) -> list[StepInput]:

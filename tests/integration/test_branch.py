@@ -14,12 +14,11 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 
 import p2engine.workflows.branching as branching
 from p2engine.contract.errors import ConversationNotFound, InvalidInput
-from p2engine.contract.models import ConversationInput, ConversationState, StackEntry
+from p2engine.contract.models import ConversationState, StackEntry
 from p2engine.contract.states import FinishReason, State
 from p2engine.ledger.embedded import EmbeddedLedger
 from p2engine.runtime.branches import ActiveBranches, BranchChanges, Branches
 from p2engine.runtime.conversations import ConversationClient, start_conversation
-from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.runtime.settings import ConversationSettings, Settings
 from p2engine.runtime.worker import build_worker
 from p2engine.store import open_store
@@ -30,6 +29,7 @@ from tests.integration.helpers import (
     agent,
     eventually,
     kinds,
+    start_input,
     unique,
     wait_until_waiting,
     workflow_exists,
@@ -78,10 +78,7 @@ async def finished(client: Client, settings: Settings, message: str, **changes: 
 
 async def start_state(conversations: ConversationClient, branch_id: str) -> ConversationState:
     """The state a branch started with: what its input names in the artifact store."""
-    handle = await conversations.attach(branch_id)
-    history = await handle.fetch_history()
-    payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
-    [inp] = await DATA_CONVERTER.decode([payload], [ConversationInput])
+    inp = await start_input(await conversations.attach(branch_id))
     assert inp.branch is not None
     text = await open_store(conversations.settings).get_text(inp.branch.state_ref)
     return ConversationState.model_validate_json(text)

@@ -4,34 +4,19 @@ result its call stored (revision 9). A real dev server and worker."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
-from p2engine.contract.models import Catalog, ConversationInput
+from p2engine.contract.models import Catalog
 from p2engine.contract.names import READ_CATALOG
 from p2engine.contract.states import FinishReason, State
 from p2engine.runtime.catalog import load_catalog
 from p2engine.runtime.conversations import start_conversation
-from p2engine.runtime.converter import DATA_CONVERTER
 from p2engine.runtime.settings import Settings
 from p2engine.store import open_store
-from tests.integration.helpers import agent, local_activities, step_inputs, unique
+from tests.integration.helpers import agent, local_activities, start_input, step_inputs, unique
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-async def start_input(handle: WorkflowHandle[Any, Any]) -> ConversationInput:
-    """The input the conversation's first run started with, as its history holds it."""
-    history = await handle.fetch_history()
-    first = history.events[0]
-    assert first.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
-    payloads = list(first.workflow_execution_started_event_attributes.input.payloads)
-    [inp] = await DATA_CONVERTER.decode(payloads, [ConversationInput])
-    assert isinstance(inp, ConversationInput)
-    return inp
 
 
 async def test_a_conversation_carries_a_slim_catalog_and_reads_nothing_of_the_whole(
