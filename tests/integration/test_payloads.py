@@ -11,10 +11,9 @@ from p2engine.contract.models import Catalog
 from p2engine.contract.names import READ_CATALOG
 from p2engine.contract.states import FinishReason, State
 from p2engine.runtime.catalog import load_catalog
-from p2engine.runtime.conversations import start_conversation
 from p2engine.runtime.settings import Settings
 from p2engine.store import open_store
-from tests.integration.helpers import agent, local_activities, start_input, step_inputs, unique
+from tests.integration.helpers import agent, converse, local_activities, start_input, step_inputs
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -22,10 +21,10 @@ pytestmark = pytest.mark.usefixtures("worker")
 async def test_a_conversation_carries_a_slim_catalog_and_reads_nothing_of_the_whole(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
-        client, settings, agent(settings), "What's the weather in Paris?", name=unique("slim")
+    handle, result = await converse(
+        client, settings, agent(settings), "What's the weather in Paris?", "slim"
     )
-    assert (await handle.result()).reason is FinishReason.DONE
+    assert result.reason is FinishReason.DONE
 
     carried = (await start_input(handle)).catalog
     whole = load_catalog(settings)
@@ -42,14 +41,13 @@ async def test_a_conversation_carries_a_slim_catalog_and_reads_nothing_of_the_wh
 async def test_a_delegation_reads_its_targets_spec_and_hands_the_child_a_slim_catalog(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings),
         "Delegate to agent_helper: what's the weather in Tokyo?",
-        name=unique("delegating"),
+        "delegating",
     )
-    result = await handle.result()
 
     assert result.reason is FinishReason.DONE
     assert await local_activities(handle, READ_CATALOG) == [READ_CATALOG]
@@ -68,10 +66,9 @@ async def test_a_delegation_reads_its_targets_spec_and_hands_the_child_a_slim_ca
 async def test_a_call_alone_in_its_step_stores_its_result_and_the_next_step_sends_none(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
-        client, settings, agent(settings), "weather in Paris and Oslo", name=unique("alone")
+    handle, result = await converse(
+        client, settings, agent(settings), "weather in Paris and Oslo", "alone"
     )
-    result = await handle.result()
 
     steps = await step_inputs(handle)
     assert [len(s.pending) for s in steps] == [1, 0, 0]  # the user message, then nothing
@@ -93,14 +90,13 @@ async def test_a_call_alone_in_its_step_stores_its_result_and_the_next_step_send
 async def test_calls_of_one_step_send_their_result_nodes_with_the_next_step(
     client: Client, settings: Settings
 ) -> None:
-    handle, _ = await start_conversation(
+    handle, result = await converse(
         client,
         settings,
         agent(settings),
         'call get_weather with [{"city": "Paris"}, {"city": "Oslo"}]',
-        name=unique("together"),
+        "together",
     )
-    result = await handle.result()
 
     steps = await step_inputs(handle)
     assert len(steps) == 2
