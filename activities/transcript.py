@@ -195,19 +195,24 @@ class Transcript:
         )
 
     async def _chain(self, head: str, pending: dict[str, ContentNode]) -> tuple[Message, ...]:
-        """The messages up to `head`: the kept ones, then the nodes added since (taken from
-        `pending` where the workflow sent them, else read from the store in one go)."""
+        """The messages up to `head`: the kept ones, then the nodes added since, taken from
+        `pending` where the workflow sent them, else read from the store. A node stored by
+        another activity (a tool's result) is read alone, as its parent is usually kept; past
+        a second such node, the rest of the chain is read in one go."""
         new: list[ContentNode] = []
         kept: tuple[Message, ...] = ()
         ref: str | None = head
+        read_alone = False
         while ref is not None:
             if (hit := self._kept.get(ref)) is not None:
                 kept = hit
                 break
             node = pending.get(ref)
             if node is None:
-                new.extend(reversed(await self.store.chain(ref)))
-                break
+                if read_alone:
+                    new.extend(reversed(await self.store.chain(ref)))
+                    break
+                node, read_alone = await self.store.get_node(ref), True
             new.append(node)
             ref = node.parent
         new.reverse()

@@ -24,8 +24,32 @@ class ScriptedLLM(CustomLLM):
     def __init__(self, settings: ScriptedModelSettings) -> None:
         super().__init__()
         self.settings = settings
+        self._priced: set[str] = set()
+
+    def _priced_by_litellm(self, model: str) -> None:
+        """Put `model`'s price in litellm's cost map, at its first call: litellm prices the
+        reply from there as it prices a hosted model's, and finds the entry at once where an
+        unknown model would cost it a search of its whole map on every call."""
+        if model in self._priced:
+            return
+        price = self.settings.cost_per_1k_tokens / 1000
+        litellm.register_model(
+            {
+                f"{PROVIDER}/{model}": {
+                    "input_cost_per_token": price,
+                    "output_cost_per_token": price,
+                    # No prompt cache: named so litellm does not warn that they default to 0.
+                    "cache_creation_input_token_cost": price,
+                    "cache_read_input_token_cost": price,
+                    "litellm_provider": PROVIDER,
+                    "mode": "chat",
+                }
+            }
+        )
+        self._priced.add(model)
 
     def _reply(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+        self._priced_by_litellm(model)
         tools = {
             t["function"]["name"]: t["function"]
             for t in params.get("tools") or []
@@ -63,8 +87,6 @@ class ScriptedLLM(CustomLLM):
             ],
             usage=usage,
         )
-        cost = usage["total_tokens"] * s.cost_per_1k_tokens / 1000
-        response._hidden_params["response_cost"] = cost
         return response
 
     def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:

@@ -57,9 +57,12 @@ class ContentNode(BaseModel):
     result_ref: str | None = None
     child_id: str | None = Field(default=None, description="AgentResult: the child conversation")
 
+    def canonical(self) -> bytes:
+        """The bytes a store keeps for this node, and hashes into its ref."""
+        return self.model_dump_json(exclude_defaults=True).encode()
+
     def ref(self) -> str:
-        canonical = self.model_dump_json(exclude_defaults=True)
-        return content_ref(canonical.encode())
+        return content_ref(self.canonical())
 
 
 WaitingFor = Literal["user", "human"]

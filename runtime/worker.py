@@ -80,10 +80,12 @@ def build_workers(
     from p2engine.runtime.settings import ledger_for
     from p2engine.runtime.telemetry import activity_spans
     from p2engine.store import open_store, open_tool_cache
+    from p2engine.store.remembering import RememberingStore
 
     load_plugins()
     spans = activity_spans(settings)
-    store = open_store(settings)
+    # Activities of one worker read what others of it just wrote: remembered, not read again.
+    store = RememberingStore(open_store(settings))
     transcript = Transcript(store, PersonaLibrary(settings.personas_dir))
     mcp_connections = McpConnections(mcp_servers(settings))
     listings = McpListings(store)

@@ -99,9 +99,7 @@ class ArtifactDirectory:
         return self.get_bytes(ref).decode()
 
     def put_node(self, node: ContentNode) -> str:
-        ref = node.ref()
-        self._write(ref, node.model_dump_json(exclude_defaults=True).encode())
-        return ref
+        return self.put_bytes(node.canonical())
 
     def get_node(self, ref: str) -> ContentNode:
         return ContentNode.model_validate_json(self.get_bytes(ref))

@@ -125,8 +125,8 @@ class PostgresArtifactStore:
         return (await self.get_bytes(ref)).decode()
 
     async def put_node(self, node: ContentNode) -> str:
-        data = node.model_dump_json(exclude_defaults=True).encode()
-        return await self._put(node.ref(), data, node.parent)
+        data = node.canonical()
+        return await self._put(content_ref(data), data, node.parent)
 
     async def get_node(self, ref: str) -> ContentNode:
         return ContentNode.model_validate_json(await self.get_bytes(ref))

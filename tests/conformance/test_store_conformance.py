@@ -1,6 +1,7 @@
 """The artifact store and the tool cache, on every backend (store/base.py): the local
 directory and SQLite file of the embedded default, and PostgreSQL (`P2E_DATABASE_URL`) on the
-test session's real server, a fresh database per test."""
+test session's real server, a fresh database per test; and the worker's remembering store
+over the local directory."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from p2engine.store.base import (
     ToolCache,
 )
 from p2engine.store.postgres import PostgresArtifactStore, PostgresToolCache
+from p2engine.store.remembering import RememberingStore
 
 BACKENDS = [pytest.param("local", id="local"), pytest.param("postgres", id="postgres")]
+STORES = [*BACKENDS, pytest.param("remembering", id="remembering")]
 
 
 def settings_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
@@ -35,9 +38,12 @@ def settings_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     return Settings(state_dir=tmp_path, database_url=url)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ArtifactStore]:
-    opened = open_store(settings_for(request.param, tmp_path, request))
+    if request.param == "remembering":
+        opened: ArtifactStore = RememberingStore(open_store(Settings(state_dir=tmp_path)))
+    else:
+        opened = open_store(settings_for(request.param, tmp_path, request))
     yield opened
     await opened.close()
 

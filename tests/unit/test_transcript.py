@@ -133,7 +133,7 @@ def step_input(pending: list[ContentNode], **fields: object) -> StepInput:
             "agent_id": "agent_helper",
             "step": 2,
             "model": "scripted/default",
-            "head": pending[-1].ref(),
+            "head": pending[-1].ref() if pending else None,
             "pending": pending,
             **fields,
         }
@@ -198,16 +198,20 @@ async def test_messages_without_system_prompt_or_persona_have_no_system_message(
 # --- the transcripts a worker keeps ----------------------------------------------------------
 
 
-async def two_steps(transcript: Transcript) -> tuple[StepInput, list[dict[str, object]]]:
-    """A model step that calls a tool, then the step that reads the tool's result."""
+async def tool_called(transcript: Transcript) -> ContentNode:
+    """A model step that calls a tool, and the tool's result node, not stored yet."""
     question = node(State.USER_MESSAGE, text="weather in Paris?")
     first = step_input([question])
     await read(transcript, first)
     call = ToolCallRequest(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
     reply = await transcript.reply(first, None, [call], Usage(), "scripted/default")
     result_ref = await transcript.store.put_text('{"city": "Paris"}')
-    answer = node(State.TOOL_RESULT, parent=reply.ref, tool_call_id="call_1", result_ref=result_ref)
-    second = step_input([answer])
+    return node(State.TOOL_RESULT, parent=reply.ref, tool_call_id="call_1", result_ref=result_ref)
+
+
+async def two_steps(transcript: Transcript) -> tuple[StepInput, list[dict[str, object]]]:
+    """A model step that calls a tool, then the step that reads the tool's result."""
+    second = step_input([await tool_called(transcript)])
     return second, await read(transcript, second)
 
 
@@ -218,13 +222,36 @@ async def test_a_step_after_a_kept_one_reads_only_its_new_nodes(
     question = node(State.USER_MESSAGE, text="weather in Paris?")
     await read(transcript, step_input([question]))
 
-    async def no_chain(head: str) -> list[ContentNode]:
-        raise AssertionError("the kept transcript was read again")
-
     monkeypatch.setattr(store, "chain", no_chain)
     _, messages = await two_steps(transcript)
     assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
     assert messages[2]["content"] == '{"city": "Paris"}'
+
+
+async def no_chain(head: str) -> list[ContentNode]:
+    raise AssertionError("the whole chain was read")
+
+
+async def test_a_result_the_tool_stored_is_read_alone_after_a_kept_step(
+    store: LocalArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transcript = Transcript(store, PERSONAS)
+    answer = await tool_called(transcript)
+    await store.put_node(answer)  # as the tool's activity stores it (TOOL_STORES_RESULT)
+    monkeypatch.setattr(store, "chain", no_chain)
+    messages = await read(transcript, step_input([], head=answer.ref()))
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[2]["content"] == '{"city": "Paris"}'
+
+
+async def test_a_cold_worker_reads_a_stored_result_and_the_chain_before_it(
+    store: LocalArtifactStore,
+) -> None:
+    warm = Transcript(store, PERSONAS)
+    answer = await tool_called(warm)
+    await store.put_node(answer)
+    after_result = step_input([], head=answer.ref())
+    assert await read(Transcript(store, PERSONAS), after_result) == await read(warm, after_result)
 
 
 async def test_a_restarted_worker_rebuilds_the_same_transcript(store: LocalArtifactStore) -> None:
