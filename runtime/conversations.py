@@ -225,6 +225,13 @@ class ConversationClient(LazyClient):
     model) before reaching for Temporal, and a typo never starts the dev server.
     """
 
+    def __init__(self, settings: Settings | None = None, client: Client | None = None) -> None:
+        super().__init__(settings, client)
+        # What the last start put in the store: its id, and the catalog (by revision and
+        # JSON) named by its ref. Many starts from one catalog put it, and ask the id, once.
+        self._store_id: str | None = None
+        self._last_catalog: tuple[tuple[int, str], Catalog] | None = None
+
     # --- starting -------------------------------------------------------------------------
 
     def build_input(
@@ -386,11 +393,14 @@ class ConversationClient(LazyClient):
     async def _stored(self, inp: ConversationInput) -> ConversationInput:
         """`inp` naming the artifact store it is started on, and carrying a slim catalog
         whose whole is put there (CATALOG_BY_REF)."""
-        async with store_for(self.settings) as store:
-            store_id = inp.store_id or await store.identity()
-            catalog = await stored_catalog(store, inp.catalog, inp.revision)
+        key = (inp.revision, inp.catalog.model_dump_json())
+        if self._store_id is None or self._last_catalog is None or self._last_catalog[0] != key:
+            async with store_for(self.settings) as store:
+                self._store_id = await store.identity()
+                self._last_catalog = key, await stored_catalog(store, inp.catalog, inp.revision)
+        catalog = self._last_catalog[1]
         slim = catalog.for_agent(inp.agent, evaluator_ids(inp.agent, inp.evaluators))
-        update = {"store_id": store_id, "catalog": slim}
+        update = {"store_id": inp.store_id or self._store_id, "catalog": slim}
         return inp.model_copy(update=update)
 
     async def attach(self, conversation: str) -> ConversationHandle:

@@ -11,9 +11,18 @@ from p2engine.contract.models import Catalog
 from p2engine.contract.names import READ_CATALOG
 from p2engine.contract.states import FinishReason, State
 from p2engine.runtime.catalog import load_catalog
+from p2engine.runtime.conversations import ConversationClient
 from p2engine.runtime.settings import Settings
 from p2engine.store import open_store
-from tests.integration.helpers import agent, converse, local_activities, start_input, step_inputs
+from p2engine.store.artifacts import LocalArtifactStore
+from tests.integration.helpers import (
+    agent,
+    converse,
+    local_activities,
+    start_input,
+    step_inputs,
+    unique,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -103,3 +112,29 @@ async def test_calls_of_one_step_send_their_result_nodes_with_the_next_step(
     assert [n.kind for n in steps[1].pending] == [State.TOOL_RESULT, State.TOOL_RESULT]
     assert steps[1].pending[1].parent == steps[1].pending[0].ref()
     assert result.reason is FinishReason.DONE
+
+
+async def test_one_client_puts_a_catalog_once_for_many_starts(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    puts: list[str] = []
+    put_text = LocalArtifactStore.put_text
+
+    async def counted(store: LocalArtifactStore, text: str) -> str:
+        puts.append(text)
+        return await put_text(store, text)
+
+    monkeypatch.setattr(LocalArtifactStore, "put_text", counted)
+    conversations = ConversationClient(settings, client)
+    inp = conversations.build_input(agent(settings), "What's the weather in Paris?")
+    whole = inp.catalog.model_dump_json()
+    handles = [(await conversations.start(inp, name=unique("once")))[0] for _ in range(2)]
+    changed = inp.catalog.model_copy(update={"personas": [*inp.catalog.personas, "extra"]})
+    handles.append((await conversations.start(inp.model_copy(update={"catalog": changed})))[0])
+
+    carried = [await start_input(handle) for handle in handles]
+    assert puts.count(whole) == 1 and puts.count(changed.model_dump_json()) == 1
+    assert carried[0].catalog.ref == carried[1].catalog.ref != carried[2].catalog.ref
+    assert carried[0].store_id == carried[2].store_id == await open_store(settings).identity()
+    for handle in handles:
+        await handle.result()
