@@ -80,7 +80,7 @@ def build_workers(
     from p2engine.runtime.settings import ledger_for
     from p2engine.runtime.telemetry import activity_spans
     from p2engine.store import open_store, open_tool_cache
-    from p2engine.store.remembering import RememberingStore
+    from p2engine.store.remembering import RememberingStore, RememberingToolCache
 
     load_plugins()
     spans = activity_spans(settings)
@@ -94,7 +94,8 @@ def build_workers(
     rules = RuleActivities(transcript)
     # Every transfer, a tool's or the workflow's own, a span of its own when tracing.
     ledger = traced(ledger_for(settings), spans)
-    tools = ToolActivities(store, open_tool_cache(settings), ToolServices(ledger), spans)
+    cache = RememberingToolCache(open_tool_cache(settings))
+    tools = ToolActivities(store, cache, ToolServices(ledger), spans)
     content = ContentActivities(store)
     evaluation = EvalActivities(store, settings.evals_file, spans)
     money = LedgerActivities(ledger, settings.ledger.treasury)

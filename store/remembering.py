@@ -1,21 +1,25 @@
-"""The worker's artifact store: any backend, remembering the content it wrote or read lately.
+"""The worker's stores: any backend, remembering what the worker wrote or read lately.
 
 A ref names one immutable content, so a remembered one is never stale. Within a worker, one
 activity often reads what another just wrote: a model step reads the tool result that the
 tool's activity stored a moment before, a tool answered from its cache reads the result it
 stored last time. Each such read would otherwise be a thread hop to the disk or a database
-round trip. Writes always reach the backend: remembering never stands in for storing.
+round trip. Likewise a tool answered from the cache finds the entry the worker put when it
+last ran the call. Writes always reach the backend: remembering never stands in for storing.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 from p2engine.contract.models import ContentNode
-from p2engine.store.base import ArtifactStore
+from p2engine.store.base import ArtifactStore, ToolCache
 
 REMEMBERED_BYTES = 32 * 1024 * 1024
 """The default budget: the content of a few thousand steps' messages and tool results."""
+REMEMBERED_ENTRIES = 4096
+"""Tool cache entries: a key and a ref each."""
 
 
 class RememberingStore:
@@ -95,6 +99,37 @@ class RememberingStore:
 
     async def chain(self, head: str) -> list[ContentNode]:
         return await self.backend.chain(head)
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+class RememberingToolCache:
+    """A `ToolCache` over `backend` that remembers the entries this worker put, each until it
+    expires. Entries other workers put are read from the backend; should another worker
+    replace one this worker remembers, this worker answers with its own until it expires,
+    which is as valid a result of the same call within the tool's TTL."""
+
+    def __init__(self, backend: ToolCache, limit: int = REMEMBERED_ENTRIES) -> None:
+        self.backend = backend
+        self.limit = limit
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    async def get(self, key: str) -> str | None:
+        if (entry := self._entries.get(key)) is not None:
+            result_ref, expires_at = entry
+            if expires_at > time.time():
+                self._entries.move_to_end(key)
+                return result_ref
+            del self._entries[key]
+        return await self.backend.get(key)
+
+    async def put(self, key: str, result_ref: str, ttl_s: float) -> None:
+        await self.backend.put(key, result_ref, ttl_s)
+        self._entries[key] = result_ref, time.time() + ttl_s
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
 
     async def close(self) -> None:
         await self.backend.close()

@@ -1,7 +1,7 @@
 """The artifact store and the tool cache, on every backend (store/base.py): the local
 directory and SQLite file of the embedded default, and PostgreSQL (`P2E_DATABASE_URL`) on the
 test session's real server, a fresh database per test; and the worker's remembering store
-over the local directory."""
+and tool cache over the local ones."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from p2engine.store.base import (
     ToolCache,
 )
 from p2engine.store.postgres import PostgresArtifactStore, PostgresToolCache
-from p2engine.store.remembering import RememberingStore
+from p2engine.store.remembering import RememberingStore, RememberingToolCache
 
 BACKENDS = [pytest.param("local", id="local"), pytest.param("postgres", id="postgres")]
 STORES = [*BACKENDS, pytest.param("remembering", id="remembering")]
@@ -48,9 +48,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STORES)
 async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ToolCache]:
-    opened = open_tool_cache(settings_for(request.param, tmp_path, request))
+    if request.param == "remembering":
+        opened: ToolCache = RememberingToolCache(open_tool_cache(Settings(state_dir=tmp_path)))
+    else:
+        opened = open_tool_cache(settings_for(request.param, tmp_path, request))
     yield opened
     await opened.close()
 

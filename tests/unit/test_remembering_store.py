@@ -1,9 +1,11 @@
-"""The worker's remembering store: reads of content it wrote or read lately stay in the
-process, writes always reach the backend, and what it remembers stays within its budget."""
+"""The worker's remembering store and tool cache: reads of what it wrote or read lately stay
+in the process, writes always reach the backend, and what it remembers stays bounded."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ from p2engine.contract.models import ContentNode
 from p2engine.contract.states import State
 from p2engine.store.artifacts import LocalArtifactStore
 from p2engine.store.base import ArtifactNotFound
-from p2engine.store.remembering import RememberingStore
+from p2engine.store.remembering import RememberingStore, RememberingToolCache
+from p2engine.store.tool_cache import SqliteToolCache
 
 
 class CountedStore(LocalArtifactStore):
@@ -106,3 +109,62 @@ async def test_identity_is_asked_once(backend: CountedStore) -> None:
 async def test_a_missing_ref_is_still_not_found(backend: CountedStore) -> None:
     with pytest.raises(ArtifactNotFound):
         await RememberingStore(backend).get_text("0" * 64)
+
+
+# --- the tool cache ---------------------------------------------------------------------
+
+
+class CountedCache(SqliteToolCache):
+    """The local tool cache, counting the reads that reach it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gets = 0
+
+    async def get(self, key: str) -> str | None:
+        self.gets += 1
+        return await super().get(key)
+
+
+@pytest.fixture
+async def cache_backend(tmp_path: Path) -> AsyncIterator[CountedCache]:
+    backend = CountedCache(tmp_path / "tool-cache.db")
+    yield backend
+    await backend.close()
+
+
+async def test_an_entry_it_put_is_answered_without_the_backend(
+    cache_backend: CountedCache,
+) -> None:
+    cache = RememberingToolCache(cache_backend)
+    await cache.put("get_weather:paris", "ref-1", ttl_s=60)
+    assert await cache.get("get_weather:paris") == "ref-1"
+    assert cache_backend.gets == 0
+    assert await cache_backend.get("get_weather:paris") == "ref-1"  # and it reached the backend
+
+
+async def test_an_entry_another_worker_put_is_read_from_the_backend(
+    cache_backend: CountedCache,
+) -> None:
+    await cache_backend.put("get_weather:tokyo", "ref-2", ttl_s=60)
+    assert await RememberingToolCache(cache_backend).get("get_weather:tokyo") == "ref-2"
+    assert cache_backend.gets == 1
+
+
+async def test_an_expired_entry_is_asked_of_the_backend(
+    cache_backend: CountedCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RememberingToolCache(cache_backend)
+    await cache.put("get_weather:rome", "ref-3", ttl_s=60)
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert await cache.get("get_weather:rome") is None
+    assert cache_backend.gets == 1
+
+
+async def test_the_oldest_entry_is_forgotten_past_the_limit(cache_backend: CountedCache) -> None:
+    cache = RememberingToolCache(cache_backend, limit=2)
+    for n in range(3):
+        await cache.put(f"get_weather:{n}", f"ref-{n}", ttl_s=60)
+    assert await cache.get("get_weather:2") == "ref-2" and cache_backend.gets == 0
+    assert await cache.get("get_weather:0") == "ref-0" and cache_backend.gets == 1
