@@ -58,7 +58,7 @@ class EvalActivities:
     @activity.defn(name=EVALUATE)
     async def evaluate(self, request: EvalRequest) -> list[list[EvalOutcome]]:
         """The outcomes of each item, in the order of the items."""
-        async with heartbeating():  # a judge is a model call, and may take a while
+        with heartbeating():  # a judge is a model call, and may take a while
             items = (self._item(request, item) for item in request.items)
             return list(await asyncio.gather(*items))
 
@@ -129,7 +129,7 @@ class EvalActivities:
         target = PairTarget(question, first, second, _metered(spent, self.spans))
         score: Score | None = None
         error: str | None = None
-        async with heartbeating():
+        with heartbeating():
             try:
                 shown = await evaluator.compare(target)
                 value = preference_for_a(shown.value, request.swapped)

@@ -256,11 +256,10 @@ class LlmActivities:
         with self.spans.chat(inp.model, options, config.id) as span:
             started = time.perf_counter()
             try:
-                async with heartbeating():
-                    with _no_unused_logging():
-                        response = await litellm.acompletion(
-                            model=inp.model, messages=messages, num_retries=0, **options
-                        )
+                with heartbeating(), _no_unused_logging():
+                    response = await litellm.acompletion(
+                        model=inp.model, messages=messages, num_retries=0, **options
+                    )
             except Exception as exc:
                 raise classify_llm_error(exc) from exc
             latency_ms = (time.perf_counter() - started) * 1000

@@ -46,7 +46,7 @@ class RolloutActivities:
 
     @activity.defn(name=SETTLE_ROLLOUT)
     async def settle(self, inp: SettleInput) -> Settled:
-        async with heartbeating():
+        with heartbeating():
             records = [
                 r for ref in inp.stored for r in parse_records(await self.store.get_bytes(ref))
             ]

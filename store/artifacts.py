@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 import uuid
 from contextlib import suppress
@@ -28,6 +27,7 @@ class ArtifactDirectory:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._folders: set[str] = set()  # the ref folders this process made or found
 
     def _path(self, ref: str) -> Path:
         if len(ref) != 64 or not all(c in "0123456789abcdef" for c in ref):
@@ -40,18 +40,27 @@ class ArtifactDirectory:
         return ref
 
     def _write(self, ref: str, data: bytes) -> None:
-        path = self._path(ref)
-        if path.exists():
+        """Store `data` under `ref`, which this process computed (no check of its form). A
+        write is a step's hot path: plain `os` calls, and a folder made once per process."""
+        folder = os.path.join(self.root, ref[:2])
+        path = os.path.join(folder, ref[2:])
+        if os.path.exists(path):
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
         # Write then rename, so a crash never leaves a half-written artifact under its ref.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
         try:
+            # Owner-only, as content may be private (mkstemp's mode, which this spares the
+            # cost of).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     def resolve(self, prefix: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -44,19 +44,24 @@ def test_put_bytes_is_idempotent_and_writes_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = ArtifactDirectory(tmp_path)
-    real_mkstemp = tempfile.mkstemp
+    real_replace = os.replace
     calls: list[object] = []
 
-    def counting_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+    def counting_replace(*args: Any, **kwargs: Any) -> None:
         calls.append(args)
-        return real_mkstemp(*args, **kwargs)
+        real_replace(*args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", counting_mkstemp)
+    monkeypatch.setattr(os, "replace", counting_replace)
     first = store.put_bytes(b"same content")
     second = store.put_bytes(b"same content")
     assert first == second
     assert len(calls) == 1
     assert files_under(tmp_path) == [tmp_path / first[:2] / first[2:]]
+
+
+def test_an_artifact_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    ref = ArtifactDirectory(tmp_path).put_text("a private message")
+    assert (tmp_path / ref[:2] / ref[2:]).stat().st_mode & 0o777 == 0o600
 
 
 def test_text_round_trip(tmp_path: Path) -> None:
