@@ -18,6 +18,7 @@ def heartbeating(every_s: float = 1.0) -> Iterator[None]:
     on the event loop rather than a task: most blocks end before it fires, and a timer costs
     a fraction of a task's start and cancellation."""
     loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle
 
     def beat() -> None:
         nonlocal timer
