@@ -14,6 +14,9 @@ conversation by conversation and round by round, so noise on the machine hits bo
 throughput phase runs several rounds and prints the median and the minimum, so that a
 single slow round shows instead of hiding in one figure. Two lines hold the ratios to the
 floor and to the peer: `step/floor: R  throughput/floor: R` and `step/oai: R  throughput/oai: R`.
+A throughput ratio is the median over rounds of the two contenders' rates in the same
+round: their rounds run back to back, so a machine that slows down for a while slows both
+halves of a pair, where a ratio of the two medians could pair a fast round with a slow one.
 
 With --tracing a third contender takes its turns too: the same conversations on a worker of
 the same process that traces them (file exporter); the last line is its ratio to ours.
@@ -39,6 +42,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
+from bench.figures import paired_ratio, percentile
 from bench.floor import FloorInput, StepFloor, floor_worker
 from bench.peer_oai import WeatherAgent, peer_client, peer_worker
 from p2engine.agents.registry import AgentRegistry
@@ -52,11 +56,6 @@ from p2engine.runtime.testbed import private_temporal
 from p2engine.runtime.worker import build_worker
 
 Run = Callable[[], Awaitable[WorkflowHandle[Any, Any]]]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def step_ms(handle: WorkflowHandle[Any, Any], fsm_steps: int) -> float:
@@ -200,14 +199,14 @@ async def bench(args: argparse.Namespace, state_dir: Path) -> None:
             f"{events} events (sum of each event's protobuf ByteSize)"
         )
     step_ratio = statistics.median(steps["ours"]) / statistics.median(steps["floor"])
-    rate_ratio = statistics.median(rates["ours"]) / statistics.median(rates["floor"])
+    rate_ratio = paired_ratio(rates["ours"], rates["floor"])
     print(f"step/floor: {step_ratio:.2f}  throughput/floor: {rate_ratio:.2f}")
     step_ratio = statistics.median(steps["ours"]) / statistics.median(steps["oai"])
-    rate_ratio = statistics.median(rates["ours"]) / statistics.median(rates["oai"])
+    rate_ratio = paired_ratio(rates["ours"], rates["oai"])
     print(f"step/oai: {step_ratio:.2f}  throughput/oai: {rate_ratio:.2f}")
     if "traced" in runs:
         step_ratio = statistics.median(steps["traced"]) / statistics.median(steps["ours"])
-        rate_ratio = statistics.median(rates["traced"]) / statistics.median(rates["ours"])
+        rate_ratio = paired_ratio(rates["traced"], rates["ours"])
         print(f"traced/ours: step {step_ratio:.2f}  throughput {rate_ratio:.2f}")
 
 
@@ -216,7 +215,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=30, help="N (default 30)")
     parser.add_argument("--cities", type=int, default=3, help="tool calls per conversation")
     parser.add_argument("--concurrency", type=int, default=10, help="for the throughput run")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds (default 5)")
     parser.add_argument(
         "--tracing", action="store_true", help="also run ours traced, and print the ratio"
     )
