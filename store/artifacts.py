@@ -22,12 +22,14 @@ from p2engine.store.base import ArtifactNotFound, NotARef, check_prefix
 __all__ = ["ArtifactDirectory", "ArtifactNotFound", "LocalArtifactStore", "NotARef"]
 
 
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
 class ArtifactDirectory:
     """Blocking reads and writes of the artifact directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._folders: set[str] = set()  # the ref folders this process made or found
 
     def _path(self, ref: str) -> Path:
         if len(ref) != 64 or not all(c in "0123456789abcdef" for c in ref):
@@ -41,20 +43,20 @@ class ArtifactDirectory:
 
     def _write(self, ref: str, data: bytes) -> None:
         """Store `data` under `ref`, which this process computed (no check of its form). A
-        write is a step's hot path: plain `os` calls, and a folder made once per process."""
+        write is a step's hot path: plain `os` calls, and the folder made only when the
+        write finds it missing."""
         folder = os.path.join(self.root, ref[:2])
         path = os.path.join(folder, ref[2:])
         if os.path.exists(path):
             return
-        if folder not in self._folders:
-            os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
         # Write then rename, so a crash never leaves a half-written artifact under its ref.
         tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
         try:
-            # Owner-only, as content may be private (mkstemp's mode, which this spares the
-            # cost of).
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(tmp, _NEW_FILE, 0o600)  # owner-only: content may be private
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                fd = os.open(tmp, _NEW_FILE, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,13 @@ def test_put_bytes_is_idempotent_and_writes_once(
     assert first == second
     assert len(calls) == 1
     assert files_under(tmp_path) == [tmp_path / first[:2] / first[2:]]
+
+
+def test_a_write_makes_the_folders_removed_since_the_last(tmp_path: Path) -> None:
+    store = ArtifactDirectory(tmp_path / "artifacts")
+    store.put_text("before")
+    shutil.rmtree(tmp_path / "artifacts")  # a cleaned state dir, the process still running
+    assert store.get_text(store.put_text("after")) == "after"
 
 
 def test_an_artifact_is_readable_by_its_owner_only(tmp_path: Path) -> None:
